@@ -1,0 +1,155 @@
+"""LLVM IR -> optimized native code in this process (MCJIT), with an on-disk cache.
+
+Responsibility: the host target machine, the new-pass-manager pipeline, and turning a
+module into callable addresses; a cache hit skips parsing, optimization and codegen.
+Imports llvmlite (which only the llvm backend imports) and, for types, cache.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import llvmlite.binding as llvm
+import llvmlite.ir
+
+if TYPE_CHECKING:
+    from graphc.backends.llvm.cache import ObjectCache
+
+
+@functools.cache
+def _initialize() -> None:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+
+
+@functools.cache
+def host_cpu() -> tuple[str, str]:
+    """The host CPU's LLVM name and feature string (what the object code targets)."""
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+def _host_target_machine() -> llvm.TargetMachine:
+    _initialize()
+    cpu, features = host_cpu()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=cpu, features=features, opt=3, codemodel="jitdefault"
+    )
+
+
+@functools.cache
+def target_machine() -> llvm.TargetMachine:
+    """The host CPU (name and features) at optimization level 3; created once."""
+    return _host_target_machine()
+
+
+def optimize(module: llvm.ModuleRef, speed_level: int = 3) -> None:
+    """Run LLVM's O`speed_level` pipeline, vectorizers on, over `module` in place."""
+    tm = target_machine()
+    options = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    options.loop_vectorization = True
+    options.slp_vectorization = True
+    builder = llvm.create_pass_builder(tm, options)
+    builder.getModulePassManager().run(module, builder)
+
+
+def _parse(ir_text: str) -> llvm.ModuleRef:
+    """Parse and verify IR, retargeted to the host so the optimizer knows the CPU."""
+    _initialize()
+    module = llvm.parse_assembly(ir_text)
+    module.verify()
+    tm = target_machine()
+    module.triple = tm.triple
+    module.data_layout = str(tm.target_data)
+    return module
+
+
+def _optimized(ir_text: str) -> llvm.ModuleRef:
+    module = _parse(ir_text)
+    optimize(module)
+    module.verify()
+    return module
+
+
+class NativeModule:
+    """Compiled code in this process; keep it alive while its addresses are in use."""
+
+    def __init__(
+        self,
+        engine: llvm.ExecutionEngine,
+        ir_unoptimized: str,
+        ir_optimized: str | None,
+    ) -> None:
+        self._engine = engine
+        self.ir_unoptimized = ir_unoptimized
+        self._ir_optimized = ir_optimized
+
+    @property
+    def ir_optimized(self) -> str:
+        """The IR after optimization (recomputed on first use after a cache hit)."""
+        if self._ir_optimized is None:
+            self._ir_optimized = str(_optimized(self.ir_unoptimized))
+        return self._ir_optimized
+
+    def address(self, name: str) -> int:
+        """The entry address of function `name`; KeyError if it is not defined."""
+        address = self._engine.get_function_address(name)
+        if address == 0:
+            raise KeyError(f"no native function named {name!r}")
+        return address
+
+
+def _engine_from_module(
+    module: llvm.ModuleRef, on_object: Callable[[bytes], None] | None
+) -> llvm.ExecutionEngine:
+    """Code-generate `module`; MCJIT hands the object file to `on_object`."""
+    # An engine owns (and frees) its target machine, so each gets a fresh one.
+    engine = llvm.create_mcjit_compiler(module, _host_target_machine())
+    if on_object is not None:
+
+        def notify(_module: llvm.ModuleRef, obj: bytes) -> None:
+            on_object(obj)
+
+        engine.set_object_cache(notify_func=notify)
+    engine.finalize_object()
+    return engine
+
+
+def _engine_from_object(obj: bytes) -> llvm.ExecutionEngine:
+    """Load object code into a fresh engine: no parsing, optimization or codegen."""
+    engine = llvm.create_mcjit_compiler(_parse(""), _host_target_machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    return engine
+
+
+def _compile(ir_text: str, on_object: Callable[[bytes], None] | None) -> NativeModule:
+    optimized = _optimized(ir_text)
+    engine = _engine_from_module(optimized, on_object)
+    return NativeModule(engine, ir_text, str(optimized))
+
+
+def compile_ir(
+    module: llvmlite.ir.Module | str,
+    *,
+    cache: ObjectCache | None = None,
+    key: str | None = None,
+) -> NativeModule:
+    """Parse, verify, optimize and JIT `module`, or load its object code from `cache`.
+
+    `key` is the structural hash of what the IR computes. The cache entry is keyed by
+    it, by the IR text (a changed lowering never reuses stale code) and, through
+    `ObjectCache.key`, by the host CPU and the llvmlite version.
+    """
+    ir_text = str(module)
+    if cache is None:
+        return _compile(ir_text, None)
+    ir_hash = hashlib.sha256(ir_text.encode()).hexdigest()
+    entry = cache.key(f"{key or ''}:{ir_hash}")
+    obj = cache.load(entry)
+    if obj is not None:
+        return NativeModule(_engine_from_object(obj), ir_text, None)
+    return _compile(ir_text, functools.partial(cache.store, entry))

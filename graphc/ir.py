@@ -1,0 +1,303 @@
+"""The IR: immutable interned nodes, graphs, toposort and the canonical text form.
+
+Imports errors and shapes only. An op is anything with a `name`, an `infer`
+function and a `kind` (graphc.ops.base.Op is the one in use); this module
+never looks at the math.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from graphc.errors import GraphError, Location, located, user_location
+from graphc.shapes import TensorType
+
+Attrs = tuple[tuple[str, Hashable], ...]
+
+
+class OpLike(Protocol):
+    name: str
+
+    def infer(self, *types: TensorType, **attrs: Hashable) -> TensorType: ...
+
+
+class ConstValue:
+    """A constant array as an attribute: hashed and compared by (dtype, shape, bytes)."""
+
+    __slots__ = ("_hash", "_key", "array")
+
+    def __init__(self, array: np.ndarray) -> None:
+        array = np.array(array, copy=True, order="C")
+        array.setflags(write=False)
+        self.array = array
+        self._key = (array.dtype.str, array.shape, array.tobytes())
+        self._hash = hash(self._key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConstValue) and self._key == other._key
+
+    def __repr__(self) -> str:
+        return format_array(self.array)
+
+
+def format_array(array: np.ndarray) -> str:
+    """A short deterministic spelling of a constant for the text form."""
+    if array.size <= 8:
+        text = np.array2string(array, separator=", ", threshold=8, floatmode="unique")
+        return " ".join(text.split())
+    digest = hash(ConstKey(array)) & 0xFFFFFFFF
+    return f"<{array.size} values #{digest:08x}>"
+
+
+class ConstKey(tuple):
+    """Bytes key of an array, used for a stable digest in printouts."""
+
+    def __new__(cls, array: np.ndarray) -> ConstKey:
+        return super().__new__(cls, (array.dtype.str, array.shape, array.tobytes()))
+
+
+_INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+_DERIVED_FROM: list[Node] = []
+
+
+@contextlib.contextmanager
+def derived_from(node: Node) -> Iterator[None]:
+    """Nodes first built inside this block record `node` as their origin and location."""
+    _DERIVED_FROM.append(node)
+    try:
+        yield
+    finally:
+        _DERIVED_FROM.pop()
+
+
+class Node:
+    """One value of the graph: op(inputs; attrs) with a static type.
+
+    Built only through Node.make, which interns: equal structure is the same
+    object, so `is` compares nodes. Provenance (`loc`, `origin`) is recorded when a
+    node is first built and is not part of its identity.
+    """
+
+    __slots__ = ("__weakref__", "attrs", "inputs", "loc", "op", "origin", "type")
+
+    op: OpLike
+    inputs: tuple[Node, ...]
+    attrs: Attrs
+    type: TensorType
+    loc: Location | None
+    origin: Node | None
+
+    def __init__(self) -> None:
+        raise TypeError("nodes are built with Node.make(op, inputs, attrs)")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Node is immutable")
+
+    @staticmethod
+    def make(op: OpLike, inputs: Sequence[Node], attrs: Mapping[str, Hashable]) -> Node:
+        """The interned node op(inputs; attrs); infers its type or raises at the user's line."""
+        inputs = tuple(inputs)
+        frozen = tuple(sorted(attrs.items()))
+        key = (op, inputs, frozen)
+        node = _INTERNED.get(key)
+        if node is not None:
+            return node
+        try:
+            type_ = op.infer(*(i.type for i in inputs), **attrs)
+        except GraphError as exc:
+            raise _located(exc, op, inputs) from None
+        node = object.__new__(Node)
+        origin = _DERIVED_FROM[-1] if _DERIVED_FROM else None
+        loc = origin.loc if origin is not None else user_location()
+        for name, value in (
+            ("op", op), ("inputs", inputs), ("attrs", frozen),
+            ("type", type_), ("loc", loc), ("origin", origin),
+        ):  # fmt: skip
+            object.__setattr__(node, name, value)
+        _INTERNED[key] = node
+        return node
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.type.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    @property
+    def params(self) -> dict[str, Hashable]:
+        """The attributes as keyword arguments for the op's functions."""
+        return dict(self.attrs)
+
+    def attr(self, name: str) -> Hashable:
+        for key, value in self.attrs:
+            if key == name:
+                return value
+        raise KeyError(f"{self.op.name} has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op.name} {self.type}>"
+
+    def __reduce__(self) -> object:
+        raise TypeError("nodes cannot be pickled; print the graph or compile it")
+
+
+def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphError:
+    """The same error class, its message naming the op, the operand types and the user's line."""
+    operands = ", ".join(str(i.type) for i in inputs)
+    loc = _DERIVED_FROM[-1].loc if _DERIVED_FROM else user_location()
+    return located(exc, f"{op.name}({operands})", loc)
+
+
+def toposort(outputs: Sequence[Node]) -> list[Node]:
+    """Every node the outputs reach, inputs before users, in a deterministic order.
+
+    Iterative depth-first post-order: a 10^5-node chain needs no recursion.
+    """
+    order: list[Node] = []
+    done: set[int] = set()
+    for root in outputs:
+        if id(root) in done:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                if id(child) not in done:
+                    stack.append((child, 0))
+                continue
+            stack.pop()
+            if id(node) not in done:
+                done.add(id(node))
+                order.append(node)
+    return order
+
+
+def users(nodes: Sequence[Node]) -> dict[Node, list[Node]]:
+    """For each node, the nodes among `nodes` that use it (in order, once per use)."""
+    table: dict[Node, list[Node]] = {n: [] for n in nodes}
+    for node in nodes:
+        for child in node.inputs:
+            table.setdefault(child, []).append(node)
+    return table
+
+
+class Graph:
+    """A computation: input nodes (vars) and output nodes; its nodes are what the outputs reach.
+
+    When `inputs` is omitted they are the vars the outputs reach, in toposort order.
+    Graphs compare and hash by the identity of their inputs and outputs, so a graph
+    can be an attribute (the body of a fused region or a loop).
+    """
+
+    __slots__ = ("_nodes", "inputs", "outputs")
+
+    def __init__(self, outputs: Sequence[Node], inputs: Sequence[Node] | None = None) -> None:
+        self.outputs = tuple(_as_node(o) for o in outputs)
+        self._nodes: list[Node] | None = None
+        if inputs is None:
+            inputs = [n for n in self.nodes if n.op.name == "var"]
+        self.inputs = tuple(_as_node(i) for i in inputs)
+
+    @property
+    def nodes(self) -> list[Node]:
+        if self._nodes is None:
+            self._nodes = toposort(self.outputs)
+        return self._nodes
+
+    def __hash__(self) -> int:
+        return hash((self.inputs, self.outputs))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self.inputs == other.inputs and self.outputs == other.outputs
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __str__(self) -> str:
+        return "\n".join(format_graph(self))
+
+    def __repr__(self) -> str:
+        return f"<Graph {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
+
+
+def _as_node(value: object) -> Node:
+    """A Node from a Node or anything that wraps one in `.node` (a Tensor)."""
+    node = getattr(value, "node", value)
+    if not isinstance(node, Node):
+        raise TypeError(f"expected a Tensor or Node, got {type(value).__name__}")
+    return node
+
+
+def _input_names(inputs: Sequence[Node]) -> dict[Node, str]:
+    names: dict[Node, str] = {}
+    taken: set[str] = set()
+    for node in inputs:
+        base = str(node.attr("name")) if node.op.name == "var" else "in"
+        name = base
+        k = 1
+        while name in taken:
+            name = f"{base}.{k}"
+            k += 1
+        taken.add(name)
+        names[node] = "%" + name
+    return names
+
+
+def _format_attr(value: object) -> str:
+    if isinstance(value, np.dtype):
+        return str(value)
+    if isinstance(value, Graph):
+        return f"<graph {len(value.nodes)} nodes>"
+    return repr(value)
+
+
+def format_graph(graph: Graph, indent: str = "") -> list[str]:
+    """The canonical text form: a header, one SSA line per node with its type, a return."""
+    names = _input_names(graph.inputs)
+    header = ", ".join(f"{names[n]}: {n.type}" for n in graph.inputs)
+    lines = [f"{indent}graph({header}) {{"]
+    counter = 0
+    for node in graph.nodes:
+        if node in names:
+            continue
+        if node.op.name == "var":
+            names[node] = f"%{node.attr('name')}?"  # a var the graph does not list as input
+            continue
+        names[node] = f"%{counter}"
+        counter += 1
+        args = [names[i] for i in node.inputs]
+        bodies = []
+        for key, value in node.attrs:
+            if key == "name":
+                continue
+            if isinstance(value, Graph):
+                bodies.append(value)
+            if key == "value":
+                args.append(repr(value))
+            else:
+                args.append(f"{key}={_format_attr(value)}")
+        lines.append(f"{indent}  {names[node]} = {node.op.name}({', '.join(args)}) : {node.type}")
+        for body in bodies:
+            lines.extend(format_graph(body, indent + "    "))
+    results = ", ".join(names[n] for n in graph.outputs)
+    lines.append(f"{indent}  return {results}")
+    lines.append(f"{indent}}}")
+    return lines

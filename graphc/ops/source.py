@@ -1,0 +1,55 @@
+"""Source ops: `var` (a symbolic input) and `const` (an array baked into the graph)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from graphc.ir import ConstValue, Node
+from graphc.ops.base import Kind, Op
+from graphc.shapes import TensorType, as_dtype
+
+_UIDS = itertools.count()
+
+
+def _var_eval(**_attrs: object) -> np.ndarray:
+    raise TypeError("a var has no value of its own; pass it one")
+
+
+def _var_infer(*, name: str, shape: tuple[int, ...], dtype: np.dtype, uid: int) -> TensorType:
+    return TensorType(shape, dtype)
+
+
+def _const_infer(*, value: ConstValue) -> TensorType:
+    return TensorType(value.array.shape, as_dtype(value.array.dtype))
+
+
+var_op = Op("var", _var_infer, _var_eval, kind=Kind.SOURCE)
+const_op = Op("const", _const_infer, lambda *, value: value.array, kind=Kind.SOURCE)
+
+
+def var(name: str, shape: tuple[int, ...], dtype: np.dtype) -> Node:
+    """A new symbolic input: every call makes a distinct var, even with the same name."""
+    return var_op(name=name, shape=shape, dtype=dtype, uid=next(_UIDS))
+
+
+def const(value: object, dtype: np.dtype | None = None) -> Node:
+    """The interned constant node for an array-like (cast to `dtype` when given)."""
+    array = np.asarray(value, dtype=dtype)
+    as_dtype(array.dtype)
+    return const_op(value=ConstValue(array))
+
+
+def scalar(value: float, like: Node) -> Node:
+    """A 0-d constant with the dtype of `like` (for use inside derivative rules)."""
+    return const(np.asarray(value, dtype=like.dtype))
+
+
+def const_value(node: Node) -> np.ndarray | None:
+    """The array of a const node, or None for any other node."""
+    if node.op is not const_op:
+        return None
+    value = node.attr("value")
+    assert isinstance(value, ConstValue)
+    return value.array

@@ -1,0 +1,402 @@
+"""The user-facing Tensor: a symbolic value with NumPy's operators, methods and promotion.
+
+Imports errors, shapes, ir and ops. A Tensor wraps one interned Node; two Tensors
+are equal (and hash alike) exactly when they wrap the same node. The NumPy-named
+functions live in graphc.functions; this module holds what operators need:
+lifting Python and NumPy values, dtype promotion (NEP 50: Python scalars are
+weak), and static indexing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from graphc.errors import GraphError, ShapeError, located, user_location
+from graphc.ir import Node
+from graphc.ops import elementwise as ew
+from graphc.ops import reduce as rd
+from graphc.ops import shape as sh
+from graphc.ops.source import const as const_node
+from graphc.ops.source import var as var_node
+from graphc.shapes import (
+    BOOL, FLOAT64, INT64, as_dtype, as_shape, is_float, normalize_axes, normalize_axis,
+    resolve_reshape, result_dtype,
+)  # fmt: skip
+
+Operand = "Tensor | float | int | bool | np.ndarray | np.generic"
+
+
+class Tensor:
+    """A symbolic array: static `.shape` and `.dtype`, NumPy operators and methods."""
+
+    __slots__ = ("node",)
+    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    shape = property(lambda self: self.node.shape, doc="The static shape, a tuple of ints.")
+    dtype = property(lambda self: self.node.dtype, doc="The NumPy dtype.")
+    ndim = property(lambda self: self.node.ndim, doc="The number of axes.")
+    size = property(lambda self: self.node.type.size, doc="The number of elements.")
+
+    @property
+    def name(self) -> str | None:
+        """The name of a var; None for computed values."""
+        return str(self.node.attr("name")) if self.node.op.name == "var" else None
+
+    def __repr__(self) -> str:
+        label = self.name if self.name is not None else self.node.op.name
+        return f"Tensor({label}, {self.node.type})"
+
+    def __hash__(self) -> int:
+        return id(self.node)
+
+    def __eq__(self, other: object) -> bool:  # type: ignore[override]
+        """Structural identity (use gc.equal for the elementwise comparison)."""
+        return isinstance(other, Tensor) and other.node is self.node
+
+    def __bool__(self) -> bool:
+        raise TypeError("a symbolic Tensor has no truth value; use gc.where for data-dependent choices")
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    # arithmetic
+    def __add__(self, other: object) -> Tensor:
+        return arith("add", self, other)
+
+    def __radd__(self, other: object) -> Tensor:
+        return arith("add", other, self)
+
+    def __sub__(self, other: object) -> Tensor:
+        return arith("sub", self, other)
+
+    def __rsub__(self, other: object) -> Tensor:
+        return arith("sub", other, self)
+
+    def __mul__(self, other: object) -> Tensor:
+        return arith("mul", self, other)
+
+    def __rmul__(self, other: object) -> Tensor:
+        return arith("mul", other, self)
+
+    def __truediv__(self, other: object) -> Tensor:
+        return arith("div", self, other)
+
+    def __rtruediv__(self, other: object) -> Tensor:
+        return arith("div", other, self)
+
+    def __pow__(self, other: object) -> Tensor:
+        return arith("pow", self, other)
+
+    def __rpow__(self, other: object) -> Tensor:
+        return arith("pow", other, self)
+
+    def __matmul__(self, other: object) -> Tensor:
+        from graphc.functions import matmul
+
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: object) -> Tensor:
+        from graphc.functions import matmul
+
+        return matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        with building("negative", self):
+            return Tensor(ew.neg(self.node))
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return Tensor(ew.abs_(self.node))
+
+    def __lt__(self, other: object) -> Tensor:
+        return arith("less", self, other)
+
+    def __le__(self, other: object) -> Tensor:
+        return arith("less_equal", self, other)
+
+    def __gt__(self, other: object) -> Tensor:
+        return arith("greater", self, other)
+
+    def __ge__(self, other: object) -> Tensor:
+        return arith("greater_equal", self, other)
+
+    def __getitem__(self, key: object) -> Tensor:
+        return getitem(self, key)
+
+    # methods
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+        return self.transpose()
+
+    def transpose(self, *axes: int) -> Tensor:
+        from graphc.functions import transpose
+
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = tuple(axes[0])  # type: ignore[arg-type]
+        return transpose(self, axes or None)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        target = shape[0] if len(shape) == 1 else shape
+        return reshape(self, target)  # type: ignore[arg-type]
+
+    def astype(self, dtype: object) -> Tensor:
+        return astype(self, dtype)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from graphc.functions import sum as sum_
+
+        return sum_(self, axis, keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from graphc.functions import mean
+
+        return mean(self, axis, keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from graphc.functions import max as max_
+
+        return max_(self, axis, keepdims)
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from graphc.functions import min as min_
+
+        return min_(self, axis, keepdims)
+
+    def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        from graphc.functions import prod
+
+        return prod(self, axis, keepdims)
+
+    def flatten(self) -> Tensor:
+        return reshape(self, (-1,))
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        from graphc.functions import squeeze
+
+        return squeeze(self, axis)
+
+
+# --- building helpers ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def building(name: str, *operands: object) -> Iterator[None]:
+    """Name `name`, the operand types and the user's line in GraphErrors raised inside."""
+    try:
+        yield
+    except (GraphError, IndexError) as exc:
+        types = ", ".join(str(o.node.type) if isinstance(o, Tensor) else repr(o) for o in operands)
+        raise located(exc, f"{name}({types})", user_location()) from None
+
+
+def var(name: str, shape: int | Sequence[int] = (), dtype: object = "float64") -> Tensor:
+    """A symbolic input named `name`; float64 scalar by default."""
+    with building("var", name):
+        return Tensor(var_node(str(name), as_shape(shape), as_dtype(dtype)))
+
+
+def const(value: object, dtype: object = None) -> Tensor:
+    """A constant array (copied); Python floats become float64 and ints int64 unless `dtype` says."""
+    with building("const", value):
+        array = _as_array(value)
+        if dtype is not None:
+            array = array.astype(as_dtype(dtype))
+        return Tensor(const_node(array))
+
+
+def _as_array(value: object) -> np.ndarray:
+    """An ndarray of one of graphc's dtypes (other integer widths become int64)."""
+    array = np.asarray(value)
+    if array.dtype.kind in "iu":
+        return array.astype(INT64)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        return array.astype(np.float32)
+    as_dtype(array.dtype)
+    return array
+
+
+def _is_weak(value: object) -> bool:
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
+
+
+def as_tensor(value: object, dtype: object = None) -> Tensor:
+    """A Tensor from a Tensor, a Python scalar or an array-like (a constant)."""
+    if isinstance(value, Tensor):
+        return value if dtype is None else astype(value, dtype)
+    return const(value, dtype)
+
+
+def promote(*operands: object) -> list[Tensor]:
+    """The operands as Tensors of one dtype, by NumPy's rules (Python scalars are weak)."""
+    strong = [o for o in operands if not _is_weak(o)]
+    if not strong:
+        dtype = result_dtype(*(np.asarray(o).dtype for o in operands))
+    else:
+        tensors = [as_tensor(o) for o in strong]
+        dtype = result_dtype(*(t.dtype for t in tensors))
+        dtype = _weak_promotion(dtype, [o for o in operands if _is_weak(o)])
+    return [as_tensor(o, dtype) if not _is_weak(o) else const(o, dtype) for o in operands]
+
+
+def _weak_promotion(dtype: np.dtype, weak: list[object]) -> np.dtype:
+    """NEP 50: a Python scalar only raises the dtype's kind (bool < int < float)."""
+    kinds = {type(w) for w in weak}
+    if float in kinds and not is_float(dtype):
+        return FLOAT64
+    if int in kinds and dtype == BOOL:
+        return INT64
+    return dtype
+
+
+_ARITH = {
+    "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.power,
+    "maximum": ew.maximum, "minimum": ew.minimum, "less": ew.less, "less_equal": ew.less_equal,
+    "greater": ew.greater, "greater_equal": ew.greater_equal, "equal": ew.equal,
+    "not_equal": ew.not_equal,
+}  # fmt: skip
+
+
+def arith(name: str, a: object, b: object) -> Tensor:
+    """A binary elementwise op with NumPy promotion and broadcasting."""
+    with building(name, a, b):
+        x, y = promote(a, b)
+        if name == "div" and not is_float(x.dtype):
+            x, y = astype(x, FLOAT64), astype(y, FLOAT64)
+        if x.dtype == BOOL and name in ("add", "mul", "sub", "pow"):
+            return _bool_arith(name, x, y)
+        return Tensor(_ARITH[name](x.node, y.node))
+
+
+def _bool_arith(name: str, x: Tensor, y: Tensor) -> Tensor:
+    if name == "add":
+        return Tensor(ew.logical_or(x.node, y.node))
+    if name == "mul":
+        return Tensor(ew.logical_and(x.node, y.node))
+    from graphc.errors import DTypeError
+
+    raise DTypeError(f"{name} is not defined for bool operands (NumPy neither)")
+
+
+def astype(x: object, dtype: object) -> Tensor:
+    """`x` cast to `dtype` (a no-op when it already has it)."""
+    with building("astype", x):
+        t = as_tensor(x)
+        target = as_dtype(dtype)
+        if t.dtype == target:
+            return t
+        return Tensor(ew.astype(t.node, dtype=target))
+
+
+def to_float(x: object) -> Tensor:
+    """`x` as a float tensor: ints and bools become float64 (NumPy's float functions)."""
+    t = as_tensor(x)
+    return t if is_float(t.dtype) else astype(t, FLOAT64)
+
+
+def reshape(x: object, shape: int | Sequence[int]) -> Tensor:
+    with building("reshape", x, shape):
+        t = as_tensor(x)
+        target = resolve_reshape(t.shape, shape)
+        if target == t.shape:
+            return t
+        return Tensor(sh.reshape(t.node, shape=target))
+
+
+def reduce_axes(x: Tensor, axis: int | Sequence[int] | None) -> tuple[int, ...]:
+    return normalize_axes(axis, x.ndim)
+
+
+def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: bool) -> Tensor:
+    """sum/prod/max/min/logsumexp over `axis` (None: all axes) with NumPy's dtype rules."""
+    with building(name, x):
+        t = as_tensor(x)
+        if name in ("sum", "prod") and not is_float(t.dtype):
+            t = astype(t, INT64)
+        if name == "logsumexp":
+            t = to_float(t)
+        op = {"sum": rd.sum_, "prod": rd.prod, "max": rd.max_, "min": rd.min_, "logsumexp": rd.logsumexp}[name]
+        return Tensor(op(t.node, axis=reduce_axes(t, axis), keepdims=bool(keepdims)))
+
+
+# --- static indexing ---------------------------------------------------------------------
+
+
+def _expand_key(key: object, ndim: int) -> list[object]:
+    items = list(key) if isinstance(key, tuple) else [key]
+    for item in items:
+        if isinstance(item, (Tensor, np.ndarray, list)) or (isinstance(item, bool)):
+            raise IndexError(
+                "graphc supports static indexing with ints, slices, None and ...; use gc.take for integer arrays"
+            )
+    if sum(item is Ellipsis for item in items) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(1 for item in items if item is not None and item is not Ellipsis)
+    if used > ndim:
+        raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {used} were indexed")
+    if Ellipsis in items:
+        at = items.index(Ellipsis)
+        items[at : at + 1] = [slice(None)] * (ndim - used)
+    else:
+        items += [slice(None)] * (ndim - used)
+    return items
+
+
+def getitem(x: Tensor, key: object) -> Tensor:
+    """x[key] for ints, slices (any step), None and Ellipsis, as NumPy's basic indexing."""
+    with building("getitem", x, key):
+        items = _expand_key(key, x.ndim)
+        index: list[tuple[int, int, int]] = []
+        shape: list[int] = []
+        axis = 0
+        for item in items:
+            if item is None:
+                shape.append(1)
+                continue
+            n = x.shape[axis]
+            if isinstance(item, slice):
+                bounds = item.indices(n)
+                index.append(bounds)
+                shape.append(sh.sliced_length(*bounds))
+            else:
+                i = _int_index(item, n, axis)
+                index.append((i, i + 1, 1))
+            axis += 1
+        node = x.node
+        if any(bounds != (0, n, 1) for bounds, n in zip(index, x.shape, strict=True)):
+            node = sh.slice_(node, index=tuple(index))
+        if tuple(shape) != node.shape:
+            node = sh.reshape(node, shape=tuple(shape))
+        return Tensor(node)
+
+
+def _int_index(item: object, n: int, axis: int) -> int:
+    if not isinstance(item, (int, np.integer)):
+        raise IndexError(f"only integers, slices, None and ... are valid indices, not {item!r}")
+    i = int(item)
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+    return i % n
+
+
+def check_axis(axis: int, ndim: int) -> int:
+    return normalize_axis(axis, ndim)
+
+
+__all__ = [
+    "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem",
+    "promote", "reduction", "reshape", "to_float", "var",
+]  # fmt: skip
