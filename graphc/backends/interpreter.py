@@ -1,0 +1,68 @@
+"""The reference evaluator: runs a graph node by node with each op's NumPy `eval`.
+
+Imports errors, shapes, ir and ops. Every backend is tested against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from graphc.ir import Graph, Node
+
+
+class EvaluationError(AssertionError):
+    """An op's eval produced a value that disagrees with its inferred type (a graphc bug)."""
+
+
+def _as_node(value: object) -> Node:
+    node = getattr(value, "node", value)
+    if not isinstance(node, Node):
+        raise TypeError(f"expected a Tensor or Node, got {type(value).__name__}")
+    return node
+
+
+def feed_value(node: Node, value: object) -> np.ndarray:
+    """`value` as an array of the var's dtype and shape; ValueError/TypeError naming the var."""
+    name = node.attr("name")
+    array = np.asarray(value)
+    if array.shape != node.shape:
+        raise ValueError(f"input {name!r}: expected shape {node.shape}, got {array.shape}")
+    if array.dtype != node.dtype:
+        if not np.can_cast(array.dtype, node.dtype, "same_kind"):
+            raise TypeError(f"input {name!r}: expected {node.dtype}, got {array.dtype}")
+        array = array.astype(node.dtype)
+    return array
+
+
+def run_node(node: Node, args: Sequence[np.ndarray]) -> np.ndarray:
+    """One op's NumPy reference value, checked against the node's static type."""
+    value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
+    if value.shape != node.shape or value.dtype != node.dtype:
+        raise EvaluationError(
+            f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}"
+        )
+    return value
+
+
+def evaluate_graph(graph: Graph, feed: Mapping[Node, np.ndarray]) -> list[np.ndarray]:
+    """The values of graph.outputs given arrays for its vars (a missing var is an error)."""
+    values: dict[Node, np.ndarray] = {}
+    for node in graph.nodes:
+        if node.op.name == "var":
+            if node not in feed:
+                raise ValueError(f"no value given for input {node.attr('name')!r}")
+            values[node] = feed_value(node, feed[node])
+            continue
+        values[node] = run_node(node, [values[i] for i in node.inputs])
+    return [values[o] for o in graph.outputs]
+
+
+def evaluate(outputs: object, feed: Mapping[object, object]) -> np.ndarray | list[np.ndarray]:
+    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}."""
+    single = not isinstance(outputs, (list, tuple))
+    nodes = [_as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[union-attr]
+    table = {_as_node(k): v for k, v in feed.items()}
+    results = [np.array(v, copy=True) for v in evaluate_graph(Graph(nodes), table)]  # type: ignore[arg-type]
+    return results[0] if single else results
