@@ -12,6 +12,7 @@ from graphc.functions import (
     softmax, softplus, sqrt, square, squeeze, stack, subtract, sum, take, tan, tanh, transpose,
     where,
 )  # fmt: skip
+from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.ir import Graph
 from graphc.tensor import Tensor, as_tensor, astype, const, reshape, var
@@ -20,7 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceError", "DTypeError", "DifferentiationError", "Graph", "GraphError", "ShapeError",
-    "Tensor", "abs", "add", "evaluate", "arctan", "argmax", "argmin", "as_tensor", "astype", "broadcast_to",
+    "Tensor", "abs", "add", "evaluate", "grad", "hessian", "jacobian", "jvp", "vjp", "arctan", "argmax", "argmin", "as_tensor", "astype", "broadcast_to",
     "clip", "concatenate", "const", "cos", "cosh", "divide", "dot", "equal", "exp", "expand_dims",
     "expm1", "floor", "greater", "greater_equal", "isfinite", "isnan", "less", "less_equal", "log",
     "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum",

@@ -15,6 +15,8 @@ Rule conventions (the autodiff engine relies on them):
 - A rule entry that is None (instead of a function) means "not differentiable":
   differentiating through it raises DifferentiationError.
 - Ops whose `variadic` is True use one rule for every input and receive `index=i`.
+- Ops whose `aligns` is True broadcast their operands right-aligned; the jvp engine
+  gives their rules tangents padded to `batch + (1,) * k + x.shape` of the output's rank.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Op:
     jvp: tuple[Rule | None, ...] = ()
     kind: Kind = Kind.OPAQUE
     variadic: bool = False
+    aligns: bool = False  # operands broadcast right-aligned against each other (elementwise, matmul)
 
     def __post_init__(self) -> None:
         if self.name in OPS:

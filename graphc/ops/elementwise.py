@@ -57,11 +57,11 @@ def _compare_infer(x: TensorType, y: TensorType) -> TensorType:
 
 
 def unary(name: str, fn: Callable, vjp: Rule | None, jvp: Rule | None, infer: Callable = _float_infer) -> Op:
-    return Op(name, infer, fn, vjp=(vjp,), jvp=(jvp,), kind=Kind.ELEMENTWISE)
+    return Op(name, infer, fn, vjp=(vjp,), jvp=(jvp,), kind=Kind.ELEMENTWISE, aligns=True)
 
 
 def binary(name: str, fn: Callable, vjp: tuple, jvp: tuple, infer: Callable = _binary_infer) -> Op:
-    return Op(name, infer, fn, vjp=vjp, jvp=jvp, kind=Kind.BROADCAST)
+    return Op(name, infer, fn, vjp=vjp, jvp=jvp, kind=Kind.BROADCAST, aligns=True)
 
 
 # --- arithmetic -----------------------------------------------------------------
@@ -157,7 +157,7 @@ def _where_y(ct: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
 
 
 where = Op("where", _where_infer, np.where, vjp=(zero, _where_x, _where_y), jvp=(zero, _where_x, _where_y),
-           kind=Kind.BROADCAST)  # fmt: skip
+           kind=Kind.BROADCAST, aligns=True)  # fmt: skip
 
 # --- unary math -------------------------------------------------------------------
 

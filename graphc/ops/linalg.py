@@ -36,5 +36,5 @@ matmul = Op(
     "matmul", _matmul_infer, np.matmul,
     vjp=(lambda ct, out, x, y: matmul(ct, swap_last(y)), lambda ct, out, x, y: matmul(swap_last(x), ct)),
     jvp=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),
-    kind=Kind.OPAQUE,
+    kind=Kind.OPAQUE, aligns=True,
 )  # fmt: skip
