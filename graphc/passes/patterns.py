@@ -1,0 +1,34 @@
+"""Small predicates the rewrite rules share: constants, identity shapes, single values.
+
+Imports ir and ops only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.ir import Node
+from graphc.ops.source import const_value
+
+
+def is_filled(node: Node, value: float) -> bool:
+    """True when `node` is a constant (possibly broadcast or reshaped) whose every element is `value`, sign of zero included."""
+    while node.op.name in ("broadcast_to", "reshape"):
+        node = node.inputs[0]
+    array = const_value(node)
+    if array is None or array.size == 0:
+        return False
+    target = np.asarray(value, dtype=array.dtype)
+    same = array == target
+    if value == 0:
+        same &= np.signbit(array) == np.signbit(target)
+    return bool(np.all(same))
+
+
+def keeps_shape(x: Node, node: Node) -> bool:
+    """True when replacing `node` by `x` changes neither shape nor dtype (no broadcasting lost)."""
+    return x.type == node.type
+
+
+def single(node: Node, op_name: str) -> bool:
+    return node.op.name == op_name
