@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must shadow the submodule
+from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, ShapeError
@@ -114,8 +116,6 @@ def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor:
     picks reverse when f has no more elements than x (m <= n), forward otherwise.
     The graph's size does not grow with m or n: the seed is one constant.
     """
-    from graphc.autodiff.jacobian import jacobian_graph
-
     f = as_tensor(f)
     if not is_float(f.dtype):
         raise DifferentiationError(f"jacobian needs a float output, got {f!r}")

@@ -1,0 +1,165 @@
+"""The `graphc` command, and the promises the README and pyproject.toml make to a new user."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+PYPROJECT = REPO / "pyproject.toml"
+TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q"
+DEMO_COMMAND = "pip install -e . && graphc demo"
+
+
+def api_value() -> float:
+    """f(x, s) of API.md §1 at the demo's point, computed with NumPy alone."""
+    x = np.array([1.0, 2.0, 3.0])
+    s = 0.5
+    return float(np.sum(np.tanh(x * s) ** 2) + np.log1p(s * s))
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_demo_prints_both_values_and_their_agreement(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    values = [float(v) for v in re.findall(r"f = (\S+)$", out, flags=re.MULTILINE)]
+    assert len(values) == 2
+    assert values == pytest.approx([api_value()] * 2, rel=1e-12)
+    assert "gc.evaluate" in out and 'backend="numpy"' in out
+    assert re.search(r"^reference and numpy agree", out, flags=re.MULTILINE)
+    assert "log1p(" in out  # the graph was shown
+
+
+def test_demo_steps_run_in_order_and_share_one_tour() -> None:
+    from graphc import cli
+
+    tour = cli.define()
+    for step in cli.DEMO_STEPS:
+        step(tour)
+    assert tour.ok
+    assert list(tour.values) == ["reference", "numpy"]
+
+
+def test_python_dash_m_graphc_demo_runs_in_a_fresh_interpreter() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "graphc", "demo"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "agree" in done.stdout
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"graphc {gc.__version__}"
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    assert "demo" in capsys.readouterr().out
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["no-such-command"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("fmt", ["text", "dot", "source", "report"])
+def test_inspect_prints_each_artifact(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    assert out.strip()
+    if fmt == "text":
+        assert out.startswith("graph(%x: f64[3], %s: f64[])")
+    if fmt == "dot":
+        assert out.startswith("digraph graphc {")
+
+
+# ---------------------------------------------------------------- README and packaging
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each fenced block, in order."""
+    return re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_readme_starts_with_the_demo_and_test_commands() -> None:
+    blocks = code_blocks(README.read_text())
+    assert [body.strip() for _, body in blocks[:2]] == [DEMO_COMMAND, TEST_COMMAND]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    assert TEST_COMMAND in script
+    assert "exit 1" in script  # pytest's exit 5 (nothing collected) becomes a failure
+
+
+def test_the_console_script_is_declared() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    assert project["scripts"] == {"graphc": "graphc.cli:main"}
+
+
+def test_readme_tour_runs() -> None:
+    (tour,) = [body for lang, body in code_blocks(README.read_text()) if lang == "python"]
+    namespace: dict[str, object] = {}
+    exec(compile(tour, str(README), "exec"), namespace)
+    assert isinstance(namespace["dot"], str)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Top-level names of modules imported by a file, except imports guarded by try/except."""
+    tree = ast.parse(path.read_text())
+    guarded = {id(n) for t in ast.walk(tree) if isinstance(t, ast.Try) for s in t.body for n in ast.walk(s)}
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def _distributions(module: str) -> set[str]:
+    found = importlib.metadata.packages_distributions().get(module, [module])
+    return {name.lower().replace("_", "-") for name in found}
+
+
+@pytest.mark.parametrize(
+    ("folder", "extras"),
+    [("graphc", ("viz", "examples", "bench")), ("tests", ("test",))],
+)
+def test_every_third_party_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    declared = _requirement_names(project["dependencies"])
+    for extra in extras:
+        declared |= _requirement_names(project["optional-dependencies"][extra])
+    local = {"graphc", "conftest"} | {p.stem for p in (REPO / folder).glob("*.py")}
+    missing = {}
+    for path in sorted((REPO / folder).rglob("*.py")):
+        for module in _imported_modules(path) - set(sys.stdlib_module_names) - local:
+            if not _distributions(module) & declared:
+                missing[module] = path.relative_to(REPO).as_posix()
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
