@@ -17,7 +17,7 @@ from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, is_float, normalize_axes, normalize_axis
+from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, is_float, normalize_axes, normalize_axis
 from graphc.tensor import (
     Tensor, arith, as_tensor, astype, building, const, promote, reduction, reshape, to_float,
 )  # fmt: skip
@@ -159,12 +159,15 @@ def clip(a: object, a_min: object, a_max: object) -> Tensor:
     """minimum(maximum(a, a_min), a_max), as numpy.clip; either bound may be None."""
     if a_min is None and a_max is None:
         raise ValueError("clip: one of a_min and a_max must be given")
-    out = as_tensor(a)
-    if a_min is not None:
-        out = maximum(out, a_min)
-    if a_max is not None:
-        out = minimum(out, a_max)
-    return out
+    with building("clip", a, a_min, a_max):
+        out = as_tensor(a)
+        bounds = [as_tensor(b) for b in (a_min, a_max) if b is not None]
+        broadcast_shapes(out.shape, *(b.shape for b in bounds))  # a clash names clip, not maximum
+        if a_min is not None:
+            out = maximum(out, a_min)
+        if a_max is not None:
+            out = minimum(out, a_max)
+        return out
 
 
 # --- reductions -------------------------------------------------------------------------
@@ -203,16 +206,30 @@ def logsumexp(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return reduction("logsumexp", a, axis, keepdims)
 
 
-def softmax(a: object, axis: int = -1) -> Tensor:
-    """exp(a - logsumexp(a, axis, keepdims=True)), as jax.nn.softmax."""
+def _max_shifted(a: object, axis: int) -> Tensor:
+    """a minus its maximum along `axis` (0 where that is not finite), as jax.nn shifts.
+
+    Shifting first keeps the largest entry's result exact: a - logsumexp(a) would
+    round logsumexp at the magnitude of a (softmax([1e308, 1e308]) summed to 2).
+    """
     t = to_float(a)
-    return exp(t - logsumexp(t, axis, keepdims=True))
+    normalize_axis(axis, t.ndim)  # a bad axis names softmax, not the max inside it
+    m = max(t, axis, keepdims=True)
+    return t - where(isfinite(m), m, 0.0)
+
+
+def softmax(a: object, axis: int = -1) -> Tensor:
+    """exp(s - logsumexp(s, axis, keepdims=True)) with s = a - max(a), as jax.nn.softmax."""
+    with building("softmax", a):
+        s = _max_shifted(a, axis)
+        return exp(s - logsumexp(s, axis, keepdims=True))
 
 
 def log_softmax(a: object, axis: int = -1) -> Tensor:
-    """a - logsumexp(a, axis, keepdims=True), as jax.nn.log_softmax."""
-    t = to_float(a)
-    return t - logsumexp(t, axis, keepdims=True)
+    """s - logsumexp(s, axis, keepdims=True) with s = a - max(a), as jax.nn.log_softmax."""
+    with building("log_softmax", a):
+        s = _max_shifted(a, axis)
+        return s - logsumexp(s, axis, keepdims=True)
 
 
 def argmax(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -285,6 +302,8 @@ def squeeze(a: object, axis: Axis = None) -> Tensor:
 def concatenate(arrays: Sequence[object], axis: int | None = 0) -> Tensor:
     """Join along an existing axis (axis=None flattens first), with NumPy's promotion."""
     with building("concatenate", *arrays):
+        if not arrays:
+            raise ShapeError("need at least one array to concatenate")
         tensors = promote(*arrays)
         if axis is None:
             tensors = [reshape(t, (-1,)) for t in tensors]
@@ -300,9 +319,9 @@ def concatenate(arrays: Sequence[object], axis: int | None = 0) -> Tensor:
 def stack(arrays: Sequence[object], axis: int = 0) -> Tensor:
     """Join along a new axis; all arrays must have the same shape."""
     with building("stack", *arrays):
-        tensors = promote(*arrays)
-        if not tensors:
+        if not arrays:
             raise ShapeError("need at least one array to stack")
+        tensors = promote(*arrays)
         if len({t.shape for t in tensors}) != 1:
             raise ShapeError("all input arrays must have the same shape")
         ax = normalize_axis(axis, tensors[0].ndim + 1)
@@ -318,6 +337,9 @@ def matmul(a: object, b: object) -> Tensor:
         x, y = (to_float(t) for t in promote(a, b))
         if x.ndim == 0 or y.ndim == 0:
             raise ShapeError("matmul: input operand does not have enough dimensions (0-d)")
+        k = y.shape[0] if y.ndim == 1 else y.shape[-2]
+        if x.shape[-1] != k:  # checked here so the message shows the caller's shapes, not the 2-D views
+            raise ShapeError(f"contracted dimensions differ: {x.shape} @ {y.shape} ({x.shape[-1]} != {k})")
         xm = reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
         ym = reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
         out = Tensor(la.matmul(xm.node, ym.node))

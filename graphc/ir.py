@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -53,15 +54,9 @@ def format_array(array: np.ndarray) -> str:
     if array.size <= 8:
         text = np.array2string(array, separator=", ", threshold=8, floatmode="unique")
         return " ".join(text.split())
-    digest = hash(ConstKey(array)) & 0xFFFFFFFF
+    # crc32, not hash(): str/bytes hashes change with PYTHONHASHSEED, and printouts must not
+    digest = zlib.crc32(array.tobytes(), zlib.crc32(f"{array.dtype.str}{array.shape}".encode()))
     return f"<{array.size} values #{digest:08x}>"
-
-
-class ConstKey(tuple):
-    """Bytes key of an array, used for a stable digest in printouts."""
-
-    def __new__(cls, array: np.ndarray) -> ConstKey:
-        return super().__new__(cls, (array.dtype.str, array.shape, array.tobytes()))
 
 
 _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()

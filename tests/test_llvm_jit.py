@@ -28,9 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 ADD = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double)
 SUM = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p, ctypes.c_int64)
-VECTOR_ADD = ctypes.CFUNCTYPE(
-    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64
-)
+VECTOR_ADD = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 
 
 # ---------------------------------------------------------------- IR builders
@@ -208,12 +206,10 @@ def test_declare_gemm_signature_is_ilp64_cblas() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", [(3, 5, 4), (1, 7, 2), (64, 33, 17), (2, 1, 3)])
+@pytest.mark.parametrize("shape", [(3, 5, 4), (1, 7, 2), (64, 33, 17), (2, 1, 3), (130, 257, 65)])
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
-def test_gemm_matches_numpy_matmul(
-    gemm_functions, dtype, shape, trans_a: bool, trans_b: bool
-) -> None:
+def test_gemm_matches_numpy_matmul(gemm_functions, dtype, shape, trans_a: bool, trans_b: bool) -> None:
     m, k, n = shape
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(dtype)
@@ -265,9 +261,7 @@ def test_a_different_key_or_ir_misses(tmp_path: Path) -> None:
 def test_a_cached_blas_call_links_in_a_new_engine(tmp_path, gemm_functions) -> None:
     cache = ObjectCache(tmp_path)
     compile_ir(build_gemm_caller(np.dtype(np.float64)), cache=cache, key="gemm")
-    native = compile_ir(
-        build_gemm_caller(np.dtype(np.float64)), cache=cache, key="gemm"
-    )
+    native = compile_ir(build_gemm_caller(np.dtype(np.float64)), cache=cache, key="gemm")
     assert cache.hits == 1
     gemm = GEMM(native.address("gemm"))
     a = np.arange(6.0).reshape(2, 3)
@@ -363,9 +357,7 @@ def test_an_unusable_directory_does_not_raise(tmp_path: Path) -> None:
     assert (cache.hits, cache.misses) == (0, 2)
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores modes"
-)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores modes")
 def test_a_read_only_directory_does_not_raise(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
     directory.mkdir()

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must shadow the submodule
 from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.vjp import vjp_graph

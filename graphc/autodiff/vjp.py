@@ -31,7 +31,8 @@ def vjp_graph(
         parts = cts.pop(node, None)
         if parts is None:
             continue
-        ct = accumulate(parts)
+        with derived_from(node):  # the sum of a node's cotangents points back to that node
+            ct = accumulate(parts)
         if node in leaves:
             results[node] = ct
             continue

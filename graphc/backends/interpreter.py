@@ -1,6 +1,8 @@
 """The reference evaluator: runs a graph node by node with each op's NumPy `eval`.
 
-Imports errors, shapes, ir and ops. Every backend is tested against it.
+Imports errors, shapes, ir, ops and schedule. Every backend is tested against it:
+`evaluate` (gc.evaluate) and `evaluate_graph` run a graph, `run_program` a scheduled
+Program, freeing each value after its last use.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from graphc.ir import Graph, Node
+from graphc.schedule import Program
 
 
 class EvaluationError(AssertionError):
@@ -40,9 +43,7 @@ def run_node(node: Node, args: Sequence[np.ndarray]) -> np.ndarray:
     """One op's NumPy reference value, checked against the node's static type."""
     value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
     if value.shape != node.shape or value.dtype != node.dtype:
-        raise EvaluationError(
-            f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}"
-        )
+        raise EvaluationError(f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}")
     return value
 
 
@@ -66,3 +67,21 @@ def evaluate(outputs: object, feed: Mapping[object, object]) -> np.ndarray | lis
     table = {_as_node(k): v for k, v in feed.items()}
     results = [np.array(v, copy=True) for v in evaluate_graph(Graph(nodes), table)]  # type: ignore[arg-type]
     return results[0] if single else results
+
+
+def run_program(program: Program, args: Sequence[object]) -> list[np.ndarray]:
+    """The values of program.outputs for one argument per input, each step run with op.eval.
+
+    The results may alias the arguments, the constants and each other.
+    """
+    if len(args) != len(program.inputs):
+        expected = ", ".join(i.name for i in program.inputs)
+        raise TypeError(f"the program takes {len(program.inputs)} arguments ({expected}), got {len(args)}")
+    values: dict[str, np.ndarray] = dict(program.constants)
+    for given, value in zip(program.inputs, args, strict=True):
+        values[given.name] = feed_value(given.node, value)
+    for step in program.steps:
+        values[step.name] = run_node(step.node, [values[a] for a in step.args])
+        for name in step.frees:
+            del values[name]
+    return [values[name] for name in program.outputs]

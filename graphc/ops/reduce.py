@@ -61,14 +61,25 @@ sum_ = Op("sum", _reduce_infer, _sum_eval, vjp=(_sum_vjp,), jvp=(_sum_jvp,), kin
 
 
 def _prod_others(x: Node, axis: Axes) -> Node:
-    """prod_{j != i} x_j along `axis`, exact where x has zeros (no division by zero)."""
+    """prod_{j != i} x_j along `axis`, exact where x has zeros, and so are its own derivatives.
+
+    With P the product of the nonzero entries and Z the product of the zero entries' values
+    (0 when there is one, but d Z/d x_zero is right): for x_i != 0 it is P / x_i * Z; for
+    x_i == 0 it is P times the product of the other zeros: 1 with one zero, the other zero
+    (S - x_i, S the sum of the zero entries) with two, 0 with more. No division by zero.
+    """
     zero = scalar(0, x)
+    one = scalar(1, x)
     is_zero = equal(x, zero)
-    nonzero_prod = prod(where(is_zero, scalar(1, x), x), axis=axis, keepdims=True)
+    safe = where(is_zero, one, x)
+    nonzero_prod = prod(safe, axis=axis, keepdims=True)
+    zero_prod = prod(where(is_zero, x, one), axis=axis, keepdims=True)
     zeros = sum_(astype(is_zero, dtype=x.dtype), axis=axis, keepdims=True)
-    at_zero = where(equal(zeros, scalar(1, x)), nonzero_prod, zero)
-    elsewhere = where(equal(zeros, zero), div(nonzero_prod, where(is_zero, scalar(1, x), x)), zero)
-    return where(is_zero, at_zero, elsewhere)
+    zero_sum = sum_(where(is_zero, x, zero), axis=axis, keepdims=True)
+    two_zeros = where(equal(zeros, scalar(2, x)), sub(zero_sum, x), zero)
+    other_zeros = where(equal(zeros, one), one, two_zeros)
+    elsewhere = mul(div(nonzero_prod, safe), zero_prod)
+    return where(is_zero, mul(nonzero_prod, other_zeros), elsewhere)
 
 
 def _prod_vjp(ct: Node, out: Node, x: Node, *, axis: Axes, keepdims: bool) -> Node:

@@ -73,7 +73,12 @@ def _broadcast_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
 
 
 def _broadcast_jvp(t: Node, out: Node, x: Node, *, shape: tuple[int, ...]) -> Node:
-    return broadcast_to(t, shape=batch_of(t, x) + shape)
+    """The tangent broadcast like x; new axes go between the batch axes and x's axes."""
+    batch = batch_of(t, x)
+    padded = batch + (1,) * (len(shape) - x.ndim) + x.shape
+    if t.shape != padded:
+        t = reshape(t, shape=padded)
+    return broadcast_to(t, shape=batch + shape)
 
 
 broadcast_to = Op(

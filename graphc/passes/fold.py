@@ -34,8 +34,11 @@ def fold_constant(node: Node) -> Node | None:
     biggest = max(v.size for v in values)  # type: ignore[union-attr]
     if node.type.size > MAX_FOLD_ELEMENTS and node.type.size > biggest:
         return None
-    with np.errstate(all="ignore"):
-        value = np.asarray(node.op.eval(*values, **node.params))  # type: ignore[attr-defined]
+    try:
+        with np.errstate(all="ignore"):
+            value = np.asarray(node.op.eval(*values, **node.params))  # type: ignore[attr-defined]
+    except (ArithmeticError, IndexError, TypeError, ValueError):
+        return None  # an error (an index out of range, say) belongs to run time, not to the optimizer
     if value.shape != node.shape or value.dtype != node.dtype:
         return None  # never fold a value that disagrees with the node's type
     return const(value)

@@ -19,6 +19,8 @@ def is_filled(node: Node, value: float) -> bool:
     if array is None or array.size == 0:
         return False
     target = np.asarray(value, dtype=array.dtype)
+    if target != value:
+        return False  # `value` has no spelling in this dtype (0.5 in int64 would read as 0)
     same = array == target
     if value == 0:
         same &= np.signbit(array) == np.signbit(target)

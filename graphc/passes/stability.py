@@ -15,6 +15,7 @@ from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.passes.patterns import is_filled
 from graphc.rewrite import rewrite, rule_table
+from graphc.shapes import reduced_shape
 
 
 def _plus_one(node: Node) -> Node | None:
@@ -96,6 +97,25 @@ def _replay(chain: list[Node], base: Node, like: Node) -> Node:
     return base
 
 
+def _sums_line_up(chain: list[Node], d: Node, s: Node) -> bool:
+    """True when `chain` (outermost first) over d = c / s puts each sum of s over the elements it summed.
+
+    That is: s is one value, or the chain is an optional reshape of d to the keepdims
+    shape (the only one when s has no kept axes) then an optional broadcast; anything
+    else may pair a sum with another row of x (sum over axis 1 broadcast along axis 0).
+    """
+    if s.type.size == 1:
+        return True
+    x = s.inputs[0]
+    kept = reduced_shape(x.shape, s.attr("axis"), True)  # type: ignore[arg-type]
+    ops = [n.op for n in chain]
+    if ops and ops[-1] is sh.reshape and chain[-1].shape == d.shape[: d.ndim - s.ndim] + kept:
+        ops.pop()
+    elif not s.attr("keepdims"):
+        return False
+    return ops in ([], [sh.broadcast_to])
+
+
 def softmax_cotangent(node: Node) -> Node | None:
     """B(c / sum(exp(x))) * exp(x) -> B(c) * exp(x - logsumexp(x))   (the gradient of log-sum-exp)"""
     for p, e in (node.inputs, node.inputs[::-1]):
@@ -103,6 +123,8 @@ def softmax_cotangent(node: Node) -> Node | None:
             continue
         chain, d = _shape_chain(p)
         if d.op is not ew.div or d.inputs[1].op is not rd.sum_ or d.inputs[1].inputs[0] is not e:
+            continue
+        if not _sums_line_up(chain, d, d.inputs[1]):
             continue
         s = d.inputs[1]
         x = e.inputs[0]

@@ -17,6 +17,7 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import numpy as np
+from numpy.typing import DTypeLike
 
 # CBLAS enum values (cblas.h); the enums are C ints, the sizes are 64-bit.
 ROW_MAJOR = 101
@@ -117,7 +118,7 @@ def register_blas() -> bool:
     return _blas() is not None
 
 
-def gemm_symbol(dtype: np.dtype | type) -> str | None:
+def gemm_symbol(dtype: DTypeLike) -> str | None:
     """The registered cblas gemm symbol for float64/float32, or None if unavailable."""
     blas = _blas()
     if blas is None:
@@ -125,7 +126,7 @@ def gemm_symbol(dtype: np.dtype | type) -> str | None:
     return blas.symbols.get(np.dtype(dtype))
 
 
-def declare_gemm(module: ir.Module, dtype: np.dtype | type) -> ir.Function:
+def declare_gemm(module: ir.Module, dtype: DTypeLike) -> ir.Function:
     """Declare (once per module) the ILP64 cblas gemm for `dtype`.
 
     Arguments: order, transA, transB (i32 enums), M, N, K (i64), alpha, A, lda (i64),

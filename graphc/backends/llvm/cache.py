@@ -59,9 +59,7 @@ def _decode(key: str, data: bytes) -> bytes | None:
 class ObjectCache:
     """Object files on disk, one per key; damaged entries are deleted and rebuilt."""
 
-    def __init__(
-        self, directory: str | os.PathLike[str] | None = None, enabled: bool = True
-    ) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
         """`directory` None means $GRAPHC_CACHE_DIR, else ~/.cache/graphc."""
         if directory is None:
             directory = _default_directory()

@@ -35,14 +35,15 @@ def _host_target_machine() -> llvm.TargetMachine:
     _initialize()
     cpu, features = host_cpu()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(
-        cpu=cpu, features=features, opt=3, codemodel="jitdefault"
-    )
+    return target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
 
 
 @functools.cache
 def target_machine() -> llvm.TargetMachine:
-    """The host CPU (name and features) at optimization level 3; created once."""
+    """The host CPU (name and features) at optimization level 3; created once.
+
+    Shared: never give it to `create_mcjit_compiler`, whose engine frees its machine.
+    """
     return _host_target_machine()
 
 
@@ -102,9 +103,7 @@ class NativeModule:
         return address
 
 
-def _engine_from_module(
-    module: llvm.ModuleRef, on_object: Callable[[bytes], None] | None
-) -> llvm.ExecutionEngine:
+def _engine_from_module(module: llvm.ModuleRef, on_object: Callable[[bytes], None] | None) -> llvm.ExecutionEngine:
     """Code-generate `module`; MCJIT hands the object file to `on_object`."""
     # An engine owns (and frees) its target machine, so each gets a fresh one.
     engine = llvm.create_mcjit_compiler(module, _host_target_machine())

@@ -1,0 +1,296 @@
+"""The NumPy source backend: Program -> readable Python source -> a callable.
+
+Imports errors, shapes, ir, ops and schedule (never tensor or functions). One line of
+Python per step, its type as a comment, spelled from the SPELLINGS table keyed by op
+name. Ops that are not one NumPy call run a runtime helper, `rt.<op>`, which is the op's
+reference `eval` itself, so results equal the interpreter's bit for bit. The generated
+function checks its arguments inline (a fast path for arrays of the exact dtype and
+shape, `rt.coerce` otherwise) and copies an output only where it could alias an input,
+a constant or another output. Its source is registered with `linecache` under a unique
+`<graphc-numpy-N>` filename, so tracebacks show the generated lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import types
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphc.ir import format_array
+from graphc.ops import OPS
+from graphc.schedule import Program, Step
+from graphc.shapes import BOOL, FLOAT32, FLOAT64, INT64
+
+Spelling = str | Callable[[Step], str]
+"""A format string over the argument names ({0}, {1}, ...) and the rendered attributes
+({axis}, {shape}, ... plus {out_dtype}), or a function of the step for irregular ops."""
+
+_DTYPE_SPELLINGS = {FLOAT64: "np.float64", FLOAT32: "np.float32", INT64: "np.int64", BOOL: "np.bool_"}
+_RT_DTYPES = {FLOAT64: "rt.float64", FLOAT32: "rt.float32", INT64: "rt.int64", BOOL: "rt.bool_"}
+_REDUCE = "(axis={axis}, keepdims={keepdims})"
+
+
+def _slice_text(start: int, stop: int, step: int) -> str:
+    """One subscript as shapes.as_slices spells it: a negative stop with a negative step is 'to the start'."""
+    stop_text = "" if (stop < 0 and step < 0) else str(stop)
+    step_text = "" if step == 1 else f":{step}"
+    return f"{start}:{stop_text}{step_text}"
+
+
+def _spell_slice(step: Step) -> str:
+    index = step.node.attr("index")
+    subscripts = ", ".join(_slice_text(*bounds) for bounds in index)  # type: ignore[union-attr]
+    if not subscripts:
+        return f"{step.args[0]}[...]"
+    return f"{step.args[0]}[..., {subscripts}]"
+
+
+def _spell_concatenate(step: Step) -> str:
+    arrays = ", ".join(step.args)
+    return f"np.concatenate(({arrays},), axis={step.node.attr('axis')})"
+
+
+SPELLINGS: dict[str, Spelling] = {
+    # arithmetic and comparisons (operands share one dtype; NumPy broadcasts)
+    "add": "np.add({0}, {1})",
+    "sub": "np.subtract({0}, {1})",
+    "mul": "np.multiply({0}, {1})",
+    "div": "np.divide({0}, {1})",
+    "pow": "np.power({0}, {1})",
+    "neg": "np.negative({0})",
+    "maximum": "np.maximum({0}, {1})",
+    "minimum": "np.minimum({0}, {1})",
+    "less": "np.less({0}, {1})",
+    "less_equal": "np.less_equal({0}, {1})",
+    "greater": "np.greater({0}, {1})",
+    "greater_equal": "np.greater_equal({0}, {1})",
+    "equal": "np.equal({0}, {1})",
+    "not_equal": "np.not_equal({0}, {1})",
+    "logical_and": "np.logical_and({0}, {1})",
+    "logical_or": "np.logical_or({0}, {1})",
+    "logical_not": "np.logical_not({0})",
+    "isnan": "np.isnan({0})",
+    "isfinite": "np.isfinite({0})",
+    "where": "np.where({0}, {1}, {2})",
+    # unary math
+    "exp": "np.exp({0})",
+    "log": "np.log({0})",
+    "log1p": "np.log1p({0})",
+    "expm1": "np.expm1({0})",
+    "sqrt": "np.sqrt({0})",
+    "sin": "np.sin({0})",
+    "cos": "np.cos({0})",
+    "tan": "np.tan({0})",
+    "tanh": "np.tanh({0})",
+    "sinh": "np.sinh({0})",
+    "cosh": "np.cosh({0})",
+    "arctan": "np.arctan({0})",
+    "sigmoid": "rt.sigmoid({0})",
+    "softplus": "rt.softplus({0})",
+    "relu": "rt.relu({0})",
+    "abs": "np.abs({0})",
+    "sign": "np.sign({0})",
+    "floor": "np.floor({0})",
+    "round": "np.round({0})",
+    "astype": "{0}.astype({dtype})",
+    # shapes
+    "reshape": "np.reshape({0}, {shape})",
+    "transpose": "np.transpose({0}, {axes})",
+    "broadcast_to": "np.broadcast_to({0}, {shape})",
+    "slice": _spell_slice,
+    "unslice": "rt.unslice({0}, index={index}, shape={shape})",
+    "concatenate": _spell_concatenate,
+    "take": "np.take({0}, {1}, axis={axis})",
+    "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    # linear algebra and reductions
+    "matmul": "np.matmul({0}, {1})",
+    "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
+    "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
+    "max": "np.max({0}, axis={axis}, keepdims={keepdims})",
+    "min": "np.min({0}, axis={axis}, keepdims={keepdims})",
+    "logsumexp": "rt.logsumexp({0}, axis={axis}, keepdims={keepdims})",
+    "argmax": "np.argmax({0}, axis={axis}, keepdims={keepdims})",
+    "argmin": "np.argmin({0}, axis={axis}, keepdims={keepdims})",
+}
+
+# Ops spelled as a runtime helper: the helper is the op's reference eval.
+HELPERS = ("sigmoid", "softplus", "relu", "unslice", "scatter_add", "logsumexp")
+
+
+def _literal(value: Hashable) -> str:
+    """An attribute as Python source (dtypes as np.<name>)."""
+    if isinstance(value, np.dtype):
+        return _DTYPE_SPELLINGS[value]
+    return repr(value)
+
+
+def spell(step: Step) -> str:
+    """The right-hand side of one step, e.g. `np.tanh(v2)`."""
+    spelling = SPELLINGS.get(step.op)
+    if spelling is None:
+        raise NotImplementedError(f"the numpy backend has no spelling for op {step.op!r}")
+    if callable(spelling):
+        return spelling(step)
+    attrs = {key: _literal(value) for key, value in step.node.attrs}
+    return spelling.format(*step.args, out_dtype=_DTYPE_SPELLINGS[step.type.dtype], **attrs)
+
+
+# --- the runtime namespace ------------------------------------------------------------------
+
+
+_WEAK_KINDS = {"b": "biuf", "i": "iuf", "f": "f"}  # what a Python bool, int, float may become (NEP 50)
+
+
+def _as_array(value: object, name: str, dtype: np.dtype) -> np.ndarray:
+    """`value` as an ndarray of `dtype`, or TypeError naming the input.
+
+    Python scalars, and lists or tuples of them, are weak (NEP 50): a bool fits any dtype,
+    an int any numeric one, a float a float one. Arrays and NumPy scalars cast only safely.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TypeError(f"input {name!r}: expected an array of {dtype}, got {type(value).__name__} ({exc})") from None
+    weak = isinstance(value, (bool, int, float, list, tuple)) and array.dtype.kind in _WEAK_KINDS
+    if weak and dtype.kind in _WEAK_KINDS[array.dtype.kind]:
+        return _weak_cast(value, name, dtype)
+    if array.dtype != dtype and not np.can_cast(array.dtype, dtype, "safe"):
+        python = isinstance(value, (bool, int, float))
+        what = f"a Python {type(value).__name__}" if python else str(array.dtype)
+        raise TypeError(f"input {name!r}: expected {dtype}, got {what}, which cannot be cast safely")
+    return array.astype(dtype, copy=False)
+
+
+def _weak_cast(value: object, name: str, dtype: np.dtype) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=dtype)
+    except OverflowError:
+        raise TypeError(f"input {name!r}: {value!r} does not fit in {dtype}") from None
+
+
+def coerce(value: object, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The slow path of argument checking: convert `value` or raise naming the input."""
+    array = _as_array(value, name, dtype)
+    if array.shape != shape:
+        raise ValueError(f"input {name!r}: expected shape {shape}, got {array.shape}")
+    return array
+
+
+def _runtime() -> types.SimpleNamespace:
+    helpers = {name: OPS[name].eval for name in HELPERS}
+    dtypes = {"float64": FLOAT64, "float32": FLOAT32, "int64": INT64, "bool_": BOOL}
+    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, **helpers, **dtypes)
+
+
+RUNTIME = _runtime()
+"""The `rt` of every generated module: argument coercion, dtypes, helpers for multi-call ops."""
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _check_lines(program: Program) -> list[str]:
+    """Inline argument checks: arrays of the exact class, dtype and shape pass untouched."""
+    lines = []
+    for given in program.inputs:
+        name = given.name
+        dtype = _RT_DTYPES[given.type.dtype]
+        shape = repr(given.type.shape)
+        var_name = repr(str(given.node.attr("name"))) if given.node.op.name == "var" else repr(name)
+        lines.append(
+            f"    if {name}.__class__ is not rt.ndarray or {name}.dtype is not {dtype} or {name}.shape != {shape}:"
+        )
+        lines.append(f"        {name} = rt.coerce({name}, {var_name}, {shape}, {dtype})")
+    return lines
+
+
+def _step_lines(program: Program) -> list[str]:
+    """One line per step with its type as a comment, then `del` of dead step results."""
+    lines = []
+    for step in program.steps:
+        lines.append(f"    {step.name} = {spell(step)}  # {step.type}")
+        dead = [name for name in step.frees if program.step(name) is not None]
+        if dead:
+            lines.append(f"    del {', '.join(dead)}")
+    return lines
+
+
+def _needs_copy(program: Program, name: str, returned: set[str]) -> bool:
+    """Whether returning `name` could alias an input, a constant, another output, or be read-only."""
+    base = program.base(name)
+    if program.step(base) is None or base in returned:
+        return True
+    return any(step.op == "broadcast_to" for step in program.view_chain(name))
+
+
+def _result(program: Program, name: str, returned: set[str]) -> str:
+    """The expression that returns `name`: a fresh 0-d array for scalars, a copy where it could alias."""
+    needs_copy = _needs_copy(program, name, returned)
+    returned.add(program.base(name))
+    if program.types[name].ndim == 0:
+        return f"np.array({name})"
+    if needs_copy:
+        return f"{name}.copy()"
+    return name
+
+
+def _return_line(program: Program, single: bool) -> str:
+    returned: set[str] = set()
+    results = [_result(program, name, returned) for name in program.outputs]
+    if single:
+        return f"    return {results[0]}"
+    if len(results) == 1:
+        return f"    return ({results[0]},)"
+    return f"    return ({', '.join(results)})"
+
+
+def _header_lines(program: Program, function_name: str) -> list[str]:
+    lines = ["# generated by graphc's numpy backend"]
+    for name, array in program.constants.items():
+        lines.append(f"# {name}: {program.types[name]} = {format_array(array)}")
+    lines.append(f"def {function_name}({', '.join(i.name for i in program.inputs)}):")
+    return lines
+
+
+def render(program: Program, *, single: bool = False, function_name: str = "graphc_fn") -> str:
+    """The Python source of a function computing the program (one result, or a tuple)."""
+    if single and len(program.outputs) != 1:
+        raise ValueError(f"single=True needs exactly one output, the program has {len(program.outputs)}")
+    lines = _header_lines(program, function_name)
+    lines += _check_lines(program)
+    lines += _step_lines(program)
+    lines.append(_return_line(program, single))
+    return "\n".join(lines) + "\n"
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+_FILE_NUMBERS = itertools.count()
+
+
+@dataclass(frozen=True)
+class NumpyFunction:
+    """A loaded program: the generated function, its source and the filename tracebacks show."""
+
+    function: Callable[..., object]
+    source: str
+    filename: str
+
+
+def build(program: Program, *, single: bool = False, function_name: str = "graphc_fn") -> NumpyFunction:
+    """Render, register with linecache, and execute the source; the function is in its own module."""
+    source = render(program, single=single, function_name=function_name)
+    filename = f"<graphc-numpy-{next(_FILE_NUMBERS)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace: dict[str, object] = {"__name__": "graphc.generated", "np": np, "rt": RUNTIME}
+    namespace.update(program.constants)
+    exec(compile(source, filename, "exec"), namespace)
+    function = namespace[function_name]
+    assert callable(function)
+    weakref.finalize(function, linecache.cache.pop, filename, None)
+    return NumpyFunction(function, source, filename)

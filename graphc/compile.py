@@ -1,0 +1,192 @@
+"""gc.compile: the graph of the outputs -> (optimizer) -> schedule -> backend -> a CompiledFunction.
+
+Imports errors, shapes, ir, tensor, schedule and backends. Argument checks run inside the
+generated code (a fast path for arrays of the exact dtype and shape); the wrapper here
+only binds keyword arguments and reports a wrong number of arguments. The optimizer is
+not built yet: `report` says that no passes ran.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from graphc.backends import numpy_source
+from graphc.errors import GraphError
+from graphc.ir import Graph, Node
+from graphc.passes import Report, pipeline_for, run_pipeline
+from graphc.schedule import Program, describe_vars, missing_vars, schedule
+from graphc.tensor import Tensor
+
+BACKENDS = ("numpy", "llvm")
+
+
+_MISSING = object()
+
+
+class CompiledFunction:
+    """A compiled graph: call it with one array per input (positionally or by var name)."""
+
+    def __init__(
+        self,
+        *,
+        inputs: tuple[Tensor, ...],
+        outputs: tuple[Tensor, ...],
+        single: bool,
+        graph: Graph,
+        program: Program,
+        built: numpy_source.NumpyFunction,
+        report: Report,
+        backend: str,
+    ) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.single = single
+        self.graph = graph
+        self.program = program
+        self.source = built.source
+        self.filename = built.filename
+        self.report = report
+        self.backend = backend
+        self._entry: Callable[..., object] = built.function
+        self._arity = len(inputs)
+        self._positions = _keyword_positions(program)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
+        if kwargs or len(args) != self._arity:
+            args = self._bind(args, kwargs)
+        return self._entry(*args)
+
+    @property
+    def signature(self) -> str:
+        """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs."""
+        results = ", ".join(str(t.node.type) for t in self.outputs)
+        if not self.single:
+            results = f"({results})"
+        return f"{self._parameters()} -> {results}"
+
+    def _parameters(self) -> str:
+        return "(" + ", ".join(f"{_label(t.node)}: {t.node.type}" for t in self.inputs) + ")"
+
+    @property
+    def llvm_ir(self) -> str:
+        raise AttributeError(f"fn.llvm_ir exists only for backend='llvm'; this function uses {self.backend!r}")
+
+    def __repr__(self) -> str:
+        return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
+
+    def _bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[object, ...]:
+        """Positional and keyword arguments as one tuple in input order; TypeError naming the inputs."""
+        if len(args) > self._arity:
+            raise TypeError(f"{self._expects()}, got {len(args)}")
+        slots = list(args) + [_MISSING] * (self._arity - len(args))
+        for key, value in kwargs.items():
+            i = self._positions.get(key)
+            if i is None:
+                raise TypeError(f"{self._expects()}; there is no input named {key!r}")
+            if slots[i] is not _MISSING:
+                raise TypeError(f"the compiled function got two values for input {key!r}")
+            slots[i] = value
+        missing = [_label(t.node) for t, value in zip(self.inputs, slots, strict=True) if value is _MISSING]
+        if missing:
+            given = len(args) + len(kwargs)
+            raise TypeError(f"{self._expects()}, got {given}: missing {', '.join(map(repr, missing))}")
+        return tuple(slots)
+
+    def _expects(self) -> str:
+        noun = "argument" if self._arity == 1 else "arguments"
+        return f"the compiled function expects {self._arity} {noun} {self._parameters()}"
+
+
+def _label(node: Node) -> str:
+    return str(node.attr("name"))
+
+
+def _keyword_positions(program: Program) -> dict[str, int]:
+    """Keyword -> argument position: each input's program name, and its var name when unique."""
+    positions = {given.name: i for i, given in enumerate(program.inputs)}
+    labels = [_label(given.node) for given in program.inputs]
+    counts = Counter(labels)
+    for i, label in enumerate(labels):
+        if counts[label] == 1:
+            positions.setdefault(label, i)
+    return positions
+
+
+# --- compile -------------------------------------------------------------------------------
+
+
+def _check_backend(backend: str) -> None:
+    if backend == "llvm":
+        raise NotImplementedError("the LLVM backend is not built yet; use backend='numpy'")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
+
+
+def _as_tensor(value: object, what: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, Node):
+        return Tensor(value)
+    raise TypeError(f"gc.compile: {what} must be a Tensor, got {type(value).__name__}")
+
+
+def _as_inputs(inputs: object) -> tuple[Tensor, ...]:
+    """The inputs as a tuple of var Tensors (a single Tensor is allowed); no var twice."""
+    items = [inputs] if isinstance(inputs, (Tensor, Node)) else list(inputs)  # type: ignore[call-overload]
+    tensors = tuple(_as_tensor(item, f"input {i}") for i, item in enumerate(items))
+    for i, t in enumerate(tensors):
+        if t.node.op.name != "var":
+            raise TypeError(f"gc.compile: input {i} must be a var made with gc.var, got a {t.node.op.name} node")
+    if len({id(t.node) for t in tensors}) != len(tensors):
+        raise ValueError("gc.compile: an input var is listed twice")
+    return tensors
+
+
+def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...]]:
+    """(single, the outputs as a tuple): one Tensor, or a list or tuple of them."""
+    if isinstance(outputs, (list, tuple)):
+        return False, tuple(_as_tensor(o, f"output {i}") for i, o in enumerate(outputs))
+    return True, (_as_tensor(outputs, "the output"),)
+
+
+def _optimize(graph: Graph, optimize: bool, fast_math: bool) -> tuple[Graph, Report]:
+    """The graph to compile and the optimizer's per-pass report (empty when optimize=False)."""
+    if not optimize:
+        return graph, Report()
+    return run_pipeline(graph, pipeline_for(fast_math))
+
+
+def compile(  # the API's name: shadows the builtin inside graphc only
+    inputs: Sequence[Tensor] | Tensor,
+    outputs: Sequence[Tensor] | Tensor,
+    backend: str = "numpy",
+    optimize: bool = True,
+    fast_math: bool = False,
+) -> CompiledFunction:
+    """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
+
+    Every var the outputs depend on must be among the inputs; unused inputs are allowed.
+    """
+    _check_backend(backend)
+    input_tensors = _as_inputs(inputs)
+    single, output_tensors = _as_outputs(outputs)
+    graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
+    missing = missing_vars(graph)
+    if missing:
+        raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
+    optimized, report = _optimize(graph, optimize, fast_math)
+    program = schedule(optimized)
+    built = numpy_source.build(program, single=single)
+    return CompiledFunction(
+        inputs=input_tensors,
+        outputs=output_tensors,
+        single=single,
+        graph=optimized,
+        program=program,
+        built=built,
+        report=report,
+        backend=backend,
+    )

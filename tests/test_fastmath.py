@@ -1,0 +1,188 @@
+"""passes/fastmath.py (opt-in): every rule's golden text, its agreement on ordinary inputs, and an
+input where it changes a NaN/inf/-0.0 result, which is why none of them is in the default pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ir import Graph
+from graphc.passes import DEFAULT_PIPELINE, FAST_MATH_PIPELINE, optimize, pipeline_for
+from graphc.passes.fastmath import RULES, fastmath
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[int], list[gc.Tensor]]  # vectors of length n -> the outputs
+    golden: str  # str(Graph(fastmath(graph))) for n = 3
+    special: float  # an input (every var) where the rewrite changes the result
+    naive: float  # the IEEE result there
+    fast: float  # the rewritten result there
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(rule: str, golden: str, special: float, naive: float, fast: float) -> Callable:
+    def register(build: Callable[[int], list[gc.Tensor]]) -> None:
+        CASES[rule] = Case(build, golden, special, naive, fast)
+
+    return register
+
+
+def v(name: str, n: int, dtype: str = "float64") -> gc.Tensor:
+    return gc.var(name, shape=(n,), dtype=dtype)
+
+
+@case("mul_zero", """
+graph(%x: f64[3], %y: f64[3]) {
+  %0 = const(0.) : f64[]
+  %1 = broadcast_to(%0, shape=(3,)) : f64[3]
+  return %1, %1
+}
+""", special=np.inf, naive=np.nan, fast=0.0)
+def _(n):
+    return [v("x", n) * 0.0, 0.0 * v("y", n)]
+
+
+@case("add_zero", """
+graph(%x: f64[3], %y: f64[3]) {
+  return %x, %y
+}
+""", special=-0.0, naive=0.0, fast=-0.0)
+def _(n):
+    return [v("x", n) + 0.0, 0.0 + v("y", n)]
+
+
+@case("sub_self", """
+graph(%x: f64[3]) {
+  %0 = const(0.) : f64[]
+  %1 = broadcast_to(%0, shape=(3,)) : f64[3]
+  return %1
+}
+""", special=np.inf, naive=np.nan, fast=0.0)
+def _(n):
+    x = v("x", n)
+    return [x - x]
+
+
+@case("div_self", """
+graph(%x: f64[3]) {
+  %0 = const(1.) : f64[]
+  %1 = broadcast_to(%0, shape=(3,)) : f64[3]
+  return %1
+}
+""", special=0.0, naive=np.nan, fast=1.0)
+def _(n):
+    x = v("x", n)
+    return [x / x]
+
+
+@case("exp_log", """
+graph(%x: f64[3]) {
+  return %x
+}
+""", special=-1.0, naive=np.nan, fast=-1.0)
+def _(n):
+    return [gc.exp(gc.log(v("x", n)))]
+
+
+@case("pow_half", """
+graph(%x: f64[3], %k: i64[3]) {
+  %0 = sqrt(%x) : f64[3]
+  %1 = const(0) : i64[]
+  %2 = pow(%k, %1) : i64[3]
+  return %0, %2
+}
+""", special=-np.inf, naive=np.inf, fast=np.nan)
+def _(n):
+    # NumPy computes x ** 0.5 by sqrt when the exponent is one value, and by C's pow (where
+    # pow(-inf, 0.5) is +inf) for an array of them; k ** 0 stays: 0.5 has no int64 spelling.
+    return [v("x", n) ** gc.const(np.full(n, 0.5)), v("k", n, "int64") ** 0]
+
+
+RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
+
+
+def feed_all(graph: Graph, value: float | np.ndarray) -> dict:
+    """`value` for every float var, 3 for every int var."""
+    return {x: np.resize(value if x.dtype.kind == "f" else 3, x.shape).astype(x.dtype) for x in graph.inputs}
+
+
+def run(graph: Graph, feed: dict) -> list[np.ndarray]:
+    with np.errstate(all="ignore"):
+        return gc.evaluate(list(graph.outputs), feed)
+
+
+def test_every_rule_has_a_case():
+    assert sorted(CASES) == RULE_NAMES
+    for rules in RULES.values():
+        for rule in rules:
+            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_golden(name: str):
+    graph = Graph(CASES[name].build(3))
+    result = fastmath(graph)
+    assert result is not graph
+    assert str(result) == CASES[name].golden.strip()
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_agrees_on_ordinary_inputs(name: str):
+    """Finite, positive, no overflow anywhere: the identities hold (to an ulp: exp(log x), x ** 0.5)."""
+    graph = Graph(CASES[name].build(64))
+    values = np.random.default_rng(1).uniform(0.25, 4.0, 64)
+    feed = feed_all(graph, values)
+    for got, want in zip(run(fastmath(graph), feed), run(graph, feed), strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_max_ulp(got, want, maxulp=2)
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_changes_a_special_result(name: str):
+    c = CASES[name]
+    graph = Graph(c.build(3))
+    feed = feed_all(graph, c.special)
+    naive = run(graph, feed)[0]
+    fast = run(fastmath(graph), feed)[0]
+    for got, want in ((naive, c.naive), (fast, c.fast)):
+        np.testing.assert_array_equal(got, np.full(3, want))
+        assert np.all(np.signbit(got) == np.signbit(want)) or np.isnan(want)
+    assert not np.array_equal(np.signbit(naive), np.signbit(fast)) or not np.array_equal(naive, fast, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_idempotent(name: str):
+    once = fastmath(Graph(CASES[name].build(3)))
+    assert fastmath(once) is once
+
+
+def test_fastmath_is_opt_in():
+    assert fastmath not in DEFAULT_PIPELINE
+    assert pipeline_for() == DEFAULT_PIPELINE
+    assert fastmath in FAST_MATH_PIPELINE and pipeline_for(fast_math=True) == FAST_MATH_PIPELINE
+
+
+def test_default_optimize_keeps_ieee_results():
+    """x * 0 at x = inf is NaN, x - x at inf is NaN, -0.0 + 0.0 is +0.0: by default, still so."""
+    x = gc.var("x", shape=(3,))
+    outs = [x * 0.0, x - x, x + 0.0, x / x]
+    feed = {x: np.array([np.inf, -0.0, np.nan])}
+    with np.errstate(all="ignore"):
+        want = gc.evaluate(outs, feed)
+        got = gc.evaluate(optimize(outs), feed)
+        fast = gc.evaluate(optimize(outs, fast_math=True), feed)
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+        assert np.array_equal(np.signbit(a[~np.isnan(b)]), np.signbit(b[~np.isnan(b)]))
+    np.testing.assert_array_equal(fast[0], [0.0, 0.0, 0.0])  # inf * 0 and NaN * 0 said 0
+    np.testing.assert_array_equal(fast[1], [0.0, 0.0, 0.0])
+    assert np.signbit(fast[2][1])  # -0.0 + 0.0 said -0.0
+    np.testing.assert_array_equal(fast[3], [1.0, 1.0, 1.0])

@@ -1,0 +1,170 @@
+"""passes/prune.py: every rule with a golden text test and a bit-exact value test on special floats.
+
+The frontend never builds identity shape ops itself, so the cases build them with the
+primitives directly, as autodiff and other rewrites do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ir import Graph
+from graphc.ops import elementwise as ew
+from graphc.ops import shape as sh
+from graphc.passes.prune import RULES, prune
+
+SPECIALS = np.array([
+    np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300, 1.0, -1.0, 0.5, -3.25,
+])  # fmt: skip
+
+
+def special_feed(graph: Graph) -> dict:
+    """SPECIALS tiled over every var (each var shifted, so vars differ); 1e300 is inf in float32."""
+    with np.errstate(over="ignore"):
+        return {v: np.resize(np.roll(SPECIALS, k), v.shape).astype(v.dtype) for k, v in enumerate(graph.inputs)}
+
+
+def assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
+    """Equal values, NaN where NaN, and the same sign bit on every non-NaN element (zeros included)."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert np.array_equal(got, want, equal_nan=True), f"{got} != {want}"
+    numbers = ~np.isnan(want)
+    assert np.array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[int], list[gc.Tensor]]  # the main axis length n -> the outputs
+    golden: str  # str(Graph(prune(graph))) for n = 3
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(rule: str, golden: str) -> Callable[[Callable[[int], list[gc.Tensor]]], None]:
+    def register(build: Callable[[int], list[gc.Tensor]]) -> None:
+        CASES[rule] = Case(build, golden)
+
+    return register
+
+
+def t(node: object) -> gc.Tensor:
+    return gc.Tensor(node)  # type: ignore[arg-type]
+
+
+@case("transpose_identity", """
+graph(%x: f64[3,3]) {
+  %0 = exp(%x) : f64[3,3]
+  %1 = transpose(%x, axes=(1, 0)) : f64[3,3]
+  return %0, %1
+}
+""")
+def _(n):
+    x = gc.var("x", shape=(n, n))
+    return [gc.exp(t(sh.transpose(x.node, axes=(0, 1)))), x.T]  # x.T has x's type, yet stays
+
+
+@case("reshape_identity", """
+graph(%x: f64[2,3]) {
+  %0 = exp(%x) : f64[2,3]
+  %1 = reshape(%x, shape=(3, 2)) : f64[3,2]
+  return %0, %1
+}
+""")
+def _(n):
+    x = gc.var("x", shape=(2, n))
+    return [gc.exp(t(sh.reshape(x.node, shape=(2, n)))), x.reshape(n, 2)]
+
+
+@case("broadcast_identity", """
+graph(%x: f64[3]) {
+  %0 = exp(%x) : f64[3]
+  %1 = broadcast_to(%x, shape=(2, 3)) : f64[2,3]
+  return %0, %1
+}
+""")
+def _(n):
+    x = gc.var("x", shape=(n,))
+    return [gc.exp(t(sh.broadcast_to(x.node, shape=(n,)))), gc.broadcast_to(x, (2, n))]
+
+
+@case("astype_identity", """
+graph(%x: f64[3], %y: f32[3]) {
+  %0 = exp(%x) : f64[3]
+  return %0, %y
+}
+""")
+def _(n):
+    x = gc.var("x", shape=(n,))
+    y = gc.var("y", shape=(n,), dtype="float32")
+    return [gc.exp(t(ew.astype(x.node, dtype=np.dtype("float64")))), t(ew.astype(y.node, dtype=np.dtype("float32")))]
+
+
+@case("slice_identity", """
+graph(%x: f64[2,3]) {
+  %0 = exp(%x) : f64[2,3]
+  %1 = slice(%x, index=((0, 2, 1), (1, 3, 1))) : f64[2,2]
+  %2 = slice(%x, index=((0, 2, 1), (2, -1, -1))) : f64[2,3]
+  return %0, %x, %1, %2
+}
+""")
+def _(n):
+    x = gc.var("x", shape=(2, n))
+    whole = t(sh.slice_(x.node, index=((0, n, 1),)))
+    everything = t(sh.slice_(x.node, index=((0, 2, 1), (0, n, 1))))
+    return [gc.exp(whole), everything, x[:, 1:], x[:, ::-1]]  # the last two stay (x[:, ::-1] has x's type)
+
+
+RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
+
+
+def test_every_rule_has_a_case():
+    assert sorted(CASES) == RULE_NAMES
+    for rules in RULES.values():
+        for rule in rules:
+            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_golden(name: str):
+    graph = Graph(CASES[name].build(3))
+    result = prune(graph)
+    assert result is not graph
+    assert str(result) == CASES[name].golden.strip()
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_values_on_special_floats(name: str):
+    graph = Graph(CASES[name].build(len(SPECIALS)))
+    result = prune(graph)
+    feed = special_feed(graph)
+    with np.errstate(all="ignore"):
+        got = gc.evaluate(list(result.outputs), feed)
+        want = gc.evaluate(list(graph.outputs), feed)
+    for a, b in zip(got, want, strict=True):
+        assert_same_bits(a, b)
+
+
+@pytest.mark.parametrize("name", RULE_NAMES)
+def test_idempotent(name: str):
+    once = prune(Graph(CASES[name].build(3)))
+    assert prune(once) is once
+
+
+def test_unreachable_nodes_are_gone():
+    """Dead code never reaches a Graph: only what the outputs reach is a node."""
+    x = gc.var("x", shape=(3,))
+    gc.exp(x) * 2.0  # built, never used
+    graph = prune(Graph([gc.sin(x)]))
+    assert [n.op.name for n in graph.nodes] == ["var", "sin"]
+
+
+def test_nothing_to_prune_is_the_same_graph():
+    x = gc.var("x", shape=(2, 3))
+    graph = Graph([x.T, x.reshape(3, 2), x[1:]])
+    assert prune(graph) is graph
