@@ -19,7 +19,16 @@ from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, is_float, normalize_axes, normalize_axis
 from graphc.tensor import (
-    Tensor, arith, as_tensor, astype, building, const, promote, reduction, reshape, to_float,
+    Tensor,
+    arith,
+    as_tensor,
+    astype,
+    building,
+    const,
+    promote,
+    reduction,
+    reshape,
+    to_float,
 )  # fmt: skip
 
 Axis = int | Sequence[int] | None
@@ -60,7 +69,7 @@ def square(x: object) -> Tensor:
     return t * t
 
 
-def abs(x: object) -> Tensor:  # noqa: A001 - NumPy's name
+def abs(x: object) -> Tensor:
     """Elementwise absolute value; the subgradient at 0 is 0."""
     with building("abs", x):
         return Tensor(ew.abs_(as_tensor(x).node))
@@ -76,7 +85,7 @@ def floor(x: object) -> Tensor:
         return Tensor(ew.floor(as_tensor(x).node))
 
 
-def round(x: object, decimals: int = 0) -> Tensor:  # noqa: A001 - NumPy's name
+def round(x: object, decimals: int = 0) -> Tensor:
     """Round half to even, as numpy.round (only decimals=0 is supported)."""
     if decimals != 0:
         raise NotImplementedError("gc.round supports decimals=0 only")
@@ -173,7 +182,7 @@ def clip(a: object, a_min: object, a_max: object) -> Tensor:
 # --- reductions -------------------------------------------------------------------------
 
 
-def sum(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def sum(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum over `axis` (None: all axes); bools and ints sum as int64."""
     return reduction("sum", a, axis, keepdims)
 
@@ -182,12 +191,12 @@ def prod(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return reduction("prod", a, axis, keepdims)
 
 
-def max(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def max(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Maximum over `axis`; the cotangent is split evenly among tied maxima."""
     return reduction("max", a, axis, keepdims)
 
 
-def min(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def min(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Minimum over `axis`; the cotangent is split evenly among tied minima."""
     return reduction("min", a, axis, keepdims)
 
@@ -376,9 +385,8 @@ def take(a: object, indices: object, axis: int | None = None) -> Tensor:
     with building("take", a, indices):
         t = as_tensor(a)
         idx = as_tensor(indices) if isinstance(indices, Tensor) else const(np.asarray(indices), INT64)
-        if idx.dtype != INT64:
-            if is_float(idx.dtype) or idx.dtype == BOOL:
-                raise DTypeError(f"indices must be integers, got {idx.dtype}")
+        if is_float(idx.dtype) or idx.dtype == BOOL:
+            raise DTypeError(f"indices must be integers, got {idx.dtype}")
         if axis is None:
             t = reshape(t, (-1,))
             axis = 0

@@ -22,8 +22,16 @@ from graphc.ops import shape as sh
 from graphc.ops.source import const as const_node
 from graphc.ops.source import var as var_node
 from graphc.shapes import (
-    BOOL, FLOAT64, INT64, as_dtype, as_shape, is_float, normalize_axes, normalize_axis,
-    resolve_reshape, result_dtype,
+    BOOL,
+    FLOAT64,
+    INT64,
+    as_dtype,
+    as_shape,
+    is_float,
+    normalize_axes,
+    normalize_axis,
+    resolve_reshape,
+    result_dtype,
 )  # fmt: skip
 
 Operand = "Tensor | float | int | bool | np.ndarray | np.generic"
@@ -139,7 +147,7 @@ class Tensor:
 
     # methods
     @property
-    def T(self) -> Tensor:  # noqa: N802 - NumPy's name
+    def T(self) -> Tensor:
         return self.transpose()
 
     def transpose(self, *axes: int) -> Tensor:
@@ -338,7 +346,7 @@ def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: 
 def _expand_key(key: object, ndim: int) -> list[object]:
     items = list(key) if isinstance(key, tuple) else [key]
     for item in items:
-        if isinstance(item, (Tensor, np.ndarray, list)) or (isinstance(item, bool)):
+        if isinstance(item, (Tensor, np.ndarray, list, bool)):
             raise IndexError(
                 "graphc supports static indexing with ints, slices, None and ...; use gc.take for integer arrays"
             )

@@ -66,8 +66,9 @@ def check_grad(
         bad = err > atol + rtol * np.abs(n)
         if bad.any():
             at = np.unravel_index(int(np.argmax(err - rtol * np.abs(n))), a.shape) if a.shape else ()
+            index = tuple(int(i) for i in at)
             raise AssertionError(
-                f"d/d{x.name or x!r}: graphc {a[at]!r} vs finite differences {n[at]!r} at index {at} "
-                f"(|diff| {err[at]:.3g}, rtol {rtol}, atol {atol})"
+                f"d/d{x.name or repr(x)}: graphc {float(a[at])!r} vs finite differences {float(n[at])!r} "
+                f"at index {index} (|diff| {float(err[at]):.3g}, rtol {rtol}, atol {atol})"
             )
     return worst

@@ -788,8 +788,6 @@ def test_jacobian_modes_have_the_expected_structure() -> None:
 # --- Hessians and higher order ----------------------------------------------------------------
 
 
-
-
 def test_hessian_is_symmetric_and_matches_differences_of_the_gradient() -> None:
     r = rng_for("hessian")
     x = gc.var("x", (4,))

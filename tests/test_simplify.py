@@ -257,14 +257,12 @@ def _(n):
 
 @case("sum_broadcast", """
 graph(%x: f64[3], %y: f64[3,1]) {
-  %0 = reshape(%x, shape=(3,)) : f64[3]
-  %1 = const(3.) : f64[]
-  %2 = mul(%0, %1) : f64[3]
-  %3 = reshape(%y, shape=(3,)) : f64[3]
-  %4 = const(8.) : f64[]
-  %5 = mul(%3, %4) : f64[3]
-  %6 = reshape(%5, shape=(1, 3, 1)) : f64[1,3,1]
-  return %2, %6
+  %0 = const(3.) : f64[]
+  %1 = mul(%x, %0) : f64[3]
+  %2 = reshape(%y, shape=(1, 3, 1)) : f64[1,3,1]
+  %3 = const(8.) : f64[]
+  %4 = mul(%2, %3) : f64[1,3,1]
+  return %1, %4
 }
 """)
 def _(n):

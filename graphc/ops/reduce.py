@@ -13,7 +13,14 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
 from graphc.ops.base import Kind, Op
 from graphc.ops.elementwise import (
-    astype, div, equal, exp, isfinite, mul, sub, where,
+    astype,
+    div,
+    equal,
+    exp,
+    isfinite,
+    mul,
+    sub,
+    where,
 )  # fmt: skip
 from graphc.ops.shape import reshape
 from graphc.ops.source import scalar

@@ -12,7 +12,7 @@ from graphc.ops.source import const_value
 
 
 def is_filled(node: Node, value: float) -> bool:
-    """True when `node` is a constant (possibly broadcast or reshaped) whose every element is `value`, sign of zero included."""
+    """True when `node` is a (broadcast or reshaped) constant that is `value` everywhere, sign of zero included."""
     while node.op.name in ("broadcast_to", "reshape"):
         node = node.inputs[0]
     array = const_value(node)

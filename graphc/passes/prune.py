@@ -39,7 +39,11 @@ def astype_identity(node: Node) -> Node | None:
 def slice_identity(node: Node) -> Node | None:
     """x[0:n:1, ...] -> x"""
     (x,) = node.inputs
-    return x if x.type == node.type and all(i == (0, n, 1) for i, n in zip(node.attr("index"), x.shape[x.ndim - len(node.attr("index")):], strict=True)) else None  # type: ignore[arg-type]
+    index = node.attr("index")
+    assert isinstance(index, tuple)
+    dims = x.shape[x.ndim - len(index) :]
+    whole = all(bounds == (0, n, 1) for bounds, n in zip(index, dims, strict=True))
+    return x if whole else None
 
 
 RULES = rule_table(

@@ -153,23 +153,28 @@ def astype_roundtrip(node: Node) -> Node | None:
     return None
 
 
-def sum_broadcast(node: Node) -> Node | None:
-    """sum(broadcast_to(x, s), axes the broadcast created) -> x * n   (reassociation: n terms -> one product)"""
-    (b,) = node.inputs
-    if b.op is not sh.broadcast_to or b.dtype.kind != "f":
-        return None
+def _broadcast_only_axes(b: Node, axes: tuple[int, ...]) -> bool:
+    """True when `axes` are exactly the axes along which broadcast_to `b` repeats its input."""
     x = b.inputs[0]
+    padded = (1,) * (b.ndim - x.ndim) + x.shape
+    repeated = {a for a in range(b.ndim) if padded[a] == 1 and b.shape[a] != 1}
+    return all(padded[a] == 1 for a in axes) and repeated <= set(axes)
+
+
+def sum_broadcast(node: Node) -> Node | None:
+    """sum(broadcast_to(x), the repeated axes) -> x * n   (a reassociation: n equal terms -> one product)"""
+    (b,) = node.inputs
     axes = node.attr("axis")
-    lead = b.ndim - x.ndim
-    padded = (1,) * lead + x.shape
-    if any(padded[a] != 1 for a in axes) or any(padded[a] == 1 and b.shape[a] != 1 for a in range(b.ndim) if a not in axes):  # type: ignore[union-attr]
+    assert isinstance(axes, tuple)
+    if b.op is not sh.broadcast_to or b.dtype.kind != "f" or not _broadcast_only_axes(b, axes):
         return None
-    count = int(np.prod([b.shape[a] for a in axes], dtype=np.int64))  # type: ignore[union-attr]
+    count = int(np.prod([b.shape[a] for a in axes], dtype=np.int64))
     if count == 0:
         return None  # an empty sum is 0, but x * 0 is NaN for infinite x
-    kept = tuple(1 if a in axes else n for a, n in enumerate(b.shape)) if node.attr("keepdims") else node.shape  # type: ignore[operator]
-    scaled = ew.mul(sh.reshape(x, shape=tuple(n for a, n in enumerate(padded) if a not in axes)), const(np.asarray(count, x.dtype)))  # type: ignore[operator]
-    return sh.reshape(scaled, shape=kept) if scaled.shape != node.shape else scaled
+    x = b.inputs[0]
+    if x.shape != node.shape:
+        x = sh.reshape(x, shape=node.shape)
+    return ew.mul(x, const(np.asarray(count, x.dtype)))
 
 
 RULES = rule_table(
