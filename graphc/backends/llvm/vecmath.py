@@ -2,43 +2,63 @@
 
 Responsibility: define, once per module, an internal ``alwaysinline`` function
 ``graphc.<name>.f64`` / ``graphc.<name>.f32`` for each name in ``MATH_FUNCTIONS``.
-Bodies are straight-line arithmetic (fma, bit tricks on the exponent, selects for
+Bodies are straight-line arithmetic (fma, bit operations on the exponent, selects for
 special values): no branches and no libm calls, so once inlined into a loop LLVM's
 loop vectorizer turns them into SIMD code. float32 extends to double, runs the
-float64 body and rounds once. Imports: llvmlite only.
+float64 body and rounds once. ``llvm.fma`` needs hardware FMA to be fast (x86-64-v3,
+AArch64); without it LLVM lowers it to a call of libm's fma. Imports: llvmlite only.
 
-Techniques: exp-like functions reduce ``x = k ln2 + r`` (Cody-Waite with a two-part
-ln2 on fma, then ``2^k`` built in the exponent bits, applied in two halves so that
-overflow and gradual underflow round exactly once); logs split ``x = 2^k m`` with
-``m`` in [sqrt(1/2), sqrt(2)) and use ``s = f / (2 + f)``; sin/cos/tan reduce by
-pi/2 with a three-part constant on fma; arctan reduces to ``|z| <= tan(pi/8)``.
-Polynomials are minimax fits (Remez exchange in mpmath, 60 digits) whose relative
-error, before rounding the coefficients to double, is below 2^-55 of the term they
-approximate; that term is at most a tenth of the result, so each core is designed
-for < 1 ulp and each composite (tanh, sinh, sigmoid, softplus, tan) for < 2.5 ulp.
+Techniques: exp-like functions reduce ``x = k ln2 + r`` (Cody-Waite, ln2 split in two
+parts on fma; ``2^k`` is built in the exponent bits and applied in two halves, so
+overflow and gradual underflow round once); logs split ``x = 2^k m``, ``m`` in
+[sqrt(1/2), sqrt(2)), and use ``s = (m - 1) / (m + 1)`` as fdlibm does; sin, cos and
+tan reduce by pi/2 split in three parts on fma; arctan reduces to ``|z| <= tan(pi/8)``
+with one division. Polynomials are minimax fits (Remez exchange in mpmath, 60 digits),
+evaluated by Estrin's scheme; their error is below 2^-51 relative to a term that is at
+most a tenth of the result, so the rounding of the last few operations dominates.
 
-Measured max error in float64 ulps over ~3e6 points per function (uniform, log-uniform
-and edge values), against NumPy float64 and against an 80-bit long double reference:
+Max error in float64 ulps, measured over 3-5 million points per function (10^6 each
+uniform over the function's range, uniform on [-3, 3], log-uniform magnitudes of both
+signs, and per function [-1, 1] and positive magnitudes, or multiples of pi/2 and
+[-1e6, 1e6]; plus the edge values of the tests), against NumPy (integer ulps) and
+against an 80-bit long double reference (fractional ulps), with the bound each
+function was designed for. sigmoid's NumPy column is the long double reference
+rounded; float32 results equal NumPy's float64 rounded to float32 on every point.
 
-    ====================  ========  ==============
-    function              vs NumPy  vs long double
-    ====================  ========  ==============
-    TABLE
-    ====================  ========  ==============
+    ========  ========  ===========  ======
+    function  vs NumPy  vs long dbl  design
+    ========  ========  ===========  ======
+    exp       1         0.99         1
+    expm1     2         1.91         2
+    log       1         0.81         1
+    log1p     1         0.82         1
+    tanh      2         1.48         2
+    sin       1         1.47         1.5
+    cos       1         1.48         1.5
+    tan       2         2.24         2.5
+    sinh      2         1.63         2
+    cosh      1         1.39         1.5
+    arctan    2         2.18         2.5
+    sigmoid   2         2.25         2.5
+    softplus  2         1.62         2
+    ========  ========  ===========  ======
 
-Special values follow NumPy: NaN in, NaN out; ``exp`` overflows to inf above
-709.782712893384 and underflows (through the subnormals) to 0 below
--745.1332191019412; the sign of zero is kept where NumPy keeps it.
+Special values follow NumPy: NaN in, NaN out; overflow and gradual underflow happen
+where NumPy's do (exp: inf above 709.782712893384, subnormal below -708.39, 0 below
+-745.1332191019412; sinh and cosh: inf beyond 710.4758600739439); the sign of zero is
+kept where NumPy keeps it (expm1, log1p, tanh, sin, tan, sinh, arctan).
 
-sin, cos and tan have no Payne-Hanek reduction: they are accurate as tabulated for
-``|x| <= 2**20 * pi/2`` (about 1.6e6) and stay within a few ulps up to
-``TRIG_MAX_ARG`` = 2**50 except within ~1e-12 of a multiple of pi/2; beyond
-``TRIG_MAX_ARG`` they return NaN rather than a meaningless number.
+sin, cos and tan have no Payne-Hanek reduction. With pi/2 in three parts the reduced
+argument is off by under |x| 2^-164 plus about an ulp of rounding; as no double lies
+within 2^-61 of a multiple of pi/2, that stays under an ulp of the result for all
+|x| <= ``TRIG_MAX_ARG`` = 2^50 (measured: within 2 ulps up to there, multiples of pi/2
+and their neighbours included). Beyond it they return NaN rather than a wrong number.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 from llvmlite import ir
 
@@ -46,11 +66,11 @@ _F64 = ir.DoubleType()
 _F32 = ir.FloatType()
 _I64 = ir.IntType(64)
 
-_Operand = ir.Value | float
-_Pair = tuple[ir.Value, ir.Value]
+_Operand: TypeAlias = ir.Value | float
+_Pair: TypeAlias = tuple[ir.Value, ir.Value]
 
-INF = float("inf")
-NAN = float("nan")
+_INF = float("inf")
+_NAN = float("nan")
 TRIG_MAX_ARG = 2.0**50
 
 # Adding 1.5 * 2^52 rounds a double of magnitude < 2^51 to an integer, which then
@@ -75,47 +95,41 @@ _TAN_3PI_8 = 2.414213562373095
 
 # (e^r - 1 - r) / r^2 on |r| <= 0.3468
 _EXP_P = (
-    0.5, 0.1666666666666667, 0.041666666666666616, 0.00833333333332614,
-    0.0013888888888918072, 0.0001984126987482129, 2.4801587245580904e-05,
-    2.755725538668426e-06, 2.7557349674898227e-07, 2.5105226735711816e-08,
+    0.5, 0.1666666666666667, 0.041666666666666616, 0.00833333333332614, 0.0013888888888918072, 0.0001984126987482129,
+    2.4801587245580904e-05, 2.755725538668426e-06, 2.7557349674898227e-07, 2.5105226735711816e-08,
     2.088938825354019e-09,
 )  # fmt: skip
 # (2 atanh(s) / s - 2) / s^2 as a polynomial in z = s^2 <= 0.02947
 _LOG_R = (
-    0.6666666666666666, 0.40000000000000885, 0.2857142857079809,
-    0.22222222392926821, 0.18181795513958973, 0.15386246409568735,
-    0.13268597074110874, 0.13088435498984435,
+    0.666666666666667, 0.3999999999989856, 0.2857142862638531, 0.22222211070315778, 0.18182893681613155,
+    0.15331574009347526, 0.14618234076337422,
 )  # fmt: skip
 # (tanh(x) - x) / x^3 in w = x^2 <= 0.3025
 _TANH_T = (
-    -0.3333333333333333, 0.13333333333332714, -0.05396825396743444,
-    0.021869488493684794, -0.008863234398196612, 0.0035921103833924523,
-    -0.0014556618653461058, 0.0005889362155215289, -0.00023463519962814625,
+    -0.3333333333333333, 0.13333333333332714, -0.05396825396743444, 0.021869488493684794, -0.008863234398196612,
+    0.0035921103833924523, -0.0014556618653461058, 0.0005889362155215289, -0.00023463519962814625,
     8.511384891868643e-05, -2.0603235412678374e-05,
 )  # fmt: skip
 # (sinh(x) - x) / x^3 in w = x^2 <= 1
 _SINH_S = (
-    0.16666666666666666, 0.0083333333333333, 0.00019841269841323517,
-    2.7557319191673284e-06, 2.5052117639609854e-08, 1.6057684634227548e-10,
-    7.746011410614372e-13,
+    0.16666666666666666, 0.0083333333333333, 0.00019841269841323517, 2.7557319191673284e-06, 2.5052117639609854e-08,
+    1.6057684634227548e-10, 7.746011410614372e-13,
 )  # fmt: skip
 # (sin(r) - r) / r^3 in z = r^2 <= (pi/4)^2 * 1.001
 _SIN_S = (
-    -0.16666666666666666, 0.008333333333333331, -0.00019841269841265003,
-    2.7557319219294702e-06, -2.5052106217919477e-08, 1.605852943508893e-10,
-    -7.586574216518038e-13,
+    -0.16666666666666666, 0.008333333333333331, -0.00019841269841265003, 2.7557319219294702e-06,
+    -2.5052106217919477e-08, 1.605852943508893e-10, -7.586574216518038e-13,
 )  # fmt: skip
 # (cos(r) - 1 + r^2/2) / r^4 in z = r^2 <= (pi/4)^2 * 1.001
 _COS_C = (
-    0.041666666666666664, -0.001388888888888738, 2.4801587298741877e-05,
-    -2.7557317260204443e-07, 2.087614400001599e-09, -1.1382476700908169e-11,
+    0.041666666666666664, -0.001388888888888738, 2.4801587298741877e-05, -2.7557317260204443e-07,
+    2.087614400001599e-09, -1.1382476700908169e-11,
 )  # fmt: skip
 # (atan(z) - z) / z^3 in w = z^2 <= tan(pi/8)^2 * 1.001
 _ATAN_A = (
-    -0.3333333333333333, 0.19999999999999807, -0.14285714285660275,
-    0.11111111105192387, -0.09090908755047898, 0.07692296412418058,
-    -0.06666425441166511, 0.05878934200951198, -0.05230484812765183,
-    0.0455170066981223, -0.034572585257704624, 0.016287254870300118,
+    -0.3333333333333333, 0.19999999999999807, -0.14285714285660275, 0.11111111105192387, -0.09090908755047898,
+    0.07692296412418058, -0.06666425441166511, 0.05878934200951198, -0.05230484812765183, 0.0455170066981223,
+    -0.034572585257704624, 0.016287254870300118,
 )  # fmt: skip
 
 
@@ -286,7 +300,7 @@ def _exp_normal(e: _Emitter, x: ir.Value, scale: float = 1.0) -> ir.Value:
 def _exp(e: _Emitter, x: ir.Value) -> ir.Value:
     """exp(x); over [-1000, 1000] overflow to inf and underflow to 0 come out exact."""
     y = e.select(e.lt(x, -1000.0), 0.0, _exp_core(e, x))
-    return e.select(e.gt(x, 1000.0), INF, y)
+    return e.select(e.gt(x, 1000.0), _INF, y)
 
 
 def _expm1(e: _Emitter, x: ir.Value) -> ir.Value:
@@ -326,9 +340,9 @@ def _log(e: _Emitter, x: ir.Value) -> ir.Value:
     k, m = _split_exponent(e, e.select(subnormal, e.mul(x, 2.0**54), x))
     k = e.sub(k, e.select(subnormal, 54.0, 0.0))
     y = _log_core(e, k, m, 0.0)
-    y = e.select(e.eq(x, INF), INF, y)
-    y = e.select(e.eq(x, 0.0), -INF, y)
-    return e.select(e.lt_or_nan(x, 0.0), NAN, y)
+    y = e.select(e.eq(x, _INF), _INF, y)
+    y = e.select(e.eq(x, 0.0), -_INF, y)
+    return e.select(e.lt_or_nan(x, 0.0), _NAN, y)
 
 
 def _log1p(e: _Emitter, x: ir.Value) -> ir.Value:
@@ -336,9 +350,9 @@ def _log1p(e: _Emitter, x: ir.Value) -> ir.Value:
     u, err = e.two_sum(1.0, x)
     k, m = _split_exponent(e, u)
     y = _log_core(e, k, m, e.div(err, u))
-    y = e.select(e.eq(x, INF), INF, y)
-    y = e.select(e.eq(x, -1.0), -INF, y)
-    y = e.select(e.lt_or_nan(x, -1.0), NAN, y)
+    y = e.select(e.eq(x, _INF), _INF, y)
+    y = e.select(e.eq(x, -1.0), -_INF, y)
+    y = e.select(e.lt_or_nan(x, -1.0), _NAN, y)
     return e.keep_tiny(x, y, 2.0**-54)
 
 
@@ -428,7 +442,7 @@ def _sin_cos_reduced(e: _Emitter, r: ir.Value) -> tuple[_Pair, _Pair]:
 
 def _in_trig_range(e: _Emitter, x: ir.Value, y: ir.Value) -> ir.Value:
     """y, or NaN where |x| > TRIG_MAX_ARG (no Payne-Hanek reduction)."""
-    return e.select(e.gt(e.abs(x), TRIG_MAX_ARG), NAN, y)
+    return e.select(e.gt(e.abs(x), TRIG_MAX_ARG), _NAN, y)
 
 
 def _sin_or_cos(e: _Emitter, x: ir.Value, quarter_turns: int) -> ir.Value:
@@ -470,7 +484,7 @@ def _tan(e: _Emitter, x: ir.Value) -> ir.Value:
     return e.keep_tiny(x, _in_trig_range(e, x, y), 2.0**-27)
 
 
-_Kernel = Callable[[_Emitter, ir.Value], ir.Value]
+_Kernel: TypeAlias = Callable[[_Emitter, ir.Value], ir.Value]
 
 _KERNELS: dict[str, _Kernel] = {
     "exp": _exp,
