@@ -19,6 +19,7 @@ from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const, var
+from graphc.passes.fuse import fuse
 from graphc.schedule import schedule
 
 F64 = np.dtype("float64")
@@ -108,6 +109,7 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "logsumexp": unary(lambda a: rd.logsumexp(a, axis=(1,), keepdims=False)),
     "argmax": unary(lambda a: rd.argmax(a, axis=1, keepdims=False)),
     "argmin": unary(lambda a: rd.argmin(a, axis=None, keepdims=True)),
+    "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
 }  # fmt: skip
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from graphc.ir import Graph, Node
+from graphc.ops.control import fused
+from graphc.ops.loops import is_loop, run_shared
 from graphc.schedule import Program
 
 
@@ -39,24 +41,40 @@ def feed_value(node: Node, value: object) -> np.ndarray:
     return array
 
 
-def run_node(node: Node, args: Sequence[np.ndarray]) -> np.ndarray:
-    """One op's NumPy reference value, checked against the node's static type."""
-    value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
+def run_node(node: Node, args: Sequence[np.ndarray], shared: dict | None = None) -> np.ndarray:
+    """One op's NumPy reference value, checked against the node's static type.
+
+    A fused node runs its body here node by node, so every body value is checked too; so
+    do loops (scan, fixed_point), whose sibling nodes share one run through `shared`.
+    """
+    if node.op is fused:
+        body = node.attr("body")
+        assert isinstance(body, Graph)
+        (value,) = evaluate_graph(body, dict(zip(body.inputs, args, strict=True)))
+    elif is_loop(node):
+        value = run_shared(node, args, {} if shared is None else shared, _run_body)
+    else:
+        value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
     if value.shape != node.shape or value.dtype != node.dtype:
         raise EvaluationError(f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}")
     return value
 
 
+def _run_body(body: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return evaluate_graph(body, dict(zip(body.inputs, args, strict=True)))
+
+
 def evaluate_graph(graph: Graph, feed: Mapping[Node, np.ndarray]) -> list[np.ndarray]:
     """The values of graph.outputs given arrays for its vars (a missing var is an error)."""
     values: dict[Node, np.ndarray] = {}
+    shared: dict = {}
     for node in graph.nodes:
         if node.op.name == "var":
             if node not in feed:
                 raise ValueError(f"no value given for input {node.attr('name')!r}")
             values[node] = feed_value(node, feed[node])
             continue
-        values[node] = run_node(node, [values[i] for i in node.inputs])
+        values[node] = run_node(node, [values[i] for i in node.inputs], shared)
     return [values[o] for o in graph.outputs]
 
 
@@ -80,8 +98,9 @@ def run_program(program: Program, args: Sequence[object]) -> list[np.ndarray]:
     values: dict[str, np.ndarray] = dict(program.constants)
     for given, value in zip(program.inputs, args, strict=True):
         values[given.name] = feed_value(given.node, value)
+    shared: dict = {}
     for step in program.steps:
-        values[step.name] = run_node(step.node, [values[a] for a in step.args])
+        values[step.name] = run_node(step.node, [values[a] for a in step.args], shared)
         for name in step.frees:
             del values[name]
     return [values[name] for name in program.outputs]

@@ -14,14 +14,20 @@ from dataclasses import dataclass, field
 from graphc.ir import Graph
 from graphc.passes.fastmath import fastmath
 from graphc.passes.fold import fold
+from graphc.passes.fuse import fuse
+from graphc.passes.loops import loops
 from graphc.passes.prune import prune
 from graphc.passes.simplify import simplify
 from graphc.passes.stability import stability
 
 PassFn = Callable[[Graph], Graph]
 
-DEFAULT_PIPELINE: tuple[PassFn, ...] = (stability, simplify, fold, prune)
-FAST_MATH_PIPELINE: tuple[PassFn, ...] = (stability, fastmath, simplify, fold, prune)
+DEFAULT_PIPELINE: tuple[PassFn, ...] = (stability, simplify, fold, prune, loops, fuse)
+FAST_MATH_PIPELINE: tuple[PassFn, ...] = (stability, fastmath, simplify, fold, prune, loops, fuse)
+FINAL_PASSES: tuple[PassFn, ...] = (fuse,)
+"""Passes that prepare the graph for the backends: they run once, after the rounds of the other
+passes reach a fixpoint. Rewrite rules cannot see into a fused body, so fusing in an early
+round would hide patterns (`log(x + 1)`) from the next round's rules."""
 MAX_ROUNDS = 8
 
 
@@ -63,46 +69,65 @@ class Report:
 def run_pipeline(
     graph: Graph, passes: Sequence[PassFn] = DEFAULT_PIPELINE, *, keep_graphs: bool = False, verbose: bool = False
 ) -> tuple[Graph, Report]:
-    """Run `passes` in order, in rounds, until a whole round changes nothing.
+    """Run `passes` in order, in rounds, until a whole round changes nothing; then FINAL_PASSES once.
 
     The report has one record per pass (summed over rounds) and, when kept, the
     graph text after its last application; `verbose` prints each pass's graph.
     """
     totals: dict[str, list] = {}
+    rounds = [p for p in passes if p not in FINAL_PASSES]
+    last_output: dict[PassFn, Graph] = {}
     for _ in range(MAX_ROUNDS):
         start_graph = graph
-        for p in passes:
-            before = len(graph.nodes)
-            start = time.perf_counter()
-            graph = p(graph)
-            seconds = time.perf_counter() - start
-            text = str(graph) if keep_graphs or verbose else None
-            if verbose:
-                print(f"--- after {p.__name__} ---\n{text}")
-            entry = totals.setdefault(p.__name__, [before, 0, 0.0, None])
-            entry[1:] = [len(graph.nodes), entry[2] + seconds, text]
+        for p in rounds:
+            if last_output.get(p) is graph:
+                continue  # the pass's own output: p(p(g)) is p(g), so running it again changes nothing
+            graph = _run_pass(p, graph, totals, keep_graphs or verbose, verbose)
+            last_output[p] = graph
         if graph is start_graph:
             break
+    for p in passes:
+        if p in FINAL_PASSES:
+            graph = _run_pass(p, graph, totals, keep_graphs or verbose, verbose)
     report = Report([PassRecord(name, b, a, s, t) for name, (b, a, s, t) in totals.items()])
     return graph, report
+
+
+def _run_pass(p: PassFn, graph: Graph, totals: dict[str, list], keep: bool, verbose: bool) -> Graph:
+    """Apply one pass and add its node counts and time to `totals` (one entry per pass name)."""
+    before = len(graph.nodes)
+    start = time.perf_counter()
+    graph = p(graph)
+    seconds = time.perf_counter() - start
+    text = str(graph) if keep else None
+    if verbose:
+        print(f"--- after {p.__name__} ---\n{text}")
+    entry = totals.setdefault(p.__name__, [before, 0, 0.0, None])
+    entry[1:] = [len(graph.nodes), entry[2] + seconds, text]
+    return graph
 
 
 def pipeline_for(fast_math: bool = False) -> tuple[PassFn, ...]:
     return FAST_MATH_PIPELINE if fast_math else DEFAULT_PIPELINE
 
 
-def optimize(outputs: object, *, fast_math: bool = False, verbose: bool = False) -> object:
-    """gc.optimize: the optimized outputs as Tensors (one Tensor in, one Tensor out)."""
+def optimize(outputs: object, *, fast_math: bool = False, fuse: bool = True, verbose: bool = False) -> object:
+    """gc.optimize: the optimized outputs as Tensors (one Tensor in, one Tensor out).
+
+    With fuse=True (what gc.compile runs) the result holds `fused` regions, which
+    have no derivative rules; pass fuse=False to keep the result differentiable.
+    """
     from graphc.tensor import Tensor
 
     single = isinstance(outputs, Tensor)
     tensors = [outputs] if single else list(outputs)  # type: ignore[call-overload]
-    graph, _ = run_pipeline(Graph(tensors), pipeline_for(fast_math), verbose=verbose)
+    passes = [p for p in pipeline_for(fast_math) if fuse or p not in FINAL_PASSES]
+    graph, _ = run_pipeline(Graph(tensors), passes, verbose=verbose)
     results = [Tensor(n) for n in graph.outputs]
     return results[0] if single else results
 
 
 __all__ = [
-    "DEFAULT_PIPELINE", "FAST_MATH_PIPELINE", "PassRecord", "Report", "fastmath", "fold", "optimize",
-    "pipeline_for", "prune", "run_pipeline", "simplify", "stability",
+    "DEFAULT_PIPELINE", "FAST_MATH_PIPELINE", "FINAL_PASSES", "PassRecord", "Report", "fastmath", "fold", "fuse", "loops",
+    "optimize", "pipeline_for", "prune", "run_pipeline", "simplify", "stability",
 ]  # fmt: skip

@@ -126,3 +126,33 @@ def fuse(graph: Graph) -> Graph:
         else:
             mapping[node] = rebuild(node, [mapping[i] for i in node.inputs])
     return Graph([mapping[o] for o in graph.outputs], graph.inputs)
+
+
+def inline(body: Graph, args: list[Node]) -> Node:
+    """The body's output rebuilt on `args` in place of its parameters (interning finds existing nodes)."""
+    values: dict[Node, Node] = dict(zip(body.inputs, args, strict=True))
+    for node in body.nodes:
+        if node not in values:
+            with derived_from(node):
+                values[node] = Node.make(node.op, [values[i] for i in node.inputs], node.params)
+    return values[body.outputs[0]]
+
+
+def unfuse(graph: Graph) -> Graph:
+    """Every fused node replaced by its body's nodes: the inverse of fuse (same outputs, by identity).
+
+    For inspection, tests, and differentiating a graph that was already optimized.
+    """
+    mapping: dict[Node, Node] = {}
+    for node in graph.nodes:
+        args = [mapping[i] for i in node.inputs]
+        if node.op is fused:
+            body = node.attr("body")
+            assert isinstance(body, Graph)
+            mapping[node] = inline(body, args)
+        else:
+            mapping[node] = rebuild(node, args)
+    outputs = [mapping[o] for o in graph.outputs]
+    if all(a is b for a, b in zip(outputs, graph.outputs, strict=True)):
+        return graph
+    return Graph(outputs, graph.inputs)

@@ -5,6 +5,8 @@ Imports ir and ops only.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.ir import Node
@@ -18,6 +20,11 @@ def is_filled(node: Node, value: float) -> bool:
     array = const_value(node)
     if array is None or array.size == 0:
         return False
+    if array.size == 1:  # the common case, in Python scalars: NumPy's per-call cost dominated the optimizer
+        item = array.item()
+        if item != value:
+            return False
+        return value != 0 or array.dtype.kind != "f" or math.copysign(1.0, item) == math.copysign(1.0, value)
     target = np.asarray(value, dtype=array.dtype)
     if target != value:
         return False  # `value` has no spelling in this dtype (0.5 in int64 would read as 0)

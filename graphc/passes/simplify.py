@@ -110,6 +110,34 @@ def pow_one(node: Node) -> Node | None:
     return None
 
 
+def where_constant(node: Node) -> Node | None:
+    """where(True, x, y) -> x,  where(False, x, y) -> y"""
+    c, x, y = node.inputs
+    if is_filled(c, True) and keeps_shape(x, node):
+        return x
+    if is_filled(c, False) and keeps_shape(y, node):
+        return y
+    return None
+
+
+def mul_neg(node: Node) -> Node | None:
+    """(-a) * b -> -(a * b),  a * (-b) -> -(a * b)   (rounding is symmetric in sign)"""
+    x, y = node.inputs
+    if x.op is ew.neg and y.op is not ew.neg:
+        return ew.neg(ew.mul(x.inputs[0], y))
+    if y.op is ew.neg and x.op is not ew.neg:
+        return ew.neg(ew.mul(x, y.inputs[0]))
+    return None
+
+
+def neg_add(node: Node) -> Node | None:
+    """(-x) + y -> y - x"""
+    x, y = node.inputs
+    if x.op is ew.neg and y.op is not ew.neg:
+        return ew.sub(y, x.inputs[0])
+    return None
+
+
 def where_same(node: Node) -> Node | None:
     """where(c, x, x) -> x"""
     _, x, y = node.inputs
@@ -179,7 +207,7 @@ def sum_broadcast(node: Node) -> Node | None:
 
 RULES = rule_table(
     ("mul", mul_one), ("mul", mul_minus_one), ("mul", mul_neg_neg),
-    ("add", add_minus_zero), ("add", add_neg),
+    ("mul", mul_neg), ("add", add_minus_zero), ("add", add_neg), ("add", neg_add), ("where", where_constant),
     ("sub", sub_zero), ("sub", sub_neg),
     ("div", div_one), ("neg", neg_neg), ("pow", pow_two), ("pow", pow_one), ("where", where_same),
     ("transpose", transpose_transpose), ("reshape", reshape_reshape), ("broadcast_to", broadcast_broadcast),
