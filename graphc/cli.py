@@ -1,102 +1,34 @@
-"""The `graphc` command: `demo` (a guided tour of the API), `inspect` (the demo graph's artifacts).
+"""The `graphc` command: `demo` (a guided tour of the API), `inspect` (the demo graph's artifacts), `bench`.
 
-May import everything (it sits at the top of the import order). The tour is a
-sequence of small step functions sharing one `Tour` record; later steps (gradient,
-optimizer report, training) slot into DEMO_STEPS.
+May import everything (it sits at the top of the import order). The tour itself lives in
+graphc/demo.py, one small function per step.
+
+`bench` runs the benchmark suite, which lives in the repository's top-level
+`benchmarks/` folder, not in the package: it is a set of runnable scripts whose imports
+(scipy; JAX, PyTorch, PyTensor and matplotlib when installed) are no dependencies of
+graphc, and timing code has no place in the installed library. The command finds the
+folder beside the package directory (the repository root of a checkout or an editable
+install) and puts that root on sys.path; an installed wheel has no suite, and the
+command says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-
-import numpy as np
+from collections.abc import Sequence
+from pathlib import Path
 
 import graphc as gc
-
-AGREE_RTOL = 1e-12
-
-
-@dataclass
-class Tour:
-    """What the demo steps build and check, step by step."""
-
-    x: gc.Tensor
-    s: gc.Tensor
-    f: gc.Tensor
-    feed: dict[gc.Tensor, np.ndarray]
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-    ok: bool = True
+from graphc import demo
 
 
-def define() -> Tour:
-    """f(x, s) = sum(tanh(x * s) ** 2) + log1p(s * s), as in API.md §1."""
-    x = gc.var("x", shape=(3,))
-    s = gc.var("s")
-    f = gc.sum(gc.tanh(x * s) ** 2) + gc.log1p(s * s)
-    feed = {x: np.array([1.0, 2.0, 3.0]), s: np.array(0.5)}
-    return Tour(x=x, s=s, f=f, feed=feed)
-
-
-def heading(text: str) -> None:
-    print(f"\n== {text}")
-
-
-def step_define(tour: Tour) -> None:
-    heading("1. define: symbols and an expression")
-    print('x = gc.var("x", shape=(3,))')
-    print('s = gc.var("s")')
-    print("f = gc.sum(gc.tanh(x * s) ** 2) + gc.log1p(s * s)")
-    print(f"f is {tour.f!r}")
-
-
-def step_show(tour: Tour) -> None:
-    heading("2. inspect: gc.show(f), one SSA line per node")
-    print(gc.show(tour.f))
-
-
-def step_evaluate(tour: Tour) -> None:
-    heading("3. evaluate with the NumPy reference: gc.evaluate(f, {x: ..., s: ...})")
-    tour.values["reference"] = np.asarray(gc.evaluate(tour.f, tour.feed))
-    print(f"x = {tour.feed[tour.x].tolist()}, s = {tour.feed[tour.s].item()}")
-    print(f"gc.evaluate                  f = {tour.values['reference'].item()!r}")
-
-
-def step_compile(tour: Tour) -> None:
-    heading('4. compile: gc.compile([x, s], f, backend="numpy")')
-    fn = gc.compile([tour.x, tour.s], tour.f, backend="numpy")
-    tour.values["numpy"] = np.asarray(fn(tour.feed[tour.x], tour.feed[tour.s]))
-    print(f'gc.compile(backend="numpy")  f = {tour.values["numpy"].item()!r}')
-
-
-def step_agree(tour: Tour) -> None:
-    reference = tour.values["reference"]
-    agree = all(np.allclose(v, reference, rtol=AGREE_RTOL, atol=0.0) for v in tour.values.values())
-    tour.ok = tour.ok and agree
-    verdict = "agree" if agree else "DISAGREE"
-    print(f"{' and '.join(tour.values)} {verdict} (rtol={AGREE_RTOL:g})")
-
-
-DEMO_STEPS: tuple[Callable[[Tour], None], ...] = (
-    step_define,
-    step_show,
-    step_evaluate,
-    step_compile,
-    step_agree,
-)
-
-
-def run_demo(_args: argparse.Namespace) -> int:
-    tour = define()
-    for step in DEMO_STEPS:
-        step(tour)
-    return 0 if tour.ok else 1
+def run_demo(args: argparse.Namespace) -> int:
+    return demo.run(svg_dir=args.svg)
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    tour = define()
+    tour = demo.define()
     if args.format == "text":
         print(gc.show(tour.f))
     elif args.format == "dot":
@@ -107,12 +39,78 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suite_root() -> Path | None:
+    """The repository root holding benchmarks/harness.py beside this package, or None (an installed wheel)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "benchmarks" / "harness.py").is_file():
+        return root
+    return None
+
+
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """`--only W1 --only W3,W5` -> ("W1", "W3", "W5")."""
+    return tuple(name.strip() for value in values or [] for name in value.split(",") if name.strip())
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    root = _suite_root()
+    if root is None:
+        print("graphc bench: the benchmark suite lives in the repository's benchmarks/ folder, which this "
+              "installation lacks; run it from a checkout (pip install -e .)", file=sys.stderr)  # fmt: skip
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from benchmarks import harness, report
+    except ImportError as e:  # the suite needs scipy: the test and bench extras have it
+        print(f"graphc bench: cannot load the suite ({e}); pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+
+    scale = "tiny" if args.tiny else "quick" if args.quick else "full"
+    try:
+        only = tuple(w.upper() for w in _names(args.only))
+        options = harness.Options(scale=scale, only=only, systems=_names(args.systems), threads=args.threads)
+    except ValueError as e:
+        print(f"graphc bench: {e}", file=sys.stderr)
+        return 2
+    return report.bench(options, json_path=args.json, plot_path=args.plot)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark suite W1-W8 (benchmarks/): verify every system, then time it",
+        description="Run the benchmark suite: each workload is verified against hand-written NumPy (and scipy) "
+        "before it is timed. Prints a markdown report; exit status 1 if any result was wrong.",
+    )
+    size = bench.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="few repetitions and W8 up to K=1000 (about a minute)")
+    size.add_argument(
+        "--tiny", action="store_true", help="test sizes: checks that everything runs; timings mean nothing"
+    )
+    bench.add_argument("--only", action="append", metavar="W3", help="only these workloads (repeat, or W1,W3)")
+    bench.add_argument(
+        "--systems", action="append", metavar="NAME", help="only systems whose name contains one of these (graphc, JAX)"
+    )
+    bench.add_argument(
+        "--threads", type=int, metavar="N", help="limit BLAS/OpenMP and PyTorch to N threads (needs threadpoolctl)"
+    )
+    bench.add_argument("--json", metavar="OUT.json", help="write every result to this JSON file")
+    bench.add_argument("--plot", metavar="OUT.png", help="plot the ratios and W8's scaling (needs matplotlib)")
+    bench.set_defaults(run=run_bench)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="graphc", description="graphc: a static computation-graph compiler.")
     top.add_argument("--version", action="version", version=f"graphc {gc.__version__}")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="a guided tour: define, inspect, evaluate and compile a function")
-    demo.set_defaults(run=run_demo)
+    tour = commands.add_parser(
+        "demo", help="a 30-second tour: define, differentiate, optimize, compile, check, time, train"
+    )
+    tour.add_argument(
+        "--svg", metavar="DIR", default=None, help="also draw the graphs to DIR (.svg with Graphviz, else .dot)"
+    )
+    tour.set_defaults(run=run_demo)
     inspect = commands.add_parser("inspect", help="print an artifact of the demo function")
     inspect.add_argument(
         "--format",
@@ -121,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
         help="text: gc.show; dot: gc.to_dot; source, report: of the numpy-compiled function",
     )
     inspect.set_defaults(run=run_inspect)
+    _add_bench(commands)
     return top
 
 

@@ -36,21 +36,21 @@ def test_demo_prints_both_values_and_their_agreement(capsys: pytest.CaptureFixtu
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     values = [float(v) for v in re.findall(r"f = (\S+)$", out, flags=re.MULTILINE)]
-    assert len(values) == 2
-    assert values == pytest.approx([api_value()] * 2, rel=1e-12)
+    assert len(values) >= 2  # the reference, numpy, and llvm once it exists
+    assert values == pytest.approx([api_value()] * len(values), rel=1e-12)
     assert "gc.evaluate" in out and 'backend="numpy"' in out
-    assert re.search(r"^reference and numpy agree", out, flags=re.MULTILINE)
+    assert re.search(r"^reference and numpy( and llvm)? agree", out, flags=re.MULTILINE)
     assert "log1p(" in out  # the graph was shown
 
 
 def test_demo_steps_run_in_order_and_share_one_tour() -> None:
-    from graphc import cli
+    from graphc import demo
 
-    tour = cli.define()
-    for step in cli.DEMO_STEPS:
+    tour = demo.define()
+    for step in demo.DEMO_STEPS:
         step(tour)
     assert tour.ok
-    assert list(tour.values) == ["reference", "numpy"]
+    assert list(tour.values)[:2] == ["reference", "numpy"]
 
 
 def test_python_dash_m_graphc_demo_runs_in_a_fresh_interpreter() -> None:

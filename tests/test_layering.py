@@ -30,6 +30,7 @@ LEVELS = {
     "graphc.tensor": 3,
     "graphc.functions": 3,
     "graphc.autodiff": 3,
+    "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
     "graphc.rewrite": 3,
     "graphc.viz": 3,
     "graphc.passes": 4,
@@ -37,6 +38,7 @@ LEVELS = {
     "graphc.backends": 6,
     "graphc.compile": 7,
     "graphc.cli": 8,
+    "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
     "graphc.testing": 8,  # finite-difference checks over the public API, beside cli
 }

@@ -1,0 +1,203 @@
+"""Write docs/api.md from graphc's docstrings: `python docs/gen_api.py` (from the repository root).
+
+The sections and their order are the table below; any public name of `graphc.__all__`
+the table forgets lands in "Other", so the reference always covers the whole API. The
+optimizer section lists every pass with its guarantee and every rewrite rule by its
+docstring, which is the rule itself (`log(1 + x) -> log1p(x)`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import graphc as gc  # noqa: E402
+from graphc import passes  # noqa: E402
+from graphc.compile import CompiledFunction  # noqa: E402
+
+SECTIONS: list[tuple[str, str, list[str]]] = [
+    ("Symbols and constants", "Build expressions from symbolic inputs.", ["var", "const", "as_tensor", "Tensor"]),
+    (
+        "Elementwise functions",
+        "NumPy's names and broadcasting. Comparisons return bool Tensors.",
+        [
+            "add", "subtract", "multiply", "divide", "negative", "power", "exp", "log", "log1p", "expm1",
+            "sqrt", "square", "abs", "sign", "floor", "round", "sin", "cos", "tan", "tanh", "sinh", "cosh",
+            "arctan", "maximum", "minimum", "where", "clip", "isfinite", "isnan", "equal", "not_equal",
+            "less", "less_equal", "greater", "greater_equal", "astype",
+        ],
+    ),
+    ("Machine-learning functions", "", ["sigmoid", "relu", "softplus", "logsumexp", "softmax", "log_softmax",
+                                        "one_hot", "take"]),
+    ("Reductions", "`axis=None` reduces every axis; `keepdims` as in NumPy.",
+     ["sum", "mean", "max", "min", "prod", "argmax", "argmin"]),
+    ("Shapes and linear algebra", "", ["reshape", "transpose", "broadcast_to", "expand_dims", "squeeze",
+                                       "concatenate", "stack", "matmul", "dot"]),
+    ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
+     ["grad", "vjp", "jvp", "jacobian", "hessian"]),
+    ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
+    ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
+    ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function.",
+     ["show", "to_dot", "to_networkx", "Graph"]),
+    ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError"]),
+]  # fmt: skip
+
+EXTRAS = [
+    ("graphc.viz", "render"),
+    ("graphc.testing", "check_grad"),
+    ("graphc.testing", "numeric_vjp"),
+    ("graphc.passes", "run_pipeline"),
+]
+
+
+def signature(name: str, obj: object) -> str:
+    """`name(a, b=1, *, c=2)`: parameters with their defaults, without annotations."""
+    try:
+        sig = inspect.signature(obj)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return name
+    parts = []
+    star_done = False
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            parts.append(f"*{p.name}")
+            star_done = True
+            continue
+        if p.kind is p.VAR_KEYWORD:
+            parts.append(f"**{p.name}")
+            continue
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            parts.append("*")
+            star_done = True
+        parts.append(p.name if p.default is p.empty else f"{p.name}={show_default(p.default, obj)}")
+    return f"{name}({', '.join(parts)})"
+
+
+def show_default(value: object, owner: object) -> str:
+    """A default as written: the module constant it is (DEFAULT_PIPELINE), a function's name, or its repr."""
+    for constant, known in vars(inspect.getmodule(owner)).items():
+        if constant.isupper() and known is value:
+            return constant
+    return getattr(value, "__name__", None) if callable(value) else repr(value)  # type: ignore[return-value]
+
+
+def entry(qualified: str, obj: object) -> list[str]:
+    doc = inspect.getdoc(obj)
+    if not doc:
+        short = qualified.rsplit(".", 1)[-1]
+        doc = f"As `numpy.{short}`." if hasattr(__import__("numpy"), short) else "(no docstring)"
+    is_error = inspect.isclass(obj) and issubclass(obj, Exception)
+    head = qualified if is_error else signature(qualified, obj)
+    return [f"### `{head}`", "", doc, ""]
+
+
+def members(cls: type, names: list[str]) -> list[str]:
+    """A bullet per public attribute or method of `cls` with its summary line."""
+    lines = []
+    for name in names:
+        doc = inspect.getdoc(getattr(cls, name, None)) or ""
+        summary = doc.splitlines()[0] if doc else ""
+        lines.append(f"- `.{name}`" + (f": {summary}" if summary else ""))
+    return [*lines, ""]
+
+
+def api_sections() -> tuple[list[str], set[str]]:
+    lines: list[str] = []
+    covered: set[str] = set()
+    for title, intro, names in SECTIONS:
+        lines += [f"## {title}", ""] + ([intro, ""] if intro else [])
+        for name in names:
+            if name not in gc.__all__:
+                continue
+            covered.add(name)
+            lines += entry(f"gc.{name}", getattr(gc, name))
+            if name == "Tensor":
+                public = [n for n in dir(gc.Tensor) if not n.startswith("_")]
+                lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
+            if name == "compile":
+                lines += ["The result, a `CompiledFunction`:", ""]
+                lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir"])
+    return lines, covered
+
+
+def other_section(covered: set[str]) -> list[str]:
+    rest = [n for n in gc.__all__ if n not in covered]
+    lines = ["## Other", ""] if rest else []
+    for name in rest:
+        lines += entry(f"gc.{name}", getattr(gc, name))
+    return lines
+
+
+def extras_section() -> list[str]:
+    lines = ["## Outside the `gc` namespace", ""]
+    for module, name in EXTRAS:
+        mod = importlib.import_module(module)
+        if hasattr(mod, name):
+            lines += entry(f"{module}.{name}", getattr(mod, name))
+    return lines
+
+
+def summary_of(module_doc: str) -> str:
+    """A pass module's docstring up to its notes on imports and internals."""
+    for cut in ("\n\nImports", "\n\nThe region rules"):
+        module_doc = module_doc.split(cut)[0]
+    return module_doc
+
+
+def passes_section() -> list[str]:
+    lines = ["## Optimizer passes", "", "The default pipeline, in order: "]
+    lines[-1] += ", ".join(f"`{p.__name__}`" for p in passes.DEFAULT_PIPELINE) + "."
+    lines += ["`fast_math=True` adds `fastmath`. Each rule's docstring is the rule.", ""]
+    pipeline = list(passes.DEFAULT_PIPELINE)
+    pipeline += [p for p in passes.FAST_MATH_PIPELINE if p not in pipeline]
+    for p in pipeline:
+        name = p.__name__
+        module = importlib.import_module(p.__module__)
+        doc = inspect.getdoc(module) or ""
+        lines += [f"### `{name}`", "", summary_of(doc), ""]
+        rules = getattr(module, "RULES", {})
+        for op_name, table in rules.items():
+            for rule in table:
+                summary = (inspect.getdoc(rule) or rule.__name__).splitlines()[0]
+                lines.append(f"- on `{op_name}` — `{rule.__name__}`: `{summary}`")
+        if rules:
+            lines.append("")
+    return lines
+
+
+def generate() -> str:
+    head = [
+        "# API reference",
+        "",
+        "Generated from the docstrings by `python docs/gen_api.py`; do not edit by hand.",
+        "Everything named `gc.*` is importable as `import graphc as gc`. The ideas behind it are",
+        "in [concepts.md](concepts.md); a first session is [getting-started.md](getting-started.md).",
+        "",
+    ]
+    body, covered = api_sections()
+    text = head + body + other_section(covered) + extras_section() + passes_section()
+    return "\n".join(text).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write docs/api.md from graphc's docstrings.")
+    parser.add_argument("--out", default=str(REPO / "docs" / "api.md"), help="where to write (default docs/api.md)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the file differs from what would be written")
+    args = parser.parse_args()
+    text = generate()
+    out = Path(args.out)
+    if args.check:
+        current = out.read_text() if out.exists() else ""
+        raise SystemExit(0 if current == text else f"{out} is out of date: run python docs/gen_api.py")
+    out.write_text(text)
+    print(f"wrote {out} ({len(text.splitlines())} lines)")
+
+
+if __name__ == "__main__":
+    main()
