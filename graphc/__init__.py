@@ -69,6 +69,7 @@ from graphc.functions import (
 )  # fmt: skip
 from graphc.ir import Graph
 from graphc.passes import optimize
+from graphc.recurrence import fixed_point, scan
 from graphc.tensor import Tensor, as_tensor, astype, const, reshape, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -103,6 +104,7 @@ __all__ = [
     "exp",
     "expand_dims",
     "expm1",
+    "fixed_point",
     "floor",
     "grad",
     "greater",
@@ -134,6 +136,7 @@ __all__ = [
     "relu",
     "reshape",
     "round",
+    "scan",
     "show",
     "sigmoid",
     "sign",

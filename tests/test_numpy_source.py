@@ -110,6 +110,8 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "argmax": unary(lambda a: rd.argmax(a, axis=1, keepdims=False)),
     "argmin": unary(lambda a: rd.argmin(a, axis=None, keepdims=True)),
     "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
+    "scan": unary(lambda a: gc.scan(lambda c, x: (gc.tanh(c * x), c), gc.Tensor(a)[0], gc.Tensor(a))[1].node),
+    "fixed_point": unary(lambda a: gc.fixed_point(lambda z: 0.5 * gc.cos(z) + gc.Tensor(a), gc.Tensor(a)).node),
 }  # fmt: skip
 
 

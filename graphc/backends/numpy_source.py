@@ -9,7 +9,8 @@ shape, `rt.coerce` otherwise) and copies an output only where it could alias an 
 a constant or another output. Its source is registered with `linecache` under a unique
 `<graphc-numpy-N>` filename, so tracebacks show the generated lines. A fused step calls a
 generated function for its body, whose lines write into preallocated buffers (`out=`);
-numpy_fused.py plans them.
+numpy_fused.py plans them. A loop (the sibling `scan` or `fixed_point` steps of one loop)
+is one call of a generated driver looping over its body's function; numpy_loops.py renders them.
 """
 
 from __future__ import annotations

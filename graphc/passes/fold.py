@@ -11,6 +11,7 @@ import numpy as np
 
 from graphc.ir import Graph, Node
 from graphc.ops.base import Kind
+from graphc.ops.loops import is_loop
 from graphc.ops.source import const, const_value
 from graphc.rewrite import rewrite
 
@@ -26,8 +27,8 @@ class _AllOps(dict):
 
 def fold_constant(node: Node) -> Node | None:
     """op(const, ..., const) -> const(op.eval(...))"""
-    if node.op.kind is Kind.SOURCE or not node.inputs:  # type: ignore[attr-defined]
-        return None
+    if node.op.kind is Kind.SOURCE or not node.inputs or is_loop(node):  # type: ignore[attr-defined]
+        return None  # loops run at call time: a non-converging fixed_point must raise there
     values = [const_value(i) for i in node.inputs]
     if any(v is None for v in values):
         return None

@@ -1,0 +1,299 @@
+"""Loops in the NumPy source backend: a Python loop over the body's generated function.
+
+Imports errors, shapes, ir, ops and schedule (numpy_source imports this module and hands
+it its `spell`). A loop family — the sibling `scan` or `fixed_point` steps of one loop — is
+one call of a generated driver at the first sibling's place, the others' lines left out:
+
+    v5, v9 = loop_0(h0, xs, W, U, b)  # f64[32,64], f64[50,32,64]
+
+The driver is a plain `for` loop calling the body's function, which is the body Graph
+scheduled and rendered line by line like the main function (loops inside it become
+drivers of their own). A scan driver preallocates the stacks it must return — only the
+per-step outputs and saved carries some sibling uses — and copies each step's values in;
+a fixed_point driver checks the residual with the same `residual` as the reference, so
+both stop at the same iteration and raise the same ConvergenceError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graphc.ir import Graph
+from graphc.ops.loops import (
+    LOOP_OPS,
+    body_of,
+    family_key,
+    int_attr,
+    not_converged,
+    residual,
+    saved_count,
+    scan_counts,
+)
+from graphc.schedule import Program, Step, schedule
+from graphc.shapes import TensorType
+
+Spell = Callable[[Step], str]
+
+_DTYPES = {"float64": "np.float64", "float32": "np.float32", "int64": "np.int64", "bool": "np.bool_"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """The sibling steps of one loop in a program, in program order.
+
+    `listed`: the outputs (stacks) returned as Python lists of per-step values rather than
+    arrays, because only other loops read them, as xs (`list_results`).
+    """
+
+    members: tuple[Step, ...]
+    listed: frozenset[int] = frozenset()
+
+    @property
+    def head(self) -> Step:
+        return self.members[0]
+
+    def by_output(self) -> list[Step]:
+        return sorted(self.members, key=lambda s: int_attr(s.node, "output"))
+
+
+def families(program: Program) -> dict[str, Family]:
+    """Each loop step's family, by step name."""
+    groups: dict[tuple[object, ...], list[Step]] = {}
+    for step in program.steps:
+        if step.op in LOOP_OPS:
+            groups.setdefault(family_key(step.node), []).append(step)
+    lists = list_results(program)
+    table: dict[str, Family] = {}
+    for members in groups.values():
+        listed = frozenset(int_attr(s.node, "output") for s in members if s.name in lists)
+        family = Family(tuple(members), listed)
+        table.update({step.name: family for step in members})
+    return table
+
+
+def list_results(program: Program) -> set[str]:
+    """The stacked scan results that only other scans read, as xs (indexed by t): no need for an array.
+
+    A scan returns these as lists of its per-step values, which saves copying each step's
+    value into a preallocated stack (and allocating it).
+    """
+    stacks = {s.name for s in program.steps if s.op == "scan" and int_attr(s.node, "output") >= _n_carry(s)}
+    fine = stacks - set(program.outputs)
+    for step in program.steps:
+        for position, arg in enumerate(step.args):
+            if arg in fine and not (step.op == "scan" and _n_carry(step) <= position < _n_carry(step) + _n_xs(step)):
+                fine.discard(arg)
+    return fine
+
+
+def _n_carry(step: Step) -> int:
+    return int_attr(step.node, "n_carry")
+
+
+def _n_xs(step: Step) -> int:
+    return int_attr(step.node, "n_xs")
+
+
+def _may_alias(program: Program, name: str) -> bool:
+    """Whether returning `name` from a body could hand back an argument, a constant or a read-only view."""
+    if program.step(program.base(name)) is None:
+        return True
+    return any(step.op == "broadcast_to" for step in program.view_chain(name))
+
+
+class LoopPlan:
+    """The drivers and body functions of a program's loops, rendered once, named uniquely."""
+
+    def __init__(self, spell: Spell, taken: set[str]) -> None:
+        self.spell = spell
+        self.taken = set(taken)
+        self.lines: list[str] = []
+        self.constants: dict[str, object] = {"loop_residual": residual, "loop_not_converged": not_converged}
+        self.taken |= set(self.constants)
+        self.bodies: dict[Graph, tuple[str, Program]] = {}
+        self.drivers: dict[tuple[object, ...], str] = {}
+        self.table: dict[str, Family] = {}  # the main program's families
+
+    def step_lines(self, step: Step) -> list[str]:
+        """The lines of a loop step of the main program."""
+        return self.call_lines(self.table, step)
+
+    def fresh(self, base: str) -> str:
+        name, k = base, 0
+        while name in self.taken:
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
+
+    def prepare(self, program: Program) -> dict[str, Family]:
+        """Render a driver for every loop family of `program`; its families by step name."""
+        table = families(program)
+        for family in dict.fromkeys(table.values()):
+            self.driver(family)
+        return table
+
+    def call_lines(self, table: dict[str, Family], step: Step, rename: dict[str, str] | None = None) -> list[str]:
+        """The line computing the whole family of `step`, or none when it is not the family's first."""
+        family = table[step.name]
+        if step is not family.head:
+            return []
+        members = family.by_output()
+        targets = ", ".join(s.name for s in members) + ("," if len(members) == 1 else "")
+        types = ", ".join(str(s.type) for s in members)
+        args = ", ".join((rename or {}).get(a, a) for a in step.args)
+        return [f"    {targets} = {self.driver(family)}({args})  # {types}"]
+
+    # --- bodies ------------------------------------------------------------------------------
+
+    def body(self, graph: Graph) -> tuple[str, Program]:
+        """The name of the function computing the body's outputs as a tuple (rendered on first use)."""
+        if graph in self.bodies:
+            return self.bodies[graph]
+        program = schedule(graph)
+        name = self.fresh("loop_body")
+        table = self.prepare(program)
+        rename = {c: self.fresh(f"{name}_{c}") for c in program.constants}
+        self.constants.update({rename[c]: value for c, value in program.constants.items()})
+        lines = [f"def {name}({', '.join(i.name for i in program.inputs)}):"]
+        for step in program.steps:
+            if step.op in LOOP_OPS:
+                lines += self.call_lines(table, step, rename)
+            elif step.op == "fused":
+                raise NotImplementedError("the numpy backend does not render fused regions inside loop bodies")
+            else:
+                renamed = Step(step.name, step.node, tuple(rename.get(a, a) for a in step.args), step.frees)
+                lines.append(f"    {step.name} = {self.spell(renamed)}  # {step.type}")
+            dead = [n for n in step.frees if program.step(n) is not None]
+            if dead:
+                lines.append(f"    del {', '.join(dead)}")
+        results = [rename.get(o, o) for o in program.outputs]
+        lines.append(f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})")
+        self.lines += [*lines, ""]
+        self.bodies[graph] = (name, program)
+        return name, program
+
+    # --- drivers -----------------------------------------------------------------------------
+
+    def driver(self, family: Family) -> str:
+        node = family.head.node
+        outputs = tuple(int_attr(s.node, "output") for s in family.by_output())
+        key = (node.op.name, family_key(node)[2], outputs, family.listed)
+        if key not in self.drivers:
+            body, program = self.body(body_of(node))
+            name = self.fresh("loop")
+            if node.op.name == "scan":
+                lines = _scan_driver(name, body, program, node.params, outputs, family.listed)
+            else:
+                lines = _fixed_point_driver(name, body, program, node.params, outputs)
+            self.lines += [*lines, ""]
+            self.drivers[key] = name
+        return self.drivers[key]
+
+
+def _stack(name: str, count: int, type_: TensorType, listed: bool) -> str:
+    if listed:
+        return f"    {name} = [None] * {count}"
+    return f"    {name} = np.empty({(count, *type_.shape)!r}, {_DTYPES[type_.dtype.name]})"
+
+
+def _scan_driver(
+    name: str, body: str, program: Program, attrs: dict, outputs: tuple[int, ...], listed: frozenset[int]
+) -> list[str]:  # fmt: skip
+    """The driver of a scan family computing `outputs`; the stacks in `listed` are lists."""
+    graph: Graph = attrs["body"]
+    nc, nx, nk, ny = scan_counts(graph, attrs["n_carry"], attrs["n_xs"])
+    length, k = attrs["length"], attrs["checkpoint"]
+    ys = [o - nc for o in outputs if nc <= o < nc + ny]
+    saved = [o - nc - ny for o in outputs if o >= nc + ny]
+    args = [f"init{i}" for i in range(nc)] + [f"xs{i}" for i in range(nx)] + [f"k{i}" for i in range(nk)]
+    order = f"range({length - 1}, -1, -1)" if attrs["reverse"] else f"range({length})"
+    lines = [f"def {name}({', '.join(args)}):", f'    """scan: {length} steps of {body}"""']
+    lines += _prologue(graph, nc, ny, length, k, outputs, listed)
+    lines.append(f"    for t in {order}:")
+    at = "t" if k == 1 else f"t // {k}"
+    keep = [f"saved{m}[{at}] = {_held(f'carry{m}', program, program.outputs[m], nc + ny + m in listed)}" for m in saved]
+    if saved and k > 1:
+        lines += [f"        if t % {k} == 0:", *(f"            {line}" for line in keep)]
+    else:
+        lines += [f"        {line}" for line in keep]
+    targets = [f"carry{i}" for i in range(nc)] + [f"y{j}" if j in ys else "_" for j in range(ny)]
+    call_args = [f"carry{i}" for i in range(nc)] + [f"xs{i}[t]" for i in range(nx)] + [f"k{i}" for i in range(nk)]
+    lines.append(f"        {', '.join(targets)}{',' if len(targets) == 1 else ''} = {body}({', '.join(call_args)})")
+    lines += [f"        ys{j}[t] = {_held(f'y{j}', program, program.outputs[nc + j], nc + j in listed)}" for j in ys]
+    results = []
+    for o in outputs:
+        if o < nc:
+            copy = length == 0 or _may_alias(program, program.outputs[o])
+            results.append(f"np.array(carry{o}, copy=True)" if copy else f"carry{o}")
+        else:
+            results.append(f"ys{o - nc}" if o < nc + ny else f"saved{o - nc - ny}")
+    lines.append(f"    return ({', '.join(results)},)")
+    return lines
+
+
+def _prologue(
+    graph: Graph, nc: int, ny: int, length: int, k: int, outputs: tuple[int, ...], listed: frozenset[int]
+) -> list[str]:  # fmt: skip
+    """The carries' first values and the stacks to fill: arrays, or lists holding each step's value."""
+    lines = []
+    for i in range(nc):
+        copy = nc + ny + i in listed  # a saved list would hold the argument itself
+        lines.append(f"    carry{i} = np.array(init{i})" if copy else f"    carry{i} = init{i}")
+    for o in outputs:
+        if o < nc:
+            continue
+        if o < nc + ny:
+            name, count, type_ = f"ys{o - nc}", length, graph.outputs[o].type
+        else:
+            name, count, type_ = f"saved{o - nc - ny}", saved_count(length, k), graph.inputs[o - nc - ny].type
+        if o in listed:
+            lines.append(f"    {name} = [None] * {count}")
+        else:
+            lines.append(f"    {name} = np.empty({(count, *type_.shape)!r}, {_DTYPES[type_.dtype.name]})")
+    return lines
+
+
+def _held(value: str, program: Program, body_output: str, listed: bool) -> str:
+    """What a stack keeps of a step's `value`: itself, or a copy in a list when it could alias an argument."""
+    if listed and _may_alias(program, body_output):
+        return f"np.array({value})"
+    return value
+
+
+def _fixed_point_driver(name: str, body: str, program: Program, attrs: dict, outputs: tuple[int, ...]) -> list[str]:
+    graph: Graph = attrs["body"]
+    nz, tol, max_iter = attrs["n_z"], attrs["tol"], attrs["max_iter"]
+    nk = len(graph.inputs) - nz
+    zs = [f"z{i}" for i in range(nz)]
+    news = [f"new{i}" for i in range(nz)]
+    args = [f"init{i}" for i in range(nz)] + [f"k{i}" for i in range(nk)]
+    lines = [f"def {name}({', '.join(args)}):", f'    """fixed_point of {body}: tol={tol!r}, max_iter={max_iter}"""']
+    lines += [f"    z{i} = init{i}" for i in range(nz)]
+    lines.append(f"    for it in range(1, {max_iter + 1}):")
+    lines.append(f"        {', '.join(news)}{',' if nz == 1 else ''} = {body}({', '.join(zs + args[nz:])})")
+    lines.append(f"        r = loop_residual(({', '.join(news)},), ({', '.join(zs)},))")
+    lines += [f"        z{i} = new{i}" for i in range(nz)]
+    results = []
+    for o in outputs:
+        copy = _may_alias(program, program.outputs[o])
+        results.append(f"np.array(z{o}, copy=True)" if copy else f"z{o}")
+    lines.append(f"        if r <= {tol!r}:")
+    lines.append(f"            return ({', '.join(results)},)")
+    lines.append("        if r != r:")
+    lines.append("            break")
+    lines.append(f"    raise loop_not_converged(it, r, {tol!r}, {max_iter})")
+    return lines
+
+
+def plan(program: Program, spell: Spell, taken: set[str]) -> LoopPlan | None:
+    """The loop plan of a program (None when it has no loop); `taken`: names in use."""
+    if not any(step.op in LOOP_OPS for step in program.steps):
+        return None
+    loops = LoopPlan(spell, taken)
+    loops.table = loops.prepare(program)
+    return loops
+
+
+__all__ = ["Family", "LoopPlan", "families", "plan"]
