@@ -5,6 +5,11 @@ whose docstring is the rewrite it performs (`log(1 + x) -> log1p(x)`). The
 engine rebuilds each node on its rewritten inputs (interning makes equal
 structure one node, so common subexpressions merge for free), offers it to the
 rules registered for its op, and checks every replacement keeps the node's type.
+
+One walk in topological order reaches the fixpoint: a node is offered to the rules once
+its inputs are rewritten, and a replacement is walked the same way before it counts
+(the nodes a rule builds may match rules too), so the work is linear in the nodes
+visited and built, and the walk's stack only ever holds nodes that rules built.
 """
 
 from __future__ import annotations
@@ -30,38 +35,113 @@ def rebuild(node: Node, inputs: Sequence[Node]) -> Node:
     return Node.make(node.op, inputs, node.params)
 
 
-def _apply_rules(node: Node, table: RuleTable) -> Node:
-    for _ in range(MAX_STEPS_PER_NODE):
-        for rule in table.get(node.op.name, ()):
-            with derived_from(node):
-                new = rule(node)
-            if new is not None and new is not node:
-                if new.type != node.type:
-                    raise RewriteError(f"rule {rule.__name__} changed {node.type} into {new.type}")
-                node = new
-                break
-        else:
-            return node
-    raise RewriteError(f"rules for {node.op.name} did not settle after {MAX_STEPS_PER_NODE} steps")
+def _first_rewrite(node: Node, rules: Sequence[Rule]) -> Node | None:
+    """The replacement the first applicable rule gives, type-checked; None when no rule applies."""
+    if not rules:
+        return None
+    with derived_from(node):
+        for rule in rules:
+            new = rule(node)
+            if new is None or new is node:
+                continue
+            if new.type != node.type:
+                raise RewriteError(f"rule {rule.__name__} changed {node.type} into {new.type}")
+            return new
+    return None
+
+
+class _Frame:
+    """A node being rewritten: its current form, the next input to visit, the forms so far, the rule steps."""
+
+    __slots__ = ("forms", "next", "node", "steps")
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.next = 0
+        self.forms = [node]
+        self.steps = 0
+
+    def restart(self, form: Node) -> None:
+        """Walk `form`, the replacement a rule gave, in place of the current node."""
+        self.steps += 1
+        if self.steps > MAX_STEPS_PER_NODE:
+            raise RewriteError(f"rules for {form.op.name} did not settle after {MAX_STEPS_PER_NODE} steps")
+        self.node = form
+        self.next = 0
+        self.forms.append(form)
+
+
+def _settle(frame: _Frame, table: RuleTable, done: dict[Node, Node]) -> Node | None:
+    """The fixpoint of the frame's node (its inputs are rewritten), or None after a restart on a replacement."""
+    node = frame.node
+    inputs = [done[i] for i in node.inputs]
+    rebuilt = node
+    if any(a is not b for a, b in zip(inputs, node.inputs, strict=True)):
+        with derived_from(node):  # the rebuilt node carries the user's line over
+            rebuilt = Node.make(node.op, inputs, node.params)
+        frame.forms.append(rebuilt)
+    if rebuilt in done:
+        return done[rebuilt]
+    new = _first_rewrite(rebuilt, table.get(rebuilt.op.name, ()))
+    if new is None:
+        return rebuilt
+    if new in done:
+        return done[new]
+    frame.restart(new)
+    return None
+
+
+def _enter(node: Node, active: set[Node]) -> None:
+    """Mark `node` as being walked; meeting it again before it settles means the rules loop."""
+    if node in active:
+        raise RewriteError(f"rewriting {node.op.name} leads back to itself: the rules never settle")
+    active.add(node)
+
+
+def _rewrite_from(root: Node, table: RuleTable, done: dict[Node, Node]) -> None:
+    """Rewrite `root` and what it uses into `done` (node -> its fixpoint), depth first, without recursion."""
+    stack = [_Frame(root)]
+    active = {root}  # the forms of the nodes on the stack
+    while stack:
+        frame = stack[-1]
+        inputs = frame.node.inputs
+        if frame.next < len(inputs):
+            child = inputs[frame.next]
+            frame.next += 1
+            if child not in done:
+                _enter(child, active)
+                stack.append(_Frame(child))
+            continue
+        result = _settle(frame, table, done)
+        if result is None:
+            _enter(frame.node, active)  # a replacement, to be walked
+            continue
+        stack.pop()
+        for form in frame.forms:
+            done[form] = result
+            active.discard(form)
+        done[result] = result
+
+
+def _rewrite_in_order(order: Sequence[Node], table: RuleTable) -> dict[Node, Node]:
+    """Each node of `order` (inputs before users) -> its fixpoint; a walk goes deeper only into new nodes."""
+    done: dict[Node, Node] = {}
+    for node in order:
+        if node not in done:
+            _rewrite_from(node, table, done)
+    return done
 
 
 def rewrite_nodes(outputs: Sequence[Node], table: RuleTable) -> list[Node]:
     """The outputs with every node rewritten bottom-up, until no rule applies anywhere."""
-    for _ in range(MAX_STEPS_PER_NODE):
-        mapping: dict[Node, Node] = {}
-        for node in toposort(outputs):
-            new = rebuild(node, [mapping[i] for i in node.inputs])
-            mapping[node] = _apply_rules(new, table)
-        new_outputs = [mapping[o] for o in outputs]
-        if all(a is b for a, b in zip(new_outputs, outputs, strict=True)):
-            return new_outputs
-        outputs = new_outputs
-    raise RewriteError("rewriting did not reach a fixpoint")
+    done = _rewrite_in_order(toposort(outputs), table)
+    return [done[o] for o in outputs]
 
 
 def rewrite(graph: Graph, table: RuleTable) -> Graph:
     """The graph with `table` applied to a fixpoint; the same object when nothing changed."""
-    outputs = rewrite_nodes(list(graph.outputs), table)
+    done = _rewrite_in_order(graph.nodes, table)
+    outputs = [done[o] for o in graph.outputs]
     if all(a is b for a, b in zip(outputs, graph.outputs, strict=True)):
         return graph
     return Graph(outputs, graph.inputs)

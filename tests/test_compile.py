@@ -53,7 +53,7 @@ def test_attributes_and_repr(model) -> None:
     assert len(fn.report) == 0
     assert "optimize=False" in str(fn.report)
     optimized = gc.compile([x, s], [f, x])
-    assert [r.name for r in optimized.report] == ["stability", "simplify", "fold", "prune"]
+    assert [r.name for r in optimized.report] == ["stability", "simplify", "fold", "prune", "loops", "fuse"]
     assert "total" in str(optimized.report)
     assert repr(fn) == "<CompiledFunction (x: f64[3], s: f64[]) -> (f64[], f64[3]), numpy backend, 7 steps>"
     with pytest.raises(AttributeError, match="llvm"):
@@ -62,8 +62,9 @@ def test_attributes_and_repr(model) -> None:
 
 def test_backends(model) -> None:
     x, s, f = model
-    with pytest.raises(NotImplementedError, match="use backend='numpy'"):
-        gc.compile([x, s], f, backend="llvm")
+    fn = gc.compile([x, s], f, backend="llvm", cache=False)
+    assert fn.backend == "llvm"
+    np.testing.assert_allclose(fn(X, 0.5), gc.evaluate(f, {x: X, s: 0.5}), rtol=1e-15)
     with pytest.raises(ValueError, match="'cuda'"):
         gc.compile([x, s], f, backend="cuda")
 
