@@ -1,9 +1,9 @@
 """gc.compile: the graph of the outputs -> (optimizer) -> schedule -> backend -> a CompiledFunction.
 
-Imports errors, shapes, ir, tensor, schedule and backends. Argument checks run inside the
+Imports errors, shapes, ir, tensor, schedule and backends (the llvm backend, and with it
+llvmlite, only when backend="llvm" is asked for). Argument checks run inside the
 generated code (a fast path for arrays of the exact dtype and shape); the wrapper here
-only binds keyword arguments and reports a wrong number of arguments. The optimizer is
-not built yet: `report` says that no passes ran.
+only binds keyword arguments and reports a wrong number of arguments.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 from graphc.backends import numpy_source
 from graphc.errors import GraphError
@@ -18,6 +20,11 @@ from graphc.ir import Graph, Node
 from graphc.passes import Report, pipeline_for, run_pipeline
 from graphc.schedule import Program, describe_vars, missing_vars, schedule
 from graphc.tensor import Tensor
+
+if TYPE_CHECKING:
+    from graphc.backends.llvm.runtime import LLVMFunction
+
+    Built = Union[numpy_source.NumpyFunction, LLVMFunction]
 
 BACKENDS = ("numpy", "llvm")
 
@@ -36,7 +43,7 @@ class CompiledFunction:
         single: bool,
         graph: Graph,
         program: Program,
-        built: numpy_source.NumpyFunction,
+        built: Built,
         report: Report,
         backend: str,
     ) -> None:
@@ -49,6 +56,7 @@ class CompiledFunction:
         self.filename = built.filename
         self.report = report
         self.backend = backend
+        self._built = built
         self._entry: Callable[..., object] = built.function
         self._arity = len(inputs)
         self._positions = _keyword_positions(program)
@@ -72,7 +80,10 @@ class CompiledFunction:
 
     @property
     def llvm_ir(self) -> str:
-        raise AttributeError(f"fn.llvm_ir exists only for backend='llvm'; this function uses {self.backend!r}")
+        """The LLVM IR, optimized then unoptimized (`.optimized`, `.unoptimized` apart)."""
+        if self.backend != "llvm":
+            raise AttributeError(f"fn.llvm_ir exists only for backend='llvm'; this function uses {self.backend!r}")
+        return self._built.llvm_ir  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
@@ -119,8 +130,6 @@ def _keyword_positions(program: Program) -> dict[str, int]:
 
 
 def _check_backend(backend: str) -> None:
-    if backend == "llvm":
-        raise NotImplementedError("the LLVM backend is not built yet; use backend='numpy'")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
@@ -159,16 +168,29 @@ def _optimize(graph: Graph, optimize: bool, fast_math: bool) -> tuple[Graph, Rep
     return run_pipeline(graph, pipeline_for(fast_math))
 
 
+def _build(program: Program, backend: str, single: bool, cache: bool, cache_dir: str | Path | None) -> Built:
+    if backend == "llvm":
+        from graphc.backends.llvm.runtime import build as build_llvm
+
+        return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir)
+    return numpy_source.build(program, single=single)
+
+
 def compile(  # the API's name: shadows the builtin inside graphc only
     inputs: Sequence[Tensor] | Tensor,
     outputs: Sequence[Tensor] | Tensor,
     backend: str = "numpy",
     optimize: bool = True,
     fast_math: bool = False,
+    *,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
     Every var the outputs depend on must be among the inputs; unused inputs are allowed.
+    backend="llvm" keeps compiled machine code in an on-disk cache: `cache_dir`, else
+    $GRAPHC_CACHE_DIR, else ~/.cache/graphc; `cache=False` neither reads nor writes it.
     """
     _check_backend(backend)
     input_tensors = _as_inputs(inputs)
@@ -179,7 +201,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
     optimized, report = _optimize(graph, optimize, fast_math)
     program = schedule(optimized)
-    built = numpy_source.build(program, single=single)
+    built = _build(program, backend, single, cache, cache_dir)
     return CompiledFunction(
         inputs=input_tensors,
         outputs=output_tensors,

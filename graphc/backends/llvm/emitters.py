@@ -1,0 +1,333 @@
+"""The scalar spelling of every elementwise op in LLVM IR: the EMITTERS table keyed by op name.
+
+Imports numpy, llvmlite and the backend's vecmath. An emitter gets the IR values of
+its operands (bools as i1) and returns the result's value, reproducing NumPy's
+elementwise semantics bit for bit: IEEE arithmetic, NaN-propagating maximum/minimum
+with NumPy's choice at ties of signed zeros, x86's INT64_MIN for float -> int casts of
+NaN/inf/out-of-range values, round half to even. Transcendental functions are the
+inline, vectorizable approximations of vecmath.py (within its documented ulps);
+`pow` on floats calls the C library's pow (the scalar reference path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backends.llvm.vecmath import MATH_FUNCTIONS, math_function
+
+F64 = ir.DoubleType()
+F32 = ir.FloatType()
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+I8 = ir.IntType(8)
+I1 = ir.IntType(1)
+PTR = ir.PointerType()
+
+_VALUE_TYPES = {"float64": F64, "float32": F32, "int64": I64, "bool": I1}
+_MEMORY_TYPES = {"float64": F64, "float32": F32, "int64": I64, "bool": I8}
+
+
+def value_type(dtype: np.dtype) -> ir.Type:
+    """The register type of a dtype (bool is i1)."""
+    return _VALUE_TYPES[dtype.name]
+
+
+def memory_type(dtype: np.dtype) -> ir.Type:
+    """The in-memory type of a dtype (bool is one byte, as in NumPy)."""
+    return _MEMORY_TYPES[dtype.name]
+
+
+def constant(value: bool | int | float, dtype: np.dtype) -> ir.Constant:
+    if dtype.kind == "f":
+        return ir.Constant(value_type(dtype), float(value))
+    return ir.Constant(value_type(dtype), int(value))
+
+
+def load(b: ir.IRBuilder, pointer: ir.Value, dtype: np.dtype) -> ir.Value:
+    """Load one element; a bool byte is true when nonzero (as NumPy reads it)."""
+    value = b.load(pointer, typ=memory_type(dtype), align=dtype.itemsize)
+    if dtype.kind == "b":
+        return b.icmp_unsigned("!=", value, ir.Constant(I8, 0))
+    return value
+
+
+def store(b: ir.IRBuilder, value: ir.Value, pointer: ir.Value, dtype: np.dtype) -> None:
+    if dtype.kind == "b":
+        value = b.zext(value, I8)
+    b.store(value, pointer, align=dtype.itemsize)
+
+
+def intrinsic(b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+    """Call llvm.<name>.<f64|f32> on float operands of one type."""
+    fptype = args[0].type
+    suffix = "f64" if fptype == F64 else "f32"
+    module = b.module
+    full = f"llvm.{name}.{suffix}"
+    fn = module.globals.get(full)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(fptype, [fptype] * len(args)), full)
+    return b.call(fn, list(args))
+
+
+@dataclass
+class Scalar:
+    """What an emitter may use: the builder and a flag to raise (an i32 slot set to 1), if any."""
+
+    b: ir.IRBuilder
+    error: ir.Value | None = None
+
+
+Emitter = Callable[[Scalar, list[ir.Value], list[np.dtype], np.dtype, dict], ir.Value]
+
+
+# --- arithmetic -------------------------------------------------------------------------------------
+
+
+def _by_kind(on_float: str, on_int: str, on_bool: str | None = None) -> Emitter:
+    """A binary op spelled by one IRBuilder method per dtype kind."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        kind = types[0].kind
+        method = {"f": on_float, "i": on_int, "b": on_bool}[kind]
+        if method is None:
+            raise NotImplementedError(f"no bool spelling for {on_int}")
+        return getattr(s.b, method)(*args)
+
+    return emit
+
+
+def _extremum(wins: str, on_bool: str) -> Emitter:
+    """maximum/minimum: x when x wins or x is NaN, else y (so ties of signed zeros give y, as NumPy)."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        b = s.b
+        x, y = args
+        kind = types[0].kind
+        if kind == "b":
+            return getattr(b, on_bool)(x, y)
+        if kind == "i":
+            return b.select(b.icmp_signed(wins, x, y), x, y)
+        take_x = b.or_(b.fcmp_ordered(wins, x, y), b.fcmp_unordered("uno", x, x))
+        return b.select(take_x, x, y)
+
+    return emit
+
+
+def _compare(op: str) -> Emitter:
+    """Ordered float comparison (NaN compares false), except != which is unordered (NaN != NaN)."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        kind = types[0].kind
+        if kind == "f":
+            if op == "!=":
+                return s.b.fcmp_unordered(op, *args)
+            return s.b.fcmp_ordered(op, *args)
+        if kind == "i":
+            return s.b.icmp_signed(op, *args)
+        return s.b.icmp_unsigned(op, *args)
+
+    return emit
+
+
+def _neg(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    (x,) = args
+    if types[0].kind == "f":
+        return s.b.fneg(x)
+    return s.b.sub(ir.Constant(x.type, 0), x)
+
+
+def _pow(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    if types[0].kind == "f":
+        return intrinsic(s.b, "pow", *args)
+    return _int_pow(s, *args)
+
+
+def _int_pow(s: Scalar, base: ir.Value, exponent: ir.Value) -> ir.Value:
+    """base ** exponent by repeated squaring (wrapping, as NumPy); a negative exponent raises."""
+    b = s.b
+    zero, one = ir.Constant(I64, 0), ir.Constant(I64, 1)
+    negative = b.icmp_signed("<", exponent, zero)
+    if s.error is not None:
+        with b.if_then(negative, likely=False):
+            b.store(ir.Constant(I32, 1), s.error)
+    start = b.block
+    loop = b.append_basic_block("pow.loop")
+    done = b.append_basic_block("pow.done")
+    b.cbranch(b.icmp_signed(">", exponent, zero), loop, done)
+    b.position_at_end(loop)
+    result = b.phi(I64)
+    square = b.phi(I64)
+    left = b.phi(I64)
+    odd = b.icmp_unsigned("!=", b.and_(left, one), zero)
+    new_result = b.select(odd, b.mul(result, square), result)
+    new_square = b.mul(square, square)
+    new_left = b.ashr(left, one)
+    result.add_incoming(one, start)
+    square.add_incoming(base, start)
+    left.add_incoming(exponent, start)
+    result.add_incoming(new_result, loop)
+    square.add_incoming(new_square, loop)
+    left.add_incoming(new_left, loop)
+    b.cbranch(b.icmp_signed(">", new_left, zero), loop, done)
+    b.position_at_end(done)
+    value = b.phi(I64)
+    value.add_incoming(one, start)
+    value.add_incoming(new_result, loop)
+    return b.select(negative, zero, value)
+
+
+# --- predicates and selection --------------------------------------------------------------------------
+
+
+def _logical(method: str) -> Emitter:
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        if method == "not_":
+            return s.b.xor(args[0], ir.Constant(I1, 1))
+        return getattr(s.b, method)(*args)
+
+    return emit
+
+
+def _isnan(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    return s.b.fcmp_unordered("uno", args[0], args[0])
+
+
+def _isfinite(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    magnitude = intrinsic(s.b, "fabs", args[0])
+    return s.b.fcmp_ordered("<", magnitude, ir.Constant(args[0].type, float("inf")))
+
+
+def _where(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    return s.b.select(*args)
+
+
+# --- unary math -----------------------------------------------------------------------------------------
+
+
+def _vecmath(name: str) -> Emitter:
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        return s.b.call(math_function(s.b.module, name, args[0].type), args)
+
+    return emit
+
+
+def _float_intrinsic(name: str) -> Emitter:
+    """A float intrinsic; the identity on integers and bools (floor/round of an integer is itself)."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        if types[0].kind != "f":
+            return args[0]
+        return intrinsic(s.b, name, args[0])
+
+    return emit
+
+
+def _abs(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    (x,) = args
+    kind = types[0].kind
+    if kind == "f":
+        return intrinsic(s.b, "fabs", x)
+    if kind == "b":
+        return x
+    return s.b.select(s.b.icmp_signed("<", x, ir.Constant(I64, 0)), s.b.neg(x), x)
+
+
+def _sign(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    """1, -1, 0 (+0.0 for both zeros), and NaN for NaN, as NumPy."""
+    b = s.b
+    (x,) = args
+    if types[0].kind == "i":
+        zero = ir.Constant(I64, 0)
+        positive = b.zext(b.icmp_signed(">", x, zero), I64)
+        negative = b.zext(b.icmp_signed("<", x, zero), I64)
+        return b.sub(positive, negative)
+    zero = ir.Constant(x.type, 0.0)
+    nonzero = b.select(b.fcmp_ordered("==", x, zero), zero, x)
+    negative = b.select(b.fcmp_ordered("<", x, zero), ir.Constant(x.type, -1.0), nonzero)
+    return b.select(b.fcmp_ordered(">", x, zero), ir.Constant(x.type, 1.0), negative)
+
+
+def _relu(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    """maximum(x, 0): x when x > 0 or x is NaN, else +0.0."""
+    (x,) = args
+    zero = ir.Constant(x.type, 0.0)
+    return s.b.select(s.b.fcmp_unordered(">", x, zero), x, zero)
+
+
+# --- casts ------------------------------------------------------------------------------------------------
+
+
+def cast(b: ir.IRBuilder, x: ir.Value, source: np.dtype, target: np.dtype) -> ir.Value:
+    """NumPy's astype between float64, float32, int64 and bool."""
+    if source == target:
+        return x
+    to = value_type(target)
+    if target.kind == "b":
+        if source.kind == "f":
+            return b.fcmp_unordered("!=", x, ir.Constant(x.type, 0.0))
+        return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+    if source.kind == "b":
+        return b.uitofp(x, to) if target.kind == "f" else b.zext(x, to)
+    if source.kind == "i":
+        return b.sitofp(x, to)
+    if target.kind == "i":
+        return _float_to_int(b, x)
+    return b.fpext(x, to) if target.itemsize > source.itemsize else b.fptrunc(x, to)
+
+
+def _float_to_int(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """Truncation toward zero; NaN, infinities and values out of range give INT64_MIN, as x86 does."""
+    limit = ir.Constant(x.type, 2.0**63)
+    in_range = b.and_(b.fcmp_ordered(">=", x, b.fneg(limit)), b.fcmp_ordered("<", x, limit))
+    safe = b.select(in_range, x, ir.Constant(x.type, 0.0))
+    return b.select(in_range, b.fptosi(safe, I64), ir.Constant(I64, -(2**63)))
+
+
+def _astype(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+    return cast(s.b, args[0], types[0], out)
+
+
+EMITTERS: dict[str, Emitter] = {
+    "add": _by_kind("fadd", "add", "or_"),
+    "sub": _by_kind("fsub", "sub"),
+    "mul": _by_kind("fmul", "mul", "and_"),
+    "div": _by_kind("fdiv", "sdiv"),
+    "pow": _pow,
+    "neg": _neg,
+    "maximum": _extremum(">", "or_"),
+    "minimum": _extremum("<", "and_"),
+    "less": _compare("<"),
+    "less_equal": _compare("<="),
+    "greater": _compare(">"),
+    "greater_equal": _compare(">="),
+    "equal": _compare("=="),
+    "not_equal": _compare("!="),
+    "logical_and": _logical("and_"),
+    "logical_or": _logical("or_"),
+    "logical_not": _logical("not_"),
+    "isnan": _isnan,
+    "isfinite": _isfinite,
+    "where": _where,
+    **{name: _vecmath(name) for name in MATH_FUNCTIONS},
+    "sqrt": _float_intrinsic("sqrt"),
+    "floor": _float_intrinsic("floor"),
+    "round": _float_intrinsic("roundeven"),
+    "abs": _abs,
+    "sign": _sign,
+    "relu": _relu,
+    "astype": _astype,
+}
+
+
+def combine(b: ir.IRBuilder, kind: str, acc: ir.Value, x: ir.Value, dtype: np.dtype) -> ir.Value:
+    """One step of a reduction: sum, prod, max or min of an accumulator and a value."""
+    s = Scalar(b)
+    if kind == "sum":
+        return EMITTERS["add"](s, [acc, x], [dtype, dtype], dtype, {})
+    if kind == "prod":
+        return EMITTERS["mul"](s, [acc, x], [dtype, dtype], dtype, {})
+    return EMITTERS["maximum" if kind == "max" else "minimum"](s, [acc, x], [dtype, dtype], dtype, {})

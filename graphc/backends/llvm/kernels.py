@@ -1,0 +1,151 @@
+"""The kernels a Program is planned into: loop nests over layouts, BLAS calls, gathers and scatters.
+
+Imports numpy and layout. A kernel is plain frozen data: the planner (plan.py) makes
+them, the code generator (lower.py) turns each distinct kernel structure into one
+native function. Every layout of a kernel has the kernel's iteration shape (operands
+are broadcast to it), so a loop index addresses all of them alike.
+
+Elementwise work is a list of `Instr`s in SSA order, evaluated once per point of the
+iteration space: `load` reads operand `args[0]`, `const` is `attrs["value"]`, any other
+op is an elementwise op of graphc (emitters.py spells it) applied to earlier results.
+`copy` repeats an earlier result. The last instruction is the kernel's value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphc.backends.llvm.layout import Layout, Shape
+
+Attrs = tuple[tuple[str, object], ...]
+
+REDUCTIONS = ("sum", "prod", "max", "min")
+LANES = 32
+"""Independent partial results of a reduction along a contiguous axis of at least this length."""
+
+TRANSCENDENTAL = frozenset({
+    "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan",
+    "sigmoid", "softplus",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Instr:
+    op: str
+    args: tuple[int, ...]
+    dtype: np.dtype
+    attrs: Attrs = ()
+
+    def attr(self, name: str) -> object:
+        return dict(self.attrs)[name]
+
+
+@dataclass(frozen=True)
+class Map:
+    """out[i] = value(i) for every i of `shape`; also extra_outs[k][i] = instrs[extra_values[k]](i)."""
+
+    shape: Shape
+    operands: tuple[Layout, ...]
+    instrs: tuple[Instr, ...]
+    out: Layout
+    site: int = 0  # the error site of an integer power with a negative exponent (0: cannot fail)
+    extra_values: tuple[int, ...] = ()
+    extra_outs: tuple[Layout, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reduce:
+    """out[kept(i)] = kind-reduction of value(i) over the `axes` of `shape`.
+
+    When the last axis is reduced (`inner`), every output point accumulates `lanes`
+    partial results and combines them at the end; otherwise the output already holds
+    the identity (a Map fills it first) and is updated in place, in loop order.
+    """
+
+    shape: Shape
+    operands: tuple[Layout, ...]
+    instrs: tuple[Instr, ...]
+    out: Layout  # stride 0 on the reduced axes
+    axes: frozenset[int]
+    kind: str
+    lanes: int = 1
+    site: int = 0
+
+    @property
+    def inner(self) -> bool:
+        return len(self.shape) - 1 in self.axes
+
+
+@dataclass(frozen=True)
+class ArgReduce:
+    """out[kept(i)] = the first C-order position of the extremum over `axes` (NaN counts as extreme)."""
+
+    kind: str  # "argmax" | "argmin"
+    operand: Layout
+    out: Layout  # stride 0 on the reduced axes
+    axes: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """out[b] = a[b] @ b[b] for every batch index b, through cblas gemm (row-major)."""
+
+    a: Layout  # batch + (m, k), each matrix with a unit stride on one axis
+    b: Layout  # batch + (k, n)
+    out: Layout  # batch + (m, n), contiguous
+
+
+@dataclass(frozen=True)
+class Gather:
+    """out[p, j, q] = operand[p, indices[j], q] (`take`); a bad index stops the program at `site`."""
+
+    operand: Layout
+    indices: Layout
+    axis: int
+    out: Layout
+    site: int
+
+
+@dataclass(frozen=True)
+class Scatter:
+    """out[p, indices[j], q] += values[p, j, q] in C order of (p, j, q) (`scatter_add`; out holds 0)."""
+
+    values: Layout
+    indices: Layout
+    axis: int
+    out: Layout
+    site: int
+
+
+Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter
+
+
+def cost(instrs: tuple[Instr, ...]) -> int:
+    """A rough count of machine work per point: transcendental functions weigh 20."""
+    weights = {"pow": 40, "load": 1, "const": 0, "copy": 0}
+    return sum(weights.get(i.op, 20 if i.op in TRANSCENDENTAL else 1) for i in instrs)
+
+
+def work(kernel: Kernel) -> int:
+    """Points times cost, for the decision to split a loop nest across threads."""
+    if isinstance(kernel, (Map, Reduce)):
+        return math.prod(kernel.shape) * cost(kernel.instrs)
+    return 0
+
+
+def layouts(kernel: Kernel) -> list[Layout]:
+    """Every layout the kernel reads or writes, operands first, the output last."""
+    if isinstance(kernel, Map):
+        return [*kernel.operands, *kernel.extra_outs, kernel.out]
+    if isinstance(kernel, Reduce):
+        return [*kernel.operands, kernel.out]
+    if isinstance(kernel, ArgReduce):
+        return [kernel.operand, kernel.out]
+    if isinstance(kernel, Gemm):
+        return [kernel.a, kernel.b, kernel.out]
+    if isinstance(kernel, Gather):
+        return [kernel.operand, kernel.indices, kernel.out]
+    return [kernel.values, kernel.indices, kernel.out]

@@ -1,0 +1,258 @@
+"""Plan -> llvmlite ir.Module with ONE native entry point, `graphc_entry`.
+
+Imports llvmlite and the backend's codegen, emitters, kernels, layout and plan. The entry
+takes one PyArrayObject pointer per argument (`arguments` gives the order: inputs, the
+constant blob, outputs, the workspace), reads each array's data pointer from the
+object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel function per
+kernel of the plan, in order. Kernels of equal structure share one function (a model
+that repeats a step K times compiles a handful of functions, not K). A kernel with a
+lot of work (kernels.work >= PARALLEL_WORK) is split across two threads: a native
+thread (pthread_create) runs the second half of its split axis while the calling
+thread runs the first. The entry returns 0, or the error site (plan.errors) that failed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from dataclasses import replace
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from graphc.backends.llvm import layout as L
+from graphc.backends.llvm.codegen import EMIT, Body, split_axis
+from graphc.backends.llvm.emitters import I32, I64, PTR, combine, load, memory_type, store
+from graphc.backends.llvm.kernels import Gather, Kernel, Map, Reduce, Scatter, layouts, work
+from graphc.backends.llvm.layout import Buffer, Layout
+from graphc.backends.llvm.loops import i64
+from graphc.backends.llvm.plan import ERROR_SLOT, Plan
+
+ENTRY = "graphc_entry"
+DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)
+PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
+THREADS = 2
+PTHREAD = ("pthread_create", "pthread_join")
+
+Pointer = tuple[Buffer, int]  # a buffer and a byte offset into it
+
+
+def arguments(plan: Plan) -> list[str]:
+    """The entry's parameters in order: 'input:k', 'constants', 'output:k', 'workspace'."""
+    names = [f"input:{k}" for k in range(len(plan.inputs))]
+    if plan.constant_bytes:
+        names.append("constants")
+    names += [f"output:{k}" for k in range(len(plan.outputs))]
+    if plan.workspace_bytes:
+        names.append("workspace")
+    return names
+
+
+@functools.cache
+def threads_available() -> bool:
+    """Whether this process has pthread_create/pthread_join; if so they are registered for JIT code."""
+    try:
+        process = ctypes.CDLL(None)
+        symbols = {name: ctypes.cast(getattr(process, name), ctypes.c_void_p).value for name in PTHREAD}
+    except (OSError, AttributeError, TypeError):
+        return False
+    for name, address in symbols.items():
+        llvm.add_symbol(name, address)
+    return True
+
+
+def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
+    """The kernel with its layouts re-based on pointer parameters, and what each parameter points to.
+
+    Equal (buffer, offset) pairs share a parameter; take and scatter_add get the error slot last.
+    """
+    pointers: list[Pointer] = []
+
+    def rebase(layout: Layout) -> Layout:
+        pointer = (layout.buffer, layout.offset * layout.dtype.itemsize)
+        if pointer not in pointers:
+            pointers.append(pointer)
+        param = Buffer(L.PARAM, pointers.index(pointer), layout.dtype)
+        return replace(layout, buffer=param, offset=0)
+
+    fields = {}
+    for name, value in vars(kernel).items():
+        if isinstance(value, Layout):
+            fields[name] = rebase(value)
+        elif isinstance(value, tuple) and value and isinstance(value[0], Layout):
+            fields[name] = tuple(rebase(v) for v in value)
+    if isinstance(kernel, (Gather, Scatter)):
+        pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0))
+        fields["site"] = 1
+    elif isinstance(kernel, (Map, Reduce)) and kernel.site:
+        fields["site"] = 1
+    return replace(kernel, **fields), pointers  # type: ignore[arg-type]
+
+
+class Lowering:
+    """Builds the module: kernel functions on demand, thread trampolines, the entry."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.module = ir.Module(name="graphc")
+        self.functions: dict[Kernel, ir.Function] = {}
+        self.trampolines: dict[str, ir.Function] = {}
+
+    def kernel_function(self, kernel: Kernel, params: int) -> ir.Function:
+        fn = self.functions.get(kernel)
+        if fn is not None:
+            return fn
+        signature_ = ir.FunctionType(I32, [PTR] * params + [I64, I64])
+        fn = ir.Function(self.module, signature_, f"kernel{len(self.functions)}")
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        for arg in fn.args[:params]:
+            arg.add_attribute("noalias")
+        error = isinstance(kernel, (Map, Reduce)) and kernel.site != 0
+        EMIT[type(kernel)](Body(fn, params, error), kernel)  # type: ignore[operator]
+        self.functions[kernel] = fn
+        return fn
+
+    def trampoline(self, kernel_fn: ir.Function, params: int) -> ir.Function:
+        """`ptr name.thread(ptr ctx)`: ctx = [params..., lo, hi, status] as i64s; runs the kernel."""
+        name = f"{kernel_fn.name}.thread"
+        if name in self.trampolines:
+            return self.trampolines[name]
+        fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), name)
+        fn.linkage = "internal"
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        (ctx,) = fn.args
+        slots = [b.load(b.gep(ctx, [i64(i)], source_etype=I64), typ=I64) for i in range(params + 2)]
+        pointers = [b.inttoptr(s, PTR) for s in slots[:params]]
+        status = b.call(kernel_fn, [*pointers, slots[params], slots[params + 1]])
+        b.store(b.zext(status, I64), b.gep(ctx, [i64(params + 2)], source_etype=I64))
+        b.ret(ir.Constant(PTR, None))
+        self.trampolines[name] = fn
+        return fn
+
+    def build(self) -> ir.Module:
+        names = arguments(self.plan)
+        entry = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
+        entry.attributes.add("nounwind")
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        data = {}
+        for name, arg in zip(names, entry.args, strict=True):
+            address = b.gep(arg, [i64(DATA_OFFSET)], source_etype=ir.IntType(8))
+            data[name] = b.load(address, typ=PTR, name=name.replace(":", ""))
+        caller = Caller(self, b, data)
+        for kernel in self.plan.kernels:
+            caller.call(kernel)
+        b.ret(ir.Constant(I32, 0))
+        return self.module
+
+
+class Caller:
+    """Emits the entry's calls: pointers for each kernel, threads when worth it, status checks."""
+
+    def __init__(self, lowering: Lowering, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
+        self.lowering = lowering
+        self.b = b
+        self.data = data
+        self.site = 0
+
+    def address(self, pointer: Pointer) -> ir.Value:
+        buffer, offset = pointer
+        if buffer.place == L.INPUT:
+            base = self.data[f"input:{buffer.index}"]
+        elif buffer.place == L.OUTPUT:
+            base = self.data[f"output:{buffer.index}"]
+        elif buffer.place == L.CONST:
+            base, offset = self.data["constants"], offset + buffer.index
+        else:
+            base, offset = self.data["workspace"], offset + buffer.index
+        if offset == 0:
+            return base
+        return self.b.gep(base, [i64(offset)], inbounds=True, source_etype=ir.IntType(8))
+
+    def call(self, kernel: Kernel) -> None:
+        shape_kernel, pointers = signature(kernel)
+        fn = self.lowering.kernel_function(shape_kernel, len(pointers))
+        args = [self.address(p) for p in pointers]
+        axis = split_axis(kernel)
+        extent = kernel.shape[axis] if axis is not None else 0  # type: ignore[union-attr]
+        parallel = axis is not None and extent >= THREADS and work(kernel) >= PARALLEL_WORK and threads_available()
+        if not parallel:
+            status = self.b.call(fn, [*args, i64(0), i64(extent)])
+        elif isinstance(kernel, Reduce) and not any(kernel.out.strides):
+            status = self._split_to_point(fn, kernel, args, extent)
+        else:
+            status = self._split(fn, args, args, extent)
+        site = getattr(kernel, "site", 0)
+        if site:
+            failed = self.b.icmp_unsigned("!=", status, ir.Constant(I32, 0))
+            with self.b.if_then(failed, likely=False):
+                self.b.ret(ir.Constant(I32, site))
+
+    def _alloca(self, etype: ir.Type, count: int, name: str) -> ir.Value:
+        """A stack slot at the top of the entry block (so it is not re-allocated in a loop)."""
+        here = self.b.block
+        self.b.position_at_start(self.b.function.entry_basic_block)
+        slot = self.b.alloca(etype, size=i64(count), name=name)
+        self.b.position_at_end(here)
+        return slot
+
+    def _split(self, fn: ir.Function, first: list[ir.Value], second: list[ir.Value], extent: int) -> ir.Value:
+        """Run [0, mid) here and [mid, extent) on a new thread (or here too if none starts)."""
+        b = self.b
+        params = len(first)
+        mid = i64((extent + 1) // 2)
+        ctx = self._alloca(I64, params + 3, "ctx")
+        thread = self._alloca(I64, 1, "thread")
+        for i, pointer in enumerate(second):
+            b.store(b.ptrtoint(pointer, I64), b.gep(ctx, [i64(i)], source_etype=I64))
+        b.store(mid, b.gep(ctx, [i64(params)], source_etype=I64))
+        b.store(i64(extent), b.gep(ctx, [i64(params + 1)], source_etype=I64))
+        create, join = _pthread(self.lowering.module)
+        trampoline = self.lowering.trampoline(fn, params)
+        started = b.call(create, [thread, ir.Constant(PTR, None), trampoline, ctx])
+        mine = b.call(fn, [*first, i64(0), mid])
+        with b.if_else(b.icmp_signed("==", started, ir.Constant(I32, 0))) as (joined, alone):
+            with joined:
+                b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
+                theirs_joined = b.trunc(b.load(b.gep(ctx, [i64(params + 2)], source_etype=I64), typ=I64), I32)
+                block_joined = b.block
+            with alone:
+                theirs_alone = b.call(fn, [*second, mid, i64(extent)])
+                block_alone = b.block
+        theirs = b.phi(I32)
+        theirs.add_incoming(theirs_joined, block_joined)
+        theirs.add_incoming(theirs_alone, block_alone)
+        return b.or_(mine, theirs)
+
+    def _split_to_point(self, fn: ir.Function, kernel: Reduce, args: list[ir.Value], extent: int) -> ir.Value:
+        """A reduction to one point: each half into its own partial result, then first op second."""
+        b = self.b
+        dtype = kernel.out.dtype
+        _, pointers = signature(kernel)
+        position = pointers.index((kernel.out.buffer, kernel.out.offset * dtype.itemsize))
+        partials = self._alloca(memory_type(dtype), 2, "partials")
+        second_slot = b.gep(partials, [i64(1)], source_etype=memory_type(dtype))
+        first = list(args)
+        second = list(args)
+        first[position] = partials
+        second[position] = second_slot
+        status = self._split(fn, first, second, extent)
+        total = combine(b, kernel.kind, load(b, partials, dtype), load(b, second_slot, dtype), dtype)
+        store(b, total, args[position], dtype)
+        return status
+
+
+def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
+    create = module.globals.get("pthread_create")
+    if create is None:
+        create = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
+    join = module.globals.get("pthread_join")
+    if join is None:
+        join = ir.Function(module, ir.FunctionType(I32, [I64, PTR]), "pthread_join")
+    return create, join
+
+
+def lower(plan: Plan) -> ir.Module:
+    """The module of a plan: kernel functions and the entry point ENTRY."""
+    return Lowering(plan).build()

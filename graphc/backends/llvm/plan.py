@@ -1,0 +1,580 @@
+"""Program -> Plan: every value's layout, the workspace and constant blob, and the kernels in order.
+
+Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout/kernels (never
+llvmlite). The planner follows the Program's buffer plan: a step that may reuse a dead
+buffer writes into that buffer's workspace slot; a step computing an output writes
+straight into the fresh output array. Views are layouts (no kernel); a reshape that
+strides cannot express copies first. Each op has one planning rule in PLANNERS.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from graphc.backends.llvm import layout as L
+from graphc.backends.llvm.kernels import (
+    LANES,
+    cost,
+    ArgReduce,
+    Gather,
+    Gemm,
+    Instr,
+    Kernel,
+    Map,
+    Reduce,
+    Scatter,
+)
+from graphc.backends.llvm.layout import Buffer, Layout, Shape
+from graphc.errors import where
+from graphc.ir import Graph
+from graphc.ops import OPS, Kind
+from graphc.schedule import VIEW_OPS, Program, Step
+from graphc.shapes import BOOL, TensorType, reduced_shape
+
+ELEMENTWISE = frozenset(
+    name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.BROADCAST) and name != "broadcast_to"
+)
+MAX_COST = 200  # kernels.cost of one loop body (ten transcendental functions); longer ones are split
+ALIGN = 64  # bytes: every buffer of the workspace and the constant blob starts on a cache line
+ERROR_SLOT = 0  # workspace bytes 0..7: the bad index of a failed take/scatter_add
+
+
+@dataclass(frozen=True)
+class ErrorSite:
+    """What a nonzero status from the native code means: an exception class name and a message.
+
+    The message may contain `{index}`, the offending value the native code left in the error slot.
+    """
+
+    exception: str
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What the native entry point does, and what the Python wrapper must hand it."""
+
+    inputs: tuple[TensorType, ...]
+    outputs: tuple[TensorType, ...]
+    kernels: tuple[Kernel, ...]
+    constants: tuple[tuple[int, np.ndarray], ...]  # (byte offset in the blob, array)
+    constant_bytes: int
+    workspace_bytes: int
+    errors: tuple[ErrorSite, ...]  # site k is errors[k - 1]
+
+    def key(self) -> str:
+        """Everything the native code depends on, as deterministic text (constant values are data)."""
+        return repr((self.inputs, self.outputs, self.kernels, self.constant_bytes, self.workspace_bytes))
+
+
+class Expr:
+    """A list of Instrs under construction; each method returns the new instruction's index."""
+
+    def __init__(self) -> None:
+        self.instrs: list[Instr] = []
+
+    def add(self, op: str, args: Sequence[int], dtype: np.dtype, attrs: tuple = ()) -> int:
+        self.instrs.append(Instr(op, tuple(args), dtype, attrs))
+        return len(self.instrs) - 1
+
+    def load(self, operand: int, dtype: np.dtype) -> int:
+        return self.add("load", (operand,), dtype)
+
+    def const(self, value: bool | int | float, dtype: np.dtype) -> int:
+        return self.add("const", (), dtype, (("value", value),))
+
+
+def identity(kind: str, dtype: np.dtype) -> bool | int | float:
+    """The starting value of a reduction (a float sum starts at +0.0, as NumPy's: a sum of -0.0s is +0.0)."""
+    if dtype == BOOL:
+        return kind in ("prod", "min")
+    if dtype.kind == "i":
+        info = np.iinfo(dtype)
+        return {"sum": 0, "prod": 1, "max": int(info.min), "min": int(info.max)}[kind]
+    return {"sum": 0.0, "prod": 1.0, "max": -math.inf, "min": math.inf}[kind]
+
+
+class Planner:
+    """Walks a Program once, giving every name a layout and appending kernels."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.layouts: dict[str, Layout] = {}
+        self.kernels: list[Kernel] = []
+        self.workspace = ALIGN  # the first cache line holds the error slot
+        self.slots: dict[str, int] = {}
+        self.constants: list[tuple[int, np.ndarray]] = []
+        self.constant_bytes = 0
+        self.errors: list[ErrorSite] = []
+        self.direct = direct_outputs(program)
+
+    # --- memory ---------------------------------------------------------------------------------
+
+    def allocate(self, nbytes: int) -> int:
+        offset = self.workspace
+        self.workspace += -(-max(nbytes, 1) // ALIGN) * ALIGN
+        return offset
+
+    def fresh(self, shape: Shape, dtype: np.dtype) -> Layout:
+        """A new workspace buffer for a temporary of the backend's own (never reused)."""
+        return L.contiguous(Buffer(L.WORK, self.allocate(L.byte_size(shape, dtype)), dtype), shape)
+
+    def dest(self, step: Step) -> Layout:
+        """Where a step's result goes (its output array, the slot it may reuse, or a new slot); recorded."""
+        shape, dtype = step.type.shape, step.type.dtype
+        if step.name in self.direct:
+            layout = L.contiguous(Buffer(L.OUTPUT, self.direct[step.name], dtype), shape)
+        else:
+            offset = self.slots.get(step.reuse) if step.reuse is not None else None
+            if offset is None:
+                offset = self.allocate(L.byte_size(shape, dtype))
+            self.slots[step.name] = offset
+            layout = L.contiguous(Buffer(L.WORK, offset, dtype), shape)
+        self.layouts[step.name] = layout
+        return layout
+
+    def site(self, exception: str, message: str) -> int:
+        self.errors.append(ErrorSite(exception, message))
+        return len(self.errors)
+
+    # --- kernels --------------------------------------------------------------------------------
+
+    def add_map(
+        self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr], out: Layout,
+        extra: Sequence[tuple[int, Layout]] = (),
+    ) -> None:  # fmt: skip
+        """out = the per-point value over `shape` (and each extra (instruction, layout) stored too)."""
+        if math.prod(shape) == 0:
+            return
+        operands, instrs = self._split(shape, operands, instrs)
+        operands, instrs = _fold_operands(operands, instrs)
+        layouts = [*operands, *(layout for _, layout in extra), out]
+        new_shape, strides, _ = L.coalesce(shape, [layout.strides for layout in layouts])
+        layouts = [_restrided(layout, new_shape, s) for layout, s in zip(layouts, strides, strict=True)]
+        n = len(operands)
+        extra_values = tuple(value for value, _ in extra)
+        kernel = Map(new_shape, tuple(layouts[:n]), instrs, layouts[-1], self._power_site(instrs),
+                     extra_values, tuple(layouts[n:-1]))  # fmt: skip
+        self.kernels.append(kernel)
+
+    def _split(self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple[
+        list[Layout], list[Instr]
+    ]:  # fmt: skip
+        """Cut a loop body costlier than MAX_COST: a first kernel stores the values the rest needs.
+
+        Keeps every native function small, so compile time grows linearly with the graph
+        (a long fused chain becomes a few kernels, often of one shared structure).
+        """
+        operands, instrs = list(operands), list(instrs)
+        while cost(tuple(instrs)) > MAX_COST:
+            cut = _cut_point(instrs)
+            later = instrs[cut:]
+            used = sorted({a for i in later if i.op != "load" for a in i.args if a < cut})
+            live = [a for a in used if instrs[a].op not in ("load", "const")]
+            temps = [self.fresh(shape, instrs[a].dtype) for a in live]
+            if live:
+                prefix = [*instrs[:cut], Instr("copy", (live[-1],), instrs[live[-1]].dtype)]
+                self.add_map(shape, operands, prefix, temps[-1], list(zip(live[:-1], temps[:-1], strict=True)))
+            remap: dict[int, int] = {}
+            rest: list[Instr] = []
+            for a in used:
+                if a in live:
+                    rest.append(Instr("load", (len(operands) + live.index(a),), instrs[a].dtype))
+                else:
+                    rest.append(instrs[a])
+                remap[a] = len(rest) - 1
+            base = len(rest) - cut
+            for instr in later:
+                if instr.op != "load":
+                    instr = replace(instr, args=tuple(remap[a] if a < cut else a + base for a in instr.args))
+                rest.append(instr)
+            operands += temps
+            instrs = rest
+        return operands, instrs
+
+    def copy(self, source: Layout, out: Layout) -> None:
+        self.add_map(out.shape, [L.broadcast(source, out.shape)], [Instr("load", (0,), source.dtype)], out)
+
+    def fill(self, value: bool | int | float, out: Layout) -> None:
+        self.add_map(out.shape, [], [Instr("const", (), out.dtype, (("value", value),))], out)
+
+    def add_reduce(
+        self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr], kind: str,
+        axes: Sequence[int], keepdims: bool, dest: Layout,
+    ) -> None:  # fmt: skip
+        """dest = reduction of the per-point value over `axes` of `shape`."""
+        if math.prod(shape) == 0:
+            self.fill(identity(kind, dest.dtype), dest)
+            return
+        operands, instrs = self._split(shape, operands, instrs)
+        operands, instrs = _fold_operands(operands, instrs)
+        out = _reduce_out(dest, shape, axes, keepdims)
+        new_shape, strides, reduced = L.coalesce(shape, [o.strides for o in (*operands, out)], frozenset(axes))
+        operands = tuple(_restrided(o, new_shape, s) for o, s in zip(operands, strides, strict=False))
+        out = _restrided(out, new_shape, strides[-1])
+        site = self._power_site(instrs)
+        if not reduced:  # every reduced axis has length 1
+            if kind == "sum":
+                instrs = _plus_zero(instrs)
+            self.kernels.append(Map(new_shape, operands, instrs, out, site))
+            return
+        kernel = Reduce(new_shape, operands, instrs, out, reduced, kind, site=site)
+        if kernel.inner and new_shape[-1] >= LANES:
+            kernel = replace(kernel, lanes=LANES)
+        if not kernel.inner:
+            self.fill(identity(kind, dest.dtype), dest)
+        self.kernels.append(kernel)
+
+    def _power_site(self, instrs: Sequence[Instr]) -> int:
+        if any(i.op == "pow" and i.dtype.kind != "f" for i in instrs):
+            return self.site("ValueError", "Integers to negative integer powers are not allowed.")
+        return 0
+
+    # --- the program ----------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        program = self.program
+        for k, given in enumerate(program.inputs):
+            self.layouts[given.name] = L.contiguous(Buffer(L.INPUT, k, given.type.dtype), given.type.shape)
+        for name, array in program.constants.items():
+            self.layouts[name] = self._constant(array)
+        for step in program.steps:
+            planner = PLANNERS.get(step.op)
+            if planner is None:
+                raise NotImplementedError(f"the llvm backend cannot lower op {step.op!r}")
+            planner(self, step)
+        for k, name in enumerate(program.outputs):
+            if self.direct.get(name) != k:
+                t = program.types[name]
+                self.copy(self.layouts[name], L.contiguous(Buffer(L.OUTPUT, k, t.dtype), t.shape))
+        return Plan(
+            inputs=tuple(given.type for given in program.inputs),
+            outputs=tuple(program.types[name] for name in program.outputs),
+            kernels=tuple(self.kernels),
+            constants=tuple(self.constants),
+            constant_bytes=self.constant_bytes,
+            workspace_bytes=self.workspace if self.workspace > ALIGN or self.errors else 0,
+            errors=tuple(self.errors),
+        )
+
+    def _constant(self, array: np.ndarray) -> Layout:
+        dtype = array.dtype
+        if array.size == 1:
+            return L.inline(L.as_scalar(array), dtype, array.shape)
+        offset = self.constant_bytes
+        self.constants.append((offset, array))
+        self.constant_bytes += -(-max(array.nbytes, 1) // ALIGN) * ALIGN
+        return L.contiguous(Buffer(L.CONST, offset, dtype), array.shape)
+
+
+def direct_outputs(program: Program) -> dict[str, int]:
+    """Outputs a step can write in place: computed (not a view), listed first at that position."""
+    direct: dict[str, int] = {}
+    for k, name in enumerate(program.outputs):
+        step = program.step(name)
+        if step is None or step.op in VIEW_OPS or name in direct:
+            continue
+        direct[name] = k
+    return direct
+
+
+def _restrided(layout: Layout, shape: Shape, strides: Shape) -> Layout:
+    return replace(layout, shape=shape, strides=strides)
+
+
+def _reduce_out(dest: Layout, shape: Shape, axes: Sequence[int], keepdims: bool) -> Layout:
+    """`dest` seen at the iteration shape: its own strides on kept axes, 0 on reduced ones."""
+    strides = []
+    k = 0
+    for a in range(len(shape)):
+        if a in axes:
+            strides.append(0)
+            k += 1 if keepdims else 0
+            continue
+        strides.append(dest.strides[k])
+        k += 1
+    return Layout(dest.buffer, shape, tuple(strides), dest.offset)
+
+
+def _cut_point(instrs: list[Instr]) -> int:
+    """The longest prefix costing at most MAX_COST (at least one instruction)."""
+    total = 0
+    for i, instr in enumerate(instrs):
+        total += cost((instr,))
+        if total > MAX_COST:
+            return max(i, 1)
+    return len(instrs)
+
+
+def _plus_zero(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
+    """value + 0: a sum of one element is that element, except that -0.0 becomes +0.0 (as in NumPy)."""
+    dtype = instrs[-1].dtype
+    zero = Instr("const", (), dtype, (("value", identity("sum", dtype)),))
+    last = len(instrs) - 1
+    return (*instrs, zero, Instr("add", (last, last + 1), dtype))
+
+
+def _fold_operands(operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple[tuple[Layout, ...], tuple[Instr, ...]]:
+    """Inline constants become `const` instructions; equal operands are read once, unread ones dropped."""
+    read = {instr.args[0] for instr in instrs if instr.op == "load"}
+    position: dict[Layout, int] = {}
+    index: dict[int, int] = {}
+    for i, layout in enumerate(operands):
+        if layout.buffer.place == L.INLINE or i not in read:
+            continue
+        index[i] = position.setdefault(layout, len(position))
+    kept = list(position)
+    folded = []
+    for instr in instrs:
+        if instr.op == "load":
+            source = operands[instr.args[0]]
+            if source.buffer.place == L.INLINE:
+                instr = Instr("const", (), instr.dtype, (("value", source.buffer.value),))
+            else:
+                instr = replace(instr, args=(index[instr.args[0]],))
+        folded.append(instr)
+    return tuple(kept), tuple(folded)
+
+
+# --- one rule per op ------------------------------------------------------------------------------
+
+
+def _plan_elementwise(p: Planner, step: Step) -> None:
+    shape = step.type.shape
+    operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
+    expr = Expr()
+    loads = [expr.load(i, o.dtype) for i, o in enumerate(operands)]
+    expr.add(step.op, loads, step.type.dtype, step.node.attrs)
+    p.add_map(shape, operands, expr.instrs, p.dest(step))
+
+
+def body_instrs(body: Graph, shape: Shape, expr: Expr, skip_root: bool) -> int:
+    """Append the body's per-point instructions (params are operands 0, 1, ...); the value's index."""
+    values = {param: expr.load(i, param.dtype) for i, param in enumerate(body.inputs)}
+    root = body.outputs[0]
+    for node in body.nodes:
+        if node in values or (skip_root and node is root):
+            continue
+        name = node.op.name
+        if name == "broadcast_to":
+            values[node] = values[node.inputs[0]]
+            continue
+        if name not in ELEMENTWISE or node.shape != shape:
+            raise NotImplementedError(f"the llvm backend cannot lower {name} {node.type} inside a fused region")
+        values[node] = expr.add(name, [values[i] for i in node.inputs], node.dtype, node.attrs)
+    return values[root.inputs[0] if skip_root else root]
+
+
+def _plan_fused(p: Planner, step: Step) -> None:
+    body = step.node.attr("body")
+    assert isinstance(body, Graph)
+    root = body.outputs[0]
+    reducing = root.op.kind is Kind.REDUCE  # type: ignore[attr-defined]
+    shape = root.inputs[0].shape if reducing else root.shape
+    operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
+    expr = Expr()
+    value = body_instrs(body, shape, expr, skip_root=reducing)
+    if not reducing:
+        p.add_map(shape, operands, expr.instrs, p.dest(step))
+        return
+    params = root.params
+    _reduction(p, root.op.name, shape, operands, expr, value, params["axis"], params["keepdims"], p.dest(step))
+
+
+def _plan_reduce(p: Planner, step: Step) -> None:
+    source = p.layouts[step.args[0]]
+    expr = Expr()
+    value = expr.load(0, source.dtype)
+    attrs = step.attrs
+    _reduction(p, step.op, source.shape, [source], expr, value, attrs["axis"], attrs["keepdims"], p.dest(step))
+
+
+def _reduction(
+    p: Planner, kind: str, shape: Shape, operands: list[Layout], expr: Expr, value: int,
+    axes: tuple[int, ...], keepdims: bool, dest: Layout,
+) -> None:  # fmt: skip
+    if kind != "logsumexp":
+        expr.instrs = expr.instrs[: value + 1]
+        p.add_reduce(shape, operands, expr.instrs, kind, axes, keepdims, dest)
+        return
+    _logsumexp(p, shape, operands, expr, value, axes, keepdims, dest)
+
+
+def _fixed_max(expr: Expr, operand: int, dtype: np.dtype) -> int:
+    """where(isfinite(m), m, 0): the shift of logsumexp."""
+    m = expr.load(operand, dtype)
+    finite = expr.add("isfinite", [m], BOOL)
+    return expr.add("where", [finite, m, expr.const(0.0, dtype)], dtype)
+
+
+def _logsumexp(
+    p: Planner, shape: Shape, operands: list[Layout], expr: Expr, value: int,
+    axes: tuple[int, ...], keepdims: bool, dest: Layout,
+) -> None:  # fmt: skip
+    """m = max(x); s = sum(exp(x - fix(m))); out = log(s) + fix(m), fix(m) = m where finite, else 0."""
+    dtype = dest.dtype
+    kept = reduced_shape(shape, axes, True)
+    m = p.fresh(kept, dtype)
+    s = p.fresh(kept, dtype)
+    p.add_reduce(shape, operands, expr.instrs[: value + 1], "max", axes, True, m)
+    shifted = Expr()
+    shifted.instrs = list(expr.instrs[: value + 1])
+    fixed = _fixed_max(shifted, len(operands), dtype)
+    diff = shifted.add("sub", [value, fixed], dtype)
+    shifted.add("exp", [diff], dtype)
+    p.add_reduce(shape, [*operands, L.broadcast(m, shape)], shifted.instrs, "sum", axes, True, s)
+    final = Expr()
+    logged = final.add("log", [final.load(0, dtype)], dtype)
+    final.add("add", [logged, _fixed_max(final, 1, dtype)], dtype)
+    views = [L.reshaped(s, dest.shape), L.reshaped(m, dest.shape)]
+    p.add_map(dest.shape, views, final.instrs, dest)  # type: ignore[arg-type]
+
+
+def _plan_arg_reduce(p: Planner, step: Step) -> None:
+    source = p.layouts[step.args[0]]
+    axis = step.attrs["axis"]
+    keepdims = bool(step.attrs["keepdims"])
+    axes = tuple(range(len(source.shape))) if axis is None else (int(axis),)  # type: ignore[call-overload]
+    dest = p.dest(step)
+    out = _reduce_out(dest, source.shape, axes, keepdims)
+    p.kernels.append(ArgReduce(step.op, source, out, frozenset(axes)))
+
+
+def _plan_reshape(p: Planner, step: Step) -> None:
+    source = p.layouts[step.args[0]]
+    shape = step.type.shape
+    view = L.reshaped(source, shape)
+    if view is None:
+        copy = p.fresh(source.shape, source.dtype)
+        p.copy(source, copy)
+        view = L.reshaped(copy, shape)
+    p.layouts[step.name] = view  # type: ignore[assignment]
+
+
+def _plan_view(p: Planner, step: Step) -> None:
+    source = p.layouts[step.args[0]]
+    attrs = step.attrs
+    if step.op == "transpose":
+        p.layouts[step.name] = L.transposed(source, attrs["axes"])  # type: ignore[arg-type]
+    elif step.op == "broadcast_to":
+        p.layouts[step.name] = L.broadcast(source, step.type.shape)
+    else:
+        p.layouts[step.name] = L.sliced(source, attrs["index"])  # type: ignore[arg-type]
+
+
+def _plan_unslice(p: Planner, step: Step) -> None:
+    dest = p.dest(step)
+    p.fill(0, dest)
+    p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attrs["index"]))  # type: ignore[arg-type]
+
+
+def _plan_concatenate(p: Planner, step: Step) -> None:
+    dest = p.dest(step)
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    start = 0
+    for name in step.args:
+        source = p.layouts[name]
+        stop = start + source.shape[axis]
+        region = ((start, stop, 1), *((0, n, 1) for n in dest.shape[axis + 1 :]))
+        p.copy(source, L.sliced(dest, region))
+        start = stop
+
+
+def _index_site(p: Planner, step: Step, axis: int, size: int) -> int:
+    message = f"index {{index}} is out of bounds for axis {axis} with size {size} in {step.op}{where(step.node.loc)}"
+    return p.site("IndexError", message)
+
+
+def _plan_take(p: Planner, step: Step) -> None:
+    source, indices = (p.layouts[a] for a in step.args)
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    dest = p.dest(step)
+    if dest.size == 0:
+        return
+    p.kernels.append(Gather(source, indices, axis, dest, _index_site(p, step, axis, source.shape[axis])))
+
+
+def _plan_scatter(p: Planner, step: Step) -> None:
+    values, indices = (p.layouts[a] for a in step.args)
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    size = int(step.attrs["size"])  # type: ignore[call-overload]
+    dest = p.dest(step)
+    p.fill(0, dest)
+    if values.size == 0:
+        return
+    p.kernels.append(Scatter(values, indices, axis, dest, _index_site(p, step, axis, size)))
+
+
+def matrix_order(layout: Layout) -> tuple[bool, int] | None:
+    """(transposed, leading dimension) of the last two axes for gemm, or None if they need a copy."""
+    rows, cols = layout.shape[-2:]
+    s_rows, s_cols = layout.strides[-2:]
+    if layout.buffer.place == L.INLINE:
+        return None
+    if cols == 1:
+        s_cols = 1
+    if rows == 1 and s_cols != 1:
+        s_rows = 1
+    elif rows == 1:
+        s_rows = max(cols, 1)
+    if s_cols == 1 and s_rows >= max(1, cols):
+        return False, s_rows
+    if s_rows == 1 and s_cols >= max(1, rows):
+        return True, s_cols
+    return None
+
+
+def _gemm_operand(p: Planner, layout: Layout, shape: Shape) -> Layout:
+    """`layout` broadcast to batch + its matrix shape, copied first if gemm cannot read it."""
+    if matrix_order(layout) is None:
+        copy = p.fresh(layout.shape, layout.dtype)
+        p.copy(layout, copy)
+        layout = copy
+    return L.broadcast(layout, shape)
+
+
+def _plan_matmul(p: Planner, step: Step) -> None:
+    a, b = (p.layouts[name] for name in step.args)
+    dest = p.dest(step)
+    batch = dest.shape[:-2]
+    if dest.size == 0:
+        return
+    if a.shape[-1] == 0:
+        p.fill(0.0, dest)
+        return
+    a = _gemm_operand(p, a, batch + a.shape[-2:])
+    b = _gemm_operand(p, b, batch + b.shape[-2:])
+    p.kernels.append(Gemm(a, b, dest))
+
+
+Rule = Callable[[Planner, Step], None]
+
+PLANNERS: dict[str, Rule] = {
+    **{name: _plan_elementwise for name in sorted(ELEMENTWISE)},
+    "fused": _plan_fused,
+    "sum": _plan_reduce,
+    "prod": _plan_reduce,
+    "max": _plan_reduce,
+    "min": _plan_reduce,
+    "logsumexp": _plan_reduce,
+    "argmax": _plan_arg_reduce,
+    "argmin": _plan_arg_reduce,
+    "reshape": _plan_reshape,
+    "transpose": _plan_view,
+    "broadcast_to": _plan_view,
+    "slice": _plan_view,
+    "unslice": _plan_unslice,
+    "concatenate": _plan_concatenate,
+    "take": _plan_take,
+    "scatter_add": _plan_scatter,
+    "matmul": _plan_matmul,
+}
+
+
+def plan(program: Program) -> Plan:
+    """The Plan of a Program; NotImplementedError naming any op without a rule."""
+    return Planner(program).run()

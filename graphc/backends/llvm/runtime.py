@@ -1,0 +1,250 @@
+"""The llvm backend's front door: Program -> native code (cached) -> a checked Python callable.
+
+Imports numpy, ctypes, graphc.backends.numpy_source (argument coercion), graphc.schedule
+and the backend's jit, cache, plan and lower. `build` plans the program, looks the plan up
+in the on-disk ObjectCache (keyed by the plan's text, which is a structural hash of the
+optimized graph with every shape and dtype, and by this backend's source), lowers and
+compiles on a miss, and renders a small Python wrapper. The wrapper checks every
+argument with the numpy backend's rules and messages (a fast path for arrays of the
+exact class, dtype, shape and C strides; `prepare` coerces and copies otherwise),
+allocates fresh outputs, takes a workspace from a per-function pool, and makes the one
+native call through ctypes (which releases the GIL). Arrays are passed as PyObject
+pointers and the native code reads their data pointers itself: cheaper than asking
+NumPy for addresses in Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import itertools
+import linecache
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from graphc.backends.llvm import blas, jit
+from graphc.backends.llvm.cache import ObjectCache
+from graphc.backends.llvm.layout import contiguous_strides
+from graphc.backends.llvm.lower import DATA_OFFSET, ENTRY, arguments, lower, threads_available
+from graphc.backends.llvm.plan import ERROR_SLOT, Plan, plan
+from graphc.backends.numpy_source import coerce
+from graphc.schedule import Program
+
+_EXCEPTIONS: dict[str, type[Exception]] = {"IndexError": IndexError, "ValueError": ValueError}
+_DTYPE_NAMES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "bool_"}
+_FILE_NUMBERS = itertools.count()
+
+
+class LLVMIR(str):
+    """`fn.llvm_ir`: both listings as one text; `.optimized` and `.unoptimized` separately."""
+
+    optimized: str
+    unoptimized: str
+
+    def __new__(cls, unoptimized: str, optimized: str) -> LLVMIR:
+        text = f"; ---- optimized ----\n{optimized}\n; ---- unoptimized ----\n{unoptimized}"
+        self = super().__new__(cls, text)
+        self.optimized = optimized
+        self.unoptimized = unoptimized
+        return self
+
+
+@functools.cache
+def backend_version() -> str:
+    """A digest of this backend's source: a changed lowering never reuses stale object code."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def check_abi() -> None:
+    """The native code reads `PyArrayObject.data` at DATA_OFFSET; make sure this build agrees."""
+    probe = np.arange(3.0)
+    found = ctypes.c_void_p.from_address(id(probe) + DATA_OFFSET).value
+    if found != probe.__array_interface__["data"][0]:
+        raise RuntimeError("the llvm backend does not support this Python/NumPy build (PyArrayObject layout)")
+
+
+# --- arguments --------------------------------------------------------------------------------------------
+
+
+def prepare(value: object, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The slow path of argument checking: coerce as the numpy backend does, then copy to C order."""
+    array = coerce(value, name, shape, dtype)
+    if not (array.flags.c_contiguous and array.flags.aligned):
+        array = np.array(array, order="C", copy=True)
+    return array
+
+
+def aligned_bytes(nbytes: int, alignment: int = 64) -> np.ndarray:
+    """A uint8 array of `nbytes` whose data pointer is a multiple of `alignment`."""
+    raw = np.zeros(nbytes + alignment, dtype=np.uint8)
+    start = -raw.__array_interface__["data"][0] % alignment
+    return raw[start : start + nbytes]
+
+
+def constant_blob(p: Plan) -> np.ndarray:
+    blob = aligned_bytes(p.constant_bytes)
+    for offset, array in p.constants:
+        blob[offset : offset + array.nbytes] = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+    return blob
+
+
+def raise_error(p: Plan, status: int, workspace: np.ndarray) -> None:
+    """Turn the entry's nonzero status into the exception its error site describes."""
+    if not 1 <= status <= len(p.errors):
+        raise RuntimeError(f"native code returned an unknown status {status}")
+    site = p.errors[status - 1]
+    index = int(workspace[ERROR_SLOT : ERROR_SLOT + 8].view(np.int64)[0])
+    raise _EXCEPTIONS[site.exception](site.message.format(index=index))
+
+
+# --- the wrapper ------------------------------------------------------------------------------------------
+
+
+def render(program: Program, p: Plan, *, single: bool, function_name: str = "graphc_llvm") -> str:
+    """The Python source of the wrapper around the native entry."""
+    params = [given.name for given in program.inputs]
+    lines = ["# generated by graphc's llvm backend", f"def {function_name}({', '.join(params)}):"]
+    for given in program.inputs:
+        name, t = given.name, given.type
+        dtype = _DTYPE_NAMES[t.dtype.name]
+        strides = tuple(s * t.dtype.itemsize for s in contiguous_strides(t.shape))
+        label = repr(str(given.node.attr("name")))
+        lines.append(
+            f"    if {name}.__class__ is not ndarray or {name}.dtype is not {dtype} "
+            f"or {name}.shape != {t.shape!r} or {name}.strides != {strides!r}:"
+        )
+        lines.append(f"        {name} = prepare({name}, {label}, {t.shape!r}, {dtype})")
+    results = []
+    for k, t in enumerate(p.outputs):
+        lines.append(f"    r{k} = empty({t.shape!r}, {_DTYPE_NAMES[t.dtype.name]})")
+        results.append(f"r{k}")
+    call = [*params]
+    if p.constant_bytes:
+        call.append("constants")
+    call += results
+    if p.workspace_bytes:
+        lines.append("    w = pool.pop() if pool else workspace()")
+        call.append("w")
+    lines.append(f"    status = entry({', '.join(call)})")
+    if p.errors:
+        lines.append("    if status:")
+        lines.append("        fail(status, w)")
+    if p.workspace_bytes:
+        lines.append("    pool.append(w)")
+    lines.append(f"    return {_returned(results, single)}")
+    return "\n".join(lines) + "\n"
+
+
+def _returned(results: list[str], single: bool) -> str:
+    if single:
+        return results[0]
+    if len(results) == 1:
+        return f"({results[0]},)"
+    return f"({', '.join(results)})" if results else "()"
+
+
+# --- building -----------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class LLVMFunction:
+    """A compiled program: the wrapper, its source, the plan, and the native module it calls."""
+
+    function: Callable[..., object]
+    source: str
+    filename: str
+    plan: Plan
+    native: jit.NativeModule
+    cache_hit: bool
+    _ir: LLVMIR | None = field(default=None, repr=False)
+
+    @property
+    def llvm_ir(self) -> LLVMIR:
+        """The optimized and unoptimized IR (lowered again after a cache hit, on first use)."""
+        if self._ir is None:
+            unoptimized = self.native.ir_unoptimized or str(lower(self.plan))
+            if self.native.ir_unoptimized:
+                optimized = self.native.ir_optimized
+            else:
+                optimized = str(jit._optimized(unoptimized))
+            self._ir = LLVMIR(unoptimized, optimized)
+        return self._ir
+
+
+def compile_plan(p: Plan, cache: ObjectCache | None) -> tuple[jit.NativeModule, bool]:
+    """The native module of a plan, from the cache when it holds one (second result: a hit)."""
+    entry = None
+    environment = _link_environment()
+    if cache is not None:
+        text = "\n".join([backend_version(), environment, p.key()])
+        entry = cache.key(hashlib.sha256(text.encode()).hexdigest())
+        obj = cache.load(entry)
+        if obj is not None:
+            try:
+                return jit.NativeModule(jit._engine_from_object(obj), "", None), True
+            except RuntimeError:  # an entry LLVM cannot load (another LLVM wrote it): rebuild it
+                pass
+    store = functools.partial(cache.store, entry) if cache is not None and entry is not None else None
+    return jit._compile(str(lower(p)), store), False
+
+
+def _link_environment() -> str:
+    """Register the symbols native code may call (BLAS gemm, pthreads); describe what was found.
+
+    Object code loaded from the cache links against these, so they are registered before
+    any load, and what was found is part of the cache key.
+    """
+    blas.register_blas()
+    symbols = [blas.gemm_symbol(np.float64), blas.gemm_symbol(np.float32)]
+    return f"blas={symbols} threads={threads_available()}"
+
+
+def build(
+    program: Program, *, single: bool = False, cache: bool = True, cache_dir: str | Path | None = None
+) -> LLVMFunction:
+    """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower."""
+    check_abi()
+    p = plan(program)
+    objects = ObjectCache(cache_dir) if cache else None
+    native, hit = compile_plan(p, objects)
+    names = arguments(p)
+    entry = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * len(names)))(native.address(ENTRY))
+    source = render(program, p, single=single)
+    filename = f"<graphc-llvm-{next(_FILE_NUMBERS)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace = _namespace(p, entry, native)
+    exec(compile(source, filename, "exec"), namespace)
+    function = namespace["graphc_llvm"]
+    weakref.finalize(function, linecache.cache.pop, filename, None)
+    return LLVMFunction(function, source, filename, p, native, hit)  # type: ignore[arg-type]
+
+
+def _namespace(p: Plan, entry: Callable[..., int], native: jit.NativeModule) -> dict[str, object]:
+    pool: list[np.ndarray] = []
+    namespace: dict[str, object] = {
+        "__name__": "graphc.generated",
+        "ndarray": np.ndarray,
+        "empty": np.empty,
+        "prepare": prepare,
+        "entry": entry,
+        "native": native,  # keeps the machine code alive as long as the wrapper
+        "pool": pool,
+        "workspace": functools.partial(aligned_bytes, p.workspace_bytes),
+        "fail": functools.partial(raise_error, p),
+        "float64": np.dtype(np.float64),
+        "float32": np.dtype(np.float32),
+        "int64": np.dtype(np.int64),
+        "bool_": np.dtype(np.bool_),
+    }
+    if p.constant_bytes:
+        namespace["constants"] = constant_blob(p)
+    return namespace
