@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -299,6 +300,7 @@ class Result:
     steady: Timing | None = None
     error: float | None = None  # the verified normwise relative error
     graph_sizes: dict[str, int] | None = None
+    timed_out_s: float | None = None  # status "timeout": killed after this long without a result
 
 
 def _first_line(e: BaseException) -> str:
@@ -348,14 +350,16 @@ def measure_isolated(case: Case, impl: Impl, budget: Budget, slack_s: float = IS
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_measure_in_child, args=(case, impl, budget, sender), daemon=True)
-    child.start()
+    with warnings.catch_warnings():  # JAX warns about any fork; the child never touches JAX
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        child.start()
     sender.close()
     if receiver.poll(timeout):
         result: Result = receiver.recv()
     else:
         child.kill()
         note = f"timed out: no result within {timeout:g} s (killed; the cap is {budget.first_cap_s:g} s)"
-        result = Result(case.workload, case.label, impl.system, "timeout", note)
+        result = Result(case.workload, case.label, impl.system, "timeout", note, timed_out_s=timeout)
     child.join()
     return result
 

@@ -160,7 +160,7 @@ def rows(suite: SuiteRun) -> list[Row]:
             continue
         same = [o for o in suite.results if (o.workload, o.case) == (r.workload, r.case)]
         median = r.steady.median if r.steady is not None else None
-        numpy, jax = _median_of(same, harness.NUMPY), _median_of(same, harness.JAX)
+        numpy, jax = _median_of(same, harness.BASELINE), _median_of(same, harness.JAX)
         table.append(Row(r, _over(median, numpy), _over(median, jax), _over(median, bounds.get((r.workload, r.case)))))
     return table
 
@@ -200,24 +200,37 @@ def sizes_table(suite: SuiteRun) -> str:
 
 @dataclass(frozen=True)
 class Scaling:
-    """W8 for one system: (K, first result) points, the log-log slopes between them, the superlinear flag."""
+    """W8 for one system: (K, first result) points, the log-log slopes between them, the superlinear flag.
+
+    A size that timed out adds (K, the seconds it ran) as a lower bound: its slope is a
+    lower bound too, marked with ≥.
+    """
 
     points: list[tuple[float, float]]
     slopes: list[float]
     superlinear: bool
+    timed_out: tuple[float, float] | None = None
+
+
+def _k(result: Result) -> float:
+    return float(result.case.split("=")[1].split()[0])
 
 
 def scaling(suite: SuiteRun) -> dict[str, Scaling]:
     by_system: dict[str, list[tuple[float, float]]] = {}
+    timeouts: dict[str, tuple[float, float]] = {}
     for r in suite.results:
-        compiled = not r.system.startswith(NO_FIRST_RESULT)
-        if r.workload == "W8" and r.status == "ok" and r.first_s is not None and compiled:
-            k = float(r.case.split("=")[1].split()[0])
-            by_system.setdefault(r.system, []).append((k, r.first_s))
+        if r.workload != "W8" or r.system.startswith(NO_FIRST_RESULT):
+            continue
+        if r.status == "ok" and r.first_s is not None:
+            by_system.setdefault(r.system, []).append((_k(r), r.first_s))
+        if r.status == "timeout" and r.timed_out_s is not None:
+            timeouts.setdefault(r.system, (_k(r), r.timed_out_s))
     summary = {}
     for system, points in by_system.items():
-        s = slopes(points)
-        summary[system] = Scaling(sorted(points), s, bool(s) and s[-1] > SUPERLINEAR_SLOPE)
+        timed_out = timeouts.get(system)
+        s = slopes(points + ([timed_out] if timed_out else []))
+        summary[system] = Scaling(sorted(points), s, bool(s) and s[-1] > SUPERLINEAR_SLOPE, timed_out)
     return summary
 
 
@@ -225,15 +238,19 @@ def scaling_table(suite: SuiteRun) -> str:
     summary = scaling(suite)
     if not summary:
         return ""
-    ks = sorted({k for s in summary.values() for k, _ in s.points})
+    ks = sorted({k for s in summary.values() for k, _ in s.points + ([s.timed_out] if s.timed_out else [])})
     lines = ["| system | " + " | ".join(f"K={k:g}" for k in ks) + " | log-log slopes | |"]
     lines.append("|---|" + "---:|" * len(ks) + "---|---|")
     for system, s in summary.items():
-        at = dict(s.points)
-        cells = [seconds(at.get(k)) for k in ks]
+        at = {k: seconds(t) for k, t in s.points}
+        if s.timed_out is not None:
+            at[s.timed_out[0]] = f"> {seconds(s.timed_out[1])}"
+        cells = [at.get(k, "—") for k in ks]
         flag = f"SUPERLINEAR (last slope > {SUPERLINEAR_SLOPE})" if s.superlinear else "linear"
-        slope_text = ", ".join(f"{x:.2f}" for x in s.slopes)
-        lines.append(f"| {system} | " + " | ".join(cells) + f" | {slope_text} | {flag} |")
+        texts = [f"{x:.2f}" for x in s.slopes]
+        if s.timed_out is not None and texts:
+            texts[-1] = "≥ " + texts[-1]
+        lines.append(f"| {system} | " + " | ".join(cells) + f" | {', '.join(texts)} | {flag} |")
     return "\n".join(lines)
 
 
@@ -337,7 +354,12 @@ def _plot_ratios(axes: Any, suite: SuiteRun) -> None:
 def _plot_scaling(axes: Any, suite: SuiteRun) -> None:
     for system, s in scaling(suite).items():
         ks, ts = zip(*s.points, strict=True)
-        axes.loglog(ks, ts, marker="o", label=system, color=COLORS.get(system, "lightgray"))
+        color = COLORS.get(system, "lightgray")
+        axes.loglog(ks, ts, marker="o", label=system, color=color)
+        if s.timed_out is not None:  # a lower bound: dashed to the cap, an up-arrow there
+            k, t = s.timed_out
+            axes.loglog([ks[-1], k], [ts[-1], t], linestyle="--", color=color)
+            axes.loglog([k], [t], marker="^", markersize=9, color=color, label=f"{system}: timed out (> {t:g} s)")
         if system == harness.GRAPHC_NUMPY:
             linear = [ts[-1] * k / ks[-1] for k in ks]
             axes.loglog(ks, linear, linestyle=":", color="gray", label=f"slope 1 through graphc numpy at K={ks[-1]:g}")

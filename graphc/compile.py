@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from graphc.backends import numpy_source
 from graphc.errors import GraphError
@@ -24,7 +24,7 @@ from graphc.tensor import Tensor
 if TYPE_CHECKING:
     from graphc.backends.llvm.runtime import LLVMFunction
 
-    Built = Union[numpy_source.NumpyFunction, LLVMFunction]
+    Built = numpy_source.NumpyFunction | LLVMFunction
 
 BACKENDS = ("numpy", "llvm")
 
@@ -179,7 +179,7 @@ def _build(program: Program, backend: str, single: bool, cache: bool, cache_dir:
 def compile(  # the API's name: shadows the builtin inside graphc only
     inputs: Sequence[Tensor] | Tensor,
     outputs: Sequence[Tensor] | Tensor,
-    backend: str = "numpy",
+    backend: str = "llvm",
     optimize: bool = True,
     fast_math: bool = False,
     *,

@@ -20,7 +20,7 @@ pytest.importorskip("llvmlite")
 
 import graphc as gc
 from graphc.backends.llvm.emitters import EMITTERS
-from graphc.backends.llvm.kernels import TRANSCENDENTAL
+from graphc.backends.llvm.kernels import MAX_COST, TRANSCENDENTAL, Reduce, computed_cost
 from graphc.backends.llvm.plan import ELEMENTWISE, PLANNERS
 from graphc.ir import Node
 from graphc.ops import OPS
@@ -408,14 +408,46 @@ def test_mlp_loss_and_gradients_match_the_numpy_backend(optimize: bool) -> None:
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-15)
 
 
-def test_fused_regions_lower_to_one_loop_nest_each() -> None:
+def test_fused_regions_and_their_neighbours_merge_into_one_loop_nest() -> None:
     x, y = gc.var("x", (1000,)), gc.var("y", (1000,))
     f = gc.sum(gc.tanh(x * y) * gc.exp(-(x**2)) + gc.log1p(y * y))
     fn = llvm([x, y], [f, gc.grad(f, x)], optimize=True)
-    fused = [s for s in fn.program.steps if s.op == "fused"]
-    assert fused
-    assert len(fn._built.plan.kernels) == len(fn.program.steps)  # one kernel per step, fused or not
+    assert [s for s in fn.program.steps if s.op == "fused"]
+    # W3: the fused regions and the steps between them share one iteration space: one loop nest
+    # reads x and y once, stores the gradient and accumulates the sum; no temporary is stored
+    (kernel,) = fn._built.plan.kernels
+    assert isinstance(kernel, Reduce)
+    assert [layout.buffer.place for layout in kernel.extra_outs] == ["output"]
     values = [RNG.normal(size=1000), RNG.normal(size=1000)]
     expected = gc.evaluate([f, gc.grad(f, x)], dict(zip([x, y], values, strict=True)))
     for g, e in zip(fn(*values), expected, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-15)
+
+
+def test_long_fused_chains_are_cut_into_small_shared_kernels() -> None:
+    """W8's shape: K sin steps; the fused gradient body is cut into chunks that share native functions."""
+    x = gc.var("x", (300,))
+    y = x
+    for _ in range(60):
+        y = gc.sin(y) * 1.0001 + 0.1 * y
+    f = gc.sum(y)
+    outputs = [f, gc.grad(f, x)]
+    fn = llvm([x], outputs, optimize=True)
+    kernels = fn._built.plan.kernels
+    assert all(computed_cost(k.instrs) <= MAX_COST for k in kernels)
+    assert fn.llvm_ir.unoptimized.count('define internal i32 @"kernel') < 12
+    value = np.linspace(-1, 2, 300)  # not symmetric: the sum does not cancel
+    for g, e in zip(fn(value), gc.evaluate(outputs, {x: value}), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-12)
+
+
+def test_merging_never_reads_a_value_at_another_point() -> None:
+    """b = a.T + a needs a at (j, i) while computing (i, j): the loops of a and b stay apart."""
+    x = gc.var("x", (40, 40))
+    a = gc.exp(x)
+    outputs = [a.T + a, gc.sum(a * 2.0, axis=1)]
+    fn = llvm([x], outputs, optimize=True)
+    assert len(fn._built.plan.kernels) >= 2
+    value = RNG.normal(size=(40, 40))
+    for g, e in zip(fn(value), gc.evaluate(outputs, {x: value}), strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-13)

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 pytest.importorskip("llvmlite")
 
+from test_differential import VARS, A, B, H, S, graphs, values
+
 import graphc as gc
-from test_differential import VARS, A, B, H, S, graphs, values  # noqa: F401 (shared generators)
 
 SETTINGS = settings(
     derandomize=True,

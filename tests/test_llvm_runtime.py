@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("llvmlite")
 
 import graphc as gc
-from graphc.backends.llvm import lower
+from graphc.backends.llvm import lower, pyentry
 from graphc.backends.llvm.kernels import Map, Reduce
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def test_llvm_ir_shows_both_listings_deterministically() -> None:
     fn = llvm([x, y], gc.exp(x) * y + 1.0)
     text = fn.llvm_ir
     assert "; ---- optimized ----" in text and "; ---- unoptimized ----" in text
-    assert "define i32 @\"graphc_entry\"" in text.unoptimized
+    assert 'define i32 @"graphc_entry"' in text.unoptimized
     assert "<4 x double>" in text.optimized or "<8 x double>" in text.optimized  # the loop is vectorized
     assert llvm([x, y], gc.exp(x) * y + 1.0).llvm_ir.unoptimized == text.unoptimized
     with pytest.raises(AttributeError, match="llvm"):
@@ -227,6 +227,9 @@ def test_large_regions_run_on_two_threads_and_small_ones_on_one() -> None:
     small = llvm([y], [gc.tanh(y) * 2.0, gc.sum(gc.exp(-y * y))])
     assert "pthread_create" in big.llvm_ir.unoptimized or not lower.threads_available()
     assert "pthread_create" not in small.llvm_ir.unoptimized
+    if pyentry.available():  # a long call lets other Python threads run; a short one keeps the GIL
+        assert "PyEval_SaveThread" in big.llvm_ir.unoptimized
+        assert "PyEval_SaveThread" not in small.llvm_ir.unoptimized
     value = np.random.default_rng(1).normal(size=n)
     got = big(value)
     np.testing.assert_allclose(got[0], np.tanh(value) * 2.0, rtol=1e-15)
@@ -332,3 +335,16 @@ def test_two_hundred_compiles_do_not_grow_memory() -> None:
         compile_once(k)
     pygc.collect()
     assert resident_bytes() - before < 60 * 2**20
+
+
+def test_inputs_named_like_the_wrapper_internals() -> None:
+    names = ["w", "empty", "entry", "pool", "status", "r0", "ndarray", "prepare", "fail", "workspace", "float64"]
+    inputs = [gc.var(name, (2,)) for name in names]
+    total = inputs[0]
+    for k, v in enumerate(inputs[1:], start=2):
+        total = total + float(k) * v
+    fn = llvm(inputs, [gc.exp(total), total * 2.0])
+    values = [np.full(2, 0.01 * k) for k in range(len(names))]
+    expected = sum((k + 1) * 0.01 * k for k in range(len(names)))
+    got = fn(*values)
+    np.testing.assert_allclose(got[1], [2 * expected] * 2, rtol=1e-14)

@@ -34,11 +34,11 @@ from llvmlite import ir
 
 from graphc.backends.llvm import blas
 from graphc.backends.llvm.emitters import (
+    EMITTERS,
     I1,
     I32,
     I64,
     Scalar,
-    EMITTERS,
     combine,
     constant,
     load,
@@ -209,7 +209,10 @@ def _accumulate_inner(body: Body, k: Reduce, lanes: ir.Value, fixed: dict[int, i
 
     def add(lane: ir.Value, j: ir.Value) -> None:
         indices = [fixed.get(a, j) for a in range(last)] + [j]
-        value = body.evaluate(k.instrs, k.operands, indices)
+        values = body.evaluate_all(k.instrs, k.operands, indices)
+        for extra, out in zip(k.extra_values, k.extra_outs, strict=True):
+            body.write(values[extra], out, indices)
+        value = values[-1]
         slot = element(b, lanes, etype, lane)
         store(b, combine(b, k.kind, load(b, slot, dtype), value, dtype), slot, dtype)
 

@@ -14,6 +14,7 @@ op is an elementwise op of graphc (emitters.py spells it) applied to earlier res
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,10 @@ from graphc.backends.llvm.layout import Layout, Shape
 Attrs = tuple[tuple[str, object], ...]
 
 REDUCTIONS = ("sum", "prod", "max", "min")
+MAX_COST = 200
+"""The largest `cost` of one loop body (about ten transcendental functions): longer bodies are
+cut (plan.py) and merges stop there (merge.py), so native functions stay small and compile
+time grows linearly with the graph."""
 LANES = 32
 """Independent partial results of a reduction along a contiguous axis of at least this length."""
 
@@ -73,6 +78,8 @@ class Reduce:
     kind: str
     lanes: int = 1
     site: int = 0
+    extra_values: tuple[int, ...] = ()  # also stored at every point, as a Map's (a merged elementwise kernel)
+    extra_outs: tuple[Layout, ...] = ()
 
     @property
     def inner(self) -> bool:
@@ -120,13 +127,39 @@ class Scatter:
     site: int
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter
+@dataclass(frozen=True)
+class Loop:
+    """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point).
+
+    The layouts inside may move with t (Layout.dynamic at this `depth`). guards[k] > 1 runs
+    body[k] only when t % guards[k] == 0. A fixed_point loop stops after an iteration whose
+    residual (the largest of its 0-d `residuals`, NaN propagating) is <= tol; a NaN
+    residual, or `count` iterations without convergence, fail at `site`.
+    """
+
+    kind: str  # "scan" | "fixed_point"
+    count: int
+    reverse: bool
+    depth: int
+    body: tuple[Kernel, ...]
+    guards: tuple[int, ...]
+    residuals: tuple[Layout, ...] = ()
+    tol: float = 0.0
+    site: int = 0
+
+
+Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Loop
 
 
 def cost(instrs: tuple[Instr, ...]) -> int:
     """A rough count of machine work per point: transcendental functions weigh 20."""
     weights = {"pow": 40, "load": 1, "const": 0, "copy": 0}
     return sum(weights.get(i.op, 20 if i.op in TRANSCENDENTAL else 1) for i in instrs)
+
+
+def computed_cost(instrs: Sequence[Instr]) -> int:
+    """The cost of the computed instructions (loads and constants are repeated freely)."""
+    return cost(tuple(i for i in instrs if i.op not in ("load", "const", "copy")))
 
 
 def work(kernel: Kernel) -> int:
@@ -138,14 +171,14 @@ def work(kernel: Kernel) -> int:
 
 def layouts(kernel: Kernel) -> list[Layout]:
     """Every layout the kernel reads or writes, operands first, the output last."""
-    if isinstance(kernel, Map):
+    if isinstance(kernel, (Map, Reduce)):
         return [*kernel.operands, *kernel.extra_outs, kernel.out]
-    if isinstance(kernel, Reduce):
-        return [*kernel.operands, kernel.out]
     if isinstance(kernel, ArgReduce):
         return [kernel.operand, kernel.out]
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
+    if isinstance(kernel, Loop):
+        return list(kernel.residuals)
     return [kernel.values, kernel.indices, kernel.out]

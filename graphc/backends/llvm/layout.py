@@ -9,6 +9,7 @@ that every layout walks contiguously, as NumPy's iterator does.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,12 +38,18 @@ class Buffer:
 
 @dataclass(frozen=True)
 class Layout:
-    """Element (i0, ..., ik) is element `offset + sum(i * stride)` of `buffer`."""
+    """Element (i0, ..., ik) is element `offset + sum(i * stride)` of `buffer`.
+
+    Inside a loop (scan, fixed_point) the offset may move with the iteration: each
+    (depth, every, step) of `dynamic` adds (t // every) * step, t the counter of the
+    loop at that nesting depth.
+    """
 
     buffer: Buffer
     shape: Shape
     strides: Shape
     offset: int = 0
+    dynamic: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def dtype(self) -> np.dtype:
@@ -150,7 +157,7 @@ def _group_strides(old: list[tuple[int, int]], new: list[int]) -> list[int] | No
                 j -= 1
                 group_new.append(new[j])
                 p_new *= new[j]
-        for (n_inner, s_inner), (_, s_outer) in zip(group_old, group_old[1:], strict=False):
+        for (n_inner, s_inner), (_, s_outer) in itertools.pairwise(group_old):
             if s_outer != s_inner * n_inner:
                 return None
         stride = group_old[0][1]

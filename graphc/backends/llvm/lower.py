@@ -15,26 +15,32 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from dataclasses import replace
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from graphc.backends.llvm import layout as L
+from graphc.backends.llvm import pyentry
 from graphc.backends.llvm.codegen import EMIT, Body, split_axis
-from graphc.backends.llvm.emitters import I32, I64, PTR, combine, load, memory_type, store
-from graphc.backends.llvm.kernels import Gather, Kernel, Map, Reduce, Scatter, layouts, work
+from graphc.backends.llvm.emitters import F64, I32, I64, PTR, combine, load, memory_type, store
+from graphc.backends.llvm.kernels import Gather, Gemm, Kernel, Loop, Map, Reduce, Scatter, layouts, work
 from graphc.backends.llvm.layout import Buffer, Layout
-from graphc.backends.llvm.loops import i64
+from graphc.backends.llvm.loops import counted_loop, i64
 from graphc.backends.llvm.plan import ERROR_SLOT, Plan
 
 ENTRY = "graphc_entry"
 DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)
+GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
 PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
 THREADS = 2
 PTHREAD = ("pthread_create", "pthread_join")
+F64_DTYPE = np.dtype("float64")
 
-Pointer = tuple[Buffer, int]  # a buffer and a byte offset into it
+Pointer = tuple[Buffer, int, tuple[tuple[int, int, int], ...]]
+"""A buffer, a byte offset into it, and (depth, every, bytes) terms that move it with loop counters."""
 
 
 def arguments(plan: Plan) -> list[str]:
@@ -61,6 +67,13 @@ def threads_available() -> bool:
     return True
 
 
+def pointer_of(layout: Layout) -> Pointer:
+    """Where element 0 of a layout is: its buffer, byte offset and moving byte offsets."""
+    size = layout.dtype.itemsize
+    moving = tuple((depth, every, step * size) for depth, every, step in layout.dynamic)
+    return layout.buffer, layout.offset * size, moving
+
+
 def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     """The kernel with its layouts re-based on pointer parameters, and what each parameter points to.
 
@@ -69,30 +82,46 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     pointers: list[Pointer] = []
 
     def rebase(layout: Layout) -> Layout:
-        pointer = (layout.buffer, layout.offset * layout.dtype.itemsize)
+        pointer = pointer_of(layout)
         if pointer not in pointers:
             pointers.append(pointer)
         param = Buffer(L.PARAM, pointers.index(pointer), layout.dtype)
-        return replace(layout, buffer=param, offset=0)
+        return replace(layout, buffer=param, offset=0, dynamic=())
 
-    fields = {}
+    fields: dict[str, object] = {}
     for name, value in vars(kernel).items():
         if isinstance(value, Layout):
             fields[name] = rebase(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], Layout):
             fields[name] = tuple(rebase(v) for v in value)
     if isinstance(kernel, (Gather, Scatter)):
-        pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0))
+        pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
     elif isinstance(kernel, (Map, Reduce)) and kernel.site:
         fields["site"] = 1
     return replace(kernel, **fields), pointers  # type: ignore[arg-type]
 
 
+def total_work(plan: Plan) -> int:
+    """A rough count of the work of a whole call (kernels.work, plus m*n*k per matrix product)."""
+    total = 0
+    for kernel in plan.kernels:
+        if isinstance(kernel, Gemm):
+            total += math.prod(kernel.out.shape) * kernel.a.shape[-1]
+        elif isinstance(kernel, Loop):
+            total += kernel.count * total_work(replace(plan, kernels=kernel.body))
+        elif isinstance(kernel, (Map, Reduce)):
+            total += work(kernel)
+        else:
+            total += math.prod(layouts(kernel)[0].shape)
+    return total
+
+
 class Lowering:
     """Builds the module: kernel functions on demand, thread trampolines, the entry."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, fastcall: bool = False) -> None:
+        self.fastcall = fastcall
         self.plan = plan
         self.module = ir.Module(name="graphc")
         self.functions: dict[Kernel, ir.Function] = {}
@@ -144,6 +173,8 @@ class Lowering:
         for kernel in self.plan.kernels:
             caller.call(kernel)
         b.ret(ir.Constant(I32, 0))
+        if self.fastcall:
+            pyentry.add_fastcall(self.module, entry, total_work(self.plan) >= GIL_WORK)
         return self.module
 
 
@@ -154,10 +185,10 @@ class Caller:
         self.lowering = lowering
         self.b = b
         self.data = data
-        self.site = 0
+        self.counters: dict[int, ir.Value] = {}  # the counter of each enclosing loop, by depth
 
     def address(self, pointer: Pointer) -> ir.Value:
-        buffer, offset = pointer
+        buffer, offset, moving = pointer
         if buffer.place == L.INPUT:
             base = self.data[f"input:{buffer.index}"]
         elif buffer.place == L.OUTPUT:
@@ -166,11 +197,19 @@ class Caller:
             base, offset = self.data["constants"], offset + buffer.index
         else:
             base, offset = self.data["workspace"], offset + buffer.index
-        if offset == 0:
+        total: ir.Value = i64(offset)
+        for depth, every, step in moving:
+            t = self.counters[depth]
+            count = t if every == 1 else self.b.sdiv(t, i64(every))
+            total = self.b.add(total, self.b.mul(count, i64(step)))
+        if isinstance(total, ir.Constant) and offset == 0:
             return base
-        return self.b.gep(base, [i64(offset)], inbounds=True, source_etype=ir.IntType(8))
+        return self.b.gep(base, [total], inbounds=True, source_etype=ir.IntType(8))
 
     def call(self, kernel: Kernel) -> None:
+        if isinstance(kernel, Loop):
+            self._loop(kernel)
+            return
         shape_kernel, pointers = signature(kernel)
         fn = self.lowering.kernel_function(shape_kernel, len(pointers))
         args = [self.address(p) for p in pointers]
@@ -188,6 +227,64 @@ class Caller:
             failed = self.b.icmp_unsigned("!=", status, ir.Constant(I32, 0))
             with self.b.if_then(failed, likely=False):
                 self.b.ret(ir.Constant(I32, site))
+
+    def _loop(self, k: Loop) -> None:
+        """A scan: a counted loop over t calling the body's kernels (guarded ones every k-th t)."""
+        if k.kind == "fixed_point":
+            self._fixed_point(k)
+            return
+        b = self.b
+
+        def iteration(i: ir.Value) -> None:
+            self.counters[k.depth] = b.sub(i64(k.count - 1), i) if k.reverse else i
+            for kernel, guard in zip(k.body, k.guards, strict=True):
+                if guard == 1:
+                    self.call(kernel)
+                    continue
+                due = b.icmp_signed("==", b.srem(self.counters[k.depth], i64(guard)), i64(0))
+                with b.if_then(due):
+                    self.call(kernel)
+
+        counted_loop(b, i64(0), i64(k.count), iteration, f"t{k.depth}")
+
+    def _fixed_point(self, k: Loop) -> None:
+        """Iterate the body until the residual is <= tol; NaN or max_iter store (it, r) and fail."""
+        b = self.b
+        fn = b.function
+        start = b.block
+        loop, more, again, fail, done = (fn.append_basic_block(f"fp{k.depth}.{n}")
+                                         for n in ("loop", "more", "again", "fail", "done"))  # fmt: skip
+        b.branch(loop)
+        b.position_at_end(loop)
+        iteration = b.phi(I64, name=f"it{k.depth}")
+        iteration.add_incoming(i64(1), start)
+        self.counters[k.depth] = b.sub(iteration, i64(1))
+        for kernel in k.body:
+            self.call(kernel)
+        residual = self._residual(k)
+        b.cbranch(b.fcmp_ordered("<=", residual, ir.Constant(F64, k.tol)), done, more)
+        b.position_at_end(more)
+        finite = b.fcmp_ordered("ord", residual, residual)
+        b.cbranch(b.and_(finite, b.icmp_signed("<", iteration, i64(k.count))), again, fail)
+        b.position_at_end(again)
+        iteration.add_incoming(b.add(iteration, i64(1)), again)
+        b.branch(loop)
+        b.position_at_end(fail)
+        workspace = self.data["workspace"]
+        b.store(iteration, workspace)
+        b.store(residual, b.gep(workspace, [i64(8)], source_etype=ir.IntType(8)))
+        b.ret(ir.Constant(I32, k.site))
+        b.position_at_end(done)
+
+    def _residual(self, k: Loop) -> ir.Value:
+        """The largest residual of the components as a double (NaN propagates)."""
+        total: ir.Value = ir.Constant(F64, float("-inf"))
+        for slot in k.residuals:
+            value = load(self.b, self.address(pointer_of(slot)), slot.dtype)
+            if slot.dtype != F64_DTYPE:
+                value = self.b.fpext(value, F64)
+            total = combine(self.b, "max", total, value, F64_DTYPE)
+        return total
 
     def _alloca(self, etype: ir.Type, count: int, name: str) -> ir.Value:
         """A stack slot at the top of the entry block (so it is not re-allocated in a loop)."""
@@ -230,7 +327,7 @@ class Caller:
         b = self.b
         dtype = kernel.out.dtype
         _, pointers = signature(kernel)
-        position = pointers.index((kernel.out.buffer, kernel.out.offset * dtype.itemsize))
+        position = pointers.index(pointer_of(kernel.out))
         partials = self._alloca(memory_type(dtype), 2, "partials")
         second_slot = b.gep(partials, [i64(1)], source_etype=memory_type(dtype))
         first = list(args)
@@ -253,6 +350,6 @@ def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
     return create, join
 
 
-def lower(plan: Plan) -> ir.Module:
-    """The module of a plan: kernel functions and the entry point ENTRY."""
-    return Lowering(plan).build()
+def lower(plan: Plan, fastcall: bool = False) -> ir.Module:
+    """The module of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL."""
+    return Lowering(plan, fastcall).build()

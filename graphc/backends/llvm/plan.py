@@ -4,7 +4,8 @@ Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout/kernels
 llvmlite). The planner follows the Program's buffer plan: a step that may reuse a dead
 buffer writes into that buffer's workspace slot; a step computing an output writes
 straight into the fresh output array. Views are layouts (no kernel); a reshape that
-strides cannot express copies first. Each op has one planning rule in PLANNERS.
+strides cannot express copies first. Each op has one planning rule in PLANNERS (loops:
+recurrence.py). Finally merge.py joins consecutive kernels over one iteration space.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from graphc.backends.llvm import layout as L
+from graphc.backends.llvm.chunks import split_long
 from graphc.backends.llvm.kernels import (
     LANES,
-    cost,
     ArgReduce,
     Gather,
     Gemm,
@@ -29,6 +30,7 @@ from graphc.backends.llvm.kernels import (
     Scatter,
 )
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
+from graphc.backends.llvm.merge import merge
 from graphc.errors import where
 from graphc.ir import Graph
 from graphc.ops import OPS, Kind
@@ -38,20 +40,23 @@ from graphc.shapes import BOOL, TensorType, reduced_shape
 ELEMENTWISE = frozenset(
     name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.BROADCAST) and name != "broadcast_to"
 )
-MAX_COST = 200  # kernels.cost of one loop body (ten transcendental functions); longer ones are split
 ALIGN = 64  # bytes: every buffer of the workspace and the constant blob starts on a cache line
-ERROR_SLOT = 0  # workspace bytes 0..7: the bad index of a failed take/scatter_add
+ERROR_SLOT = 0  # workspace bytes 0..15: a failed take/scatter_add index, or a fixed_point (count, residual)
 
 
 @dataclass(frozen=True)
 class ErrorSite:
     """What a nonzero status from the native code means: an exception class name and a message.
 
-    The message may contain `{index}`, the offending value the native code left in the error slot.
+    The message may contain `{index}`, the offending value the native code left in the error
+    slot. A ConvergenceError is worded by graphc.ops.loops.not_converged from the iteration
+    count and residual the native code left there, and `tol` and `max_iter`.
     """
 
     exception: str
     message: str
+    tol: float = 0.0
+    max_iter: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,48 +103,85 @@ def identity(kind: str, dtype: np.dtype) -> bool | int | float:
     return {"sum": 0.0, "prod": 1.0, "max": -math.inf, "min": math.inf}[kind]
 
 
-class Planner:
-    """Walks a Program once, giving every name a layout and appending kernels."""
+class Memory:
+    """What every planner of one program shares: the workspace, the constant blob, the error sites."""
 
-    def __init__(self, program: Program) -> None:
-        self.program = program
-        self.layouts: dict[str, Layout] = {}
-        self.kernels: list[Kernel] = []
+    def __init__(self) -> None:
         self.workspace = ALIGN  # the first cache line holds the error slot
-        self.slots: dict[str, int] = {}
         self.constants: list[tuple[int, np.ndarray]] = []
         self.constant_bytes = 0
         self.errors: list[ErrorSite] = []
-        self.direct = direct_outputs(program)
-
-    # --- memory ---------------------------------------------------------------------------------
 
     def allocate(self, nbytes: int) -> int:
         offset = self.workspace
         self.workspace += -(-max(nbytes, 1) // ALIGN) * ALIGN
         return offset
 
+    def constant(self, array: np.ndarray) -> Layout:
+        dtype = array.dtype
+        if array.size == 1:
+            return L.inline(L.as_scalar(array), dtype, array.shape)
+        offset = self.constant_bytes
+        self.constants.append((offset, array))
+        self.constant_bytes += -(-max(array.nbytes, 1) // ALIGN) * ALIGN
+        return L.contiguous(Buffer(L.CONST, offset, dtype), array.shape)
+
+    def site(self, error: ErrorSite) -> int:
+        self.errors.append(error)
+        return len(self.errors)
+
+
+class Planner:
+    """Walks a Program once, giving every name a layout and appending kernels.
+
+    A loop body is planned by a nested Planner: same Memory, its inputs and outputs
+    given as layouts of the enclosing program, `depth` one more than the enclosing one.
+    """
+
+    def __init__(
+        self, program: Program, memory: Memory | None = None, inputs: Sequence[Layout] | None = None,
+        outputs: Sequence[Layout] | None = None, depth: int = 0,
+    ) -> None:  # fmt: skip
+        self.program = program
+        self.memory = memory or Memory()
+        self.depth = depth
+        self.layouts: dict[str, Layout] = {}
+        self.kernels: list[Kernel] = []
+        self.slots: dict[str, int] = {}
+        self.families: dict[object, list[Layout]] = {}
+        self.direct = direct_outputs(program)
+        if inputs is None:
+            inputs = [
+                L.contiguous(Buffer(L.INPUT, k, i.type.dtype), i.type.shape) for k, i in enumerate(program.inputs)
+            ]
+        if outputs is None:
+            types = [program.types[name] for name in program.outputs]
+            outputs = [L.contiguous(Buffer(L.OUTPUT, k, t.dtype), t.shape) for k, t in enumerate(types)]
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+
+    # --- memory ---------------------------------------------------------------------------------
+
     def fresh(self, shape: Shape, dtype: np.dtype) -> Layout:
         """A new workspace buffer for a temporary of the backend's own (never reused)."""
-        return L.contiguous(Buffer(L.WORK, self.allocate(L.byte_size(shape, dtype)), dtype), shape)
+        return L.contiguous(Buffer(L.WORK, self.memory.allocate(L.byte_size(shape, dtype)), dtype), shape)
 
     def dest(self, step: Step) -> Layout:
         """Where a step's result goes (its output array, the slot it may reuse, or a new slot); recorded."""
         shape, dtype = step.type.shape, step.type.dtype
         if step.name in self.direct:
-            layout = L.contiguous(Buffer(L.OUTPUT, self.direct[step.name], dtype), shape)
+            layout = self.outputs[self.direct[step.name]]
         else:
             offset = self.slots.get(step.reuse) if step.reuse is not None else None
             if offset is None:
-                offset = self.allocate(L.byte_size(shape, dtype))
+                offset = self.memory.allocate(L.byte_size(shape, dtype))
             self.slots[step.name] = offset
             layout = L.contiguous(Buffer(L.WORK, offset, dtype), shape)
         self.layouts[step.name] = layout
         return layout
 
     def site(self, exception: str, message: str) -> int:
-        self.errors.append(ErrorSite(exception, message))
-        return len(self.errors)
+        return self.memory.site(ErrorSite(exception, message))
 
     # --- kernels --------------------------------------------------------------------------------
 
@@ -150,7 +192,7 @@ class Planner:
         """out = the per-point value over `shape` (and each extra (instruction, layout) stored too)."""
         if math.prod(shape) == 0:
             return
-        operands, instrs = self._split(shape, operands, instrs)
+        operands, instrs = split_long(self, shape, operands, instrs)
         operands, instrs = _fold_operands(operands, instrs)
         layouts = [*operands, *(layout for _, layout in extra), out]
         new_shape, strides, _ = L.coalesce(shape, [layout.strides for layout in layouts])
@@ -160,41 +202,6 @@ class Planner:
         kernel = Map(new_shape, tuple(layouts[:n]), instrs, layouts[-1], self._power_site(instrs),
                      extra_values, tuple(layouts[n:-1]))  # fmt: skip
         self.kernels.append(kernel)
-
-    def _split(self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple[
-        list[Layout], list[Instr]
-    ]:  # fmt: skip
-        """Cut a loop body costlier than MAX_COST: a first kernel stores the values the rest needs.
-
-        Keeps every native function small, so compile time grows linearly with the graph
-        (a long fused chain becomes a few kernels, often of one shared structure).
-        """
-        operands, instrs = list(operands), list(instrs)
-        while cost(tuple(instrs)) > MAX_COST:
-            cut = _cut_point(instrs)
-            later = instrs[cut:]
-            used = sorted({a for i in later if i.op != "load" for a in i.args if a < cut})
-            live = [a for a in used if instrs[a].op not in ("load", "const")]
-            temps = [self.fresh(shape, instrs[a].dtype) for a in live]
-            if live:
-                prefix = [*instrs[:cut], Instr("copy", (live[-1],), instrs[live[-1]].dtype)]
-                self.add_map(shape, operands, prefix, temps[-1], list(zip(live[:-1], temps[:-1], strict=True)))
-            remap: dict[int, int] = {}
-            rest: list[Instr] = []
-            for a in used:
-                if a in live:
-                    rest.append(Instr("load", (len(operands) + live.index(a),), instrs[a].dtype))
-                else:
-                    rest.append(instrs[a])
-                remap[a] = len(rest) - 1
-            base = len(rest) - cut
-            for instr in later:
-                if instr.op != "load":
-                    instr = replace(instr, args=tuple(remap[a] if a < cut else a + base for a in instr.args))
-                rest.append(instr)
-            operands += temps
-            instrs = rest
-        return operands, instrs
 
     def copy(self, source: Layout, out: Layout) -> None:
         self.add_map(out.shape, [L.broadcast(source, out.shape)], [Instr("load", (0,), source.dtype)], out)
@@ -210,7 +217,7 @@ class Planner:
         if math.prod(shape) == 0:
             self.fill(identity(kind, dest.dtype), dest)
             return
-        operands, instrs = self._split(shape, operands, instrs)
+        operands, instrs = split_long(self, shape, operands, instrs)
         operands, instrs = _fold_operands(operands, instrs)
         out = _reduce_out(dest, shape, axes, keepdims)
         new_shape, strides, reduced = L.coalesce(shape, [o.strides for o in (*operands, out)], frozenset(axes))
@@ -236,12 +243,13 @@ class Planner:
 
     # --- the program ----------------------------------------------------------------------------
 
-    def run(self) -> Plan:
+    def walk(self) -> list[Kernel]:
+        """Plan every step and the outputs' copies; the kernels in order."""
         program = self.program
-        for k, given in enumerate(program.inputs):
-            self.layouts[given.name] = L.contiguous(Buffer(L.INPUT, k, given.type.dtype), given.type.shape)
+        for given, layout in zip(program.inputs, self.inputs, strict=True):
+            self.layouts[given.name] = layout
         for name, array in program.constants.items():
-            self.layouts[name] = self._constant(array)
+            self.layouts[name] = self.memory.constant(array)
         for step in program.steps:
             planner = PLANNERS.get(step.op)
             if planner is None:
@@ -249,26 +257,21 @@ class Planner:
             planner(self, step)
         for k, name in enumerate(program.outputs):
             if self.direct.get(name) != k:
-                t = program.types[name]
-                self.copy(self.layouts[name], L.contiguous(Buffer(L.OUTPUT, k, t.dtype), t.shape))
-        return Plan(
-            inputs=tuple(given.type for given in program.inputs),
-            outputs=tuple(program.types[name] for name in program.outputs),
-            kernels=tuple(self.kernels),
-            constants=tuple(self.constants),
-            constant_bytes=self.constant_bytes,
-            workspace_bytes=self.workspace if self.workspace > ALIGN or self.errors else 0,
-            errors=tuple(self.errors),
-        )
+                self.copy(self.layouts[name], self.outputs[k])
+        return self.kernels
 
-    def _constant(self, array: np.ndarray) -> Layout:
-        dtype = array.dtype
-        if array.size == 1:
-            return L.inline(L.as_scalar(array), dtype, array.shape)
-        offset = self.constant_bytes
-        self.constants.append((offset, array))
-        self.constant_bytes += -(-max(array.nbytes, 1) // ALIGN) * ALIGN
-        return L.contiguous(Buffer(L.CONST, offset, dtype), array.shape)
+    def run(self) -> Plan:
+        kernels = merge(self.walk())
+        memory = self.memory
+        return Plan(
+            inputs=tuple(given.type for given in self.program.inputs),
+            outputs=tuple(self.program.types[name] for name in self.program.outputs),
+            kernels=tuple(kernels),
+            constants=tuple(memory.constants),
+            constant_bytes=memory.constant_bytes,
+            workspace_bytes=memory.workspace if memory.workspace > ALIGN or memory.errors else 0,
+            errors=tuple(memory.errors),
+        )
 
 
 def direct_outputs(program: Program) -> dict[str, int]:
@@ -297,17 +300,7 @@ def _reduce_out(dest: Layout, shape: Shape, axes: Sequence[int], keepdims: bool)
             continue
         strides.append(dest.strides[k])
         k += 1
-    return Layout(dest.buffer, shape, tuple(strides), dest.offset)
-
-
-def _cut_point(instrs: list[Instr]) -> int:
-    """The longest prefix costing at most MAX_COST (at least one instruction)."""
-    total = 0
-    for i, instr in enumerate(instrs):
-        total += cost((instr,))
-        if total > MAX_COST:
-            return max(i, 1)
-    return len(instrs)
+    return replace(dest, shape=shape, strides=tuple(strides))
 
 
 def _plus_zero(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
@@ -381,16 +374,23 @@ def _plan_fused(p: Planner, step: Step) -> None:
     if not reducing:
         p.add_map(shape, operands, expr.instrs, p.dest(step))
         return
-    params = root.params
-    _reduction(p, root.op.name, shape, operands, expr, value, params["axis"], params["keepdims"], p.dest(step))
+    axes, keepdims = _reduce_attrs(root.params)
+    _reduction(p, root.op.name, shape, operands, expr, value, axes, keepdims, p.dest(step))
 
 
 def _plan_reduce(p: Planner, step: Step) -> None:
     source = p.layouts[step.args[0]]
     expr = Expr()
     value = expr.load(0, source.dtype)
-    attrs = step.attrs
-    _reduction(p, step.op, source.shape, [source], expr, value, attrs["axis"], attrs["keepdims"], p.dest(step))
+    axes, keepdims = _reduce_attrs(step.attrs)
+    _reduction(p, step.op, source.shape, [source], expr, value, axes, keepdims, p.dest(step))
+
+
+def _reduce_attrs(attrs: dict) -> tuple[tuple[int, ...], bool]:
+    """(axis, keepdims) of a reduction node (axis is always a tuple of ints there)."""
+    axes = attrs["axis"]
+    assert isinstance(axes, tuple)
+    return axes, bool(attrs["keepdims"])
 
 
 def _reduction(
@@ -551,6 +551,12 @@ def _plan_matmul(p: Planner, step: Step) -> None:
     p.kernels.append(Gemm(a, b, dest))
 
 
+def _plan_loop(p: Planner, step: Step) -> None:
+    from graphc.backends.llvm.recurrence import plan_loop
+
+    plan_loop(p, step)
+
+
 Rule = Callable[[Planner, Step], None]
 
 PLANNERS: dict[str, Rule] = {
@@ -572,6 +578,8 @@ PLANNERS: dict[str, Rule] = {
     "take": _plan_take,
     "scatter_add": _plan_scatter,
     "matmul": _plan_matmul,
+    "scan": _plan_loop,
+    "fixed_point": _plan_loop,
 }
 
 

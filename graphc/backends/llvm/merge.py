@@ -1,0 +1,200 @@
+"""Merge consecutive elementwise kernels of one iteration space into one loop nest with several outputs.
+
+Imports the backend's kernels and layout. The fusion pass makes one region per single-use
+chain; values used twice (a forward value the gradient reads again) end regions, so a
+gradient program is often several loops over the same points, each re-reading what the
+previous one stored. Here consecutive Map kernels over the same (coalesced) shape, and
+at most one Reduce over its innermost axes, become one kernel: a value a later member
+reads at the same point is used straight from the register, and a stored temporary that
+no later kernel reads is not stored at all (nor one a later member overwrites in place).
+Merging is refused whenever it could change a result: a member reading a buffer an
+earlier member writes at other points (or a reduction's result), writing a buffer an
+earlier member reads or writes at other points, or either kernel able to fail. A merged
+body costs at most MAX_COST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from graphc.backends.llvm import layout as L
+from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts
+from graphc.backends.llvm.layout import Layout
+
+Place = tuple[str, int]  # (buffer place, index): one block of memory
+
+
+def _place(layout: Layout) -> Place:
+    return layout.buffer.place, layout.buffer.index
+
+
+@dataclass
+class Group:
+    """Kernels being merged: shared operands and instructions, the values stored and where."""
+
+    shape: tuple[int, ...]
+    operands: list[Layout] = field(default_factory=list)
+    instrs: list[Instr] = field(default_factory=list)
+    stores: list[tuple[int, Layout]] = field(default_factory=list)
+    reduce: Reduce | None = None
+    reduced_value: int = -1
+    reads: dict[Place, Layout] = field(default_factory=dict)
+    count: int = 0
+
+    def written(self) -> dict[Place, Layout]:
+        return {_place(out): out for _, out in self.stores}
+
+    def accepts(self, k: Kernel) -> bool:
+        if not isinstance(k, (Map, Reduce)) or k.site or k.shape != self.shape:
+            return False
+        if isinstance(k, Reduce) and (self.reduce is not None or not k.inner or k.extra_outs):
+            return False
+        if isinstance(k, Map) and k.extra_outs:
+            return False
+        if computed_cost(self.instrs) + computed_cost(k.instrs) > MAX_COST:
+            return False
+        written = self.written()
+        reduced = {_place(self.reduce.out)} if self.reduce is not None else set()
+        for operand in k.operands:
+            place = _place(operand)
+            if place in reduced or (place in written and written[place] != operand):
+                return False
+        out = k.out
+        place = _place(out)
+        if place in reduced or (place in written and written[place] != out):
+            return False
+        return place not in self.reads or self.reads[place] == out
+
+    def add(self, k: Map | Reduce) -> None:
+        written = self.written()
+        produced = {_place(out): value for value, out in self.stores}  # the latest value of each place
+        index: dict[int, int] = {}
+        for i, instr in enumerate(k.instrs):
+            if instr.op == "load":
+                operand = k.operands[instr.args[0]]
+                place = _place(operand)
+                if place in written:
+                    index[i] = produced[place]
+                    continue
+                self.reads.setdefault(place, operand)
+                if operand not in self.operands:
+                    self.operands.append(operand)
+                instr = replace(instr, args=(self.operands.index(operand),))
+            elif instr.op != "const":
+                instr = replace(instr, args=tuple(index[a] for a in instr.args))
+            self.instrs.append(instr)
+            index[i] = len(self.instrs) - 1
+        value = index[len(k.instrs) - 1]
+        if isinstance(k, Reduce):
+            self.reduce = k
+            self.reduced_value = value
+        else:
+            self.stores.append((value, k.out))
+        self.count += 1
+
+    def kernel(self, live: set[Place] | None) -> Kernel:
+        """The merged kernel; stores to places not in `live` are dropped (None: keep every store)."""
+        last = {_place(out): k for k, (_, out) in enumerate(self.stores)}  # a place stored twice: the last wins
+        stores = [
+            (v, out) for k, (v, out) in enumerate(self.stores)
+            if last[_place(out)] == k and (live is None or _place(out) in live)
+        ]  # fmt: skip
+        instrs = list(self.instrs)
+        if self.reduce is not None:
+            instrs.append(Instr("copy", (self.reduced_value,), instrs[self.reduced_value].dtype))
+            extra_values, extra_outs = _split(stores)
+            return replace(self.reduce, operands=tuple(self.operands), instrs=tuple(instrs),
+                           extra_values=extra_values, extra_outs=extra_outs)  # fmt: skip
+        if not stores:
+            stores = self.stores[-1:]
+        last_value, out = stores[-1]
+        instrs.append(Instr("copy", (last_value,), instrs[last_value].dtype))
+        extra_values, extra_outs = _split(stores[:-1])
+        return Map(self.shape, tuple(self.operands), tuple(instrs), out, 0, extra_values, extra_outs)
+
+
+def _split(stores: list[tuple[int, Layout]]) -> tuple[tuple[int, ...], tuple[Layout, ...]]:
+    return tuple(v for v, _ in stores), tuple(out for _, out in stores)
+
+
+def _touched(kernel: Kernel) -> list[Layout]:
+    """Every layout a kernel touches, loop bodies included."""
+    if isinstance(kernel, Loop):
+        return [layout for inner in kernel.body for layout in _touched(inner)] + list(kernel.residuals)
+    return layouts(kernel)
+
+
+def _live_after(kernels: Sequence[Kernel], start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
+    """The stored places some kernel from `start` on may read before fully overwriting them.
+
+    Inputs, outputs and constants are always live; a workspace place is dead once a later
+    kernel's main output is exactly the stored layout (and it does not read it) or nothing
+    touches it again.
+    """
+    live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
+    pending = {_place(out): out for _, out in stores if out.buffer.place == L.WORK}
+    for kernel in kernels[start:]:
+        if not pending:
+            break
+        out = getattr(kernel, "out", None)
+        for layout in _touched(kernel):
+            place = _place(layout)
+            if place not in pending or (layout is out and layout == pending[place]):
+                continue
+            live.add(place)
+            del pending[place]
+        if isinstance(out, Layout) and _place(out) in pending and out == pending[_place(out)]:
+            del pending[_place(out)]
+    return live
+
+
+def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
+    """The kernels with runs of mergeable elementwise kernels merged (see the module docstring).
+
+    `drop_dead=False` keeps every store (a loop body: a later iteration may read it).
+    """
+    result: list[Kernel] = []
+    group: Group | None = None
+    for position, kernel in enumerate(kernels):
+        if group is not None and group.accepts(kernel):
+            group.add(kernel)  # type: ignore[arg-type]
+            continue
+        if group is not None:
+            result.append(_finish(group, kernels, position, drop_dead))
+            group = None
+        if isinstance(kernel, (Map, Reduce)) and not kernel.site and Group(kernel.shape).accepts(kernel):
+            group = Group(kernel.shape)
+            group.add(kernel)
+            continue
+        if isinstance(kernel, Loop):
+            kernel = _merge_loop(kernel)
+        result.append(kernel)
+    if group is not None:
+        result.append(_finish(group, kernels, len(kernels), drop_dead))
+    return result
+
+
+def _merge_loop(loop: Loop) -> Loop:
+    """A loop with its body merged run by run (kernels of one guard together), keeping every store."""
+    body: list[Kernel] = []
+    guards: list[int] = []
+    start = 0
+    for end in range(1, len(loop.body) + 1):
+        if end < len(loop.body) and loop.guards[end] == loop.guards[start]:
+            continue
+        merged = merge(loop.body[start:end], drop_dead=False)
+        body += merged
+        guards += [loop.guards[start]] * len(merged)
+        start = end
+    return replace(loop, body=tuple(body), guards=tuple(guards))
+
+
+def _finish(group: Group, kernels: Sequence[Kernel], position: int, drop_dead: bool) -> Kernel:
+    if group.count == 1:
+        return kernels[position - 1]
+    live = _live_after(kernels, position, group.stores) if drop_dead else None
+    return group.kernel(live)
+
+
+__all__ = ["merge"]

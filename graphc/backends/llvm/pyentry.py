@@ -1,0 +1,83 @@
+"""A CPython builtin function (METH_FASTCALL) around the native entry: the cheapest call Python has.
+
+Imports ctypes and llvmlite. `add_fastcall` defines `graphc_call(self, args, nargs)`, which
+hands the argument objects to the entry and returns its status as a Python int
+(PyLong_FromLong). Programs with a lot of work release the GIL around the entry
+(PyEval_SaveThread / PyEval_RestoreThread), as ctypes would. `builtin` wraps the
+compiled address in a PyMethodDef and PyCFunction_NewEx, so a call costs what calling
+`len` costs instead of a libffi round trip through ctypes. Where the Python C API
+cannot be reached from JIT code (not CPython), `available()` is False and the backend
+falls back to a ctypes function.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+from collections.abc import Callable
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+CALL = "graphc_call"
+METH_FASTCALL = 0x0080
+_API = ("PyLong_FromLong", "PyEval_SaveThread", "PyEval_RestoreThread")
+_PTR = ir.PointerType()
+_I64 = ir.IntType(64)
+
+
+class PyMethodDef(ctypes.Structure):
+    _fields_ = [
+        ("ml_name", ctypes.c_char_p),
+        ("ml_meth", ctypes.c_void_p),
+        ("ml_flags", ctypes.c_int),
+        ("ml_doc", ctypes.c_char_p),
+    ]
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this is CPython with its C API in the process; if so its symbols are registered for JIT code."""
+    if sys.implementation.name != "cpython":
+        return False
+    try:
+        addresses = {name: ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value for name in _API}
+        ctypes.pythonapi.PyCFunction_NewEx  # noqa: B018 (present, or AttributeError)
+    except AttributeError:
+        return False
+    for name, address in addresses.items():
+        llvm.add_symbol(name, address)
+    return True
+
+
+def _declare(module: ir.Module, name: str, result: ir.Type, args: list[ir.Type]) -> ir.Function:
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    return ir.Function(module, ir.FunctionType(result, args), name)
+
+
+def add_fastcall(module: ir.Module, entry: ir.Function, release_gil: bool) -> None:
+    """Define `ptr graphc_call(ptr self, ptr args, i64 nargs)`: the entry's status as a new Python int."""
+    fn = ir.Function(module, ir.FunctionType(_PTR, [_PTR, _PTR, _I64]), CALL)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    _, args, _ = fn.args
+    objects = [b.load(b.gep(args, [ir.Constant(_I64, k)], source_etype=_PTR), typ=_PTR) for k in range(len(entry.args))]
+    state = None
+    if release_gil:
+        state = b.call(_declare(module, "PyEval_SaveThread", _PTR, []), [])
+    status = b.call(entry, objects)
+    if state is not None:
+        b.call(_declare(module, "PyEval_RestoreThread", ir.VoidType(), [_PTR]), [state])
+    result = b.call(_declare(module, "PyLong_FromLong", _PTR, [_I64]), [b.sext(status, _I64)])
+    b.ret(result)
+
+
+def builtin(address: int, name: str = "graphc_native") -> tuple[Callable[..., int], PyMethodDef]:
+    """A builtin function calling the METH_FASTCALL code at `address`; keep the PyMethodDef alive with it."""
+    definition = PyMethodDef(name.encode(), address, METH_FASTCALL, None)
+    new = ctypes.pythonapi.PyCFunction_NewEx
+    new.restype = ctypes.py_object
+    new.argtypes = [ctypes.POINTER(PyMethodDef), ctypes.py_object, ctypes.py_object]
+    return new(ctypes.byref(definition), None, None), definition
