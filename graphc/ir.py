@@ -203,11 +203,11 @@ class Graph:
     __slots__ = ("_nodes", "inputs", "outputs")
 
     def __init__(self, outputs: Sequence[Node], inputs: Sequence[Node] | None = None) -> None:
-        self.outputs = tuple(_as_node(o) for o in outputs)
+        self.outputs = tuple(as_node(o) for o in outputs)
         self._nodes: list[Node] | None = None
         if inputs is None:
             inputs = [n for n in self.nodes if n.op.name == "var"]
-        self.inputs = tuple(_as_node(i) for i in inputs)
+        self.inputs = tuple(as_node(i) for i in inputs)
 
     @property
     def nodes(self) -> list[Node]:
@@ -233,7 +233,7 @@ class Graph:
         return f"<Graph {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
 
-def _as_node(value: object) -> Node:
+def as_node(value: object) -> Node:
     """A Node from a Node or anything that wraps one in `.node` (a Tensor)."""
     node = getattr(value, "node", value)
     if not isinstance(node, Node):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from graphc.ir import Graph, Node
+from graphc.ir import Graph, Node, as_node
 from graphc.ops.control import fused
 from graphc.ops.loops import is_loop, run_shared
 from graphc.schedule import Program
@@ -19,13 +19,6 @@ from graphc.schedule import Program
 
 class EvaluationError(AssertionError):
     """An op's eval produced a value that disagrees with its inferred type (a graphc bug)."""
-
-
-def _as_node(value: object) -> Node:
-    node = getattr(value, "node", value)
-    if not isinstance(node, Node):
-        raise TypeError(f"expected a Tensor or Node, got {type(value).__name__}")
-    return node
 
 
 def feed_value(node: Node, value: object) -> np.ndarray:
@@ -81,8 +74,8 @@ def evaluate_graph(graph: Graph, feed: Mapping[Node, np.ndarray]) -> list[np.nda
 def evaluate(outputs: object, feed: Mapping[object, object]) -> np.ndarray | list[np.ndarray]:
     """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}."""
     single = not isinstance(outputs, (list, tuple))
-    nodes = [_as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[union-attr]
-    table = {_as_node(k): v for k, v in feed.items()}
+    nodes = [as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[union-attr]
+    table = {as_node(k): v for k, v in feed.items()}
     results = [np.array(v, copy=True) for v in evaluate_graph(Graph(nodes), table)]  # type: ignore[arg-type]
     return results[0] if single else results
 
