@@ -2,6 +2,9 @@
 
 Imports errors, shapes, ir, ops, tensor. Each function takes Tensors and returns
 ordinary Tensors (graphs), which can be composed, compiled and differentiated again.
+Every Tensor argument is one Tensor or a list or tuple of them (autodiff.trees), and
+results come back in the form the arguments came in: a single Tensor is never
+iterated into its elements.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 
 from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
+from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, ShapeError
 from graphc.ir import Node, toposort
@@ -21,20 +25,27 @@ from graphc.tensor import Tensor, as_tensor, building, const
 
 __all__ = ["grad", "hessian", "jacobian", "jvp", "vjp"]
 
-
-def _tensors(value: Tensor | Sequence[Tensor], what: str) -> tuple[list[Tensor], bool]:
-    """The values as a list of Tensors, and whether a single Tensor was given."""
-    if isinstance(value, Tensor):
-        return [value], True
-    if isinstance(value, (list, tuple)) and all(isinstance(v, Tensor) for v in value):
-        return list(value), False
-    raise TypeError(f"{what} must be a Tensor or a list of Tensors, got {type(value).__name__}")
+Tensors = Tensor | Sequence[Tensor]
 
 
-def _check_wrt(wrt: list[Tensor]) -> None:
-    for w in wrt:
+def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
+    """The wrt Tensors and their form: vars of a float dtype."""
+    ws, form = flatten(wrt, who, what)
+    check_vars(ws, form, who, what)
+    for w in ws:
         if not is_float(w.dtype):
             raise DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+    return ws, form
+
+
+def _scalar(f: object, who: str) -> Tensor:
+    """`f` as a float scalar Tensor, or an error saying what to use instead."""
+    if not is_tensor(f):
+        raise TypeError(f"{who}: f must be one scalar Tensor, {got(f)}; for several outputs use gc.vjp or gc.jacobian")
+    assert isinstance(f, Tensor)
+    if f.shape != () or not is_float(f.dtype):
+        raise DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+    return f
 
 
 def zeros_like(x: Tensor) -> Tensor:
@@ -60,46 +71,55 @@ def _check_disconnected(disconnected: str) -> None:
         raise ValueError(f"disconnected must be 'zero' or 'raise', not {disconnected!r}")
 
 
-def grad(f: Tensor, wrt: Tensor | Sequence[Tensor], *, disconnected: str = "zero") -> Tensor | list[Tensor]:
-    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape)."""
-    _check_disconnected(disconnected)
-    f = as_tensor(f)
-    if f.shape != () or not is_float(f.dtype):
-        raise DifferentiationError(f"grad needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
-    ws, single = _tensors(wrt, "wrt")
-    _check_wrt(ws)
-    seed = const(np.ones((), dtype=f.dtype))
-    results = vjp_graph([f.node], [w.node for w in ws], [seed.node])
-    grads = [_finish(r, w, [f], disconnected) for r, w in zip(results, ws, strict=True)]
-    return grads[0] if single else grads
-
-
-def vjp(
-    outputs: Sequence[Tensor], wrt: Sequence[Tensor], cotangents: Sequence[object], *, disconnected: str = "zero"
-) -> list[Tensor]:
-    """Reverse mode: for each wrt, sum_k ct_k · d(outputs_k)/d(wrt), one Tensor per wrt."""
-    _check_disconnected(disconnected)
-    outs, _ = _tensors(list(outputs), "outputs")
-    ws, _ = _tensors(list(wrt), "wrt")
-    _check_wrt(ws)
-    cts = [_seed(c, o, "cotangent") for c, o in zip(cotangents, outs, strict=True)]
+def _pull_back(outs: list[Tensor], ws: list[Tensor], cts: list[Tensor], disconnected: str) -> list[Tensor]:
+    """For each wrt, sum_k ct_k · d(outs_k)/d(wrt) (zeros where it does not depend on it)."""
     results = vjp_graph([o.node for o in outs], [w.node for w in ws], [c.node for c in cts])
     return [_finish(r, w, outs, disconnected) for r, w in zip(results, ws, strict=True)]
 
 
-def jvp(outputs: Sequence[Tensor], wrt: Sequence[Tensor], tangents: Sequence[object]) -> list[Tensor]:
-    """Forward mode: for each output, sum_j d(output)/d(wrt_j) · t_j, one Tensor per output."""
-    outs, _ = _tensors(list(outputs), "outputs")
-    ws, _ = _tensors(list(wrt), "wrt")
-    _check_wrt(ws)
-    ts = [_seed(t, w, "tangent") for t, w in zip(tangents, ws, strict=True)]
+def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
+    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape)."""
+    _check_disconnected(disconnected)
+    f = _scalar(f, "gc.grad")
+    ws, form = _wrt(wrt, "gc.grad")
+    seed = const(np.ones((), dtype=f.dtype))
+    return form.unflatten(_pull_back([f], ws, [seed], disconnected))
+
+
+def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
+    """Reverse mode: for each wrt, sum_k ct_k · d(outputs_k)/d(wrt), in the form of `wrt`.
+
+    `cotangents` has the form of `outputs`: one value for one output, else one per output.
+    """
+    _check_disconnected(disconnected)
+    outs, out_form = flatten(outputs, "gc.vjp", "outputs")
+    ws, form = _wrt(wrt, "gc.vjp")
+    given = flatten_like(cotangents, out_form, "gc.vjp", "cotangents", "output")
+    cts = [_seed(c, o, "gc.vjp", "cotangent") for c, o in zip(given, outs, strict=True)]
+    return form.unflatten(_pull_back(outs, ws, cts, disconnected))
+
+
+def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[Tensor]:
+    """Forward mode: for each output, sum_j d(output)/d(wrt_j) · t_j, in the form of `outputs`.
+
+    `tangents` has the form of `wrt`: one value for one wrt, else one per wrt.
+    """
+    outs, out_form = flatten(outputs, "gc.jvp", "outputs")
+    ws, form = _wrt(wrt, "gc.jvp")
+    given = flatten_like(tangents, form, "gc.jvp", "tangents", "wrt")
+    ts = [_seed(t, w, "gc.jvp", "tangent") for t, w in zip(given, ws, strict=True)]
     results = jvp_graph([o.node for o in outs], [w.node for w in ws], [t.node for t in ts])
-    return [Tensor(r) if r is not None else zeros_like(o) for r, o in zip(results, outs, strict=True)]
+    tensors = [Tensor(r) if r is not None else zeros_like(o) for r, o in zip(results, outs, strict=True)]
+    return out_form.unflatten(tensors)
 
 
-def _seed(value: object, like: Tensor, what: str) -> Tensor:
+def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
+    """A cotangent or tangent for `like`: a Tensor, an array or a number of like's shape."""
+    if not is_tensor(value) and np.asarray(value).dtype == object:
+        raise TypeError(f"{who}: a {what} must be a Tensor, an array or a number, {got(value)}")
     with building(what, value):
-        t = as_tensor(value, like.dtype) if not isinstance(value, Tensor) else value
+        t = value if is_tensor(value) else as_tensor(value, like.dtype)
+        assert isinstance(t, Tensor)
         if t.shape != like.shape:
             raise ShapeError(f"a {what} must have the shape of {like!r}, got {t.shape}")
         if t.dtype != like.dtype:
@@ -107,20 +127,27 @@ def _seed(value: object, like: Tensor, what: str) -> Tensor:
         return t
 
 
-def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor:
+def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[object]:
     """d f / d x with shape f.shape + x.shape, as one batched graph.
 
     mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
     mode="fwd" pushes forward the basis of x's space (one batched JVP); "auto"
     picks reverse when f has no more elements than x (m <= n), forward otherwise.
     The graph's size does not grow with m or n: the seed is one constant.
+    A list of wrt gives a list (one Jacobian per wrt); a list of f gives a list of those.
     """
-    f = as_tensor(f)
-    if not is_float(f.dtype):
-        raise DifferentiationError(f"jacobian needs a float output, got {f!r}")
-    _check_wrt([x])
     if mode not in ("auto", "rev", "fwd"):
         raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', not {mode!r}")
+    fs, f_form = flatten(f, "gc.jacobian", "f")
+    for fi in fs:
+        if not is_float(fi.dtype):
+            raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
+    xs, x_form = _wrt(x, "gc.jacobian", "x")
+    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in fs]
+    return f_form.unflatten(rows)  # type: ignore[return-value]
+
+
+def _jacobian(f: Tensor, x: Tensor, mode: str) -> Tensor:
     if mode == "auto":
         mode = "rev" if f.size <= x.size else "fwd"
     result = jacobian_graph(f.node, x.node, mode)
@@ -129,8 +156,13 @@ def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor:
     return Tensor(result)
 
 
-def hessian(f: Tensor, x: Tensor) -> Tensor:
-    """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient."""
-    g = grad(f, x)
-    assert isinstance(g, Tensor)
-    return jacobian(g, x, mode="fwd")
+def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
+    """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
+
+    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.
+    """
+    f = _scalar(f, "gc.hessian")
+    xs, form = _wrt(x, "gc.hessian", "x")
+    grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
+    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in grads]
+    return form.unflatten(rows)  # type: ignore[return-value]

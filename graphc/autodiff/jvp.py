@@ -15,9 +15,7 @@ from graphc.errors import DifferentiationError, located
 from graphc.ir import Node, derived_from, toposort
 
 
-def jvp_graph(
-    outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node], nb: int = 0
-) -> list[Node | None]:
+def jvp_graph(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node], nb: int = 0) -> list[Node | None]:
     """For each output, the sum over wrt of d(output)/d(wrt) · t, or None where it is zero."""
     nodes = toposort(outputs)
     active, tainted = activity(nodes, wrt)
