@@ -5,6 +5,8 @@ whose docstring is the rewrite it performs (`log(1 + x) -> log1p(x)`). The
 engine rebuilds each node on its rewritten inputs (interning makes equal
 structure one node, so common subexpressions merge for free), offers it to the
 rules registered for its op, and checks every replacement keeps the node's type.
+`is_filled`, the predicate rules use most (a constant that is 1 everywhere?), lives
+here too.
 
 One walk in topological order reaches the fixpoint: a node is offered to the rules once
 its inputs are rewritten, and a replacement is walked the same way before it counts
@@ -14,9 +16,13 @@ visited and built, and the walk's stack only ever holds nodes that rules built.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
+
 from graphc.ir import Graph, Node, derived_from, toposort
+from graphc.ops.source import const_value
 
 Rule = Callable[[Node], Node | None]
 RuleTable = Mapping[str, Sequence[Rule]]
@@ -153,3 +159,24 @@ def rule_table(*rules: tuple[str, Rule]) -> dict[str, list[Rule]]:
     for op_name, rule in rules:
         table.setdefault(op_name, []).append(rule)
     return table
+
+
+def is_filled(node: Node, value: float) -> bool:
+    """True when `node` is a (broadcast or reshaped) constant that is `value` everywhere, sign of zero included."""
+    while node.op.name in ("broadcast_to", "reshape"):
+        node = node.inputs[0]
+    array = const_value(node)
+    if array is None or array.size == 0:
+        return False
+    if array.size == 1:  # the common case, in Python scalars: NumPy's per-call cost dominated the optimizer
+        item = array.item()
+        if item != value:
+            return False
+        return value != 0 or array.dtype.kind != "f" or math.copysign(1.0, item) == math.copysign(1.0, value)
+    target = np.asarray(value, dtype=array.dtype)
+    if target != value:
+        return False  # `value` has no spelling in this dtype (0.5 in int64 would read as 0)
+    same = array == target
+    if value == 0:
+        same &= np.signbit(array) == np.signbit(target)
+    return bool(np.all(same))

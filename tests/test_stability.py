@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.autodiff.jacobian import jacobian_graph
+from graphc.autodiff.vjp import vjp_graph
 from graphc.ir import Graph
 from graphc.passes.stability import RULES, stability
 
@@ -45,6 +47,21 @@ def v(name: str, n: int) -> gc.Tensor:
 
 def softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.exp(-softplus(-x))
+
+
+def engine_grad(f: gc.Tensor, x: gc.Tensor) -> gc.Tensor:
+    """The gradient as the engine builds it from f as written (gc.grad rewrites f into its stable form first).
+
+    These are the shapes the gradient-side rules must recognize: a formula reaches the
+    engine unrewritten in a loop body's derivative or a derivative rule's own output.
+    """
+    (g,) = vjp_graph([f.node], [x.node], [gc.const(np.ones((), f.dtype)).node])
+    assert g is not None
+    return gc.Tensor(g)
 
 
 @case(ordinary=(-0.5, 3.0), hard=(1e-20, -1e-20, 1e-300), exact=np.log1p)
@@ -106,16 +123,68 @@ def log_sigmoid(n):
     return [gc.log(gc.sigmoid(v("x", n)))]
 
 
-@case(ordinary=(-3.0, 3.0), hard=(1000.0, 40.0, -1.0), exact=lambda x: -softplus(x))
-def log_one_minus_sigmoid(n):
+@case(ordinary=(-3.0, 3.0), hard=(40.0, 800.0, -1.0), exact=lambda x: sigmoid(-x))
+def one_minus_sigmoid(n):
     """
     graph(%x: f64[3]) {
-      %0 = softplus(%x) : f64[3]
-      %1 = neg(%0) : f64[3]
-      return %1
+      %0 = neg(%x) : f64[3]
+      %1 = sigmoid(%0) : f64[3]
+      %2 = softplus(%x) : f64[3]
+      %3 = neg(%2) : f64[3]
+      %4 = sigmoid(%x) : f64[3]
+      return %1, %3, %4
     }
     """
-    return [gc.log(1.0 - gc.sigmoid(v("x", n)))]
+    x = v("x", n)
+    return [1.0 - gc.sigmoid(x), gc.log(1.0 - gc.sigmoid(x)), 1.0 - gc.sigmoid(-x)]
+
+
+@case(ordinary=(-3.0, 3.0), hard=(-1000.0, -400.0, 1.0), exact=lambda x: -2 * softplus(-x))
+def log_product(n):
+    """
+    graph(%x: f64[3], %y: f64[3]) {
+      %0 = neg(%x) : f64[3]
+      %1 = softplus(%0) : f64[3]
+      %2 = neg(%1) : f64[3]
+      %3 = neg(%y) : f64[3]
+      %4 = softplus(%3) : f64[3]
+      %5 = neg(%4) : f64[3]
+      %6 = add(%2, %5) : f64[3]
+      %7 = softplus(%x) : f64[3]
+      %8 = neg(%7) : f64[3]
+      %9 = add(%2, %8) : f64[3]
+      %10 = sub(%2, %y) : f64[3]
+      %11 = sigmoid(%x) : f64[3]
+      %12 = const(1.) : f64[]
+      %13 = mul(%y, %y) : f64[3]
+      %14 = add(%12, %13) : f64[3]
+      %15 = mul(%11, %14) : f64[3]
+      %16 = log(%15) : f64[3]
+      return %6, %9, %10, %16
+    }
+    """
+    x = v("x", n)
+    y = v("y", n)
+    p = gc.sigmoid(x)
+    return [gc.log(p * gc.sigmoid(y)), gc.log(p * (1.0 - p)), gc.log(p / gc.exp(y)), gc.log(p * (1.0 + y * y))]
+
+
+@case(ordinary=(-3.0, 3.0), hard=(1000.0, 800.0, -1.0), exact=sigmoid)
+def sigmoid_by_hand(n):
+    """
+    graph(%x: f64[3]) {
+      %0 = sigmoid(%x) : f64[3]
+      %1 = const(2.) : f64[]
+      %2 = const(1.) : f64[]
+      %3 = neg(%x) : f64[3]
+      %4 = exp(%3) : f64[3]
+      %5 = add(%2, %4) : f64[3]
+      %6 = div(%1, %5) : f64[3]
+      return %0, %0, %6
+    }
+    """
+    x = v("x", n)
+    return [gc.exp(x) / (1.0 + gc.exp(x)), 1.0 / (1.0 + gc.exp(-x)), 2.0 / (1.0 + gc.exp(-x))]
 
 
 @case(ordinary=(-3.0, 3.0), hard=(1000.0, 800.0, -1.0), exact=softplus)
@@ -152,7 +221,7 @@ def softmax_cotangent(n):
     c = v("c", n)
     # c / sum(exp(s), axis=1) broadcasts along the last axis, pairing row sums with columns:
     # not a softmax cotangent, and it must stay as written.
-    return [gc.grad(gc.log(gc.sum(gc.exp(x))), x), (c / gc.sum(gc.exp(s), axis=1)) * gc.exp(s)]
+    return [engine_grad(gc.log(gc.sum(gc.exp(x))), x), (c / gc.sum(gc.exp(s), axis=1)) * gc.exp(s)]
 
 
 @case(ordinary=(-3.0, 3.0), hard=(1000.0, -1000.0, 0.0), exact=lambda x: x * 0 + 1)
@@ -166,7 +235,7 @@ def cancel_exp(n):
     }
     """
     y = v("y", n)
-    return [gc.grad(gc.sum(gc.log(gc.exp(y))), y)]
+    return [engine_grad(gc.sum(gc.log(gc.exp(y))), y)]
 
 
 @case(ordinary=(-3.0, 3.0), hard=(-1000.0, -800.0, 0.0), exact=lambda x: np.exp(-softplus(x)))
@@ -176,14 +245,30 @@ def cancel_sigmoid(n):
       %0 = const(1.) : f64[]
       %1 = reshape(%0, shape=(1,)) : f64[1]
       %2 = broadcast_to(%1, shape=(3,)) : f64[3]
-      %3 = sigmoid(%x) : f64[3]
-      %4 = sub(%0, %3) : f64[3]
+      %3 = neg(%x) : f64[3]
+      %4 = sigmoid(%3) : f64[3]
       %5 = mul(%2, %4) : f64[3]
       return %5
     }
     """
     x = v("x", n)
-    return [gc.grad(gc.sum(gc.log(gc.sigmoid(x))), x)]
+    return [engine_grad(gc.sum(gc.log(gc.sigmoid(x))), x)]
+
+
+@case(ordinary=(-3.0, 3.0), hard=(1000.0, 800.0, -1.0), exact=lambda x: sigmoid(x))
+def cancel_one_plus_exp(n):
+    """
+    graph(%x: f64[3]) {
+      %0 = const(1.) : f64[]
+      %1 = reshape(%0, shape=(1,)) : f64[1]
+      %2 = broadcast_to(%1, shape=(3,)) : f64[3]
+      %3 = sigmoid(%x) : f64[3]
+      %4 = mul(%2, %3) : f64[3]
+      return %4
+    }
+    """
+    x = v("x", n)
+    return [engine_grad(gc.sum(gc.log(1.0 + gc.exp(x))), x)]
 
 
 RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
@@ -247,11 +332,13 @@ def test_logsumexp_and_its_gradient_at_1000():
     f = gc.log(gc.sum(gc.exp(x)))
     g = gc.grad(f, x)
     feed = {x: np.array([1000.0, 1000.0])}
-    naive = run([f, g], feed)
+    naive = run([f, engine_grad(f, x)], feed)
     assert naive[0] == np.inf and np.all(np.isnan(naive[1]))
     value, grad = run(gc.optimize([f, g]), feed)
     assert value == 1000 + np.log(2)
     np.testing.assert_allclose(grad, [0.5, 0.5], rtol=1e-13, atol=0)  # exp(x - lse): lse's ulp at 1000 is 1e-13
+    # gc.grad differentiates the stable form, so its graph is finite before any optimization too
+    np.testing.assert_allclose(run([g], feed)[0], [0.5, 0.5], rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -261,7 +348,7 @@ def test_logsumexp_and_its_gradient_at_1000():
         (lambda x: gc.log(gc.sigmoid(x)), [-1000.0], [-1000.0]),
         (lambda x: gc.log(gc.softmax(x)), [1000.0, -1000.0], [0.0, -2000.0]),
         (lambda x: gc.exp(x) - 1, [1e-10], [np.expm1(1e-10)]),
-        (lambda x: gc.grad(gc.sum(gc.log(gc.softmax(x))), x), [1000.0, -1000.0], [-1.0, 1.0]),
+        (lambda x: engine_grad(gc.sum(gc.log(gc.softmax(x))), x), [1000.0, -1000.0], [-1.0, 1.0]),
     ],
     ids=["log1p", "log_sigmoid", "log_softmax", "expm1", "grad_log_softmax"],
 )
@@ -277,7 +364,7 @@ def test_optimize_is_accurate(build: Callable, x: list[float], want: list[float]
 
 def _grad_rows(axis: int) -> Callable:
     def build(x: gc.Tensor) -> gc.Tensor:
-        return gc.grad(gc.sum(gc.log(gc.sum(gc.exp(x), axis=axis))), x)
+        return engine_grad(gc.sum(gc.log(gc.sum(gc.exp(x), axis=axis))), x)
 
     return build
 
@@ -287,9 +374,9 @@ def _grad_rows(axis: int) -> Callable:
     [
         (_grad_rows(0), True),
         (_grad_rows(1), True),
-        (lambda x: gc.jacobian(gc.log(gc.sum(gc.exp(x), axis=1)), x), True),  # a batched cotangent
+        (lambda x: gc.Tensor(jacobian_graph(gc.log(gc.sum(gc.exp(x), axis=1)).node, x.node, "rev")), True),
         (lambda x: (x[:, :1] / gc.sum(gc.exp(x), axis=1, keepdims=True)) * gc.exp(x), True),
-        (lambda x: gc.grad(gc.sum(gc.exp(x) / gc.sum(gc.exp(x), axis=1, keepdims=True)), x), False),
+        (lambda x: engine_grad(gc.sum(gc.exp(x) / gc.sum(gc.exp(x), axis=1, keepdims=True)), x), False),
         (lambda x: (x[0] / gc.sum(gc.exp(x), axis=0)) * gc.exp(x), False),  # lines up, but not recognized
         (lambda x: (x[:, 0] / gc.sum(gc.exp(x), axis=1)) * gc.exp(x), False),  # pairs row sums with columns
     ],
@@ -302,3 +389,146 @@ def test_softmax_cotangent_only_where_sums_line_up(build: Callable, rewritten: b
     assert any(n.op.name == "logsumexp" for n in result.nodes) == rewritten
     feed = {x: np.random.default_rng(3).uniform(-3, 3, (3, 3))}
     np.testing.assert_allclose(run(result.outputs, feed)[0], run([out], feed)[0], rtol=1e-12)
+
+
+# --- issue 11.3: textbook gradients, value and gradient, both backends -------------------
+
+Z = np.array([-1000.0, -800.0, -40.0, -37.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 37.0, 40.0, 800.0, 1000.0])
+LABELS = np.resize(np.array([0.0, 1.0, 0.3]), Z.shape)
+
+
+def bce_from_probabilities(z: gc.Tensor, y: gc.Tensor) -> gc.Tensor:
+    p = gc.sigmoid(z)
+    return -gc.sum(y * gc.log(p) + (1 - y) * gc.log(1 - p))
+
+
+def bce_reference(z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The loss, its gradient sigmoid(z) - y = (1 - y) sigmoid(z) - y sigmoid(-z), and that gradient's scale."""
+    value = float(np.sum(y * softplus(-z) + (1 - y) * softplus(z)))
+    terms = ((1 - y) * sigmoid(z), y * sigmoid(-z))
+    return value, terms[0] - terms[1], terms[0] + terms[1]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize("optimize", [True, False])
+def test_bce_from_probabilities(backend: str, optimize: bool):
+    """-sum(y log p + (1-y) log(1-p)), p = sigmoid(z): the gradient was NaN from z = 37 on."""
+    z = gc.var("z", shape=Z.shape)
+    y = gc.var("y", shape=Z.shape)
+    loss = bce_from_probabilities(z, y)
+    fn = gc.compile([z, y], [loss, gc.grad(loss, z)], backend=backend, optimize=optimize)
+    value, g = fn(Z, LABELS)
+    want_value, want_g, scale = bce_reference(Z, LABELS)
+    if optimize:  # the loss as written overflows; the optimizer's stability pass rewrites it
+        np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    assert np.all(np.isfinite(g))  # gc.grad differentiated the stable form: no optimizer needed
+    # sigmoid(z) - y cancels where sigmoid(z) is near y: relative to the terms' size
+    assert np.all(np.abs(g - want_g) <= 1e-12 * scale)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda x: gc.log(1 + gc.exp(x)),
+        lambda x: gc.log(gc.exp(x) + 1.0),
+        lambda x: gc.log1p(gc.exp(x)),
+        lambda x: -gc.log(gc.sigmoid(-x)),
+        lambda x: -gc.log(1 - gc.sigmoid(x)),
+        lambda x: -gc.log(1 - 1 / (1 + gc.exp(-x))),
+    ],
+    ids=["log_1_plus_exp", "log_exp_plus_1", "log1p_exp", "log_sigmoid", "log_1_minus_sigmoid", "by_hand"],
+)
+def test_softplus_spellings(backend: str, build: Callable):
+    """softplus written six ways: value softplus(x), gradient sigmoid(x), finite and accurate for |x| <= 1000."""
+    x = gc.var("x", shape=Z.shape)
+    f = gc.sum(build(x))
+    fn = gc.compile([x], [f, gc.grad(f, x)], backend=backend)
+    value, g = fn(Z)
+    np.testing.assert_allclose(value, np.sum(softplus(Z)), rtol=1e-12)
+    np.testing.assert_allclose(g, sigmoid(Z), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_log_of_sigmoid_products_and_quotients(backend: str):
+    """log(sigmoid(a) sigmoid(b)), log(p (1 - p)), log(sigmoid(a) / sigmoid(b)): sums of softplus terms."""
+    a = gc.var("a", shape=Z.shape)
+    b = gc.var("b", shape=Z.shape)
+    p = gc.sigmoid(a)
+    outs = [gc.log(p * gc.sigmoid(b)), gc.log(p * (1 - p)), gc.log(p / gc.sigmoid(b))]
+    fs = [gc.sum(o) for o in outs]
+    grads = [gc.grad(f, [a, b]) for f in fs]
+    fn = gc.compile([a, b], [*fs, *(g for pair in grads for g in pair)], backend=backend)
+    bv = Z[::-1].copy()
+    got = fn(Z, bv)
+    want_values = [
+        -softplus(-Z) - softplus(-bv),
+        -softplus(-Z) - softplus(Z),
+        -softplus(-Z) + softplus(-bv),
+    ]
+    want_grads = [
+        (sigmoid(-Z), sigmoid(-bv)),
+        (-np.tanh(Z / 2), np.zeros_like(bv)),  # sigmoid(-z) - sigmoid(z)
+        (sigmoid(-Z), -sigmoid(-bv)),
+    ]
+    for i in range(3):
+        np.testing.assert_allclose(got[i], np.sum(want_values[i]), rtol=1e-12)
+        ga, gb = got[3 + 2 * i], got[4 + 2 * i]
+        # the second is a difference of two sigmoids: accurate relative to them (their sum is 1), not to it
+        atol = 1e-12 if i == 1 else 1e-300
+        np.testing.assert_allclose(ga, want_grads[i][0], rtol=1e-12, atol=atol)
+        np.testing.assert_allclose(gb, want_grads[i][1], rtol=1e-12, atol=1e-300)
+
+
+def test_gradient_is_taken_of_the_stable_form():
+    """gc.grad canonicalizes first: the graph it returns is finite before any optimization."""
+    z = gc.var("z", shape=Z.shape)
+    y = gc.var("y", shape=Z.shape)
+    loss = bce_from_probabilities(z, y)
+    raw = gc.evaluate(engine_grad(loss, z), {z: Z, y: LABELS})
+    assert np.isnan(raw).any()  # what the engine gives for the formula as written
+    g = gc.evaluate(gc.grad(loss, z), {z: Z, y: LABELS})
+    _, want_g, scale = bce_reference(Z, LABELS)
+    assert np.all(np.abs(g - want_g) <= 1e-12 * scale)
+    ops = {n.op.name for n in Graph([gc.grad(loss, z)]).nodes}
+    assert "softplus" not in ops and "sigmoid" in ops  # d softplus = sigmoid; no 1 / (1 - sigmoid)
+    (t,) = gc.jvp([loss], [z], [np.ones(Z.shape)])
+    assert np.isfinite(gc.evaluate(t, {z: Z, y: LABELS}))
+    jac = gc.evaluate(gc.jacobian(gc.log(1 - gc.sigmoid(z)), z, mode="fwd"), {z: Z})
+    np.testing.assert_allclose(np.diag(jac), -sigmoid(Z), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_bce_inside_a_scan_step(backend: str):
+    """Loop bodies are canonicalized when traced: the BPTT gradient of a per-step BCE is finite too."""
+    zs = gc.var("zs", shape=(4, 3))
+    y = np.array([0.0, 1.0, 0.3])
+
+    def step(total, z_t):
+        return total + bce_from_probabilities(z_t, gc.const(y)), z_t
+
+    total, _ = gc.scan(step, gc.const(0.0), zs)
+    fn = gc.compile([zs], [total, gc.grad(total, zs)], backend=backend)
+    zv = np.array([[40.0, -40.0, 800.0], [-800.0, 1.0, -1.0], [1000.0, 1000.0, -1000.0], [0.0, 37.0, -37.0]])
+    value, g = fn(zv)
+    want_value, want_g, scale = bce_reference(zv, np.broadcast_to(y, zv.shape))
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    assert np.all(np.abs(g - want_g) <= 1e-12 * scale)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_float32_textbook_gradients(backend: str):
+    """float32: the same forms, finite everywhere and accurate to float32's rounding."""
+    z32 = Z.astype(np.float32)
+    z = gc.var("z", shape=Z.shape, dtype="float32")
+    y = gc.var("y", shape=Z.shape, dtype="float32")
+    loss = bce_from_probabilities(z, y)
+    soft = gc.sum(gc.log(1 + gc.exp(z)))
+    fn = gc.compile([z, y], [loss, gc.grad(loss, z), soft, gc.grad(soft, z)], backend=backend)
+    value, g, soft_value, soft_g = fn(z32, LABELS.astype(np.float32))
+    want_value, want_g, scale = bce_reference(Z, LABELS)
+    assert value.dtype == np.float32 and g.dtype == np.float32
+    np.testing.assert_allclose(value, want_value, rtol=1e-6)
+    assert np.all(np.abs(g - want_g) <= 1e-6 * scale)
+    np.testing.assert_allclose(soft_value, np.sum(softplus(Z)), rtol=1e-6)
+    np.testing.assert_allclose(soft_g, sigmoid(Z), rtol=1e-6, atol=1e-38)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from graphc.autodiff.canonical import canonicalize
 from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
@@ -71,9 +72,14 @@ def _check_disconnected(disconnected: str) -> None:
         raise ValueError(f"disconnected must be 'zero' or 'raise', not {disconnected!r}")
 
 
+def _forward(outs: list[Tensor]) -> list[Node]:
+    """The nodes to differentiate: the outputs in their stable forms (autodiff/canonical.py)."""
+    return canonicalize([o.node for o in outs])
+
+
 def _pull_back(outs: list[Tensor], ws: list[Tensor], cts: list[Tensor], disconnected: str) -> list[Tensor]:
     """For each wrt, sum_k ct_k · d(outs_k)/d(wrt) (zeros where it does not depend on it)."""
-    results = vjp_graph([o.node for o in outs], [w.node for w in ws], [c.node for c in cts])
+    results = vjp_graph(_forward(outs), [w.node for w in ws], [c.node for c in cts])
     return [_finish(r, w, outs, disconnected) for r, w in zip(results, ws, strict=True)]
 
 
@@ -108,7 +114,7 @@ def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[T
     ws, form = _wrt(wrt, "gc.jvp")
     given = flatten_like(tangents, form, "gc.jvp", "tangents", "wrt")
     ts = [_seed(t, w, "gc.jvp", "tangent") for t, w in zip(given, ws, strict=True)]
-    results = jvp_graph([o.node for o in outs], [w.node for w in ws], [t.node for t in ts])
+    results = jvp_graph(_forward(outs), [w.node for w in ws], [t.node for t in ts])
     tensors = [Tensor(r) if r is not None else zeros_like(o) for r, o in zip(results, outs, strict=True)]
     return out_form.unflatten(tensors)
 
@@ -143,14 +149,15 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[ob
         if not is_float(fi.dtype):
             raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
     xs, x_form = _wrt(x, "gc.jacobian", "x")
-    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in fs]
+    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in _forward(fs)]
     return f_form.unflatten(rows)  # type: ignore[return-value]
 
 
-def _jacobian(f: Tensor, x: Tensor, mode: str) -> Tensor:
+def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
+    """The Tensor of d f/d x (f already in its stable form)."""
     if mode == "auto":
-        mode = "rev" if f.size <= x.size else "fwd"
-    result = jacobian_graph(f.node, x.node, mode)
+        mode = "rev" if f.type.size <= x.size else "fwd"
+    result = jacobian_graph(f, x.node, mode)
     if result is None:
         return zeros_like(Tensor(sh.broadcast_to(const(np.zeros((), f.dtype)).node, shape=f.shape + x.shape)))
     return Tensor(result)
@@ -164,5 +171,5 @@ def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
     f = _scalar(f, "gc.hessian")
     xs, form = _wrt(x, "gc.hessian", "x")
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
-    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in grads]
+    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in _forward(grads)]
     return form.unflatten(rows)  # type: ignore[return-value]

@@ -3,80 +3,28 @@
 Guarantee: wherever the original result is finite and accurate, the rewritten one
 agrees to a few ulp; where the original overflows, underflows to 0/0 or cancels
 (log(sum(exp(x))) at x = 1000, log(1 + 1e-20)), the rewritten one is finite and
-accurate. Runs after autodiff, so gradient graphs benefit: the derivative of a
-log-sum-exp stays finite wherever its value is.
+accurate. Runs after autodiff, on the gradient graph as well.
+
+Two kinds of rules. The forward ones (log(1 - sigmoid(x)) -> -softplus(x), ...) are
+defined in graphc/autodiff/canonical.py, because autodiff applies them *before*
+differentiating, so that a gradient is the derivative of the stable form (that is
+what makes a cross-entropy gradient finite at z = 800: the engine never builds
+1 / (1 - sigmoid(z))). The gradient-side ones, here, match the shapes derivative
+rules build for formulas that reached autodiff unrewritten (a user's hand-written
+gradient, a loop body's derivative, a rule's own output such as sigmoid's
+out * (1 - out)).
 """
 
 from __future__ import annotations
 
+from graphc.autodiff.canonical import RULES as FORWARD_RULES
+from graphc.autodiff.canonical import plus_one
 from graphc.ir import Graph, Node
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.passes.patterns import is_filled
 from graphc.rewrite import rewrite, rule_table
 from graphc.shapes import reduced_shape
-
-
-def _plus_one(node: Node) -> Node | None:
-    """x when node is 1 + x or x + 1 (with x of node's type), else None."""
-    if node.op is not ew.add:
-        return None
-    x, y = node.inputs
-    if is_filled(x, 1) and y.type == node.type:
-        return y
-    if is_filled(y, 1) and x.type == node.type:
-        return x
-    return None
-
-
-def log_one_plus(node: Node) -> Node | None:
-    """log(1 + x) -> log1p(x)"""
-    x = _plus_one(node.inputs[0])
-    return ew.log1p(x) if x is not None else None
-
-
-def exp_minus_one(node: Node) -> Node | None:
-    """exp(x) - 1 -> expm1(x)"""
-    e, one = node.inputs
-    if e.op is ew.exp and is_filled(one, 1) and e.type == node.type:
-        return ew.expm1(e.inputs[0])
-    return None
-
-
-def log_sum_exp(node: Node) -> Node | None:
-    """log(sum(exp(x))) -> logsumexp(x)   (max-shifted)"""
-    s = node.inputs[0]
-    if s.op is not rd.sum_ or s.inputs[0].op is not ew.exp:
-        return None
-    return rd.logsumexp(s.inputs[0].inputs[0], **s.params)
-
-
-def log_exp(node: Node) -> Node | None:
-    """log(exp(x)) -> x"""
-    e = node.inputs[0]
-    return e.inputs[0] if e.op is ew.exp else None
-
-
-def log_sigmoid(node: Node) -> Node | None:
-    """log(sigmoid(x)) -> -softplus(-x)"""
-    s = node.inputs[0]
-    return ew.neg(ew.softplus(ew.neg(s.inputs[0]))) if s.op is ew.sigmoid else None
-
-
-def log_one_minus_sigmoid(node: Node) -> Node | None:
-    """log(1 - sigmoid(x)) -> -softplus(x)"""
-    d = node.inputs[0]
-    if d.op is not ew.sub or not is_filled(d.inputs[0], 1) or d.inputs[1].op is not ew.sigmoid:
-        return None
-    x = d.inputs[1].inputs[0]
-    return ew.neg(ew.softplus(x)) if x.type == node.type else None
-
-
-def log1p_exp(node: Node) -> Node | None:
-    """log1p(exp(x)) -> softplus(x)"""
-    e = node.inputs[0]
-    return ew.softplus(e.inputs[0]) if e.op is ew.exp else None
 
 
 def _shape_chain(node: Node) -> tuple[list[Node], Node]:
@@ -156,11 +104,23 @@ def cancel_sigmoid(node: Node) -> Node | None:
     return None
 
 
-RULES = rule_table(
-    ("log", log_one_plus), ("log", log_sum_exp), ("log", log_exp), ("log", log_sigmoid),
-    ("log", log_one_minus_sigmoid), ("log1p", log1p_exp), ("sub", exp_minus_one),
-    ("mul", softmax_cotangent), ("mul", cancel_exp), ("mul", cancel_sigmoid),
+def cancel_one_plus_exp(node: Node) -> Node | None:
+    """(c / (1 + exp(x))) * exp(x) -> c * sigmoid(x)   (the gradient of log(1 + exp(x)), finite at x = 800)"""
+    for q, e in (node.inputs, node.inputs[::-1]):
+        if e.op is not ew.exp or q.op is not ew.div or plus_one(q.inputs[1]) is not e:
+            continue
+        result = ew.mul(q.inputs[0], ew.sigmoid(e.inputs[0]))
+        return result if result.type == node.type else None
+    return None
+
+
+GRADIENT_RULES = rule_table(
+    ("mul", softmax_cotangent), ("mul", cancel_exp), ("mul", cancel_sigmoid), ("mul", cancel_one_plus_exp),
 )  # fmt: skip
+
+RULES = {
+    op: [*FORWARD_RULES.get(op, ()), *GRADIENT_RULES.get(op, ())] for op in sorted({*FORWARD_RULES, *GRADIENT_RULES})
+}
 
 
 def stability(graph: Graph) -> Graph:

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from graphc.autodiff.canonical import canonicalize
 from graphc.errors import DTypeError, GraphError, ShapeError
 from graphc.ir import Node
 from graphc.ops.loops import close_over, sibling
@@ -131,7 +132,8 @@ def scan(
         _check_same("carry", carry_nodes, carry_shape, init_nodes, init_shape)
         y_nodes, y_shape = flatten(y, "the per-step output")
         names = [f"carry{i}" for i in range(len(carries))] + [f"x{i}" for i in range(len(slices))]
-        body, _, closures = close_over([*carry_nodes, *y_nodes], [*carries, *slices], names)
+        body_outputs = canonicalize([*carry_nodes, *y_nodes])  # stable forms before the body is differentiated
+        body, _, closures = close_over(body_outputs, [*carries, *slices], names)
         node = make_scan(init_nodes, x_nodes, closures, body, length=n, reverse=bool(reverse), checkpoint=checkpoint)
     results = iter([sibling(node, i) for i in range(len(carry_nodes) + len(y_nodes))])
     return unflatten(init_shape, results), unflatten(y_shape, results)
@@ -167,7 +169,8 @@ def fixed_point(
         new_nodes, new_shape = flatten(result, "the iterate", [z.dtype for z in z_nodes])
         _check_same("iterate", new_nodes, new_shape, z_nodes, z_shape)
         fixed = dict(zip(ps, param_nodes, strict=True))
-        body, _, closures = close_over(new_nodes, zs, [f"z{i}" for i in range(len(zs))], fixed=fixed)
+        names = [f"z{i}" for i in range(len(zs))]
+        body, _, closures = close_over(canonicalize(new_nodes), zs, names, fixed=fixed)
         node = fixed_point_op(*z_nodes, *closures, body=body, n_z=len(z_nodes), tol=tol, max_iter=max_iter, output=0)
     return unflatten(z_shape, iter([sibling(node, i) for i in range(len(z_nodes))]))
 
