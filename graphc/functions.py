@@ -267,6 +267,8 @@ def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
         if axes is None:
             perm = tuple(reversed(range(t.ndim)))
         else:
+            if not isinstance(axes, (tuple, list)):
+                raise ShapeError(f"axes must be a tuple of ints or None, not {axes!r}")
             perm = tuple(normalize_axis(i, t.ndim) for i in axes)
             if len(perm) != t.ndim or sorted(perm) != list(range(t.ndim)):
                 raise ShapeError(f"axes {tuple(axes)} do not match an array of dimension {t.ndim}")
@@ -288,7 +290,9 @@ def expand_dims(a: object, axis: int | Sequence[int]) -> Tensor:
     """Insert length-1 axes at `axis` (positions in the result), as numpy.expand_dims."""
     with building("expand_dims", a, axis):
         t = as_tensor(a)
-        axes = normalize_axes(axis, t.ndim + (1 if isinstance(axis, int) else len(axis)))
+        if not isinstance(axis, (int, np.integer, tuple, list)):
+            raise ShapeError(f"axis must be an int or a tuple of ints, not {axis!r}")
+        axes = normalize_axes(axis, t.ndim + (len(axis) if isinstance(axis, (tuple, list)) else 1))
         dims = iter(t.shape)
         shape = tuple(1 if i in axes else next(dims) for i in range(t.ndim + len(axes)))
         return reshape(t, shape)

@@ -94,7 +94,7 @@ def broadcast_shapes(*shapes: Shape) -> Shape:
 
 def normalize_axis(axis: int, ndim: int) -> int:
     """An axis in [0, ndim) from a possibly negative one."""
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
         raise ShapeError(f"axis must be an int, not {axis!r}")
     if not -ndim <= axis < ndim:
         raise ShapeError(f"axis {axis} is out of bounds for an array of dimension {ndim}")
@@ -105,8 +105,10 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ..
     """Sorted non-negative axes; None means all axes. Repeated axes are an error."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, (int, np.integer)):
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, (bool, np.bool_)):
         axis = (int(axis),)
+    if not isinstance(axis, (tuple, list)):
+        raise ShapeError(f"axis must be an int, a tuple of ints or None, not {axis!r}")
     axes = tuple(normalize_axis(a, ndim) for a in axis)
     if len(set(axes)) != len(axes):
         raise ShapeError(f"repeated axis in {tuple(axis)}")

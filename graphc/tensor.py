@@ -1,15 +1,19 @@
 """The user-facing Tensor: a symbolic value with NumPy's operators, methods and promotion.
 
-Imports errors, shapes, ir and ops. A Tensor wraps one interned Node; two Tensors
-are equal (and hash alike) exactly when they wrap the same node. The NumPy-named
-functions live in graphc.functions; this module holds what operators need:
-lifting Python and NumPy values, dtype promotion (NEP 50: Python scalars are
-weak), and static indexing.
+Imports errors, shapes, ir and ops. A Tensor wraps one interned Node, and there is
+one Tensor per node (Tensor(node) returns the existing one), so a Tensor hashes and
+is found in dicts and sets by identity. `==` and `!=` are elementwise, as in NumPy
+and JAX, and give boolean Tensors; `bool()` of a symbolic Tensor raises (its value
+exists only when the graph runs), so `x in [a, b]` and `list.index` work only when
+they meet `x` itself first. The NumPy-named functions live in graphc.functions; this
+module holds what operators need: lifting Python and NumPy values, dtype promotion
+(NEP 50: Python scalars are weak), and indexing (static, or a gather through take).
 """
 
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -20,6 +24,7 @@ from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const as const_node
+from graphc.ops.source import const_value
 from graphc.ops.source import var as var_node
 from graphc.shapes import (
     BOOL,
@@ -37,14 +42,38 @@ from graphc.shapes import (
 Operand = "Tensor | float | int | bool | np.ndarray | np.generic"
 
 
-class Tensor:
-    """A symbolic array: static `.shape` and `.dtype`, NumPy operators and methods."""
+_TENSORS: weakref.WeakValueDictionary[Node, Tensor] = weakref.WeakValueDictionary()
 
-    __slots__ = ("node",)
-    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__
+
+class Tensor:
+    """A symbolic array: static `.shape` and `.dtype`, NumPy operators and methods.
+
+    `a == b` is elementwise (a boolean Tensor, like NumPy); `a is b` is identity, and
+    dicts and sets of Tensors work by identity (one Tensor per node). A symbolic
+    Tensor has no truth value: `if a == b:` raises TypeError.
+    """
+
+    __slots__ = ("__weakref__", "node")
+
+    def __new__(cls, node: Node) -> Tensor:
+        """The Tensor of `node`: the same object for the same node (subclasses are not shared)."""
+        if cls is Tensor:
+            existing = _TENSORS.get(node)
+            if existing is not None:
+                return existing
+        tensor = object.__new__(cls)
+        if cls is Tensor:
+            _TENSORS[node] = tensor
+        return tensor
 
     def __init__(self, node: Node) -> None:
         self.node = node
+
+    def __copy__(self) -> Tensor:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        return self
 
     shape = property(lambda self: self.node.shape, doc="The static shape, a tuple of ints.")
     dtype = property(lambda self: self.node.dtype, doc="The NumPy dtype.")
@@ -63,12 +92,59 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self.node)
 
-    def __eq__(self, other: object) -> bool:  # type: ignore[override]
-        """Structural identity (use gc.equal for the elementwise comparison)."""
-        return isinstance(other, Tensor) and other.node is self.node
+    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+        """Elementwise ==, as numpy.equal (identity is `is`)."""
+        return arith("equal", self, other) if _liftable(other) else NotImplemented
+
+    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+        """Elementwise !=, as numpy.not_equal."""
+        return arith("not_equal", self, other) if _liftable(other) else NotImplemented
 
     def __bool__(self) -> bool:
-        raise TypeError("a symbolic Tensor has no truth value; use gc.where for data-dependent choices")
+        """The value of a one-element constant; a TypeError for anything the graph computes."""
+        return bool(self._constant("bool"))
+
+    def __int__(self) -> int:
+        return int(self._constant("int"))
+
+    def __float__(self) -> float:
+        return float(self._constant("float"))
+
+    def _constant(self, what: str) -> np.ndarray:
+        """The value of a one-element constant Tensor, for bool()/int()/float()."""
+        value = const_value(self.node)
+        if value is None:
+            problem = "has no truth value" if what == "bool" else f"has no {what}() value"
+            raise TypeError(
+                f"a symbolic Tensor {problem} ({self!r}): its value exists only when the graph runs; "
+                "use gc.where for data-dependent choices, `is` to compare Tensors themselves (== is elementwise), "
+                "and gc.evaluate or gc.compile for values"
+            )
+        if value.size != 1:
+            raise TypeError(f"{what}() of a constant Tensor with {value.size} elements; only one-element ones convert")
+        return value.reshape(())
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        """A constant's value; symbolic Tensors have none (np.asarray(t) is a TypeError)."""
+        value = const_value(self.node)
+        if value is None:
+            raise TypeError(
+                f"a symbolic Tensor ({self!r}) has no array value until the graph runs; "
+                "use gc.evaluate or gc.compile, or the graphc function (np.exp(t) works and builds gc.exp)"
+            )
+        return np.array(value, dtype=dtype)  # type: ignore[call-overload]
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object) -> object:
+        """np.exp(t), ndarray + t, np.add.reduce(t): the graphc equivalent, or a TypeError naming it."""
+        from graphc.numpy_protocol import array_ufunc
+
+        return array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: object, types: object, args: tuple, kwargs: dict) -> object:
+        """np.sum(t), np.concatenate([t, u]), ...: the graphc function of that name, or a TypeError."""
+        from graphc.numpy_protocol import array_function
+
+        return array_function(func, args, kwargs)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -192,6 +268,10 @@ class Tensor:
     def flatten(self) -> Tensor:
         return reshape(self, (-1,))
 
+    def ravel(self) -> Tensor:
+        """The elements as a 1-D Tensor in C order, as numpy.ravel."""
+        return reshape(self, (-1,))
+
     def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
         from graphc.functions import squeeze
 
@@ -235,6 +315,20 @@ def _as_array(value: object) -> np.ndarray:
         return array.astype(np.float32)
     as_dtype(array.dtype)
     return array
+
+
+def _liftable(value: object) -> bool:
+    """True for what operators lift to a Tensor: Tensors, Python and NumPy numbers, numeric arrays and lists."""
+    if isinstance(value, (Tensor, bool, int, float)):
+        return True
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.dtype.kind in "biuf"
+    if not isinstance(value, (list, tuple)):
+        return False
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
 
 
 def _is_weak(value: object) -> bool:
@@ -340,23 +434,32 @@ def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: 
         return Tensor(op(t.node, axis=reduce_axes(t, axis), keepdims=bool(keepdims)))
 
 
-# --- static indexing ---------------------------------------------------------------------
+# --- indexing ----------------------------------------------------------------------------
+
+_GATHER = slice(None)  # stands for the one integer-array index while the basic part is indexed
+_MASK_HELP = (
+    "boolean mask indexing gives a shape that depends on the data (how many entries are True), "
+    "and graphc shapes are static: use gc.where(mask, x, 0) to keep the shape, or, for a mask "
+    "known when building, gc.take(x, np.flatnonzero(mask), axis)"
+)
 
 
-def _expand_key(key: object, ndim: int) -> list[object]:
-    items = list(key) if isinstance(key, tuple) else [key]
+def _is_array_index(item: object) -> bool:
+    return isinstance(item, (Tensor, np.ndarray, list))
+
+
+def _expand_key(items: list[object], ndim: int) -> list[object]:
+    """The index items with `...` and the missing trailing axes as full slices."""
     for item in items:
-        if isinstance(item, (Tensor, np.ndarray, list, bool)):
-            raise IndexError(
-                "graphc supports static indexing with ints, slices, None and ...; use gc.take for integer arrays"
-            )
+        if isinstance(item, (bool, np.bool_)):
+            raise IndexError(_MASK_HELP)
     if sum(item is Ellipsis for item in items) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     used = sum(1 for item in items if item is not None and item is not Ellipsis)
     if used > ndim:
         raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {used} were indexed")
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
+    at = next((i for i, item in enumerate(items) if item is Ellipsis), None)
+    if at is not None:
         items[at : at + 1] = [slice(None)] * (ndim - used)
     else:
         items += [slice(None)] * (ndim - used)
@@ -364,36 +467,107 @@ def _expand_key(key: object, ndim: int) -> list[object]:
 
 
 def getitem(x: Tensor, key: object) -> Tensor:
-    """x[key] for ints, slices (any step), None and Ellipsis, as NumPy's basic indexing."""
+    """x[key] as NumPy: ints, slices (any step), None and ... index statically; one integer
+    array, list or int Tensor among them gathers along its axis (gc.take)."""
     with building("getitem", x, key):
-        items = _expand_key(key, x.ndim)
-        index: list[tuple[int, int, int]] = []
-        shape: list[int] = []
-        axis = 0
-        for item in items:
-            if item is None:
-                shape.append(1)
-                continue
-            n = x.shape[axis]
-            if isinstance(item, slice):
-                bounds = item.indices(n)
-                index.append(bounds)
-                shape.append(sh.sliced_length(*bounds))
-            else:
-                i = _int_index(item, n, axis)
-                index.append((i, i + 1, 1))
-            axis += 1
-        node = x.node
-        if any(bounds != (0, n, 1) for bounds, n in zip(index, x.shape, strict=True)):
-            node = sh.slice_(node, index=tuple(index))
-        if tuple(shape) != node.shape:
-            node = sh.reshape(node, shape=tuple(shape))
-        return Tensor(node)
+        items = list(key) if isinstance(key, tuple) else [key]
+        arrays = [i for i, item in enumerate(items) if _is_array_index(item)]
+        if not arrays:
+            return _basic_index(x, _expand_key(items, x.ndim))
+        if len(arrays) > 1:
+            raise IndexError("graphc gathers with one integer array per index: index in two steps")
+        index = items[arrays[0]]
+        items[arrays[0]] = _GATHER
+        expanded = _expand_key(items, x.ndim)
+        at = next(i for i, item in enumerate(expanded) if item is _GATHER)
+        basic = _basic_index(x, expanded)
+        axis = sum(1 for item in expanded[:at] if item is None or isinstance(item, slice))
+        return _gather(basic, index, axis, _advanced_first(expanded, at))
+
+
+def _advanced_first(items: list[object], at: int) -> bool:
+    """True when int indices and the array index are apart: NumPy then puts the array's axes first."""
+    positions = sorted([at, *(i for i, item in enumerate(items) if isinstance(item, (int, np.integer)))])
+    return positions != list(range(positions[0], positions[-1] + 1))
+
+
+def _gather(x: Tensor, index: object, axis: int, first: bool) -> Tensor:
+    """x gathered along `axis` by an integer index (checked against the axis now when it is a constant)."""
+    from graphc.functions import take, transpose
+
+    if isinstance(index, Tensor):
+        if index.dtype == BOOL:
+            raise IndexError(_MASK_HELP)
+        if is_float(index.dtype):
+            raise IndexError(f"an index Tensor must have an integer dtype, got {index.dtype}")
+        idx: object = index
+    else:
+        idx = _constant_index(index, x.shape[axis], axis)
+    if isinstance(idx, np.ndarray) and idx.size == 1:  # one element: a static slice (a view), not a gather
+        result = _one_element(x, int(idx.flat[0]), idx.shape, axis)
+    else:
+        result = take(x, idx, axis)
+    k = result.ndim - x.ndim + 1  # the index's axes, at `axis`
+    if not first or axis == 0 or k == 0:
+        return result
+    moved = list(range(axis, axis + k))
+    return transpose(result, moved + [i for i in range(result.ndim) if i not in moved])
+
+
+def _one_element(x: Tensor, i: int, shape: tuple[int, ...], axis: int) -> Tensor:
+    """take(x, i reshaped to `shape`, axis) as a slice: x's axis replaced by `shape` (all ones, or none)."""
+    items: list[object] = [slice(None)] * x.ndim
+    items[axis] = slice(i % x.shape[axis], i % x.shape[axis] + 1)
+    sliced = _basic_index(x, items)
+    return reshape(sliced, x.shape[:axis] + shape + x.shape[axis + 1 :])
+
+
+def _constant_index(index: object, n: int, axis: int) -> np.ndarray:
+    """A list or array index as int64, checked against the axis length `n`."""
+    array = np.asarray(index)
+    if array.dtype == np.bool_:
+        raise IndexError(_MASK_HELP)
+    if array.size == 0:
+        array = array.astype(INT64)
+    if array.dtype.kind not in "iu":
+        raise IndexError(f"arrays used as indices must be of integer type, got {array.dtype}")
+    bad = array[(array < -n) | (array >= n)]
+    if bad.size:
+        raise IndexError(f"index {int(bad.flat[0])} is out of bounds for axis {axis} with size {n}")
+    return array.astype(INT64)
+
+
+def _basic_index(x: Tensor, items: list[object]) -> Tensor:
+    """x[items] for ints, slices and None (items cover every axis of x), as NumPy's basic indexing."""
+    index: list[tuple[int, int, int]] = []
+    shape: list[int] = []
+    axis = 0
+    for item in items:
+        if item is None:
+            shape.append(1)
+            continue
+        n = x.shape[axis]
+        if isinstance(item, slice):
+            bounds = item.indices(n)
+            index.append(bounds)
+            shape.append(sh.sliced_length(*bounds))
+        else:
+            i = _int_index(item, n, axis)
+            index.append((i, i + 1, 1))
+        axis += 1
+    node = x.node
+    if any(bounds != (0, n, 1) for bounds, n in zip(index, x.shape, strict=True)):
+        node = sh.slice_(node, index=tuple(index))
+    if tuple(shape) != node.shape:
+        node = sh.reshape(node, shape=tuple(shape))
+    return Tensor(node)
 
 
 def _int_index(item: object, n: int, axis: int) -> int:
     if not isinstance(item, (int, np.integer)):
-        raise IndexError(f"only integers, slices, None and ... are valid indices, not {item!r}")
+        raise IndexError(
+            f"only integers, slices, None, ..., integer arrays and int Tensors are valid indices, not {item!r}"
+        )
     i = int(item)
     if not -n <= i < n:
         raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")

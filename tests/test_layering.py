@@ -29,6 +29,7 @@ LEVELS = {
     "graphc.ops": 2,
     "graphc.tensor": 3,
     "graphc.functions": 3,
+    "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
     "graphc.rewrite": 3,

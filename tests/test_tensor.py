@@ -64,19 +64,20 @@ def test_computed_tensors_have_no_name() -> None:
 def test_vars_with_one_name_are_distinct() -> None:
     x1, x2 = gc.var("x", (3,)), gc.var("x", (3,))
     assert x1.node is not x2.node
-    assert x1 != x2
+    assert x1 is not x2
+    assert len({x1, x2}) == 2
     assert gc.evaluate(x1 - x2, {x1: [3.0, 2.0, 1.0], x2: [1.0, 1.0, 1.0]}).tolist() == [2.0, 1.0, 0.0]
 
 
 def test_equal_structure_is_one_tensor() -> None:
-    """`==` on Tensors is structural identity (gc.equal is the elementwise comparison)."""
+    """Equal structure is one node and one Tensor: `is` compares Tensors (`==` is elementwise)."""
     x = gc.var("x", (3,))
     a, b = x * 2.0 + 1.0, x * 2.0 + 1.0
-    assert a is not b
-    assert a == b
+    assert a is b
     assert hash(a) == hash(b)
     assert a.node is b.node
-    assert (x * 2.0) != (x * 3.0)
+    assert gc.Tensor(a.node) is a
+    assert (x * 2.0) is not (x * 3.0)
     assert len({a, b, x}) == 2
 
 
@@ -142,10 +143,13 @@ def test_numbers_and_arrays_are_lifted_on_either_side(build, want) -> None:
     assert gc.evaluate(y, {x: [1.0, 2.0, 3.0]}).tolist() == want
 
 
-def test_numpy_ufuncs_on_tensors_are_refused() -> None:
-    """Tensor sets __array_ufunc__ = None: NumPy defers operators and refuses np.add(array, tensor)."""
-    with pytest.raises(TypeError):
-        np.add(np.ones(3), gc.var("x", (3,)))
+def test_numpy_ufuncs_on_tensors_build_graphc_nodes() -> None:
+    """np.add(array, tensor) dispatches to gc.add (tests/test_tensor_protocol.py has the rest)."""
+    x = gc.var("x", (3,))
+    y = np.add(np.ones(3), x)
+    assert isinstance(y, gc.Tensor) and y.node.op.name == "add"
+    with pytest.raises(TypeError, match="not supported"):
+        np.arcsinh(x)
 
 
 def test_as_tensor() -> None:
@@ -325,8 +329,8 @@ def test_nodes_record_the_user_line() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [2, -3, (0, 3), (0, -4), (0, 0, 0), (None, 0, 0, 0), (Ellipsis, Ellipsis), 1.5, "0", [0, 1], np.array([0]),
-     True, (slice(None), [1])],
+    [2, -3, (0, 3), (0, -4), (0, 0, 0), (None, 0, 0, 0), (Ellipsis, Ellipsis), 1.5, "0", [0, 2], np.array([-3]),
+     True, (slice(None), [3]), ([0], [1]), [0.5], [True, False], np.array([True, False])],
     ids=repr,
 )  # fmt: skip
 def test_bad_static_indices_raise_index_error(key: object) -> None:
@@ -338,10 +342,14 @@ def test_bad_static_indices_raise_index_error(key: object) -> None:
     assert f"{__file__}:{line}" in str(info.value)
 
 
-def test_tensor_indices_are_refused() -> None:
+def test_tensor_indices_gather_and_masks_are_refused() -> None:
     a = gc.var("a", (2, 3))
-    with pytest.raises(IndexError, match=r"gc\.take"):
-        a[gc.var("i", (), "int64")]
+    i = gc.var("i", (), "int64")
+    assert a[i].node.op.name == "take" and a[i].shape == (3,)
+    with pytest.raises(IndexError, match=r"gc\.where"):
+        a[gc.var("m", (2,), "bool")]
+    with pytest.raises(IndexError, match="integer dtype"):
+        a[gc.var("f", (2,))]
 
 
 def test_zero_step_slice_is_a_value_error() -> None:
