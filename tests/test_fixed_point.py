@@ -193,3 +193,52 @@ def test_llvm_backend_runs_or_says_it_cannot() -> None:
         assert "fixed_point" in str(e)
         return
     np.testing.assert_allclose(fn(values[P], values[u], values[z0]), gc.evaluate(z, values), rtol=1e-12)
+
+
+# --- issue 11.10: tol follows the dtype; derivative loops say what failed ----------------------------------
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_float32_converges_with_the_default_tol(backend: str):
+    """tol=None is 1e-5 for float32 (1e-10 could never be reached: float32 rounding moves z by ~1e-7)."""
+    p = gc.var("p", (3,), dtype="float32")
+    z = gc.fixed_point(lambda z, p: gc.tanh(0.5 * z + p), gc.const(np.zeros(3, np.float32)), p)
+    assert z.node.attr("tol") == 1e-5
+    g = gc.grad(gc.sum(z), p)
+    pv = np.array([0.1, 0.2, 0.3], np.float32)
+    zv, gv = gc.compile([p], [z, g], backend=backend)(pv)
+    assert zv.dtype == np.float32 and gv.dtype == np.float32
+    z64 = gc.fixed_point(lambda z, p: gc.tanh(0.5 * z + p), gc.const(np.zeros(3)), gc.var("q", (3,)))
+    assert z64.node.attr("tol") == 1e-10
+    ref = np.zeros(3)
+    for _ in range(200):
+        ref = np.tanh(0.5 * ref + pv.astype(np.float64))
+    np.testing.assert_allclose(zv, ref, rtol=0, atol=2e-5)  # |z - z*| <= tol q / (1 - q), q < 1/2 here
+    d = 1 - ref**2  # dz/dp = d / (1 - 0.5 d) for z = tanh(0.5 z + p)
+    np.testing.assert_allclose(gv, d / (1 - 0.5 * d), rtol=1e-4)
+
+
+def test_an_explicit_tol_still_wins_and_is_validated():
+    z0 = gc.const(np.zeros(2, np.float32))
+    assert gc.fixed_point(lambda z: 0.5 * z, z0, tol=1e-3).node.attr("tol") == 1e-3
+    for bad, error in [(-1.0, ValueError), (float("nan"), ValueError), ("1e-3", TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="tol"):
+            gc.fixed_point(lambda z: 0.5 * z, z0, tol=bad)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "evaluate"])
+@pytest.mark.parametrize("mode", ["adjoint", "tangent"])
+def test_a_derivative_loop_failure_names_the_derivative(backend: str, mode: str):
+    """The forward loop converges in one step; the derivative's needs ~35 (max_iter=10): say which failed."""
+    a = gc.var("a")
+    z = gc.fixed_point(lambda z, a: 0.5 * z + a, gc.const(0.0), a, max_iter=10)
+    out = gc.grad(z, a) if mode == "adjoint" else gc.jvp(z, a, 1.0)
+    assert gc.evaluate(z, {a: 1e-300}) == 1e-300  # the forward converges (after one step: tol is absolute)
+    with pytest.raises(gc.ConvergenceError) as info:
+        if backend == "evaluate":
+            gc.evaluate(out, {a: 1e-300})
+        else:
+            gc.compile([a], out, backend=backend)(1e-300)
+    wording = "adjoint (gradient) fixed point" if mode == "adjoint" else "tangent (forward-mode) fixed point"
+    assert str(info.value).startswith(f"while solving the {wording}")
+    assert "did not converge in 10 iterations" in str(info.value)

@@ -283,7 +283,7 @@ def _fixed_point_driver(name: str, body: str, program: Program, attrs: dict, out
     lines.append(f"            return ({', '.join(results)},)")
     lines.append("        if r != r:")
     lines.append("            break")
-    lines.append(f"    raise loop_not_converged(it, r, {tol!r}, {max_iter})")
+    lines.append(f"    raise loop_not_converged(it, r, {tol!r}, {max_iter}, {attrs.get('role', '')!r})")
     return lines
 
 

@@ -17,10 +17,11 @@ hand each sibling its result (`family_key`, `run_family`).
         t = 0, k, 2k, .. (k = checkpoint), stacked — which the reverse pass (BPTT) reads.
         `reverse` visits t = length-1 .. 0; stacks stay indexed by t.
 
-    fixed_point(z0.., closures..; body, n_z, tol, max_iter, output)
+    fixed_point(z0.., closures..; body, n_z, tol, max_iter, output[, role])
         body: (z.., closure..) -> (z..); iterates z <- body(z) until the max-norm of the
         update over every component, max |z_new - z|, is <= tol, and returns that z_new.
         After max_iter evaluations of the body, or a NaN residual, it raises ConvergenceError.
+        `role` ("adjoint" or "tangent") marks the loops derivative rules build, for the message.
 
 A body's inputs are *body params*: vars with uid BODY_UID named by role (carry0, x0, k0,
 z0), so equal loops build equal bodies and intern to one family, and printouts are
@@ -214,7 +215,7 @@ def scan_infer(
 
 
 def fixed_point_infer(
-    *types: TensorType, body: Graph, n_z: int, tol: float, max_iter: int, output: int
+    *types: TensorType, body: Graph, n_z: int, tol: float, max_iter: int, output: int, role: str = ""
 ) -> TensorType:  # fmt: skip
     if len(types) != len(body.inputs) or len(body.outputs) != n_z or not 0 <= output < n_z:
         raise GraphError(f"a body of {len(body.inputs)} inputs and {len(body.outputs)} outputs, {n_z} iterates")
@@ -300,16 +301,24 @@ def residual(new: Sequence[np.ndarray], old: Sequence[np.ndarray]) -> float:
     return r
 
 
-def not_converged(iterations: int, r: float, tol: float, max_iter: int) -> ConvergenceError:
+_ROLES = {
+    "adjoint": "while solving the adjoint (gradient) fixed point w = (dg/dz)^T w + v of a fixed_point, the iteration",
+    "tangent": "while solving the tangent (forward-mode) fixed point dz = (dg/dz) dz + (dg/dp) t of a fixed_point, "
+    "the iteration",
+}
+
+
+def not_converged(iterations: int, r: float, tol: float, max_iter: int, role: str = "") -> ConvergenceError:
+    """The error of a fixed_point (or of the adjoint/tangent loop its derivative built) that did not converge."""
     if r != r:
         what = f"diverged: the residual max|z_new - z| is NaN after {iterations} iterations"
     else:
         what = f"did not converge in {iterations} iterations: final residual max|z_new - z| = {r:.6g} > tol = {tol:g}"
-    return ConvergenceError(f"fixed_point {what} (max_iter={max_iter})")
+    return ConvergenceError(f"{_ROLES.get(role, 'fixed_point')} {what} (max_iter={max_iter})")
 
 
 def run_fixed_point(
-    args: Sequence[np.ndarray], run_body: RunBody, *, body: Graph, n_z: int, tol: float, max_iter: int
+    args: Sequence[np.ndarray], run_body: RunBody, *, body: Graph, n_z: int, tol: float, max_iter: int, role: str = ""
 ) -> list[np.ndarray]:  # fmt: skip
     z = [np.asarray(a) for a in args[:n_z]]
     closures = list(args[n_z:])
@@ -323,7 +332,7 @@ def run_fixed_point(
             return [np.array(v, copy=True) for v in z]
         if r != r:
             break
-    raise not_converged(it, r, tol, max_iter)
+    raise not_converged(it, r, tol, max_iter, role)
 
 
 def scan_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:

@@ -47,10 +47,10 @@ def _parts(node: Node) -> tuple[Graph, int, tuple[Node, ...], tuple[Node, ...], 
     return body, nz, body.inputs[:nz], body.inputs[nz:], node.inputs[nz:]
 
 
-def make_fixed_point(init: list[Node], closures: list[Node], body: Graph, like: Node) -> Node:
-    """The fixed_point node of result 0 with `like`'s tol and max_iter."""
+def make_fixed_point(init: list[Node], closures: list[Node], body: Graph, like: Node, role: str) -> Node:
+    """The fixed_point node of result 0 with `like`'s tol and max_iter; `role` names it in errors."""
     return fixed_point(*init, *closures, body=body, n_z=len(init), tol=like.attr("tol"),
-                       max_iter=like.attr("max_iter"), output=0)  # fmt: skip
+                       max_iter=like.attr("max_iter"), output=0, role=role)  # fmt: skip
 
 
 def adjoint(node: Node, ct: Node) -> list[Node | None]:
@@ -69,7 +69,7 @@ def adjoint(node: Node, ct: Node) -> list[Node | None]:
         new_w, w, [f"z{m}" for m in range(nz)], fixed=at_fixed_point | {v: ct}
     )  # fmt: skip
     init = [ct if m == o else zeros(wm.type) for m, wm in enumerate(w)]
-    solved = make_fixed_point(init, closures, adjoint_body, node)
+    solved = make_fixed_point(init, closures, adjoint_body, node, "adjoint")
     wanted = [i for i, p in enumerate(params) if active(p)]
     grads = vjp_graph(list(body.outputs), [pp[i] for i in wanted], w, nb=len(batch))
     present = [(i, g) for i, g in zip(wanted, grads, strict=True) if g is not None]
@@ -98,7 +98,7 @@ def tangent(node: Node, index: int, t: Node) -> Node:
     new_dz = [g if g is not None else zeros(d.type) for g, d in zip(pushed, dz, strict=True)]
     fixed = dict(zip(zp, zstar, strict=True)) | dict(zip(pp, params, strict=True)) | {dp: t}
     tangent_body, _, closures = close_over(new_dz, dz, [f"z{m}" for m in range(nz)], fixed=fixed)
-    return make_fixed_point([zeros(d.type) for d in dz], closures, tangent_body, node)
+    return make_fixed_point([zeros(d.type) for d in dz], closures, tangent_body, node, "tangent")
 
 
 def _fixed_point_jvp(t: Node, out: Node, *inputs: Node, index: int, **attrs: object) -> Node | None:

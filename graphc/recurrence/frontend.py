@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from graphc.autodiff.canonical import canonicalize
 from graphc.errors import DTypeError, GraphError, ShapeError
 from graphc.ir import Node
@@ -139,25 +141,42 @@ def scan(
     return unflatten(init_shape, results), unflatten(y_shape, results)
 
 
+DEFAULT_TOL = {"float64": 1e-10, "float32": 1e-5}  # tol=None: by the iterates' dtype (the coarsest wins)
+
+
+def _tol(tol: object, iterates: list[Node]) -> float:
+    """The absolute tolerance: `tol`, or DEFAULT_TOL for the iterates' dtype when it is None."""
+    if tol is None:
+        return max(DEFAULT_TOL.get(z.dtype.name, DEFAULT_TOL["float64"]) for z in iterates)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
+        raise TypeError(f"tol must be a number or None, got {type(tol).__name__}")
+    value = float(tol)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"tol must be finite and >= 0, got {value}")
+    return value
+
+
 def fixed_point(
-    g: Callable[..., Tree], z0: Tree, *params: object, tol: float = 1e-10, max_iter: int = 1000
+    g: Callable[..., Tree], z0: Tree, *params: object, tol: float | None = None, max_iter: int = 1000
 ) -> Tree:  # fmt: skip
     """The fixed point z* = g(z*, *params), iterating z <- g(z, *params) from z0.
 
     Converged when max |z_new - z| <= tol over every element of every iterate (the
-    max-norm, absolute); raises gc.ConvergenceError when the call runs max_iter
-    evaluations of g without converging, or the residual becomes NaN. The gradient
-    solves the adjoint fixed-point equation (Almeida-Pineda): memory independent of the
-    number of iterations; z0 gets a zero gradient (z* does not depend on it).
+    max-norm, absolute). tol=None follows the iterates' dtype: 1e-10 for float64,
+    1e-5 for float32 (whose rounding alone moves an O(1) iterate by ~1e-7, so 1e-10
+    could never be reached); pass tol for iterates far from magnitude 1. Raises
+    gc.ConvergenceError when the call runs max_iter evaluations of g without
+    converging, or the residual becomes NaN. The gradient solves the adjoint
+    fixed-point equation (Almeida-Pineda) with the same tol and max_iter: memory
+    independent of the number of iterations; z0 gets a zero gradient (z* does not
+    depend on it).
     """
-    tol = float(tol)
-    if not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be finite and >= 0, got {tol}")
-    if not isinstance(max_iter, int) or max_iter < 1:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
     z_nodes, z_shape = flatten(z0, "z0")
     if not z_nodes:
         raise ValueError("fixed_point needs at least one iterate in z0")
+    tol = _tol(tol, z_nodes)
     param_nodes, _ = flatten(list(params), "params")
     with building("fixed_point", *map(Tensor, z_nodes)):
         for i, z in enumerate(z_nodes):

@@ -50,7 +50,8 @@ class ErrorSite:
 
     The message may contain `{index}`, the offending value the native code left in the error
     slot. A ConvergenceError is worded by graphc.ops.loops.not_converged from the iteration
-    count and residual the native code left there, and `tol` and `max_iter`.
+    count and residual the native code left there, `tol` and `max_iter`; its message is the
+    loop's role ("", "adjoint", "tangent").
     """
 
     exception: str

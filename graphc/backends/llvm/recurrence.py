@@ -95,7 +95,7 @@ def _plan_fixed_point(p: Planner, attrs: dict, args: list[Layout]) -> list[Layou
         residuals.append(slot)
     for new, z in zip(following, current, strict=True):
         inner.copy(new, z)
-    error = ErrorSite("ConvergenceError", "", float(attrs["tol"]), int(attrs["max_iter"]))
+    error = ErrorSite("ConvergenceError", str(attrs.get("role", "")), float(attrs["tol"]), int(attrs["max_iter"]))
     site = p.memory.site(error)
     loop = Loop("fixed_point", int(attrs["max_iter"]), False, depth, tuple(inner.kernels), (1,) * len(inner.kernels),
                 tuple(residuals), float(attrs["tol"]), site)  # fmt: skip

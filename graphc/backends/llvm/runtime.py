@@ -107,7 +107,7 @@ def raise_error(p: Plan, status: int, workspace: np.ndarray) -> None:
     index = int(workspace[ERROR_SLOT : ERROR_SLOT + 8].view(np.int64)[0])
     if site.exception == "ConvergenceError":
         residual = float(workspace[ERROR_SLOT + 8 : ERROR_SLOT + 16].view(np.float64)[0])
-        raise not_converged(index, residual, site.tol, site.max_iter)
+        raise not_converged(index, residual, site.tol, site.max_iter, site.message)  # message: the loop's role
     raise _EXCEPTIONS[site.exception](site.message.format(index=index))
 
 
