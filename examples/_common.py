@@ -5,6 +5,7 @@ Not part of graphc; each example imports it from its own folder.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import shutil
 import sys
@@ -28,6 +29,17 @@ def require(module: str, package: str, why: str) -> ModuleType:
         sys.exit(
             f"error: this example needs {package} ({why}), which is not installed.\ninstall it with: {INSTALL_HINT}"
         )
+
+
+def count(text: str) -> int:
+    """An argparse type: an int >= 0 (0 is allowed: the example then trains nothing and says so)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def llvm_available() -> bool:

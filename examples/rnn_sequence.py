@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import add_backend_flag, compile_with_fallback, pick_backend, require
+from _common import add_backend_flag, compile_with_fallback, count, pick_backend, require
 
 import graphc as gc
 from graphc.testing import check_grad
@@ -37,8 +37,10 @@ WARMUP = 5  # steps before the loss counts: the RNN needs a few values to see th
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iters", type=int, default=400, help="Adam steps for the RNN (default 400)")
-    parser.add_argument("--fp-iters", type=int, default=300, help="Adam steps for the equilibrium model (default 300)")
+    parser.add_argument("--iters", type=count, default=400, help="Adam steps for the RNN (default 400)")
+    parser.add_argument(
+        "--fp-iters", type=count, default=300, help="Adam steps for the equilibrium model (default 300)"
+    )
     add_backend_flag(parser)
     parser.add_argument("--plot", metavar="PATH", default=None, help="also plot both loss curves (PNG)")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -166,6 +168,9 @@ def train_equilibrium(backend: str, iters: int, rng: np.random.Generator) -> lis
         losses.append(float(value))
         if it % max(1, iters // 6) == 0 or it == iters - 1:
             print(f"step {it:4d}  loss {losses[-1]:.5f}")
+    if not losses:
+        print(f"equilibrium model: not trained (--fp-iters 0); variance of y {yv.var():.3f}")
+        return losses
     print(f"equilibrium model: mean squared error {losses[0]:.5f} -> {losses[-1]:.5f} (variance of y {yv.var():.3f})")
     return losses
 
@@ -177,9 +182,12 @@ def plot(rnn: list[float], fixed: list[float], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
     left.plot(rnn)
-    left.set(xlabel="Adam step", ylabel="mean squared error", yscale="log", title="gc.scan RNN (BPTT)")
+    left.set(xlabel="Adam step", ylabel="mean squared error", title="gc.scan RNN (BPTT)")
     right.plot(fixed, color="tab:orange")
-    right.set(xlabel="Adam step", yscale="log", title="gc.fixed_point (implicit)")
+    right.set(xlabel="Adam step", title="gc.fixed_point (implicit)")
+    for axes, losses in ((left, rnn), (right, fixed)):
+        if losses:  # a log axis of nothing has no limits
+            axes.set_yscale("log")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

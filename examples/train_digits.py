@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import add_backend_flag, compile_with_fallback, pick_backend, require
+from _common import add_backend_flag, compile_with_fallback, count, pick_backend, require
 
 import graphc as gc
 
@@ -29,7 +29,7 @@ HIDDEN = 128
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=30, help="passes over the training set (default 30)")
+    parser.add_argument("--epochs", type=count, default=30, help="passes over the training set (default 30)")
     add_backend_flag(parser)
     parser.add_argument("--plot", metavar="PATH", default="train_digits.png", help="where to write the PNG plot")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (and matplotlib)")
@@ -168,10 +168,15 @@ def main() -> None:
     bar.close()
 
     seconds = time.perf_counter() - start
-    print(f"final test accuracy {history.accuracy[-1]:.2%} after {args.epochs} epochs in {seconds:.1f} s")
-    if not args.no_plot:
-        plot(history, Path(args.plot))
-        print(f"wrote {args.plot}")
+    accuracy = history.accuracy[-1] if history.accuracy else float(np.mean(predict(test_x, *values) == test_y))
+    print(f"final test accuracy {accuracy:.2%} after {args.epochs} epochs in {seconds:.1f} s")
+    if args.no_plot:
+        return
+    if not history.loss:
+        print("no plot: nothing was trained (--epochs 0)")
+        return
+    plot(history, Path(args.plot))
+    print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

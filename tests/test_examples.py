@@ -121,6 +121,31 @@ def test_rnn_sequence_fast(tmp_path: Path) -> None:
     assert not plotting or plot.read_bytes().startswith(b"\x89PNG")
 
 
+def test_zero_training_steps_run_and_say_so(tmp_path: Path) -> None:
+    """--epochs 0 and --iters 0 / --fp-iters 0 used to crash on an empty history (issue 11.10)."""
+    needs("sklearn", "tqdm")
+    out = run("train_digits.py", "--epochs", "0", "--backend", "numpy", cwd=tmp_path)
+    (accuracy,) = floats(r"final test accuracy (\S+)% after 0 epochs", out)
+    assert 0.0 <= accuracy <= 100.0
+    assert "nothing was trained" in out and not (tmp_path / "train_digits.png").exists()
+    plotting = importlib.util.find_spec("matplotlib") is not None
+    plot = ["--plot", str(tmp_path / "rnn.png")] if plotting else []
+    out = run("rnn_sequence.py", "--iters", "0", "--fp-iters", "0", "--backend", "numpy", *plot, cwd=tmp_path)
+    assert "held-out loss" in out and "not trained (--fp-iters 0)" in out
+    assert not floats(r"step +\d+ +loss (\S+)", out)
+    assert not plotting or (tmp_path / "rnn.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("script", "flag"), [("train_digits.py", "--epochs"), ("rnn_sequence.py", "--iters")])
+def test_negative_step_counts_are_refused(script: str, flag: str, tmp_path: Path) -> None:
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), flag, "-1"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and "must be >= 0" in done.stderr
+
+
 @pytest.mark.slow
 def test_rnn_sequence_full(tmp_path: Path) -> None:
     out = run("rnn_sequence.py", "--backend", "numpy", cwd=tmp_path, timeout=300)
