@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graphc.backends import numpy_source
-from graphc.errors import GraphError
+from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node
 from graphc.passes import Report, pipeline_for, run_pipeline
 from graphc.schedule import Program, describe_vars, missing_vars, schedule
@@ -149,9 +149,25 @@ def _as_inputs(inputs: object) -> tuple[Tensor, ...]:
     for i, t in enumerate(tensors):
         if t.node.op.name != "var":
             raise TypeError(f"gc.compile: input {i} must be a var made with gc.var, got a {t.node.op.name} node")
-    if len({id(t.node) for t in tensors}) != len(tensors):
-        raise ValueError("gc.compile: an input var is listed twice")
+    _check_distinct(tensors)
     return tensors
+
+
+def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
+    """No var twice, and no two vars of one name: the call binds arguments by position and by name."""
+    first: dict[str, int] = {}
+    for i, t in enumerate(tensors):
+        name = _label(t.node)
+        j = first.setdefault(name, i)
+        if j == i:
+            continue
+        other = tensors[j].node
+        if other is t.node:
+            raise ValueError(f"gc.compile: the input var {name!r} is listed twice (inputs {j} and {i}); list it once")
+        raise ValueError(
+            f"gc.compile: inputs {j} and {i} are two different vars both named {name!r} "
+            f"({other.type}{where(other.loc)}; {t.node.type}{where(t.node.loc)}): give them distinct names"
+        )
 
 
 def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...]]:

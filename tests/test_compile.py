@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import timeit
 
@@ -116,15 +117,40 @@ def test_keyword_arguments_by_var_name(model) -> None:
         fn(X, 0.5, x=X)
 
 
-def test_keyword_names_of_sanitized_and_duplicate_vars() -> None:
+def test_keyword_names_of_sanitized_vars() -> None:
     a = gc.var("my var", (2,))
     b = gc.var("x", (2,))
-    c = gc.var("x", (2,))
-    fn = gc.compile([a, b, c], a + 10 * b + 100 * c)
+    fn = gc.compile([a, b], a + 10 * b)
     ones = np.ones(2)
-    assert fn(ones, ones, ones).tolist() == [111.0, 111.0]
-    assert fn(**{"my var": ones}, x=2 * ones, x_1=3 * ones).tolist() == [321.0, 321.0]
-    assert fn(my_var=ones, x=2 * ones, x_1=3 * ones).tolist() == [321.0, 321.0]
+    assert fn(ones, ones).tolist() == [11.0, 11.0]
+    assert fn(**{"my var": ones}, x=2 * ones).tolist() == [21.0, 21.0]
+    assert fn(my_var=ones, x=2 * ones).tolist() == [21.0, 21.0]
+
+
+def test_two_inputs_of_one_name_are_refused() -> None:
+    """They compiled to a signature (x, x) whose keyword x meant only the first (issue 11.10)."""
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    b, c = gc.var("x", (2,)), gc.var("x", (3,))
+    with pytest.raises(ValueError, match="inputs 0 and 1 are two different vars both named 'x'") as info:
+        gc.compile([b, c], gc.sum(b) + gc.sum(c))
+    message = str(info.value)
+    assert message.count(f"test_compile.py:{line}") == 2 and "f64[2]" in message and "f64[3]" in message
+    with pytest.raises(ValueError, match="listed twice"):
+        gc.compile([b, b], b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm", "evaluate"])
+def test_take_out_of_range_names_the_users_line(backend: str) -> None:
+    a = gc.var("a", (3,))
+    i = gc.var("i", (), "int64")
+    line = inspect.currentframe().f_lineno + 1  # type: ignore[union-attr]
+    out = gc.take(a, i) * 2.0
+    with pytest.raises(IndexError, match="index 7 is out of bounds") as info:
+        if backend == "evaluate":
+            gc.evaluate(out, {a: np.ones(3), i: 7})
+        else:
+            gc.compile([a, i], out, backend=backend)(np.ones(3), 7)
+    assert f"in take (built at {__file__}:{line})" in str(info.value)
 
 
 def test_wrong_shape_names_the_input_and_both_shapes(model) -> None:

@@ -216,4 +216,5 @@ def test_a_traceback_shows_the_generated_line() -> None:
         fn(np.zeros((3, 2)), np.array([0, 7]))
     text = "".join(traceback.format_exception(info.value))
     assert f'File "{fn.filename}"' in text
-    assert "v0 = np.take(table, labels, axis=0)  # f64[2,2]" in text
+    assert f"v0 = rt.take(table, labels, 0, ' (built at {__file__}:214)')  # f64[2,2]" in text
+    assert f"in take (built at {__file__}:214)" in str(info.value)  # the user's line, as the llvm backend says

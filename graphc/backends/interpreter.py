@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from graphc.errors import where
 from graphc.ir import Graph, Node, as_node
 from graphc.ops.control import fused
 from graphc.ops.loops import is_loop, run_shared
@@ -47,7 +48,10 @@ def run_node(node: Node, args: Sequence[np.ndarray], shared: dict | None = None)
     elif is_loop(node):
         value = run_shared(node, args, {} if shared is None else shared, _run_body)
     else:
-        value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
+        try:
+            value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
+        except IndexError as exc:  # an index out of range (take): name the op and the user's line
+            raise IndexError(f"{exc} in {node.op.name}{where(node.loc)}") from None
     if value.shape != node.shape or value.dtype != node.dtype:
         raise EvaluationError(f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}")
     return value

@@ -26,6 +26,7 @@ import numpy as np
 
 from graphc.backends import numpy_fused, numpy_loops
 from graphc.backends.numpy_fused import FusedPlan
+from graphc.errors import where
 from graphc.ir import format_array
 from graphc.ops import OPS
 from graphc.schedule import Program, Step
@@ -58,6 +59,19 @@ def _spell_slice(step: Step) -> str:
 def _spell_concatenate(step: Step) -> str:
     arrays = ", ".join(step.args)
     return f"np.concatenate(({arrays},), axis={step.node.attr('axis')})"
+
+
+def _spell_take(step: Step) -> str:
+    """rt.take: np.take whose IndexError names the take and the user's line, as the llvm backend's does."""
+    a, indices = step.args
+    return f"rt.take({a}, {indices}, {step.node.attr('axis')}, {where(step.node.loc)!r})"
+
+
+def _take(a: np.ndarray, indices: np.ndarray, axis: int, built: str) -> np.ndarray:
+    try:
+        return np.take(a, indices, axis=axis)
+    except IndexError as exc:
+        raise IndexError(f"{exc} in take{built}") from None
 
 
 def _spell_fused(step: Step) -> str:
@@ -118,7 +132,7 @@ SPELLINGS: dict[str, Spelling] = {
     "slice": _spell_slice,
     "unslice": "rt.unslice({0}, index={index}, shape={shape})",
     "concatenate": _spell_concatenate,
-    "take": "np.take({0}, {1}, axis={axis})",
+    "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
     # linear algebra and reductions
     "matmul": "np.matmul({0}, {1})",
@@ -202,7 +216,7 @@ def coerce(value: object, name: str, shape: tuple[int, ...], dtype: np.dtype) ->
 def _runtime() -> types.SimpleNamespace:
     helpers = {name: OPS[name].eval for name in HELPERS}
     dtypes = {"float64": FLOAT64, "float32": FLOAT32, "int64": INT64, "bool_": BOOL}
-    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, **helpers, **dtypes)
+    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, take=_take, **helpers, **dtypes)
 
 
 RUNTIME = _runtime()
