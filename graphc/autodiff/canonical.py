@@ -97,16 +97,19 @@ def one_minus_sigmoid(node: Node) -> Node | None:
 
 
 def _has_stable_log(node: Node) -> bool:
-    """True for sigmoid(x), exp(x), and products and quotients of those: their log is a sum of stable terms."""
+    """True for sigmoid(x), exp(x), sum(exp(x)), and products and quotients of those: their log is a sum
+    of stable terms (log(exp(z) / sum(exp(z))) is a softmax written by hand: z - logsumexp(z))."""
     if node.op in (ew.sigmoid, ew.exp):
         return True
+    if node.op is rd.sum_:
+        return node.inputs[0].op is ew.exp
     if node.op in (ew.mul, ew.div):
         return all(_has_stable_log(i) for i in node.inputs)
     return False
 
 
 def log_product(node: Node) -> Node | None:
-    """log(a * b) -> log(a) + log(b), log(a / b) -> log(a) - log(b)   (a, b sigmoids, exps or their products)"""
+    """log(a * b) -> log(a) + log(b), log(a / b) -> log(a) - log(b)   (a, b sigmoids, exps, sums of exps)"""
     p = node.inputs[0]
     if p.op not in (ew.mul, ew.div) or not _has_stable_log(p):
         return None
