@@ -271,33 +271,6 @@ def cancel_one_plus_exp(n):
     return [engine_grad(gc.sum(gc.log(1.0 + gc.exp(x))), x)]
 
 
-@case(ordinary=(-3.0, 3.0), hard=(20.0, -40.0, 300.0), exact=lambda x: 1 / np.cosh(x) ** 2)
-def one_minus_tanh_squared(n):
-    """
-    graph(%x: f64[3]) {
-      %0 = const(1.) : f64[]
-      %1 = reshape(%0, shape=(1,)) : f64[1]
-      %2 = broadcast_to(%1, shape=(3,)) : f64[3]
-      %3 = const(4.) : f64[]
-      %4 = add(%x, %x) : f64[3]
-      %5 = sigmoid(%4) : f64[3]
-      %6 = neg(%4) : f64[3]
-      %7 = sigmoid(%6) : f64[3]
-      %8 = mul(%5, %7) : f64[3]
-      %9 = mul(%3, %8) : f64[3]
-      %10 = mul(%2, %9) : f64[3]
-      %11 = tanh(%x) : f64[3]
-      %12 = exp(%x) : f64[3]
-      %13 = tanh(%12) : f64[3]
-      %14 = mul(%11, %13) : f64[3]
-      %15 = sub(%0, %14) : f64[3]
-      return %10, %15
-    }
-    """
-    x = v("x", n)
-    return [engine_grad(gc.sum(gc.tanh(x)), x), 1.0 - gc.tanh(x) * gc.tanh(gc.exp(x))]
-
-
 RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
 
 

@@ -23,8 +23,7 @@ from graphc.ir import Graph, Node
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.ops.source import scalar
-from graphc.rewrite import is_filled, rewrite, rule_table
+from graphc.rewrite import rewrite, rule_table
 from graphc.shapes import reduced_shape
 
 
@@ -115,22 +114,8 @@ def cancel_one_plus_exp(node: Node) -> Node | None:
     return None
 
 
-def one_minus_tanh_squared(node: Node) -> Node | None:
-    """1 - tanh(x) * tanh(x) -> 4 sigmoid(2x) sigmoid(-2x)   (tanh's derivative, 0 from |x| = 19 on where it is not)"""
-    one, square = node.inputs
-    if square.op is not ew.mul or square.inputs[0] is not square.inputs[1] or square.inputs[0].op is not ew.tanh:
-        return None
-    if not is_filled(one, 1) or square.type != node.type:
-        return None
-    x = square.inputs[0].inputs[0]
-    two_x = ew.add(x, x)  # exact
-    result = ew.mul(scalar(4, x), ew.mul(ew.sigmoid(two_x), ew.sigmoid(ew.neg(two_x))))
-    return result if result.type == node.type else None
-
-
 GRADIENT_RULES = rule_table(
     ("mul", softmax_cotangent), ("mul", cancel_exp), ("mul", cancel_sigmoid), ("mul", cancel_one_plus_exp),
-    ("sub", one_minus_tanh_squared),
 )  # fmt: skip
 
 RULES = {
