@@ -119,10 +119,13 @@ def step_optimize(tour: Tour) -> None:
 
 def explain(report: Report) -> str:
     """One line saying which passes changed the node count."""
-    changed = [r.name for r in report if r.nodes_before != r.nodes_after]
+    changed = list(dict.fromkeys(r.name for r in report if r.changed))
     if not changed:
         return "no pass changed the graph"
-    return f"passes that changed the graph: {', '.join(changed)} (fn.report holds this table)"
+    return (
+        f"passes that changed the graph: {', '.join(changed)} "
+        "(fn.report holds this table; fn.report.format(per_round=True) lists every run)"
+    )
 
 
 # --- 6-8: compile, agree, finite differences --------------------------------------------------

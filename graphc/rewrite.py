@@ -16,8 +16,10 @@ visited and built, and the walk's stack only ever holds nodes that rules built.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,6 +34,33 @@ MAX_STEPS_PER_NODE = 32
 
 class RewriteError(AssertionError):
     """A rule broke its contract (changed the node's type, or never settled): a graphc bug."""
+
+
+@dataclass(frozen=True)
+class Firing:
+    """One rule that fired: its name, the node it rewrote and the replacement it gave."""
+
+    rule: str
+    before: Node
+    after: Node
+
+
+_RECORDERS: list[list[Firing]] = []
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Firing]]:
+    """Inside this block every rule that fires is appended, in order, to the list it yields.
+
+    Off unless asked for: outside such a block the engine records nothing (one empty-list
+    test per firing). The explorer uses it to name the rule behind each rewritten node.
+    """
+    firings: list[Firing] = []
+    _RECORDERS.append(firings)
+    try:
+        yield firings
+    finally:
+        _RECORDERS.pop()
 
 
 def rebuild(node: Node, inputs: Sequence[Node]) -> Node:
@@ -52,6 +81,8 @@ def _first_rewrite(node: Node, rules: Sequence[Rule]) -> Node | None:
                 continue
             if new.type != node.type:
                 raise RewriteError(f"rule {rule.__name__} changed {node.type} into {new.type}")
+            if _RECORDERS:
+                _RECORDERS[-1].append(Firing(rule.__name__, node, new))
             return new
     return None
 

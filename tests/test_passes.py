@@ -11,6 +11,8 @@ computes is finite and moderate (elsewhere the stability rewrites are meant to d
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -116,27 +118,68 @@ def test_every_pass_is_idempotent(p: object):
         assert p(once) is once  # type: ignore[operator]
 
 
-def test_report_records_each_pass():
+def test_report_records_each_pass_run():
     outs = sample_graphs()[0]
     graph = Graph(outs)
     result, report = run_pipeline(graph)
     assert isinstance(report, Report)
-    assert [r.name for r in report] == [p.__name__ for p in DEFAULT_PIPELINE]
-    assert len(report) == len(DEFAULT_PIPELINE)
     records = list(report)
+    assert len(report) == len(records) >= len(DEFAULT_PIPELINE)
+    assert report.passes() == [p.__name__ for p in DEFAULT_PIPELINE]
     assert records[0].nodes_before == len(graph.nodes)
     assert records[-1].nodes_after == len(result.nodes)
-    assert all(r.seconds >= 0 and r.graph is None for r in records)
-    by_name = {r.name: r for r in records}
-    assert by_name["stability"].nodes_after < by_name["stability"].nodes_before  # log(sum(exp)) and its gradient
+    for before, after in itertools.pairwise(records):  # each run starts from the previous run's result
+        assert after.nodes_before == before.nodes_after
+        assert after.round >= before.round
+    assert all(r.seconds >= 0 and r.graph is None and r.result is None and not r.firings for r in records)
+    assert [r.name for r in records if r.final] == ["fuse"] and records[-1].final
+    assert [r.name for r in records if r.round == 1] == [p.__name__ for p in DEFAULT_PIPELINE if p not in FINAL_PASSES]
+    stability_runs = [r for r in records if r.name == "stability"]
+    assert stability_runs[0].changed and stability_runs[0].nodes_after < stability_runs[0].nodes_before
     text = str(report)
     lines = text.splitlines()
-    assert len(lines) == len(DEFAULT_PIPELINE) + 2  # a header, one line per pass, the total
+    assert lines[0].startswith("# ") and "runs" in lines[0]  # the legend says what the columns mean
+    assert lines[1].split() == ["pass", "runs", "changed", "nodes", "time"]
+    assert len(lines) == len(DEFAULT_PIPELINE) + 3  # legend, titles, one line per pass, the total
     for p in DEFAULT_PIPELINE:
-        assert any(line.startswith(p.__name__) for line in lines)
+        (line,) = [line for line in lines if line.startswith(p.__name__ + " ")]
+        mine = [r for r in records if r.name == p.__name__]
+        _, runs, changed, change = line.split()[:4]
+        assert (int(runs), int(changed)) == (len(mine), sum(r.changed for r in mine))
+        assert int(change) == sum(r.nodes_after - r.nodes_before for r in mine)
     total = lines[-1].split()
-    assert total[:4] == ["total", str(len(graph.nodes)), "->", str(len(result.nodes))]
+    assert total[:5] == ["total", str(len(records)), str(len(graph.nodes)), "->", str(len(result.nodes))]
     assert str(Graph(gc.optimize(outs))) == str(result)
+
+
+def test_report_per_round_lists_every_run():
+    outs = sample_graphs()[0]
+    result, report = run_pipeline(Graph(outs))
+    lines = report.format(per_round=True).splitlines()
+    assert lines[0].startswith("# ")
+    rows = [line.split() for line in lines[2:-1]]
+    assert len(rows) == len(report)
+    for row, r in zip(rows, report, strict=True):
+        assert row == ["final" if r.final else str(r.round), r.name, str(r.nodes_before), "->", str(r.nodes_after),
+                       f"{r.seconds * 1e3:.2f}ms"]  # fmt: skip
+    assert lines[-1].split()[:4] == ["total", str(len(Graph(outs).nodes)), "->", str(len(result.nodes))]
+
+
+def test_report_records_results_and_rules_when_asked():
+    x = gc.var("x", shape=(3,))
+    graph = Graph([gc.log(1 + x) * 1.0])
+    result, report = run_pipeline(graph, record=True)
+    assert report.records[-1].result is result
+    previous = graph
+    for r in report:
+        assert isinstance(r.result, Graph) and len(r.result.nodes) == r.nodes_after
+        assert r.changed == (r.result is not previous)
+        previous = r.result
+    fired = [(r.name, f.rule) for r in report for f in r.firings]
+    assert fired == [("stability", "log_one_plus"), ("simplify", "mul_one")]
+    for r in report:
+        for f in r.firings:
+            assert f.before.type == f.after.type and f.before is not f.after
 
 
 def test_report_keeps_graphs():
