@@ -7,6 +7,7 @@ from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.explore import explore
 from graphc.functions import (
     abs,
     add,
@@ -103,6 +104,7 @@ __all__ = [
     "evaluate",
     "exp",
     "expand_dims",
+    "explore",
     "expm1",
     "fixed_point",
     "floor",

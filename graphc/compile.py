@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from graphc.ir import Graph, Node
 from graphc.passes import Report, pipeline_for, run_pipeline
 from graphc.schedule import Program, describe_vars, missing_vars, schedule
 from graphc.tensor import Tensor
+from graphc.viz import repr_svg
 
 if TYPE_CHECKING:
     from graphc.backends.llvm.runtime import LLVMFunction
@@ -46,6 +46,8 @@ class CompiledFunction:
         built: Built,
         report: Report,
         backend: str,
+        fast_math: bool = False,
+        optimized: bool = True,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -56,6 +58,8 @@ class CompiledFunction:
         self.filename = built.filename
         self.report = report
         self.backend = backend
+        self.fast_math = fast_math
+        self.optimized = optimized
         self._built = built
         self._entry: Callable[..., object] = built.function
         self._arity = len(inputs)
@@ -87,6 +91,20 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
+
+    def explore(self, path: str | Path = "graph.html") -> Path:
+        """Write the explorer (gc.explore) for this function: every optimizer pass, and each node's code lines."""
+        from graphc.explore import explore
+
+        return explore(self, path)
+
+    def _repr_html_(self) -> str:
+        from graphc.explore import compiled_html
+
+        return compiled_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        return repr_svg(self.graph)
 
     def _bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[object, ...]:
         """Positional and keyword arguments as one tuple in input order; TypeError naming the inputs."""
@@ -227,4 +245,6 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         built=built,
         report=report,
         backend=backend,
+        fast_math=fast_math,
+        optimized=optimize,
     )

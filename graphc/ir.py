@@ -264,11 +264,9 @@ def _format_attr(value: object) -> str:
     return repr(value)
 
 
-def format_graph(graph: Graph, indent: str = "") -> list[str]:
-    """The canonical text form: a header, one SSA line per node with its type, a return."""
+def ssa_names(graph: Graph) -> dict[Node, str]:
+    """The names the text form gives: `%x` for inputs (by var name), `%x?` for unlisted vars, `%0, %1, ...`."""
     names = _input_names(graph.inputs)
-    header = ", ".join(f"{names[n]}: {n.type}" for n in graph.inputs)
-    lines = [f"{indent}graph({header}) {{"]
     counter = 0
     for node in graph.nodes:
         if node in names:
@@ -278,6 +276,18 @@ def format_graph(graph: Graph, indent: str = "") -> list[str]:
             continue
         names[node] = f"%{counter}"
         counter += 1
+    return names
+
+
+def format_graph(graph: Graph, indent: str = "") -> list[str]:
+    """The canonical text form: a header, one SSA line per node with its type, a return."""
+    names = ssa_names(graph)
+    header = ", ".join(f"{names[n]}: {n.type}" for n in graph.inputs)
+    lines = [f"{indent}graph({header}) {{"]
+    listed = set(graph.inputs)
+    for node in graph.nodes:
+        if node in listed or node.op.name == "var":
+            continue
         args = [names[i] for i in node.inputs]
         bodies = []
         for key, value in node.attrs:

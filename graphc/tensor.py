@@ -85,6 +85,18 @@ class Tensor:
         """The name of a var; None for computed values."""
         return str(self.node.attr("name")) if self.node.op.name == "var" else None
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the graph of this Tensor, drawn (small graphs) or summarized (big ones)."""
+        from graphc import viz
+
+        return viz.repr_html(self)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter: the graph drawn by Graphviz when `dot` is installed, else None."""
+        from graphc import viz
+
+        return viz.repr_svg(self)
+
     def __repr__(self) -> str:
         label = self.name if self.name is not None else self.node.op.name
         return f"Tensor({label}, {self.node.type})"

@@ -34,10 +34,12 @@ LEVELS = {
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
     "graphc.rewrite": 3,
     "graphc.viz": 3,
+    "graphc.layered": 0,  # the layered layout: plain numbers, imports nothing of graphc
     "graphc.passes": 4,
     "graphc.schedule": 5,
     "graphc.backends": 6,
     "graphc.compile": 7,
+    "graphc.explore": 7,  # beside compile: fn.explore calls it, and it never imports compile
     "graphc.cli": 8,
     "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
