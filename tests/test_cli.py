@@ -79,7 +79,7 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert exit_info.value.code == 2
 
 
-@pytest.mark.parametrize("fmt", ["text", "dot", "source", "report"])
+@pytest.mark.parametrize("fmt", ["text", "dot", "source", "llvm", "report"])
 def test_inspect_prints_each_artifact(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "--format", fmt]) == 0
     out = capsys.readouterr().out
@@ -88,6 +88,93 @@ def test_inspect_prints_each_artifact(fmt: str, capsys: pytest.CaptureFixture[st
         assert out.startswith("graph(%x: f64[3], %s: f64[])")
     if fmt == "dot":
         assert out.startswith("digraph graphc {")
+    if fmt == "source":
+        assert "def graphc_fn(x, s):" in out
+    if fmt == "llvm":
+        assert out.startswith("; ---- optimized ----") and "define" in out and "@graphc_entry(" in out
+    if fmt == "report":
+        assert out.startswith("# per pass") and out.splitlines()[-1].startswith("total")
+
+
+def test_inspect_report_per_round(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--format", "report", "--per-round"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# every pass run") and lines[1].split()[:2] == ["round", "pass"]
+    assert lines[2].split()[:2] == ["1", "stability"] and lines[-2].split()[:2] == ["final", "fuse"]
+
+
+def test_inspect_html_writes_the_explorer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo.html"
+    assert main(["inspect", "--format", "html", "--output", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    assert out.read_text().startswith("<!DOCTYPE html>") and 'id="graphc-data"' in out.read_text()
+
+
+SCRIPT = """
+import graphc as gc
+x = gc.var("x", shape=(3,))
+loss = gc.sum(gc.exp(x) * 2.0)
+fn = gc.compile([x], [loss, gc.grad(loss, x)], backend="numpy")
+if __name__ == "__main__":
+    raise SystemExit("the script's main block must not run under graphc inspect")
+"""
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "model.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def test_inspect_file_names_a_tensor_a_list_or_a_function(script: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--file", f"{script}:loss"]) == 0
+    assert capsys.readouterr().out.startswith("graph(%x: f64[3]) {")
+    assert main(["inspect", "--file", f"{script}:[loss, gc.grad(loss, x)]", "--format", "source"]) == 0
+    source = capsys.readouterr().out
+    assert "def graphc_fn(x):" in source and "result = (np.array(v1), v2)" in source
+    assert main(["inspect", "--file", f"{script}:fn", "--format", "source"]) == 0
+    assert capsys.readouterr().out == namespace_of(script)["fn"].source + "\n"
+    assert main(["inspect", "--file", f"{script}:fn", "--format", "llvm"]) == 0
+    assert "@graphc_entry(" in capsys.readouterr().out
+    assert main(["inspect", "--file", f"{script}:fn", "--format", "report"]) == 0
+    assert capsys.readouterr().out.startswith("# per pass")
+
+
+def namespace_of(script: Path) -> dict[str, object]:
+    import runpy
+
+    return runpy.run_path(str(script), run_name="test")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{script}", "wants SCRIPT.py:EXPR"),
+        ("{script}:", "wants SCRIPT.py:EXPR"),
+        ("{missing}:loss", "no such script"),
+        ("{script}:nope", "NameError: name 'nope' is not defined"),
+        ("{script}:x.shape", "is a tuple; expected a Tensor"),
+        ("{script}:[]", "is a list; expected a Tensor"),
+    ],
+)
+def test_inspect_file_errors_say_what_is_wrong(
+    spec: str, message: str, script: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = spec.format(script=script, missing=script.with_name("missing.py"))
+    assert main(["inspect", "--file", given]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("graphc inspect: ") and message in err
+
+
+def test_inspect_file_whose_script_fails_shows_its_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("import graphc as gc\nx = gc.var('x', shape=(2,))\ny = x + gc.var('z', shape=(3,))\n")
+    assert main(["inspect", "--file", f"{broken}:y"]) == 1
+    err = capsys.readouterr().err
+    assert "ShapeError" in err and f"{broken}" in err and "raised the error above" in err
 
 
 # ---------------------------------------------------------------- README and packaging
