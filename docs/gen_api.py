@@ -43,16 +43,18 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
      ["grad", "vjp", "jvp", "jacobian", "hessian"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
-    ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function.",
-     ["show", "to_dot", "to_networkx", "Graph"]),
+    ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
+     "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
     ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError"]),
 ]  # fmt: skip
 
 EXTRAS = [
     ("graphc.viz", "render"),
+    ("graphc.viz", "to_svg"),
     ("graphc.testing", "check_grad"),
     ("graphc.testing", "numeric_vjp"),
     ("graphc.passes", "run_pipeline"),
+    ("graphc.passes", "Report"),
 ]
 
 
@@ -79,8 +81,17 @@ def signature(name: str, obj: object) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+LITERALS = (bool, int, float, str, bytes, type(None))
+
+
 def show_default(value: object, owner: object) -> str:
-    """A default as written: the module constant it is (DEFAULT_PIPELINE), a function's name, or its repr."""
+    """A default as written: the module constant it is (DEFAULT_PIPELINE), a function's name, or its repr.
+
+    Plain values (False, 0, "llvm", None) are always written as themselves: a module constant that
+    happens to hold the same object (TYPE_CHECKING is False) is not what the signature says.
+    """
+    if isinstance(value, LITERALS):
+        return repr(value)
     for constant, known in vars(inspect.getmodule(owner)).items():
         if constant.isupper() and known is value:
             return constant
@@ -122,7 +133,7 @@ def api_sections() -> tuple[list[str], set[str]]:
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
             if name == "compile":
                 lines += ["The result, a `CompiledFunction`:", ""]
-                lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir"])
+                lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir", "explore"])
     return lines, covered
 
 

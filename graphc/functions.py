@@ -34,13 +34,16 @@ from graphc.tensor import (
 Axis = int | Sequence[int] | None
 
 
-def _float_unary(name: str, op: ew.Op) -> object:
+def _float_unary(name: str, op: ew.Op, formula: str | None = None) -> object:
+    """The public function of a float unary op; `formula` describes one NumPy does not have."""
+
     def function(x: object) -> Tensor:
         with building(name, x):
             return Tensor(op(to_float(x).node))
 
     function.__name__ = name
-    function.__doc__ = f"Elementwise {name}, as numpy.{name} (ints and bools are computed in float64)."
+    what = formula or f"as numpy.{name}"
+    function.__doc__ = f"Elementwise {name}, {what} (ints and bools are computed in float64)."
     return function
 
 
@@ -56,9 +59,9 @@ tanh = _float_unary("tanh", ew.tanh)
 sinh = _float_unary("sinh", ew.sinh)
 cosh = _float_unary("cosh", ew.cosh)
 arctan = _float_unary("arctan", ew.arctan)
-sigmoid = _float_unary("sigmoid", ew.sigmoid)
-softplus = _float_unary("softplus", ew.softplus)
-relu = _float_unary("relu", ew.relu)
+sigmoid = _float_unary("sigmoid", ew.sigmoid, "1 / (1 + exp(-x)), as scipy.special.expit")
+softplus = _float_unary("softplus", ew.softplus, "log(1 + exp(x)) without overflow, as jax.nn.softplus")
+relu = _float_unary("relu", ew.relu, "maximum(x, 0), as jax.nn.relu")
 isnan = _float_unary("isnan", ew.isnan)
 isfinite = _float_unary("isfinite", ew.isfinite)
 

@@ -293,7 +293,7 @@ def port(index: int, count: int, width: float) -> float:
     return -spread / 2 + spread * index / (count - 1)
 
 
-def _draw(graph: Graph, shown: set[int]) -> _Picture:
+def _draw(graph: Graph, shown: set[Graph]) -> _Picture:
     """The graph's boxes and edges laid out in layers; each body is drawn inside its node once."""
     nodes = numbered(graph)
     ids = {node: k for k, node in enumerate(nodes)}
@@ -303,8 +303,8 @@ def _draw(graph: Graph, shown: set[int]) -> _Picture:
     for k, node in enumerate(nodes):
         w, h = box_size(label_lines(node))
         for _, body in graph_bodies(node)[:1]:
-            if id(body) not in shown:
-                shown.add(id(body))
+            if body not in shown:
+                shown.add(body)
                 inner[k] = _draw(body, shown)
                 w, h = max(w, inner[k].width + 2 * PAD), inner[k].height + HEADER + PAD
         sizes.append((w, h))

@@ -287,7 +287,13 @@
       if (change[2] !== null && change[2] !== undefined) text += ", replacing " + link(change[2]);
       parts.push('<h3>This pass</h3><div class="status">' + text + "</div>");
     } else if (stage.removedSet.has(id)) {
-      parts.push("<h3>This pass</h3><div>removed by " + esc(stage.name) + "</div>");
+      const rule = stage.changes.rules[id];
+      let text = "removed by " + esc(stage.name);
+      const heir = Object.entries(stage.changes.added).find(([, change]) => change[2] === id);
+      if (rule) text += ": rule " + esc(rule[0]) + " replaced it with " + link(rule[1]);
+      else if (heir) text += ": " + link(Number(heir[0])) + " took its place";
+      else text += ": the outputs no longer reach it";
+      parts.push("<h3>This pass</h3><div>" + text + "</div>");
     }
     parts.push("<h3>Provenance</h3>");
     parts.push(node.loc ? "<div>built at <b>" + esc(node.loc) + "</b></div>" : '<div class="muted">no user location recorded</div>');

@@ -57,7 +57,7 @@ class Model:
     layouts: list[Json] = field(default_factory=list)
     stages: list[Json] = field(default_factory=list)
     ids: dict[Node, int] = field(default_factory=dict)
-    body_layouts: dict[int, int] = field(default_factory=dict)  # id(body Graph) -> layout index
+    body_layouts: dict[Graph, int] = field(default_factory=dict)  # body -> its layout index (equal bodies: one)
 
     def node(self, node: Node) -> int:
         """The id of `node`, adding it (its bodies and its origin chain too) the first time."""
@@ -110,10 +110,10 @@ class Model:
 
     def body(self, body: Graph) -> int:
         """The layout index of a body graph (laid out once however many nodes hold it)."""
-        found = self.body_layouts.get(id(body))
+        found = self.body_layouts.get(body)
         if found is None:
             found = self.layout(body)
-            self.body_layouts[id(body)] = found
+            self.body_layouts[body] = found
         return found
 
     def layout(self, graph: Graph) -> int:
@@ -137,7 +137,8 @@ class Model:
 
 
 def _changes(before: Graph, after: Graph, record: PassRecord | None, model: Model) -> Json:
-    """What a pass run changed: removed node ids, and per added node [kind, rule, replaced node id]."""
+    """What a pass run changed: per added node [kind, rule, replaced node id]; removed node ids; and for
+    removed nodes a rule rewrote, [rule, the node it became] (often a node that existed already)."""
     old = set(before.nodes)
     new = set(after.nodes)
     by_result = {f.after: f for f in record.firings} if record is not None else {}
@@ -158,7 +159,11 @@ def _changes(before: Graph, after: Graph, record: PassRecord | None, model: Mode
         else:
             added[str(model.node(node))] = ["rebuilt", "", source]
     removed = [model.node(n) for n in before.nodes if n not in new]
-    return {"added": added, "removed": removed}
+    rules: dict[str, list[object]] = {}  # removed node -> [rule, the node it became]
+    for f in record.firings if record is not None else ():
+        if f.before in old and f.before not in new:
+            rules[str(model.node(f.before))] = [f.rule, model.node(f.after)]
+    return {"added": added, "removed": removed, "rules": rules}
 
 
 def _replaced(node: Node, old: set[Node]) -> Node | None:
