@@ -405,3 +405,55 @@ def test_a_graph_of_thousands_of_nodes_renders(browser: object, tmp_path: Path) 
     assert errors_in(browser) == [] and np.isfinite(
         float(browser.execute_script("return document.body.dataset.renderMs"))
     )  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- odd graphs
+
+
+def odd_graphs() -> dict[str, list[gc.Tensor]]:
+    x = gc.var("x", shape=(3,))
+    empty = gc.var("e", shape=(0, 4))
+    k = gc.var("k", shape=(3,), dtype="int64")
+    return {
+        "a lone var": [x],
+        "the same output twice": [x * 2.0, x * 2.0, x],
+        "a constant output": [gc.const(np.arange(3.0)), gc.sum(x)],
+        "ints and bools": [gc.where(k > 1, x, -x), gc.argmax(x), k * 2],
+        "zero-size": [gc.sum(empty * 2.0, axis=0), gc.grad(gc.sum(empty * empty), empty)],
+        "special constants": [x * np.inf + np.nan - (-0.0), x * 1e300],
+    }
+
+
+@pytest.mark.parametrize("name", list(odd_graphs()))
+def test_odd_graphs_explore_and_draw(name: str, tmp_path: Path) -> None:
+    outs = odd_graphs()[name]
+    data = page_data(gc.explore(outs, tmp_path / "odd.html").read_text())
+    final = Graph(gc.optimize(outs))  # type: ignore[arg-type]
+    assert data["stages"][-1]["nodes"] == len(final.nodes)
+    layout = data["layouts"][data["stages"][-1]["layout"]]
+    assert len(layout["outputs"]) == len(outs)
+    svg = gc.viz.to_svg(outs)
+    assert svg.count('class="node') == len(Graph(outs).nodes)
+
+
+def test_fast_math_adds_its_pass(tmp_path: Path) -> None:
+    x = gc.var("x", shape=(3,))
+    data = build_data(x * 0.0 + gc.exp(x), fast_math=True)
+    names = [st["name"] for st in data["stages"]]
+    assert "fastmath" in names
+    (stage,) = [st for st in data["stages"] if st["name"] == "fastmath" and "changes" in st]
+    rules = stage["changes"]["rules"]  # x * 0 -> 0: the zero constant existed already, so nothing is added
+    ((removed, (rule, became)),) = rules.items()
+    assert rule == "mul_zero" and data["nodes"][int(removed)]["op"] == "mul"
+    assert data["nodes"][became]["op"] in ("const", "broadcast_to")
+    assert int(removed) in stage["changes"]["removed"]
+
+
+def test_a_long_chain_needs_no_recursion(tmp_path: Path) -> None:
+    x = gc.var("x", shape=(2,))
+    y = x
+    for _ in range(6000):
+        y = gc.sin(y)
+    data = build_data(y, optimize=False)
+    layout = data["layouts"][data["stages"][0]["layout"]]
+    assert len(layout["items"]) == 6001 and max(layout["layer"]) == 6000

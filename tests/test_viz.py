@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 import shutil
+from xml.etree import ElementTree
 
+import numpy as np
 import pytest
 
 import graphc as gc
-from graphc import viz
+from graphc import layered, viz
 from graphc.ir import Graph, Node
 from graphc.shapes import TensorType
 
@@ -78,8 +82,6 @@ def test_uninspectable_values_raise_type_error() -> None:
 
 
 def test_show_accepts_the_real_compiled_function() -> None:
-    if not hasattr(gc, "compile"):
-        pytest.skip("gc.compile is not there yet")
     x = gc.var("x", shape=(3,))
     s = gc.var("s")
     fn = gc.compile([x, s], gc.sum(gc.tanh(x * s) ** 2) + gc.log1p(s * s), backend="numpy")
@@ -221,3 +223,90 @@ def test_render_writes_svg_and_png(tmp_path) -> None:
     assert png.read_bytes().startswith(b"\x89PNG")
     node = fused_example()
     assert "<svg" in viz.render(Graph([node]), tmp_path / "fused.svg").read_text()
+
+
+# ---------------------------------------------------------------- the layered layout and SVG
+
+
+def random_dag(count: int, seed: int) -> list[tuple[int, int]]:
+    rng = random.Random(seed)
+    edges = []
+    for b in range(1, count):
+        for _ in range(rng.randint(1, 3)):
+            edges.append((rng.randrange(max(0, b - 12), b), b))
+    return edges
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 50, 400])
+def test_layout_puts_every_edge_downwards_and_no_boxes_on_top_of_each_other(count: int) -> None:
+    edges = random_dag(count, seed=count)
+    sizes = [(30.0 + 7 * (k % 5), 34.0) for k in range(count)]
+    drawing = layered.layout(sizes, edges)
+    assert len(drawing.x) == len(drawing.layer) >= count
+    for (a, b), route in zip(edges, drawing.routes, strict=True):
+        chain = [a, *route, b]
+        assert all(drawing.layer[p] + 1 == drawing.layer[q] for p, q in itertools.pairwise(chain)) or not route
+        assert drawing.layer[a] < drawing.layer[b]
+    for items in drawing.layers:
+        for p, q in itertools.pairwise(items):  # left to right, at least H_GAP apart
+            gap = drawing.x[q] - drawing.x[p] - (drawing.widths[p] + drawing.widths[q]) / 2
+            assert gap >= layered.H_GAP - 1e-6
+    assert sorted(i for items in drawing.layers for i in items) == list(range(len(drawing.x)))
+    assert all(x - w / 2 >= 0 for x, w in zip(drawing.x, drawing.widths, strict=True))
+    assert layered.layout(sizes, edges) == drawing  # deterministic
+
+
+def test_layout_places_a_source_just_above_its_first_user() -> None:
+    # a chain 1 -> 2 -> 3 -> 4, and a constant 0 that only 4 uses: layer 2, right above 4
+    assert layered.layer_of(5, [(1, 2), (2, 3), (3, 4), (0, 4)]) == [2, 0, 1, 2, 3]
+    assert layered.layer_of(3, [(0, 2), (1, 2)]) == [0, 0, 1]
+    assert layered.layer_of(2, []) == [0, 0]
+
+
+def test_layout_rejects_edges_that_go_upwards() -> None:
+    with pytest.raises(ValueError, match="lower to a higher"):
+        layered.layout([(10.0, 10.0)] * 2, [(1, 0)])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_nearest_ordered_is_the_least_squares_solution(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 7))
+    desired = rng.normal(0, 20, n).tolist()
+    gaps = rng.uniform(0, 15, n - 1).tolist()
+    x = layered.nearest_ordered(desired, gaps)
+    assert all(b - a >= g - 1e-9 for a, b, g in zip(x, x[1:], gaps, strict=False))
+    cost = sum((a - d) ** 2 for a, d in zip(x, desired, strict=True))
+    optimize = pytest.importorskip("scipy.optimize")
+    constraints = [{"type": "ineq", "fun": lambda v, k=k: v[k + 1] - v[k] - gaps[k]} for k in range(n - 1)]
+    start = np.cumsum([0.0, *gaps]) + min(desired)
+    best = optimize.minimize(lambda v: np.sum((v - desired) ** 2), start, constraints=constraints, method="SLSQP")
+    assert cost <= best.fun + 1e-6 * (1 + best.fun)  # as good as a general solver, which it beats by being exact
+
+
+def test_to_svg_draws_every_node_once_and_each_body_inside_its_node() -> None:
+    f = api_example()
+    svg = viz.to_svg(f)
+    root = ElementTree.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    boxes = [g for g in root.iter(f"{ns}g") if g.get("class", "").startswith("node")]
+    assert len(boxes) == len(Graph([f]).nodes)
+    titles = [g.find(f"{ns}title").text for g in boxes]
+    assert any(t.startswith("%") and "= tanh : f64[3]" in t for t in titles)
+    assert any("test_viz.py:" in t for t in titles)  # the user's line is in the tooltip
+    region = fused_example()
+    svg = viz.to_svg(region)
+    root = ElementTree.fromstring(svg)
+    holders = [g for g in root.iter(f"{ns}g") if g.get("class") == "node body"]
+    assert len(holders) == 1
+    inner = [g for g in holders[0].iter(f"{ns}g") if g.get("class", "").startswith("node")]
+    assert len(inner) == 1 + len(region.attr("body").nodes)  # the holder and its body's nodes
+
+
+def test_to_svg_escapes_names_and_is_deterministic() -> None:
+    v = gc.var('<b>&"x"', shape=(2,))
+    y = gc.exp(v)
+    svg = viz.to_svg(y)
+    ElementTree.fromstring(svg)  # well-formed
+    assert "&lt;b&gt;&amp;&quot;x&quot;" in svg
+    assert viz.to_svg(y) == svg

@@ -46,7 +46,8 @@
       }
       x[k] = L.x[k] + shift;
     }
-    const layers = Math.max(-1, ...L.layer) + 1;
+    let layers = 0;
+    for (const layer of L.layer) layers = Math.max(layers, layer + 1);
     const band = new Array(layers).fill(0);
     for (let k = 0; k < count; k++) band[L.layer[k]] = Math.max(band[L.layer[k]], h[k]);
     const top = [];
