@@ -139,6 +139,12 @@ def test_inspect_file_names_a_tensor_a_list_or_a_function(script: Path, capsys: 
     assert "@graphc_entry(" in capsys.readouterr().out
     assert main(["inspect", "--file", f"{script}:fn", "--format", "report"]) == 0
     assert capsys.readouterr().out.startswith("# per pass")
+    page = script.with_name("fn.html")
+    assert main(["inspect", "--file", f"{script}:fn", "--format", "html", "--output", str(page)]) == 0
+    assert 'id="graphc-data"' in page.read_text() and "fn.source (numpy backend)" in page.read_text()
+    text = script.with_name("loss.txt")
+    assert main(["inspect", "--file", f"{script}:loss", "--output", str(text)]) == 0
+    assert text.read_text().startswith("graph(%x: f64[3]) {") and f"wrote {text}" in capsys.readouterr().out
 
 
 def namespace_of(script: Path) -> dict[str, object]:

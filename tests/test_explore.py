@@ -457,3 +457,43 @@ def test_a_long_chain_needs_no_recursion(tmp_path: Path) -> None:
     data = build_data(y, optimize=False)
     layout = data["layouts"][data["stages"][0]["layout"]]
     assert len(layout["items"]) == 6001 and max(layout["layer"]) == 6000
+
+
+def test_nested_loop_bodies_expand_in_place(browser: object, tmp_path: Path) -> None:
+    W = gc.var("W", shape=(3, 3))
+    xs = gc.var("xs", shape=(4, 2, 3))
+    h0 = gc.var("h0", shape=(3,))
+
+    def outer(h: gc.Tensor, block: gc.Tensor) -> tuple[gc.Tensor, None]:
+        inner, _ = gc.scan(lambda c, x_t: (gc.tanh(c @ W + x_t), None), h, block)
+        return inner, None
+
+    h, _ = gc.scan(outer, h0, xs)
+    fn = gc.compile([W, xs, h0], [h, gc.grad(gc.sum(h * h), W)])
+    open_page(browser, fn.explore(tmp_path / "nested.html"))
+    counts = [rendered(browser)[1]]
+    for _ in range(6):  # expand every collapsed body, level by level
+        opened = browser.execute_script(  # type: ignore[attr-defined]
+            "const t = [...document.querySelectorAll('#scene .toggle')].filter(t => t.textContent === '+');"
+            "t.slice(0, 1).forEach(e => e.dispatchEvent(new MouseEvent('click', {bubbles: true})));"
+            "return t.length"
+        )
+        counts.append(rendered(browser)[1])
+        if not opened:
+            break
+    assert counts[-1] > counts[0] and counts == sorted(counts)
+    nested = browser.execute_script("return document.querySelectorAll('#scene g[transform] g[transform]').length")  # type: ignore[attr-defined]
+    assert nested >= 1  # a body drawn inside a body
+    browser.execute_script("document.getElementById('collapse').click()")  # type: ignore[attr-defined]
+    assert rendered(browser)[1] == counts[0] and errors_in(browser) == []
+
+
+def test_jupyter_view_of_a_big_function_is_cut(tmp_path: Path) -> None:
+    x = gc.var("x", shape=(3,))
+    y = x
+    for k in range(200):
+        y = gc.tanh(y @ gc.const(np.eye(3) * (k + 1.0)))
+    fn = gc.compile([x], y, backend="numpy")
+    text = fn._repr_html_()
+    assert len(fn.source.splitlines()) > 300
+    assert "more lines in fn.source" in text and "gc.explore" in text  # a summary, not a drawing

@@ -41,6 +41,7 @@ def compiled(target: object) -> Compiled | None:
 
 
 LLVM_TEXT_LIMIT = 4_000_000  # characters of LLVM IR embedded at most (a note says when cut)
+INLINE_CODE_LINES = 300  # lines of code a compiled function shows in Jupyter (the rest: fn.source / fn.llvm_ir)
 
 
 def _code(fn: Compiled, m: model.Model) -> dict[str, object]:
@@ -111,6 +112,9 @@ def compiled_html(fn: Compiled) -> str:
     report = f"<details><summary>optimizer report</summary><pre>{html.escape(str(fn.report))}</pre></details>"
     text = fn.source if fn.backend == "numpy" else fn.llvm_ir.optimized  # type: ignore[attr-defined]
     label = "fn.source" if fn.backend == "numpy" else "fn.llvm_ir"
+    lines = text.splitlines()
+    if len(lines) > INLINE_CODE_LINES:
+        text = "\n".join(lines[:INLINE_CODE_LINES]) + f"\n... {len(lines) - INLINE_CODE_LINES} more lines in {label}"
     source = f"<details><summary>{label}</summary><pre>{html.escape(text)}</pre></details>"
     return f"<div><p>{facts}</p>{report}{repr_html(fn.graph)}{source}</div>"
 
