@@ -294,6 +294,19 @@ def rendered(driver: object) -> tuple[str, int]:
     return stage, int(items)
 
 
+VISIBLE = """
+const box = document.getElementById('canvas').getBoundingClientRect();
+return [...document.querySelectorAll('#scene .node > rect')].filter(r => {
+  const b = r.getBoundingClientRect();
+  return b.right > box.left && b.left < box.right && b.bottom > box.top && b.top < box.bottom;
+}).length;
+"""
+
+
+def visible_nodes(driver: object) -> int:
+    return int(driver.execute_script(VISIBLE))  # type: ignore[attr-defined]
+
+
 def open_page(driver: object, path: Path) -> dict:
     driver.get(path.resolve().as_uri())  # type: ignore[attr-defined]
     return page_data(path.read_text())
@@ -307,10 +320,12 @@ def test_every_pass_tab_renders_without_console_errors(browser: object, tmp_path
     assert errors_in(browser) == []
     tabs = browser.find_elements(By.CSS_SELECTOR, "#tabs button")  # type: ignore[attr-defined]
     assert len(tabs) == len(data["stages"])
+    assert visible_nodes(browser) > 0
     for k, tab in enumerate(tabs):
         tab.click()
         layout = data["layouts"][data["stages"][k]["layout"]]
         assert rendered(browser) == (str(k), len(layout["items"]))
+        assert visible_nodes(browser) > 0
         assert "current" in tab.get_attribute("class")
     assert errors_in(browser) == []
 
@@ -400,8 +415,10 @@ def test_a_graph_of_thousands_of_nodes_renders(browser: object, tmp_path: Path) 
     open_page(browser, gc.explore(outs, tmp_path / "big.html"))
     from selenium.webdriver.common.by import By
 
+    assert visible_nodes(browser) > 0
     browser.find_elements(By.CSS_SELECTOR, "#tabs button")[0].click()  # type: ignore[attr-defined]
     assert rendered(browser) == ("0", len(Graph(outs).nodes)) and len(Graph(outs).nodes) > 1000
+    assert visible_nodes(browser) > 0  # a view kept from a smaller stage would show nothing: it is refitted
     assert errors_in(browser) == [] and np.isfinite(
         float(browser.execute_script("return document.body.dataset.renderMs"))
     )  # type: ignore[attr-defined]
