@@ -412,13 +412,28 @@ def test_a_graph_of_thousands_of_nodes_renders(browser: object, tmp_path: Path) 
         h = gc.tanh(h * w + 0.1 * k) + gc.log1p(h * h)
     f = gc.sum(h)
     outs = [f, gc.grad(f, w)]
-    open_page(browser, gc.explore(outs, tmp_path / "big.html"))
+    data = open_page(browser, gc.explore(outs, tmp_path / "big.html"))
     from selenium.webdriver.common.by import By
 
     assert visible_nodes(browser) > 0
     browser.find_elements(By.CSS_SELECTOR, "#tabs button")[0].click()  # type: ignore[attr-defined]
     assert rendered(browser) == ("0", len(Graph(outs).nodes)) and len(Graph(outs).nodes) > 1000
     assert visible_nodes(browser) > 0  # a view kept from a smaller stage would show nothing: it is refitted
+    last = data["layouts"][data["stages"][-1]["layout"]]["items"]
+    first = data["layouts"][data["stages"][0]["layout"]]["items"]
+    kept = next(i for i in first if i in set(last) and data["nodes"][i]["op"] == "var")
+    browser.execute_script(  # type: ignore[attr-defined]
+        "document.querySelector(arguments[0]).dispatchEvent(new MouseEvent('click', {bubbles: true}))",
+        f'#scene .node[data-node="{kept}"]',
+    )
+    browser.find_elements(By.CSS_SELECTOR, "#tabs button")[-1].click()  # type: ignore[attr-defined]
+    offset = browser.execute_script(  # type: ignore[attr-defined]
+        "const c = document.getElementById('canvas').getBoundingClientRect();"
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return [r.left + r.width / 2 - (c.left + c.width / 2), r.top + r.height / 2 - (c.top + c.height / 2)]",
+        f'#scene .node[data-node="{kept}"] rect',
+    )
+    assert max(abs(v) for v in offset) < 2  # the selected node is followed from stage to stage
     assert errors_in(browser) == [] and np.isfinite(
         float(browser.execute_script("return document.body.dataset.renderMs"))
     )  # type: ignore[attr-defined]

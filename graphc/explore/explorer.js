@@ -229,16 +229,10 @@
     }
     $("stageinfo").textContent = text;
     render();
-    if (!inView()) fit(false);
+    // each stage has its own layout: follow the selected node when this stage has it, else start afresh
+    if (state.selected !== null && $("scene").querySelector('.node[data-node="' + state.selected + '"]')) centerOn(state.selected);
+    else fit(false);
     showDetails();
-  }
-
-  function inView() {
-    // whether some of the drawing is on screen (stages differ in size: a view kept from another may show nothing)
-    const box = $("canvas").getBoundingClientRect();
-    const [w, h] = state.size || [0, 0];
-    const left = view.x, top = view.y, right = view.x + w * view.k, bottom = view.y + h * view.k;
-    return right > 40 && left < box.width - 40 && bottom > 40 && top < box.height - 40;
   }
 
   // --- details -----------------------------------------------------------------------------
