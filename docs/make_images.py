@@ -144,6 +144,11 @@ def explorer_pages(folder: Path) -> dict[str, tuple[Path, Callable[[object], Non
         click(driver, f'#tabs button[data-stage="{k}"]')
         click(driver, "#before")
         click(driver, "#fit")
+        rewritten = driver.execute_script(  # type: ignore[attr-defined]
+            "const D = JSON.parse(document.getElementById('graphc-data').textContent);"
+            f"return Object.keys(D.stages[{k}].changes.rules)[0]"
+        )
+        click(driver, f'#scene .node[data-node="{rewritten}"]')
 
     return {"explorer.png": (page, compiled), "explorer-before.png": (page, before)}
 

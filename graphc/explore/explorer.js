@@ -264,7 +264,11 @@
   function codeLines(id) {
     if (!DATA.code) return "";
     const ranges = DATA.code.lines[id];
-    if (!ranges) return '<h3>Code</h3><p class="muted">no lines of ' + esc(DATA.code.label) + " for this node</p>";
+    if (!ranges) {
+      const compiled = new Set(DATA.layouts[DATA.stages[DATA.stages.length - 1].layout].items);
+      const why = compiled.has(id) ? "it computes nothing of its own (an input, a constant or a view)" : "it is not in the compiled graph";
+      return '<h3>Code</h3><p class="muted">no lines of ' + esc(DATA.code.label) + ": " + why + "</p>";
+    }
     const lines = DATA.code.textLines;
     let text = "";
     let shown = 0;
