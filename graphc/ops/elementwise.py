@@ -1,9 +1,12 @@
 """Elementwise primitives: unary math, binary arithmetic, comparisons, where, casts.
 
 Binary primitives take operands of one dtype and broadcast as NumPy does; the
-frontend (tensor.py) inserts the casts that NumPy's promotion implies. Each op's
-forward (`eval`) and its derivatives sit together. Subgradients at kinks:
-abs'(0) = 0, relu'(0) = 0, maximum/minimum split the cotangent evenly at ties.
+frontend (tensor.py) inserts the casts that NumPy's promotion implies. Each op is one
+record: its NumPy reference (`numpy=`, or `eval=` where NumPy has no such function),
+ONE linear derivative rule per input (`d(g, out, x[, y]) = g * d out / d input`, the vjp
+with g = ct and the jvp with g = t), its public function, cost class and domain.
+Subgradients at kinks: abs'(0) = 0, relu'(0) = 0, maximum/minimum split the cotangent
+evenly at ties.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from graphc.errors import DTypeError
 from graphc.ir import Node
-from graphc.ops.base import Kind, Op, Rule, zero
+from graphc.ops.base import REALS, Domain, Kind, Op, Public, Rule, zero
 from graphc.ops.source import scalar
 from graphc.shapes import BOOL, TensorType, as_dtype, broadcast_shapes, is_float
 
@@ -56,77 +59,111 @@ def _compare_infer(x: TensorType, y: TensorType) -> TensorType:
     return TensorType(_binary_infer(x, y).shape, BOOL)
 
 
-def unary(name: str, fn: Callable, vjp: Rule | None, jvp: Rule | None, infer: Callable = _float_infer) -> Op:
-    return Op(name, infer, fn, vjp=(vjp,), jvp=(jvp,), kind=Kind.ELEMENTWISE, aligns=True)
+def floats(name: str, doc: str | None = None) -> Public:
+    """The public function of a float op: int and bool operands are computed in float64."""
+    text = doc or f"Elementwise {name}, as numpy.{name} (ints and bools are computed in float64)."
+    return Public(name, text, arity=1, floats=True)
 
 
-def binary(name: str, fn: Callable, vjp: tuple, jvp: tuple, infer: Callable = _binary_infer) -> Op:
-    return Op(name, infer, fn, vjp=vjp, jvp=jvp, kind=Kind.BROADCAST, aligns=True)
+def function(name: str, arity: int, doc: str | None = None) -> Public:
+    """The public function of an op that takes its operands' dtype as it is."""
+    return Public(name, doc or f"As `numpy.{name}`.", arity=arity)
+
+
+def unary(
+    name: str, d: Rule | None, *, numpy: str | None = None, eval: Callable | None = None,
+    infer: Callable = _float_infer, public: Public | None = None, transcendental: bool = False,
+    domain: Domain = REALS,
+) -> Op:  # fmt: skip
+    """An elementwise op of one input; `d` is its linear rule, both its vjp and its jvp."""
+    reference = eval if eval is not None else getattr(np, str(numpy))
+    return Op(
+        name, infer, reference, vjp=(d,), jvp=(d,), kind=Kind.ELEMENTWISE, aligns=True, numpy=numpy,
+        transcendental=transcendental, public=public, domain=(domain,),
+    )  # fmt: skip
+
+
+def binary(
+    name: str, d: tuple[Rule | None, Rule | None], *, numpy: str, infer: Callable = _binary_infer,
+    public: Public | None = None, domain: tuple[Domain, Domain] = (REALS, REALS),
+) -> Op:  # fmt: skip
+    """A broadcasting elementwise op of two inputs; `d` holds one linear rule per input (vjp and jvp)."""
+    return Op(
+        name, infer, getattr(np, numpy), vjp=d, jvp=d, kind=Kind.BROADCAST, aligns=True, numpy=numpy,
+        public=public, domain=domain,
+    )  # fmt: skip
 
 
 # --- arithmetic -----------------------------------------------------------------
+# A rule's `g` is the cotangent (vjp) or the tangent (jvp): g * d out / d input.
 
-add = binary("add", np.add, (lambda ct, out, x, y: ct, lambda ct, out, x, y: ct),
-             (lambda t, out, x, y: t, lambda t, out, x, y: t))  # fmt: skip
-sub = binary("sub", np.subtract, (lambda ct, out, x, y: ct, lambda ct, out, x, y: neg(ct)),
-             (lambda t, out, x, y: t, lambda t, out, x, y: neg(t)))  # fmt: skip
-mul = binary("mul", np.multiply, (lambda ct, out, x, y: mul(ct, y), lambda ct, out, x, y: mul(ct, x)),
-             (lambda t, out, x, y: mul(t, y), lambda t, out, x, y: mul(x, t)))  # fmt: skip
+add = binary("add", (lambda g, out, x, y: g, lambda g, out, x, y: g), numpy="add", public=function("add", 2))
+sub = binary("sub", (lambda g, out, x, y: g, lambda g, out, x, y: neg(g)), numpy="subtract",
+             public=function("subtract", 2))  # fmt: skip
+mul = binary("mul", (lambda g, out, x, y: mul(g, y), lambda g, out, x, y: mul(g, x)), numpy="multiply",
+             public=function("multiply", 2))  # fmt: skip
 
 
-def _div_y(ct: Node, out: Node, x: Node, y: Node) -> Node:
+def _div_y(g: Node, out: Node, x: Node, y: Node) -> Node:
     """d(x / y)/dy = -(x / y) / y"""
-    return neg(div(mul(ct, out), y))
+    return neg(div(mul(g, out), y))
 
 
-div = binary("div", np.divide, (lambda ct, out, x, y: div(ct, y), _div_y),
-             (lambda t, out, x, y: div(t, y), lambda t, out, x, y: _div_y(t, out, x, y)),
-             infer=_float_binary_infer)  # fmt: skip
+div = binary("div", (lambda g, out, x, y: div(g, y), _div_y), numpy="divide", infer=_float_binary_infer,
+             public=function("divide", 2), domain=(REALS, Domain(singular=(0.0,))))  # fmt: skip
 
 
-def _pow_x(ct: Node, out: Node, x: Node, y: Node) -> Node:
+def _pow_x(g: Node, out: Node, x: Node, y: Node) -> Node:
     """d(x ** y)/dx = y * x ** (y - 1), taken as 0 where y == 0 (also at x == 0)."""
     one = scalar(1, y)
     slope = where(equal(y, scalar(0, y)), scalar(0, y), mul(y, power(x, sub(y, one))))
-    return mul(ct, slope)
+    return mul(g, slope)
 
 
-def _pow_y(ct: Node, out: Node, x: Node, y: Node) -> Node:
+def _pow_y(g: Node, out: Node, x: Node, y: Node) -> Node:
     """d(x ** y)/dy = x ** y * log(x), taken as 0 at x == 0."""
     safe_x = where(equal(x, scalar(0, x)), scalar(1, x), x)
-    return mul(ct, mul(out, log(safe_x)))
+    return mul(g, mul(out, log(safe_x)))
 
 
-power = binary("pow", np.power, (_pow_x, _pow_y),
-               (_pow_x, _pow_y), infer=_binary_infer)  # fmt: skip
-neg = unary("neg", np.negative, lambda ct, out, x: neg(ct), lambda t, out, x: neg(t), infer=_numeric_infer)
+power = binary("pow", (_pow_x, _pow_y), numpy="power", public=function("power", 2),
+               domain=(Domain(lo=0.0), REALS))  # fmt: skip
+neg = unary("neg", lambda g, out, x: neg(g), numpy="negative", infer=_numeric_infer, public=function("negative", 1))
 
 
-def _tie_mask(x: Node, y: Node, wins: Op) -> Node:
+def _tie_mask(x: Node, y: Node, wins: Callable[[Node, Node], Node]) -> Node:
     """1 where x wins, 1/2 at ties, 0 where y wins: the even split of maximum/minimum."""
     half = where(equal(x, y), scalar(0.5, x), scalar(0, x))
     return where(wins(x, y), scalar(1, x), half)
 
 
-maximum = binary(
-    "maximum", np.maximum,
-    (lambda ct, out, x, y: mul(ct, _tie_mask(x, y, greater)), lambda ct, out, x, y: mul(ct, _tie_mask(y, x, greater))),
-    (lambda t, out, x, y: mul(t, _tie_mask(x, y, greater)), lambda t, out, x, y: mul(t, _tie_mask(y, x, greater))),
-)  # fmt: skip
-minimum = binary(
-    "minimum", np.minimum,
-    (lambda ct, out, x, y: mul(ct, _tie_mask(x, y, less)), lambda ct, out, x, y: mul(ct, _tie_mask(y, x, less))),
-    (lambda t, out, x, y: mul(t, _tie_mask(x, y, less)), lambda t, out, x, y: mul(t, _tie_mask(y, x, less))),
-)  # fmt: skip
+def _extremum(name: str, wins: Callable[[Node, Node], Node]) -> Op:
+    """maximum or minimum: the winner takes the cotangent, ties split it evenly."""
+    doc = f"Elementwise {name} (NaN propagates); at ties each operand gets half the cotangent."
+    return binary(
+        name,
+        (lambda g, out, x, y: mul(g, _tie_mask(x, y, wins)), lambda g, out, x, y: mul(g, _tie_mask(y, x, wins))),
+        numpy=name,
+        public=function(name, 2, doc),
+    )
+
+
+maximum = _extremum("maximum", lambda x, y: greater(x, y))
+minimum = _extremum("minimum", lambda x, y: less(x, y))
 
 # --- comparisons: boolean results, derivative zero --------------------------------
 
-less = binary("less", np.less, (zero, zero), (zero, zero), infer=_compare_infer)
-less_equal = binary("less_equal", np.less_equal, (zero, zero), (zero, zero), infer=_compare_infer)
-greater = binary("greater", np.greater, (zero, zero), (zero, zero), infer=_compare_infer)
-greater_equal = binary("greater_equal", np.greater_equal, (zero, zero), (zero, zero), infer=_compare_infer)
-equal = binary("equal", np.equal, (zero, zero), (zero, zero), infer=_compare_infer)
-not_equal = binary("not_equal", np.not_equal, (zero, zero), (zero, zero), infer=_compare_infer)
+
+def _comparison(name: str) -> Op:
+    return binary(name, (zero, zero), numpy=name, infer=_compare_infer, public=function(name, 2))
+
+
+less = _comparison("less")
+less_equal = _comparison("less_equal")
+greater = _comparison("greater")
+greater_equal = _comparison("greater_equal")
+equal = _comparison("equal")
+not_equal = _comparison("not_equal")
 
 
 def _logical_infer(x: TensorType, y: TensorType) -> TensorType:
@@ -135,11 +172,11 @@ def _logical_infer(x: TensorType, y: TensorType) -> TensorType:
     return _binary_infer(x, y)
 
 
-logical_and = binary("logical_and", np.logical_and, (zero, zero), (zero, zero), infer=_logical_infer)
-logical_or = binary("logical_or", np.logical_or, (zero, zero), (zero, zero), infer=_logical_infer)
-logical_not = unary("logical_not", np.logical_not, zero, zero, infer=lambda x: _logical_infer(x, x))
-isnan = unary("isnan", np.isnan, zero, zero, infer=_predicate_infer)
-isfinite = unary("isfinite", np.isfinite, zero, zero, infer=_predicate_infer)
+logical_and = binary("logical_and", (zero, zero), numpy="logical_and", infer=_logical_infer)
+logical_or = binary("logical_or", (zero, zero), numpy="logical_or", infer=_logical_infer)
+logical_not = unary("logical_not", zero, numpy="logical_not", infer=lambda x: _logical_infer(x, x))
+isnan = unary("isnan", zero, numpy="isnan", infer=_predicate_infer, public=floats("isnan"))
+isfinite = unary("isfinite", zero, numpy="isfinite", infer=_predicate_infer, public=floats("isfinite"))
 
 
 def _where_infer(c: TensorType, x: TensorType, y: TensorType) -> TensorType:
@@ -148,16 +185,16 @@ def _where_infer(c: TensorType, x: TensorType, y: TensorType) -> TensorType:
     return TensorType(broadcast_shapes(c.shape, x.shape, y.shape), _same_dtype(x, y))
 
 
-def _where_x(ct: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
-    return where(c, ct, scalar(0, ct))
+def _where_x(g: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
+    return where(c, g, scalar(0, g))
 
 
-def _where_y(ct: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
-    return where(c, scalar(0, ct), ct)
+def _where_y(g: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
+    return where(c, scalar(0, g), g)
 
 
 where = Op("where", _where_infer, np.where, vjp=(zero, _where_x, _where_y), jvp=(zero, _where_x, _where_y),
-           kind=Kind.BROADCAST, aligns=True)  # fmt: skip
+           kind=Kind.BROADCAST, aligns=True, numpy="where")  # fmt: skip
 
 # --- unary math -------------------------------------------------------------------
 
@@ -174,40 +211,53 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(np.zeros((), dtype=np.asarray(x).dtype), x)
 
 
+def _relu(x: np.ndarray) -> np.ndarray:
+    """maximum(x, 0)."""
+    return np.maximum(x, np.zeros((), dtype=np.asarray(x).dtype))
+
+
 def _square(x: Node) -> Node:
     return mul(x, x)
 
 
-exp = unary("exp", np.exp, lambda ct, out, x: mul(ct, out), lambda t, out, x: mul(t, out))
-log = unary("log", np.log, lambda ct, out, x: div(ct, x), lambda t, out, x: div(t, x))
-log1p = unary("log1p", np.log1p, lambda ct, out, x: div(ct, add(x, scalar(1, x))),
-              lambda t, out, x: div(t, add(x, scalar(1, x))))  # fmt: skip
-expm1 = unary("expm1", np.expm1, lambda ct, out, x: mul(ct, add(out, scalar(1, out))),
-              lambda t, out, x: mul(t, add(out, scalar(1, out))))  # fmt: skip
-sqrt = unary("sqrt", np.sqrt, lambda ct, out, x: div(ct, mul(scalar(2, out), out)),
-             lambda t, out, x: div(t, mul(scalar(2, out), out)))  # fmt: skip
-sin = unary("sin", np.sin, lambda ct, out, x: mul(ct, cos(x)), lambda t, out, x: mul(t, cos(x)))
-cos = unary("cos", np.cos, lambda ct, out, x: neg(mul(ct, sin(x))), lambda t, out, x: neg(mul(t, sin(x))))
-tan = unary("tan", np.tan, lambda ct, out, x: mul(ct, add(scalar(1, out), _square(out))),
-            lambda t, out, x: mul(t, add(scalar(1, out), _square(out))))  # fmt: skip
-tanh = unary("tanh", np.tanh, lambda ct, out, x: mul(ct, sub(scalar(1, out), _square(out))),
-             lambda t, out, x: mul(t, sub(scalar(1, out), _square(out))))  # fmt: skip
-sinh = unary("sinh", np.sinh, lambda ct, out, x: mul(ct, cosh(x)), lambda t, out, x: mul(t, cosh(x)))
-cosh = unary("cosh", np.cosh, lambda ct, out, x: mul(ct, sinh(x)), lambda t, out, x: mul(t, sinh(x)))
-arctan = unary("arctan", np.arctan, lambda ct, out, x: div(ct, add(scalar(1, x), _square(x))),
-               lambda t, out, x: div(t, add(scalar(1, x), _square(x))))  # fmt: skip
-sigmoid = unary("sigmoid", _sigmoid, lambda ct, out, x: mul(ct, mul(out, sub(scalar(1, out), out))),
-                lambda t, out, x: mul(t, mul(out, sub(scalar(1, out), out))))  # fmt: skip
-softplus = unary("softplus", _softplus, lambda ct, out, x: mul(ct, sigmoid(x)),
-                 lambda t, out, x: mul(t, sigmoid(x)))  # fmt: skip
-relu = unary("relu", lambda x: np.maximum(x, np.zeros((), dtype=np.asarray(x).dtype)),
-             lambda ct, out, x: where(greater(x, scalar(0, x)), ct, scalar(0, ct)),
-             lambda t, out, x: where(greater(x, scalar(0, x)), t, scalar(0, t)))  # fmt: skip
-abs_ = unary("abs", np.abs, lambda ct, out, x: mul(ct, sign(x)), lambda t, out, x: mul(t, sign(x)),
-             infer=lambda x: x)  # fmt: skip
-sign = unary("sign", np.sign, zero, zero, infer=_numeric_infer)
-floor = unary("floor", np.floor, zero, zero, infer=lambda x: x)
-round_ = unary("round", np.round, zero, zero, infer=_numeric_infer)
+def _math(name: str, d: Rule, domain: Domain = REALS) -> Op:
+    """A transcendental float function that is NumPy's `name`."""
+    return unary(name, d, numpy=name, public=floats(name), transcendental=True, domain=domain)
+
+
+POSITIVE = Domain(lo=0.0)
+exp = _math("exp", lambda g, out, x: mul(g, out))
+log = _math("log", lambda g, out, x: div(g, x), POSITIVE)
+log1p = _math("log1p", lambda g, out, x: div(g, add(x, scalar(1, x))), Domain(lo=-1.0))
+expm1 = _math("expm1", lambda g, out, x: mul(g, add(out, scalar(1, out))))
+sqrt = unary("sqrt", lambda g, out, x: div(g, mul(scalar(2, out), out)), numpy="sqrt", public=floats("sqrt"),
+             domain=POSITIVE)  # fmt: skip
+sin = _math("sin", lambda g, out, x: mul(g, cos(x)))
+cos = _math("cos", lambda g, out, x: neg(mul(g, sin(x))))
+tan = _math("tan", lambda g, out, x: mul(g, add(scalar(1, out), _square(out))), Domain(-np.pi / 2, np.pi / 2))
+tanh = _math("tanh", lambda g, out, x: mul(g, sub(scalar(1, out), _square(out))))
+sinh = _math("sinh", lambda g, out, x: mul(g, cosh(x)))
+cosh = _math("cosh", lambda g, out, x: mul(g, sinh(x)))
+arctan = _math("arctan", lambda g, out, x: div(g, add(scalar(1, x), _square(x))))
+_FLOATS = "(ints and bools are computed in float64)"
+sigmoid = unary(
+    "sigmoid", lambda g, out, x: mul(g, mul(out, sub(scalar(1, out), out))), eval=_sigmoid, transcendental=True,
+    public=floats("sigmoid", f"1 / (1 + exp(-x)), as scipy.special.expit {_FLOATS}."),
+)  # fmt: skip
+softplus = unary(
+    "softplus", lambda g, out, x: mul(g, sigmoid(x)), eval=_softplus, transcendental=True,
+    public=floats("softplus", f"log(1 + exp(x)), as numpy.logaddexp(0, x) {_FLOATS}."),
+)  # fmt: skip
+KINK = Domain(singular=(0.0,))
+relu = unary(
+    "relu", lambda g, out, x: where(greater(x, scalar(0, x)), g, scalar(0, g)), eval=_relu, domain=KINK,
+    public=floats("relu", f"maximum(x, 0); the subgradient at 0 is 0 {_FLOATS}."),
+)  # fmt: skip
+abs_ = unary("abs", lambda g, out, x: mul(g, sign(x)), numpy="abs", infer=lambda x: x, domain=KINK,
+             public=function("abs", 1, "Elementwise absolute value; the subgradient at 0 is 0."))  # fmt: skip
+sign = unary("sign", zero, numpy="sign", infer=_numeric_infer, public=function("sign", 1))
+floor = unary("floor", zero, numpy="floor", infer=lambda x: x, public=function("floor", 1))
+round_ = unary("round", zero, numpy="round", infer=_numeric_infer)  # gc.round is a plain function (decimals=)
 
 # --- casts --------------------------------------------------------------------------
 

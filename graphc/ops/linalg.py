@@ -23,7 +23,7 @@ def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
     if x.shape[-1] != y.shape[-2]:
         raise ShapeError(f"contracted dimensions differ: {x.shape} @ {y.shape} ({x.shape[-1]} != {y.shape[-2]})")
     batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
-    return TensorType(batch + (x.shape[-2], y.shape[-1]), x.dtype)
+    return TensorType((*batch, x.shape[-2], y.shape[-1]), x.dtype)
 
 
 def swap_last(x: Node) -> Node:
@@ -36,5 +36,5 @@ matmul = Op(
     "matmul", _matmul_infer, np.matmul,
     vjp=(lambda ct, out, x, y: matmul(ct, swap_last(y)), lambda ct, out, x, y: matmul(swap_last(x), ct)),
     jvp=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),
-    kind=Kind.OPAQUE, aligns=True,
+    kind=Kind.OPAQUE, aligns=True, numpy="matmul",
 )  # fmt: skip
