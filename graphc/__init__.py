@@ -1,80 +1,31 @@
 """graphc: a static computation-graph compiler with symbolic differentiation.
 
-This module re-exports the public API of ../shared/API.md and nothing else.
+This module re-exports the public API and nothing else. The NumPy-named functions come
+from graphc.functions, which makes those that apply one op from the op's record.
 """
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from graphc import functions as _functions
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
 from graphc.explore import explore
-from graphc.functions import (
-    abs,
-    add,
-    arctan,
-    argmax,
-    argmin,
-    broadcast_to,
-    clip,
-    concatenate,
-    cos,
-    cosh,
-    divide,
-    dot,
-    equal,
-    exp,
-    expand_dims,
-    expm1,
-    floor,
-    greater,
-    greater_equal,
-    isfinite,
-    isnan,
-    less,
-    less_equal,
-    log,
-    log1p,
-    log_softmax,
-    logsumexp,
-    matmul,
-    max,
-    maximum,
-    mean,
-    min,
-    minimum,
-    multiply,
-    negative,
-    not_equal,
-    one_hot,
-    power,
-    prod,
-    relu,
-    round,
-    sigmoid,
-    sign,
-    sin,
-    sinh,
-    softmax,
-    softplus,
-    sqrt,
-    square,
-    squeeze,
-    stack,
-    subtract,
-    sum,
-    take,
-    tan,
-    tanh,
-    transpose,
-    where,
-)  # fmt: skip
+from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import fixed_point, scan
-from graphc.tensor import Tensor, as_tensor, astype, const, reshape, var
+from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers see of the functions made from op records
+
+    def __getattr__(name: str) -> Callable[..., Tensor]: ...
+
 
 __all__ = [
     "ConvergenceError",
@@ -84,81 +35,24 @@ __all__ = [
     "GraphError",
     "ShapeError",
     "Tensor",
-    "abs",
-    "add",
-    "arctan",
-    "argmax",
-    "argmin",
     "as_tensor",
     "astype",
-    "broadcast_to",
-    "clip",
     "compile",
-    "concatenate",
     "const",
-    "cos",
-    "cosh",
-    "divide",
-    "dot",
-    "equal",
     "evaluate",
-    "exp",
-    "expand_dims",
     "explore",
-    "expm1",
     "fixed_point",
-    "floor",
     "grad",
-    "greater",
-    "greater_equal",
     "hessian",
-    "isfinite",
-    "isnan",
     "jacobian",
     "jvp",
-    "less",
-    "less_equal",
-    "log",
-    "log1p",
-    "log_softmax",
-    "logsumexp",
-    "matmul",
-    "max",
-    "maximum",
-    "mean",
-    "min",
-    "minimum",
-    "multiply",
-    "negative",
-    "not_equal",
-    "one_hot",
     "optimize",
-    "power",
-    "prod",
-    "relu",
-    "reshape",
-    "round",
     "scan",
     "show",
-    "sigmoid",
-    "sign",
-    "sin",
-    "sinh",
-    "softmax",
-    "softplus",
-    "sqrt",
-    "square",
-    "squeeze",
-    "stack",
-    "subtract",
-    "sum",
-    "take",
-    "tan",
-    "tanh",
     "to_dot",
     "to_networkx",
-    "transpose",
     "var",
     "vjp",
-    "where",
-]  # fmt: skip
+]
+__all__ += _functions.__all__
+__all__.sort()

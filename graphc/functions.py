@@ -1,20 +1,25 @@
 """The NumPy-named functions of the API (exp, sum, matmul, concatenate, softmax, take, ...).
 
 Imports errors, shapes, ir, ops and tensor. Each function has NumPy's name,
-signature, dtype rules and broadcasting; composites (mean, softmax, one_hot, dot)
-are written with primitives. The ML functions follow jax.nn / scipy.special.
+signature, dtype rules and broadcasting. The functions that apply one op (exp,
+subtract, maximum, ...) are made here from the op's record (`Op.public`), so adding
+such an op adds its function, its `__all__` entry and graphc's export; the rest are
+written below: composites with primitives (mean, softmax, one_hot, dot) and the
+functions with their own arguments (round, where, reductions). The ML functions follow
+jax.nn / scipy.special.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
+from graphc.ops import OPS, Op
 from graphc.ops import elementwise as ew
-from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, is_float, normalize_axes, normalize_axis
@@ -25,67 +30,62 @@ from graphc.tensor import (
     astype,
     building,
     const,
+    matmul,
+    mean,
     promote,
     reduction,
     reshape,
+    squeeze,
     to_float,
+    transpose,
 )  # fmt: skip
 
 Axis = int | Sequence[int] | None
 
 
-def _float_unary(name: str, op: ew.Op, formula: str | None = None) -> object:
-    """The public function of a float unary op; `formula` describes one NumPy does not have."""
-
+def _unary(op: Op, name: str, floats: bool) -> Callable[[object], Tensor]:
     def function(x: object) -> Tensor:
         with building(name, x):
-            return Tensor(op(to_float(x).node))
+            t = to_float(x) if floats else as_tensor(x)
+            return Tensor(op(t.node))
 
-    function.__name__ = name
-    what = formula or f"as numpy.{name}"
-    function.__doc__ = f"Elementwise {name}, {what} (ints and bools are computed in float64)."
     return function
 
 
-exp = _float_unary("exp", ew.exp)
-log = _float_unary("log", ew.log)
-log1p = _float_unary("log1p", ew.log1p)
-expm1 = _float_unary("expm1", ew.expm1)
-sqrt = _float_unary("sqrt", ew.sqrt)
-sin = _float_unary("sin", ew.sin)
-cos = _float_unary("cos", ew.cos)
-tan = _float_unary("tan", ew.tan)
-tanh = _float_unary("tanh", ew.tanh)
-sinh = _float_unary("sinh", ew.sinh)
-cosh = _float_unary("cosh", ew.cosh)
-arctan = _float_unary("arctan", ew.arctan)
-sigmoid = _float_unary("sigmoid", ew.sigmoid, "1 / (1 + exp(-x)), as scipy.special.expit")
-softplus = _float_unary("softplus", ew.softplus, "log(1 + exp(x)) without overflow, as jax.nn.softplus")
-relu = _float_unary("relu", ew.relu, "maximum(x, 0), as jax.nn.relu")
-isnan = _float_unary("isnan", ew.isnan)
-isfinite = _float_unary("isfinite", ew.isfinite)
+def _binary(op: Op) -> Callable[[object, object], Tensor]:
+    def function(x: object, y: object) -> Tensor:
+        return arith(op.name, x, y)
+
+    return function
+
+
+def public_function(op: Op) -> Callable[..., Tensor]:
+    """The function of graphc that applies `op` to Tensors, as its record's `public` describes it."""
+    spec = op.public
+    if spec is None:
+        raise ValueError(f"op {op.name!r} has no public function")
+    function: Callable[..., Tensor] = _binary(op) if spec.arity == 2 else _unary(op, spec.name, spec.floats)
+    function.__name__ = function.__qualname__ = spec.name
+    function.__doc__ = spec.doc
+    function.__module__ = __name__
+    return function
+
+
+PUBLIC: dict[str, Callable[..., Tensor]] = {
+    op.public.name: public_function(op) for op in OPS.values() if op.public is not None
+}
+"""The functions made from op records, by name (exp, subtract, maximum, equal, ...)."""
+globals().update(PUBLIC)
+
+if TYPE_CHECKING:  # what type checkers see of the functions made from records
+
+    def __getattr__(name: str) -> Callable[..., Tensor]: ...
 
 
 def square(x: object) -> Tensor:
     """x * x, as numpy.square."""
     t = as_tensor(x)
     return t * t
-
-
-def abs(x: object) -> Tensor:
-    """Elementwise absolute value; the subgradient at 0 is 0."""
-    with building("abs", x):
-        return Tensor(ew.abs_(as_tensor(x).node))
-
-
-def sign(x: object) -> Tensor:
-    with building("sign", x):
-        return Tensor(ew.sign(as_tensor(x).node))
-
-
-def floor(x: object) -> Tensor:
-    with building("floor", x):
-        return Tensor(ew.floor(as_tensor(x).node))
 
 
 def round(x: object, decimals: int = 0) -> Tensor:
@@ -97,64 +97,6 @@ def round(x: object, decimals: int = 0) -> Tensor:
         if t.dtype == BOOL:
             t = astype(t, FLOAT64)
         return Tensor(ew.round_(t.node))
-
-
-def negative(x: object) -> Tensor:
-    return -as_tensor(x)
-
-
-def add(x: object, y: object) -> Tensor:
-    return arith("add", x, y)
-
-
-def subtract(x: object, y: object) -> Tensor:
-    return arith("sub", x, y)
-
-
-def multiply(x: object, y: object) -> Tensor:
-    return arith("mul", x, y)
-
-
-def divide(x: object, y: object) -> Tensor:
-    return arith("div", x, y)
-
-
-def power(x: object, y: object) -> Tensor:
-    return arith("pow", x, y)
-
-
-def maximum(x: object, y: object) -> Tensor:
-    """Elementwise maximum (NaN propagates); at ties each operand gets half the cotangent."""
-    return arith("maximum", x, y)
-
-
-def minimum(x: object, y: object) -> Tensor:
-    """Elementwise minimum (NaN propagates); at ties each operand gets half the cotangent."""
-    return arith("minimum", x, y)
-
-
-def equal(x: object, y: object) -> Tensor:
-    return arith("equal", x, y)
-
-
-def not_equal(x: object, y: object) -> Tensor:
-    return arith("not_equal", x, y)
-
-
-def less(x: object, y: object) -> Tensor:
-    return arith("less", x, y)
-
-
-def less_equal(x: object, y: object) -> Tensor:
-    return arith("less_equal", x, y)
-
-
-def greater(x: object, y: object) -> Tensor:
-    return arith("greater", x, y)
-
-
-def greater_equal(x: object, y: object) -> Tensor:
-    return arith("greater_equal", x, y)
 
 
 def where(condition: object, x: object, y: object) -> Tensor:
@@ -176,9 +118,9 @@ def clip(a: object, a_min: object, a_max: object) -> Tensor:
         bounds = [as_tensor(b) for b in (a_min, a_max) if b is not None]
         broadcast_shapes(out.shape, *(b.shape for b in bounds))  # a clash names clip, not maximum
         if a_min is not None:
-            out = maximum(out, a_min)
+            out = arith("maximum", out, a_min)
         if a_max is not None:
-            out = minimum(out, a_max)
+            out = arith("minimum", out, a_max)
         return out
 
 
@@ -204,15 +146,6 @@ def min(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return reduction("min", a, axis, keepdims)
 
 
-def mean(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """sum / count in the float dtype (ints and bools average in float64)."""
-    with building("mean", a):
-        t = to_float(a)
-        axes = normalize_axes(axis, t.ndim)
-        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
-        return reduction("sum", t, axes, keepdims) / const(np.asarray(count, dtype=t.dtype))
-
-
 def logsumexp(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(a))) computed with the max shift, as scipy.special.logsumexp."""
     return reduction("logsumexp", a, axis, keepdims)
@@ -227,14 +160,14 @@ def _max_shifted(a: object, axis: int) -> Tensor:
     t = to_float(a)
     normalize_axis(axis, t.ndim)  # a bad axis names softmax, not the max inside it
     m = max(t, axis, keepdims=True)
-    return t - where(isfinite(m), m, 0.0)
+    return t - where(Tensor(ew.isfinite(m.node)), m, 0.0)
 
 
 def softmax(a: object, axis: int = -1) -> Tensor:
     """exp(s - logsumexp(s, axis, keepdims=True)) with s = a - max(a), as jax.nn.softmax."""
     with building("softmax", a):
         s = _max_shifted(a, axis)
-        return exp(s - logsumexp(s, axis, keepdims=True))
+        return Tensor(ew.exp((s - logsumexp(s, axis, keepdims=True)).node))
 
 
 def log_softmax(a: object, axis: int = -1) -> Tensor:
@@ -263,23 +196,6 @@ def argmin(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor
 # --- shapes --------------------------------------------------------------------------------
 
 
-def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
-    """Permute the axes (reverse them when `axes` is None), as numpy.transpose."""
-    with building("transpose", a, axes):
-        t = as_tensor(a)
-        if axes is None:
-            perm = tuple(reversed(range(t.ndim)))
-        else:
-            if not isinstance(axes, (tuple, list)):
-                raise ShapeError(f"axes must be a tuple of ints or None, not {axes!r}")
-            perm = tuple(normalize_axis(i, t.ndim) for i in axes)
-            if len(perm) != t.ndim or sorted(perm) != list(range(t.ndim)):
-                raise ShapeError(f"axes {tuple(axes)} do not match an array of dimension {t.ndim}")
-        if perm == tuple(range(t.ndim)):
-            return t
-        return Tensor(sh.transpose(t.node, axes=perm))
-
-
 def broadcast_to(a: object, shape: int | Sequence[int]) -> Tensor:
     with building("broadcast_to", a, shape):
         t = as_tensor(a)
@@ -299,20 +215,6 @@ def expand_dims(a: object, axis: int | Sequence[int]) -> Tensor:
         dims = iter(t.shape)
         shape = tuple(1 if i in axes else next(dims) for i in range(t.ndim + len(axes)))
         return reshape(t, shape)
-
-
-def squeeze(a: object, axis: Axis = None) -> Tensor:
-    """Remove length-1 axes (all of them, or those in `axis`, which must have length 1)."""
-    with building("squeeze", a, axis):
-        t = as_tensor(a)
-        if axis is None:
-            axes = tuple(i for i, n in enumerate(t.shape) if n == 1)
-        else:
-            axes = normalize_axes(axis, t.ndim)
-        for i in axes:
-            if t.shape[i] != 1:
-                raise ShapeError(f"cannot select an axis to squeeze out which has size not equal to one (axis {i})")
-        return reshape(t, tuple(n for i, n in enumerate(t.shape) if i not in axes))
 
 
 def concatenate(arrays: Sequence[object], axis: int | None = 0) -> Tensor:
@@ -345,26 +247,6 @@ def stack(arrays: Sequence[object], axis: int = 0) -> Tensor:
 
 
 # --- linear algebra --------------------------------------------------------------------------
-
-
-def matmul(a: object, b: object) -> Tensor:
-    """Matrix product with numpy.matmul's conventions (1-D operands, broadcast batch axes)."""
-    with building("matmul", a, b):
-        x, y = (to_float(t) for t in promote(a, b))
-        if x.ndim == 0 or y.ndim == 0:
-            raise ShapeError("matmul: input operand does not have enough dimensions (0-d)")
-        k = y.shape[0] if y.ndim == 1 else y.shape[-2]
-        if x.shape[-1] != k:  # checked here so the message shows the caller's shapes, not the 2-D views
-            raise ShapeError(f"contracted dimensions differ: {x.shape} @ {y.shape} ({x.shape[-1]} != {k})")
-        xm = reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
-        ym = reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
-        out = Tensor(la.matmul(xm.node, ym.node))
-        shape = out.shape
-        if y.ndim == 1:
-            shape = shape[:-1]
-        if x.ndim == 1:
-            shape = shape[:-2] + shape[-1:] if y.ndim > 1 else shape[:-1]
-        return reshape(out, shape)
 
 
 def dot(a: object, b: object) -> Tensor:
@@ -408,17 +290,14 @@ def one_hot(indices: object, n: int) -> Tensor:
         if idx.dtype != INT64:
             raise DTypeError(f"one_hot indices must be int64, got {idx.dtype}")
         classes = const(np.arange(int(n), dtype=np.int64))
-        return astype(equal(expand_dims(idx, -1), classes), FLOAT64)
+        return astype(arith("equal", expand_dims(idx, -1), classes), FLOAT64)
 
 
 _ = builtins  # the builtins shadowed above stay reachable as builtins.sum etc.
 
 __all__ = [
-    "abs", "add", "arctan", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cos", "cosh",
-    "divide", "dot", "equal", "exp", "expand_dims", "expm1", "floor", "greater", "greater_equal",
-    "isfinite", "isnan", "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal", "one_hot",
-    "power", "prod", "relu", "reshape", "round", "sigmoid", "sign", "sin", "sinh", "softmax",
-    "softplus", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "take", "tan", "tanh",
-    "transpose", "where",
+    "argmax", "argmin", "broadcast_to", "clip", "concatenate", "dot", "expand_dims", "log_softmax", "logsumexp",
+    "matmul", "max", "mean", "min", "one_hot", "prod", "reshape", "round", "softmax", "square", "squeeze", "stack",
+    "sum", "take", "transpose", "where",
 ]  # fmt: skip
+__all__ += sorted(PUBLIC)

@@ -1,13 +1,15 @@
 """The user-facing Tensor: a symbolic value with NumPy's operators, methods and promotion.
 
-Imports errors, shapes, ir and ops. A Tensor wraps one interned Node, and there is
-one Tensor per node (Tensor(node) returns the existing one), so a Tensor hashes and
-is found in dicts and sets by identity. `==` and `!=` are elementwise, as in NumPy
-and JAX, and give boolean Tensors; `bool()` of a symbolic Tensor raises (its value
-exists only when the graph runs), so `x in [a, b]` and `list.index` work only when
-they meet `x` itself first. The NumPy-named functions live in graphc.functions; this
-module holds what operators need: lifting Python and NumPy values, dtype promotion
-(NEP 50: Python scalars are weak), and indexing (static, or a gather through take).
+Imports errors, shapes, ir and ops (never graphc.functions, which imports this module).
+A Tensor wraps one interned Node, and there is one Tensor per node (Tensor(node)
+returns the existing one), so a Tensor hashes and is found in dicts and sets by
+identity. `==` and `!=` are elementwise, as in NumPy and JAX, and give boolean Tensors;
+`bool()` of a symbolic Tensor raises (its value exists only when the graph runs), so
+`x in [a, b]` and `list.index` work only when they meet `x` itself first. The
+NumPy-named functions live in graphc.functions; this module holds what operators and
+methods need: lifting Python and NumPy values, dtype promotion (NEP 50: Python scalars
+are weak), reductions, mean, transpose, squeeze, matmul (which graphc.functions
+re-exports), and indexing (static, or a gather through take).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from graphc.errors import GraphError, ShapeError, located, user_location
+from graphc.errors import DTypeError, GraphError, ShapeError, located, user_location
 from graphc.ir import Node
+from graphc.ops import OPS
 from graphc.ops import elementwise as ew
+from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const as const_node
@@ -199,13 +203,9 @@ class Tensor:
         return arith("pow", other, self)
 
     def __matmul__(self, other: object) -> Tensor:
-        from graphc.functions import matmul
-
         return matmul(self, other)
 
     def __rmatmul__(self, other: object) -> Tensor:
-        from graphc.functions import matmul
-
         return matmul(other, self)
 
     def __neg__(self) -> Tensor:
@@ -239,8 +239,6 @@ class Tensor:
         return self.transpose()
 
     def transpose(self, *axes: int) -> Tensor:
-        from graphc.functions import transpose
-
         if len(axes) == 1 and not isinstance(axes[0], int):
             axes = tuple(axes[0])  # type: ignore[arg-type]
         return transpose(self, axes or None)
@@ -253,29 +251,19 @@ class Tensor:
         return astype(self, dtype)
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from graphc.functions import sum as sum_
-
-        return sum_(self, axis, keepdims)
+        return reduction("sum", self, axis, keepdims)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from graphc.functions import mean
-
         return mean(self, axis, keepdims)
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from graphc.functions import max as max_
-
-        return max_(self, axis, keepdims)
+        return reduction("max", self, axis, keepdims)
 
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from graphc.functions import min as min_
-
-        return min_(self, axis, keepdims)
+        return reduction("min", self, axis, keepdims)
 
     def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        from graphc.functions import prod
-
-        return prod(self, axis, keepdims)
+        return reduction("prod", self, axis, keepdims)
 
     def flatten(self) -> Tensor:
         return reshape(self, (-1,))
@@ -285,8 +273,6 @@ class Tensor:
         return reshape(self, (-1,))
 
     def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
-        from graphc.functions import squeeze
-
         return squeeze(self, axis)
 
 
@@ -376,23 +362,15 @@ def _weak_promotion(dtype: np.dtype, weak: list[object]) -> np.dtype:
     return dtype
 
 
-_ARITH = {
-    "add": ew.add, "sub": ew.sub, "mul": ew.mul, "div": ew.div, "pow": ew.power,
-    "maximum": ew.maximum, "minimum": ew.minimum, "less": ew.less, "less_equal": ew.less_equal,
-    "greater": ew.greater, "greater_equal": ew.greater_equal, "equal": ew.equal,
-    "not_equal": ew.not_equal,
-}  # fmt: skip
-
-
 def arith(name: str, a: object, b: object) -> Tensor:
-    """A binary elementwise op with NumPy promotion and broadcasting."""
+    """The binary elementwise op `name` (add, sub, ..., equal) with NumPy promotion and broadcasting."""
     with building(name, a, b):
         x, y = promote(a, b)
         if name == "div" and not is_float(x.dtype):
             x, y = astype(x, FLOAT64), astype(y, FLOAT64)
         if x.dtype == BOOL and name in ("add", "mul", "sub", "pow"):
             return _bool_arith(name, x, y)
-        return Tensor(_ARITH[name](x.node, y.node))
+        return Tensor(OPS[name](x.node, y.node))
 
 
 def _bool_arith(name: str, x: Tensor, y: Tensor) -> Tensor:
@@ -400,8 +378,6 @@ def _bool_arith(name: str, x: Tensor, y: Tensor) -> Tensor:
         return Tensor(ew.logical_or(x.node, y.node))
     if name == "mul":
         return Tensor(ew.logical_and(x.node, y.node))
-    from graphc.errors import DTypeError
-
     raise DTypeError(f"{name} is not defined for bool operands (NumPy neither)")
 
 
@@ -444,6 +420,66 @@ def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: 
             t = to_float(t)
         op = {"sum": rd.sum_, "prod": rd.prod, "max": rd.max_, "min": rd.min_, "logsumexp": rd.logsumexp}[name]
         return Tensor(op(t.node, axis=reduce_axes(t, axis), keepdims=bool(keepdims)))
+
+
+# --- the functions behind methods (graphc.functions re-exports them) ---------------------
+
+
+def mean(a: object, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """sum / count in the float dtype (ints and bools average in float64)."""
+    with building("mean", a):
+        t = to_float(a)
+        axes = normalize_axes(axis, t.ndim)
+        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
+        return reduction("sum", t, axes, keepdims) / const(np.asarray(count, dtype=t.dtype))
+
+
+def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
+    """Permute the axes (reverse them when `axes` is None), as numpy.transpose."""
+    with building("transpose", a, axes):
+        t = as_tensor(a)
+        if axes is None:
+            perm = tuple(reversed(range(t.ndim)))
+        else:
+            if not isinstance(axes, (tuple, list)):
+                raise ShapeError(f"axes must be a tuple of ints or None, not {axes!r}")
+            perm = tuple(normalize_axis(i, t.ndim) for i in axes)
+            if len(perm) != t.ndim or sorted(perm) != list(range(t.ndim)):
+                raise ShapeError(f"axes {tuple(axes)} do not match an array of dimension {t.ndim}")
+        if perm == tuple(range(t.ndim)):
+            return t
+        return Tensor(sh.transpose(t.node, axes=perm))
+
+
+def squeeze(a: object, axis: int | Sequence[int] | None = None) -> Tensor:
+    """Remove length-1 axes (all of them, or those in `axis`, which must have length 1)."""
+    with building("squeeze", a, axis):
+        t = as_tensor(a)
+        axes = tuple(i for i, n in enumerate(t.shape) if n == 1) if axis is None else normalize_axes(axis, t.ndim)
+        for i in axes:
+            if t.shape[i] != 1:
+                raise ShapeError(f"cannot select an axis to squeeze out which has size not equal to one (axis {i})")
+        return reshape(t, tuple(n for i, n in enumerate(t.shape) if i not in axes))
+
+
+def matmul(a: object, b: object) -> Tensor:
+    """Matrix product with numpy.matmul's conventions (1-D operands, broadcast batch axes)."""
+    with building("matmul", a, b):
+        x, y = (to_float(t) for t in promote(a, b))
+        if x.ndim == 0 or y.ndim == 0:
+            raise ShapeError("matmul: input operand does not have enough dimensions (0-d)")
+        k = y.shape[0] if y.ndim == 1 else y.shape[-2]
+        if x.shape[-1] != k:  # checked here so the message shows the caller's shapes, not the 2-D views
+            raise ShapeError(f"contracted dimensions differ: {x.shape} @ {y.shape} ({x.shape[-1]} != {k})")
+        xm = reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
+        ym = reshape(y, (y.shape[0], 1)) if y.ndim == 1 else y
+        out = Tensor(la.matmul(xm.node, ym.node))
+        shape = out.shape
+        if y.ndim == 1:
+            shape = shape[:-1]
+        if x.ndim == 1:
+            shape = shape[:-2] + shape[-1:] if y.ndim > 1 else shape[:-1]
+        return reshape(out, shape)
 
 
 # --- indexing ----------------------------------------------------------------------------
@@ -591,6 +627,6 @@ def check_axis(axis: int, ndim: int) -> int:
 
 
 __all__ = [
-    "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem",
-    "promote", "reduction", "reshape", "to_float", "var",
+    "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem", "matmul", "mean",
+    "promote", "reduction", "reshape", "squeeze", "to_float", "transpose", "var",
 ]  # fmt: skip

@@ -242,16 +242,16 @@ arctan = _math("arctan", lambda g, out, x: div(g, add(scalar(1, x), _square(x)))
 _FLOATS = "(ints and bools are computed in float64)"
 sigmoid = unary(
     "sigmoid", lambda g, out, x: mul(g, mul(out, sub(scalar(1, out), out))), eval=_sigmoid, transcendental=True,
-    public=floats("sigmoid", f"1 / (1 + exp(-x)), as scipy.special.expit {_FLOATS}."),
+    public=floats("sigmoid", f"Elementwise sigmoid, 1 / (1 + exp(-x)), as scipy.special.expit {_FLOATS}."),
 )  # fmt: skip
 softplus = unary(
     "softplus", lambda g, out, x: mul(g, sigmoid(x)), eval=_softplus, transcendental=True,
-    public=floats("softplus", f"log(1 + exp(x)), as numpy.logaddexp(0, x) {_FLOATS}."),
+    public=floats("softplus", f"Elementwise softplus, log(1 + exp(x)) without overflow, as jax.nn.softplus {_FLOATS}."),
 )  # fmt: skip
 KINK = Domain(singular=(0.0,))
 relu = unary(
     "relu", lambda g, out, x: where(greater(x, scalar(0, x)), g, scalar(0, g)), eval=_relu, domain=KINK,
-    public=floats("relu", f"maximum(x, 0); the subgradient at 0 is 0 {_FLOATS}."),
+    public=floats("relu", f"Elementwise relu, maximum(x, 0), as jax.nn.relu {_FLOATS}."),
 )  # fmt: skip
 abs_ = unary("abs", lambda g, out, x: mul(g, sign(x)), numpy="abs", infer=lambda x: x, domain=KINK,
              public=function("abs", 1, "Elementwise absolute value; the subgradient at 0 is 0."))  # fmt: skip
