@@ -1,8 +1,9 @@
 """The NumPy source backend: Program -> readable Python source -> a callable.
 
 Imports errors, shapes, ir, ops and schedule (never tensor or functions). One line of
-Python per step, its type as a comment, spelled from the SPELLINGS table keyed by op
-name. Ops that are not one NumPy call run a runtime helper, `rt.<op>`, which is the op's
+Python per step, its type as a comment: np.<name>(operands) for an op whose record names
+its NumPy function (`Op.numpy`), else spelled from the SPELLINGS table keyed by op name.
+Ops that are not one NumPy call run a runtime helper, `rt.<op>`, which is the op's
 reference `eval` itself, so results equal the interpreter's bit for bit. The generated
 function checks its arguments inline (a fast path for arrays of the exact dtype and
 shape, `rt.coerce` otherwise) and copies an output only where it could alias an input,
@@ -83,47 +84,11 @@ def _spell_loop(step: Step) -> str:
 
 
 SPELLINGS: dict[str, Spelling] = {
-    # arithmetic and comparisons (operands share one dtype; NumPy broadcasts)
-    "add": "np.add({0}, {1})",
-    "sub": "np.subtract({0}, {1})",
-    "mul": "np.multiply({0}, {1})",
-    "div": "np.divide({0}, {1})",
-    "pow": "np.power({0}, {1})",
-    "neg": "np.negative({0})",
-    "maximum": "np.maximum({0}, {1})",
-    "minimum": "np.minimum({0}, {1})",
-    "less": "np.less({0}, {1})",
-    "less_equal": "np.less_equal({0}, {1})",
-    "greater": "np.greater({0}, {1})",
-    "greater_equal": "np.greater_equal({0}, {1})",
-    "equal": "np.equal({0}, {1})",
-    "not_equal": "np.not_equal({0}, {1})",
-    "logical_and": "np.logical_and({0}, {1})",
-    "logical_or": "np.logical_or({0}, {1})",
-    "logical_not": "np.logical_not({0})",
-    "isnan": "np.isnan({0})",
-    "isfinite": "np.isfinite({0})",
-    "where": "np.where({0}, {1}, {2})",
-    # unary math
-    "exp": "np.exp({0})",
-    "log": "np.log({0})",
-    "log1p": "np.log1p({0})",
-    "expm1": "np.expm1({0})",
-    "sqrt": "np.sqrt({0})",
-    "sin": "np.sin({0})",
-    "cos": "np.cos({0})",
-    "tan": "np.tan({0})",
-    "tanh": "np.tanh({0})",
-    "sinh": "np.sinh({0})",
-    "cosh": "np.cosh({0})",
-    "arctan": "np.arctan({0})",
+    # The irregular ops. An op whose record names its NumPy function (`Op.numpy`: add,
+    # exp, where, matmul, ...) is spelled np.<numpy>(operands) without an entry here.
     "sigmoid": "rt.sigmoid({0})",
     "softplus": "rt.softplus({0})",
     "relu": "rt.relu({0})",
-    "abs": "np.abs({0})",
-    "sign": "np.sign({0})",
-    "floor": "np.floor({0})",
-    "round": "np.round({0})",
     "astype": "{0}.astype({dtype})",
     # shapes
     "reshape": "np.reshape({0}, {shape})",
@@ -134,8 +99,7 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
-    # linear algebra and reductions
-    "matmul": "np.matmul({0}, {1})",
+    # reductions
     "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "max": "np.max({0}, axis={axis}, keepdims={keepdims})",
@@ -161,11 +125,20 @@ def _literal(value: Hashable) -> str:
     return repr(value)
 
 
+def numpy_reference(op_name: str) -> str | None:
+    """The NumPy function an op's record names (`Op.numpy`), or None."""
+    op = OPS.get(op_name)
+    return None if op is None else op.numpy
+
+
 def spell(step: Step) -> str:
     """The right-hand side of one step, e.g. `np.tanh(v2)`."""
     spelling = SPELLINGS.get(step.op)
     if spelling is None:
-        raise NotImplementedError(f"the numpy backend has no spelling for op {step.op!r}")
+        reference = numpy_reference(step.op)
+        if reference is None:
+            raise NotImplementedError(f"the numpy backend has no spelling for op {step.op!r}")
+        return f"np.{reference}({', '.join(step.args)})"
     if callable(spelling):
         return spelling(step)
     attrs = {key: _literal(value) for key, value in step.node.attrs}

@@ -4,6 +4,9 @@ Imports errors, shapes, ir. Importing this package defines (and registers) all o
 """
 
 from graphc.ops import control, elementwise, linalg, loops, reduce, shape, source
-from graphc.ops.base import OPS, Kind, Op, zero
+from graphc.ops.base import OPS, Domain, Kind, Op, Public, accepts, elementwise_ops, zero
 
-__all__ = ["OPS", "Kind", "Op", "control", "elementwise", "linalg", "loops", "reduce", "shape", "source", "zero"]
+__all__ = [
+    "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "elementwise", "elementwise_ops", "linalg", "loops",
+    "reduce", "shape", "source", "zero",
+]  # fmt: skip

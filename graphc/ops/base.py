@@ -36,7 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphc.errors import GraphError
 from graphc.ir import Node
+from graphc.shapes import TensorType
 
 Rule = Callable[..., Node | None]
 
@@ -128,6 +130,20 @@ def _rule(rules: tuple[Rule | None, ...], i: int, variadic: bool) -> Rule | None
     if i >= len(rules):
         return None
     return rules[i]
+
+
+def elementwise_ops(arity: int | None = None) -> list[Op]:
+    """The records of the elementwise ops (those with a `domain` per input), of one arity or all."""
+    return [op for op in OPS.values() if op.domain and (arity is None or len(op.domain) == arity)]
+
+
+def accepts(op: Op, *dtypes: np.dtype) -> bool:
+    """Whether the attribute-free op types operands of these dtypes (0-d), by its own `infer`."""
+    try:
+        op.infer(*(TensorType((), d) for d in dtypes))
+    except GraphError:
+        return False
+    return True
 
 
 def zero(*_args: object, **_attrs: object) -> None:

@@ -1,8 +1,8 @@
 """The kernels a Program is planned into: loop nests over layouts, BLAS calls, gathers and scatters.
 
-Imports numpy and layout. A kernel is plain frozen data: the planner (plan.py) makes
-them, the code generator (lower.py) turns each distinct kernel structure into one
-native function. Every layout of a kernel has the kernel's iteration shape (operands
+Imports numpy, layout and the op records (for the cost class). A kernel is plain frozen
+data: the planner (plan.py) makes them, the code generator (lower.py) turns each distinct
+kernel structure into one native function. Every layout of a kernel has the kernel's iteration shape (operands
 are broadcast to it), so a loop index addresses all of them alike.
 
 Elementwise work is a list of `Instr`s in SSA order, evaluated once per point of the
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc.backends.llvm.layout import Layout, Shape
+from graphc.ops import OPS
 
 Attrs = tuple[tuple[str, object], ...]
 
@@ -31,10 +32,8 @@ time grows linearly with the graph."""
 LANES = 32
 """Independent partial results of a reduction along a contiguous axis of at least this length."""
 
-TRANSCENDENTAL = frozenset({
-    "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan",
-    "sigmoid", "softplus",
-})  # fmt: skip
+TRANSCENDENTAL = frozenset(op.name for op in OPS.values() if op.transcendental)
+"""The ops whose records say they are transcendental (cost 20; vecmath.py has a kernel for each)."""
 
 
 @dataclass(frozen=True)
