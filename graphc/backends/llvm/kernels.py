@@ -2,8 +2,8 @@
 
 Imports numpy, layout and the op records (for the cost class). A kernel is plain frozen
 data: the planner (plan.py) makes them, the code generator (lower.py) turns each distinct
-kernel structure into one native function. Every layout of a kernel has the kernel's iteration shape (operands
-are broadcast to it), so a loop index addresses all of them alike.
+kernel structure into one native function. Every layout of a kernel has the kernel's
+iteration shape (operands are broadcast to it), so a loop index addresses all of them alike.
 
 Elementwise work is a list of `Instr`s in SSA order, evaluated once per point of the
 iteration space: `load` reads operand `args[0]`, `const` is `attrs["value"]`, any other
