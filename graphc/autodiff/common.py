@@ -59,6 +59,12 @@ def untraceable(user: Node, culprit: Node, wrt_name: str) -> DifferentiationErro
     return located(DifferentiationError(message), culprit.op.name, culprit.loc)  # type: ignore[return-value]
 
 
+def wrt_names(wrt: Sequence[Node]) -> str:
+    """The names of the float differentiation variables, for error messages."""
+    names = [str(w.attr("name")) if w.op.name == "var" else w.op.name for w in wrt if is_float(w.dtype)]
+    return ", ".join(names) or "the inputs"
+
+
 def no_rule(node: Node, index: int) -> DifferentiationError:
     message = f"{node.op.name} has no derivative with respect to its operand {index}"
     return located(DifferentiationError(message), node.op.name, node.loc)  # type: ignore[return-value]

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.autodiff.common import accumulate, activity, align, cast_like, no_rule, unbroadcast, untraceable
-from graphc.autodiff.vjp import _names
+from graphc.autodiff.common import (
+    accumulate,
+    activity,
+    align,
+    cast_like,
+    no_rule,
+    unbroadcast,
+    untraceable,
+    wrt_names,
+)
 from graphc.errors import DifferentiationError, located
 from graphc.ir import Node, derived_from, toposort
 
@@ -35,7 +43,7 @@ def _push_forward(
     parts: list[Node] = []
     for i, x in enumerate(node.inputs):
         if x in tainted:
-            raise untraceable(node, tainted[x], _names(wrt))
+            raise untraceable(node, tainted[x], wrt_names(wrt))
         t = ts.get(x)
         if t is None:
             continue

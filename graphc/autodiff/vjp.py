@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.autodiff.common import accumulate, activity, cast_like, no_rule, unbroadcast, untraceable
+from graphc.autodiff.common import accumulate, activity, cast_like, no_rule, unbroadcast, untraceable, wrt_names
 from graphc.errors import DifferentiationError, located
 from graphc.ir import Node, derived_from, toposort
-from graphc.shapes import is_float
 
 
 def vjp_graph(
@@ -47,7 +46,7 @@ def _pull_back(
     """Apply the node's rules to its cotangent and add the results to its inputs' cotangents."""
     for i, x in enumerate(node.inputs):
         if x in tainted:
-            raise untraceable(node, tainted[x], _names(wrt))
+            raise untraceable(node, tainted[x], wrt_names(wrt))
         if x not in active:
             continue
         rule = node.op.vjp_rule(i)  # type: ignore[attr-defined]
@@ -62,8 +61,3 @@ def _pull_back(
                 continue
             g = cast_like(unbroadcast(g, nb, x.shape), x)
         cts.setdefault(x, []).append(g)
-
-
-def _names(wrt: Sequence[Node]) -> str:
-    names = [str(w.attr("name")) if w.op.name == "var" else w.op.name for w in wrt if is_float(w.dtype)]
-    return ", ".join(names) or "the inputs"
