@@ -255,7 +255,7 @@ relu = unary(
 )  # fmt: skip
 abs_ = unary("abs", lambda g, out, x: mul(g, sign(x)), numpy="abs", infer=lambda x: x, domain=KINK,
              public=function("abs", 1, "Elementwise absolute value; the subgradient at 0 is 0."))  # fmt: skip
-sign = unary("sign", zero, numpy="sign", infer=_numeric_infer, public=function("sign", 1))
+sign = unary("sign", zero, numpy="sign", infer=_numeric_infer, public=function("sign", 1), domain=KINK)
 floor = unary("floor", zero, numpy="floor", infer=lambda x: x, public=function("floor", 1))
 round_ = unary("round", zero, numpy="round", infer=_numeric_infer)  # gc.round is a plain function (decimals=)
 
