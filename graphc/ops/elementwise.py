@@ -18,7 +18,7 @@ import numpy as np
 from graphc.errors import DTypeError
 from graphc.ir import Node
 from graphc.ops.base import REALS, Domain, Kind, Op, Public, Rule, zero
-from graphc.ops.source import scalar
+from graphc.ops.source import scalar, static_value
 from graphc.shapes import BOOL, TensorType, as_dtype, broadcast_shapes, is_float
 
 
@@ -113,11 +113,21 @@ div = binary("div", (lambda g, out, x, y: div(g, y), _div_y), numpy="divide", in
              public=function("divide", 2), domain=(REALS, Domain(singular=(0.0,))))  # fmt: skip
 
 
-def _pow_x(g: Node, out: Node, x: Node, y: Node) -> Node:
-    """d(x ** y)/dx = y * x ** (y - 1), taken as 0 where y == 0 (also at x == 0)."""
-    one = scalar(1, y)
-    slope = where(equal(y, scalar(0, y)), scalar(0, y), mul(y, power(x, sub(y, one))))
-    return mul(g, slope)
+def _pow_x(g: Node, out: Node, x: Node, y: Node) -> Node | None:
+    """d(x ** y)/dx = y * x ** (y - 1), which is 0 at x == y == 0 (x ** 0 is 1 everywhere).
+
+    There x ** (y - 1) = 0 ** -1 is infinite: it is computed at x = 1 instead, so the
+    rule's own derivatives stay finite (a zero times that infinity would be NaN). A
+    constant exponent without zeros needs no such care; an exponent of constant 0
+    contributes nothing.
+    """
+    value = static_value(y)
+    if value is not None and not np.any(value):
+        return None
+    if value is None or not np.all(value):
+        origin = logical_and(equal(x, scalar(0, x)), equal(y, scalar(0, y)))
+        x = where(origin, scalar(1, x), x)
+    return mul(g, mul(y, power(x, sub(y, scalar(1, y)))))
 
 
 def _pow_y(g: Node, out: Node, x: Node, y: Node) -> Node:
@@ -238,7 +248,19 @@ tan = _math("tan", lambda g, out, x: mul(g, add(scalar(1, out), _square(out))), 
 tanh = _math("tanh", lambda g, out, x: mul(g, sub(scalar(1, out), _square(out))))
 sinh = _math("sinh", lambda g, out, x: mul(g, cosh(x)))
 cosh = _math("cosh", lambda g, out, x: mul(g, sinh(x)))
-arctan = _math("arctan", lambda g, out, x: div(g, add(scalar(1, x), _square(x))))
+
+
+def _arctan_d(g: Node, out: Node, x: Node) -> Node:
+    """d arctan(x) = g / (1 + x^2), with +-inf taken as +-1e200 (1 + x^2 overflows alike).
+
+    The value is the same 0 at +-inf, and the rule's own derivatives are 0 there
+    instead of 0 * inf = NaN.
+    """
+    finite_x = where(isfinite(x), x, mul(sign(x), scalar(1e200, x)))
+    return div(g, add(scalar(1, x), _square(finite_x)))
+
+
+arctan = _math("arctan", _arctan_d)
 _FLOATS = "(ints and bools are computed in float64)"
 sigmoid = unary(
     "sigmoid", lambda g, out, x: mul(g, mul(out, sub(scalar(1, out), out))), eval=_sigmoid, transcendental=True,

@@ -53,3 +53,19 @@ def const_value(node: Node) -> np.ndarray | None:
     value = node.attr("value")
     assert isinstance(value, ConstValue)
     return value.array
+
+
+def static_value(node: Node, depth: int = 8) -> np.ndarray | None:
+    """The value of a small expression of constants (a rule sees `y - 1` before folding), or None.
+
+    Only elementwise-sized work: expressions deeper than `depth` or larger than 4096
+    elements are not evaluated.
+    """
+    value = const_value(node)
+    if value is not None or depth == 0 or not node.inputs or node.type.size > 4096:
+        return value
+    args = [static_value(i, depth - 1) for i in node.inputs]
+    if any(a is None for a in args):
+        return None
+    with np.errstate(all="ignore"):
+        return np.asarray(node.op.eval(*args, **node.params))
