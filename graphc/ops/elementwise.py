@@ -238,6 +238,7 @@ def _math(name: str, d: Rule, domain: Domain = REALS) -> Op:
 POSITIVE = Domain(lo=0.0)
 exp = _math("exp", lambda g, out, x: mul(g, out))
 log = _math("log", lambda g, out, x: div(g, x), POSITIVE)
+log2 = _math("log2", lambda g, out, x: div(g, mul(x, scalar(np.log(2.0), x))), POSITIVE)
 log1p = _math("log1p", lambda g, out, x: div(g, add(x, scalar(1, x))), Domain(lo=-1.0))
 expm1 = _math("expm1", lambda g, out, x: mul(g, add(out, scalar(1, out))))
 sqrt = unary("sqrt", lambda g, out, x: div(g, mul(scalar(2, out), out)), numpy="sqrt", public=floats("sqrt"),

@@ -11,9 +11,10 @@ AArch64); without it LLVM lowers it to a call of libm's fma. Imports: llvmlite o
 Techniques: exp-like functions reduce ``x = k ln2 + r`` (Cody-Waite, ln2 split in two
 parts on fma; ``2^k`` is built in the exponent bits and applied in two halves, so
 overflow and gradual underflow round once); logs split ``x = 2^k m``, ``m`` in
-[sqrt(1/2), sqrt(2)), and use ``s = (m - 1) / (m + 1)`` as fdlibm does; sin, cos and
-tan reduce by pi/2 split in three parts on fma; arctan reduces to ``|z| <= tan(pi/8)``
-with one division. Polynomials are minimax fits (Remez exchange in mpmath, 60 digits),
+[sqrt(1/2), sqrt(2)), and use ``s = (m - 1) / (m + 1)`` as fdlibm does (log2 adds
+``log(m) / ln2`` to ``k`` with 1/ln2 in two parts, so powers of two are exact); sin,
+cos and tan reduce by pi/2 split in three parts on fma; arctan reduces to
+``|z| <= tan(pi/8)`` with one division. Polynomials are minimax fits (Remez exchange in mpmath, 60 digits),
 evaluated by Estrin's scheme; their error is below 2^-51 relative to a term that is at
 most a tenth of the result, so the rounding of the last few operations dominates.
 
@@ -31,6 +32,7 @@ rounded; float32 results equal NumPy's float64 rounded to float32 on every point
     exp       1         0.99         1
     expm1     2         1.91         2
     log       1         0.81         1
+    log2      2         1.61         2
     log1p     1         0.82         1
     tanh      2         1.48         2
     sin       1         1.47         1.5
@@ -80,6 +82,7 @@ _SHIFT_BITS = 0x4338000000000000
 _SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 
 _INV_LN2 = 1.4426950408889634
+_INV_LN2_LO = 2.0355273740931033e-17  # 1/ln2 = _INV_LN2 + _INV_LN2_LO
 _LN2_C1 = 0.6931471805599453  # ln2 = C1 + C2, for fma reduction
 _LN2_C2 = 2.3190468138462996e-17
 _LN2_HI = 0.6931471805598903  # 42 bits: k * _LN2_HI is exact for |k| < 2^11
@@ -319,7 +322,7 @@ def _split_exponent(e: _Emitter, u: ir.Value) -> tuple[ir.Value, ir.Value]:
     return e.to_double(k), m
 
 
-def _log_core(e: _Emitter, k: ir.Value, m: ir.Value, c: _Operand) -> ir.Value:
+def _log_core(e: _Emitter, k: _Operand, m: ir.Value, c: _Operand) -> ir.Value:
     """k ln2 + log(m) + c for m in [sqrt(1/2), sqrt(2)] and a tiny correction c.
 
     With f = m - 1 (exact) and s = f / (m + 1), log(m) = f - f^2/2 + s f^2/2 +
@@ -340,6 +343,18 @@ def _log(e: _Emitter, x: ir.Value) -> ir.Value:
     k, m = _split_exponent(e, e.select(subnormal, e.mul(x, 2.0**54), x))
     k = e.sub(k, e.select(subnormal, 54.0, 0.0))
     y = _log_core(e, k, m, 0.0)
+    y = e.select(e.eq(x, _INF), _INF, y)
+    y = e.select(e.eq(x, 0.0), -_INF, y)
+    return e.select(e.lt_or_nan(x, 0.0), _NAN, y)
+
+
+def _log2(e: _Emitter, x: ir.Value) -> ir.Value:
+    """log2(x) = k + log(m) / ln2 for x = 2^k m: exact at powers of two; subnormals scaled by 2^54 first."""
+    subnormal = e.lt(x, 2.0**-1022)
+    k, m = _split_exponent(e, e.select(subnormal, e.mul(x, 2.0**54), x))
+    k = e.sub(k, e.select(subnormal, 54.0, 0.0))
+    log_m = _log_core(e, 0.0, m, 0.0)
+    y = e.fma(log_m, _INV_LN2, e.fma(log_m, _INV_LN2_LO, k))
     y = e.select(e.eq(x, _INF), _INF, y)
     y = e.select(e.eq(x, 0.0), -_INF, y)
     return e.select(e.lt_or_nan(x, 0.0), _NAN, y)
@@ -490,6 +505,7 @@ _KERNELS: dict[str, _Kernel] = {
     "exp": _exp,
     "expm1": _expm1,
     "log": _log,
+    "log2": _log2,
     "log1p": _log1p,
     "tanh": _tanh,
     "sin": _sin,
