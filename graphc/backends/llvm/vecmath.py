@@ -14,9 +14,10 @@ overflow and gradual underflow round once); logs split ``x = 2^k m``, ``m`` in
 [sqrt(1/2), sqrt(2)), and use ``s = (m - 1) / (m + 1)`` as fdlibm does (log2 adds
 ``log(m) / ln2`` to ``k`` with 1/ln2 in two parts, so powers of two are exact); sin,
 cos and tan reduce by pi/2 split in three parts on fma; arctan reduces to
-``|z| <= tan(pi/8)`` with one division. Polynomials are minimax fits (Remez exchange in mpmath, 60 digits),
-evaluated by Estrin's scheme; their error is below 2^-51 relative to a term that is at
-most a tenth of the result, so the rounding of the last few operations dominates.
+``|z| <= tan(pi/8)`` with one division. Polynomials are minimax fits (Remez exchange in
+mpmath, 60 digits), evaluated by Estrin's scheme; their error is below 2^-51 relative to
+a term that is at most a tenth of the result, so the rounding of the last few operations
+dominates.
 
 Max error in float64 ulps, measured over 3-5 million points per function (10^6 each
 uniform over the function's range, uniform on [-3, 3], log-uniform magnitudes of both
