@@ -62,7 +62,7 @@ def static_value(node: Node, depth: int = 8) -> np.ndarray | None:
     elements are not evaluated.
     """
     value = const_value(node)
-    if value is not None or depth == 0 or not node.inputs or node.type.size > 4096:
+    if value is not None or depth == 0 or not node.inputs or node.type.size > 4096 or not isinstance(node.op, Op):
         return value
     args = [static_value(i, depth - 1) for i in node.inputs]
     if any(a is None for a in args):
