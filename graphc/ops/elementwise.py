@@ -71,27 +71,55 @@ def function(name: str, arity: int, doc: str | None = None) -> Public:
 
 
 def unary(
-    name: str, d: Rule | None, *, numpy: str | None = None, eval: Callable | None = None,
-    infer: Callable = _float_infer, public: Public | None = None, transcendental: bool = False,
+    name: str,
+    d: Rule | None,
+    *,
+    numpy: str | None = None,
+    eval: Callable | None = None,
+    infer: Callable = _float_infer,
+    public: Public | None = None,
+    transcendental: bool = False,
     domain: Domain = REALS,
-) -> Op:  # fmt: skip
+) -> Op:
     """An elementwise op of one input; `d` is its linear rule, both its vjp and its jvp."""
     reference = eval if eval is not None else getattr(np, str(numpy))
     return Op(
-        name, infer, reference, vjp=(d,), jvp=(d,), kind=Kind.ELEMENTWISE, aligns=True, numpy=numpy,
-        transcendental=transcendental, public=public, domain=(domain,),
-    )  # fmt: skip
+        name,
+        infer,
+        reference,
+        vjp=(d,),
+        jvp=(d,),
+        kind=Kind.ELEMENTWISE,
+        aligns=True,
+        numpy=numpy,
+        transcendental=transcendental,
+        public=public,
+        domain=(domain,),
+    )
 
 
 def binary(
-    name: str, d: tuple[Rule | None, Rule | None], *, numpy: str, infer: Callable = _binary_infer,
-    public: Public | None = None, domain: tuple[Domain, Domain] = (REALS, REALS),
-) -> Op:  # fmt: skip
+    name: str,
+    d: tuple[Rule | None, Rule | None],
+    *,
+    numpy: str,
+    infer: Callable = _binary_infer,
+    public: Public | None = None,
+    domain: tuple[Domain, Domain] = (REALS, REALS),
+) -> Op:
     """A broadcasting elementwise op of two inputs; `d` holds one linear rule per input (vjp and jvp)."""
     return Op(
-        name, infer, getattr(np, numpy), vjp=d, jvp=d, kind=Kind.BROADCAST, aligns=True, numpy=numpy,
-        public=public, domain=domain,
-    )  # fmt: skip
+        name,
+        infer,
+        getattr(np, numpy),
+        vjp=d,
+        jvp=d,
+        kind=Kind.BROADCAST,
+        aligns=True,
+        numpy=numpy,
+        public=public,
+        domain=domain,
+    )
 
 
 # --- arithmetic -----------------------------------------------------------------

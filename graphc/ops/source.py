@@ -64,8 +64,11 @@ def static_value(node: Node, depth: int = 8) -> np.ndarray | None:
     value = const_value(node)
     if value is not None or depth == 0 or not node.inputs or node.type.size > 4096 or not isinstance(node.op, Op):
         return value
-    args = [static_value(i, depth - 1) for i in node.inputs]
-    if any(a is None for a in args):
-        return None
+    args = []
+    for i in node.inputs:
+        arg = static_value(i, depth - 1)
+        if arg is None:
+            return None
+        args.append(arg)
     with np.errstate(all="ignore"):
         return np.asarray(node.op.eval(*args, **node.params))
