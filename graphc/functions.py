@@ -22,8 +22,9 @@ from graphc.ops import OPS, Op
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, is_float, normalize_axes, normalize_axis
+from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, normalize_axes, normalize_axis
 from graphc.tensor import (
+    NUMPY_FUNCTIONS,
     Tensor,
     arith,
     as_tensor,
@@ -36,6 +37,7 @@ from graphc.tensor import (
     reduction,
     reshape,
     squeeze,
+    take,
     to_float,
     transpose,
 )  # fmt: skip
@@ -268,21 +270,6 @@ def dot(a: object, b: object) -> Tensor:
 # --- gathers and encodings -------------------------------------------------------------------
 
 
-def take(a: object, indices: object, axis: int | None = None) -> Tensor:
-    """numpy.take: gather along `axis` (None: the flattened array); negative indices count
-    from the end; an out-of-range index raises IndexError when the function is called."""
-    with building("take", a, indices):
-        t = as_tensor(a)
-        idx = as_tensor(indices) if isinstance(indices, Tensor) else const(np.asarray(indices), INT64)
-        if is_float(idx.dtype) or idx.dtype == BOOL:
-            raise DTypeError(f"indices must be integers, got {idx.dtype}")
-        if axis is None:
-            t = reshape(t, (-1,))
-            axis = 0
-        ax = normalize_axis(axis, t.ndim)
-        return Tensor(sh.take(t.node, idx.node, axis=ax))
-
-
 def one_hot(indices: object, n: int) -> Tensor:
     """float64 one-hot encoding with a new last axis of length n (out-of-range rows are all 0)."""
     with building("one_hot", indices):
@@ -301,3 +288,13 @@ __all__ = [
     "sum", "take", "transpose", "where",
 ]  # fmt: skip
 __all__ += sorted(PUBLIC)
+
+
+def _ravel(a: object, order: str = "C") -> Tensor:
+    """np.ravel(t): the elements as a 1-D Tensor in C order (the only order graphc has)."""
+    if order != "C":
+        raise TypeError(f"np.ravel(..., order={order!r}) is not supported on graphc Tensors: they ravel in C order")
+    return reshape(a, (-1,))
+
+
+NUMPY_FUNCTIONS.update({name: globals()[name] for name in __all__}, ravel=_ravel)

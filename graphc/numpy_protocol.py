@@ -1,21 +1,22 @@
 """NumPy's dispatch protocols for Tensors: np.exp(t), np.sum(t, axis=0), ndarray + t build graphc nodes.
 
-Imports tensor and functions. Tensor.__array_ufunc__ and Tensor.__array_function__
-call here. A NumPy function or ufunc that graphc has (by NumPy's name, or the few
-spelled differently: np.absolute is gc.abs, np.amax is gc.max) is called with the
-same arguments; a keyword graphc does not take (out=, dtype=, where=) and a function
+Imports numpy only. Tensor.__array_ufunc__ and Tensor.__array_function__ call here with
+`namespace`, graphc's NumPy-named functions by name (tensor.NUMPY_FUNCTIONS, which
+graphc.functions fills), so that imports go one way: tensor imports this module, and
+functions imports tensor. A NumPy function or ufunc that graphc has (by NumPy's name,
+or the few spelled differently: np.absolute is gc.abs, np.amax is gc.max) is called with
+the same arguments; a keyword graphc does not take (out=, dtype=, where=) and a function
 graphc lacks raise TypeError saying what to use instead. Nothing here computes values.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from graphc import functions
-from graphc.tensor import Tensor, reshape
+Namespace = Mapping[str, Callable[..., object]]
 
 # NumPy name -> graphc.functions name, where they differ
 _RENAMED = {
@@ -39,11 +40,8 @@ _INSTEAD = {
 }
 
 
-def _graphc_function(name: str) -> Callable[..., object] | None:
-    target = _RENAMED.get(name, name)
-    if target not in functions.__all__:
-        return None
-    return getattr(functions, target)  # type: ignore[no-any-return]
+def _graphc_function(name: str, namespace: Namespace) -> Callable[..., object] | None:
+    return namespace.get(_RENAMED.get(name, name))
 
 
 def _unsupported(name: str) -> TypeError:
@@ -70,34 +68,32 @@ def _call(name: str, function: Callable[..., object], args: tuple, kwargs: dict)
     return function(*args, **kept)
 
 
-def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> object:
+def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict, namespace: Namespace) -> object:
     """The graphc equivalent of ufunc(*inputs) (method "__call__") or of ufunc.reduce(x, axis)."""
     name = ufunc.__name__
     out = kwargs.pop("out", None)
     if out is not None and any(o is not None for o in out):
         raise TypeError(f"np.{name}(..., out=) is not supported on graphc Tensors: they are immutable")
     if method == "reduce" and name in _REDUCTIONS:
-        function = _graphc_function(_REDUCTIONS[name])
+        function = _graphc_function(_REDUCTIONS[name], namespace)
         assert function is not None
         args = (inputs[0], kwargs.pop("axis", 0), kwargs.pop("keepdims", False))
         return _call(f"{name}.reduce", function, args, kwargs)
     if method != "__call__":
         raise TypeError(f"np.{name}.{method} is not supported on graphc Tensors")
-    function = _graphc_function(name)
+    function = _graphc_function(name, namespace)
     if function is None:
         raise _unsupported(name)
     return _call(name, function, inputs, kwargs)
 
 
-def array_function(func: object, args: tuple, kwargs: dict) -> object:
+def array_function(func: object, args: tuple, kwargs: dict, namespace: Namespace) -> object:
     """The graphc function of NumPy function `func`'s name, called with the same arguments."""
     name = getattr(func, "__name__", repr(func))
     if not _is_plain_numpy(func):  # numpy.linalg, numpy.fft, ...: nothing of graphc's yet
         module = str(getattr(func, "__module__", "numpy"))
         raise _unsupported(f"{module}.{name}".removeprefix("numpy."))
-    if name == "ravel" and args and isinstance(args[0], Tensor):
-        return reshape(args[0], (-1,))
-    function = _graphc_function(name)
+    function = _graphc_function(name, namespace)
     if function is None:
         raise _unsupported(name)
     return _call(name, function, args, kwargs)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from graphc.errors import DTypeError, GraphError, ShapeError, located, user_location
 from graphc.ir import Node
+from graphc.numpy_protocol import array_function, array_ufunc
 from graphc.ops import OPS
 from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
@@ -44,6 +45,9 @@ from graphc.shapes import (
 )  # fmt: skip
 
 Operand = "Tensor | float | int | bool | np.ndarray | np.generic"
+
+NUMPY_FUNCTIONS: dict[str, Callable[..., object]] = {}
+"""graphc's NumPy-named functions by name, for np.exp(t) and np.sum(t) (graphc.functions fills it)."""
 
 
 _TENSORS: weakref.WeakValueDictionary[Node, Tensor] = weakref.WeakValueDictionary()
@@ -152,15 +156,11 @@ class Tensor:
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: object, **kwargs: object) -> object:
         """np.exp(t), ndarray + t, np.add.reduce(t): the graphc equivalent, or a TypeError naming it."""
-        from graphc.numpy_protocol import array_ufunc
-
-        return array_ufunc(ufunc, method, inputs, kwargs)
+        return array_ufunc(ufunc, method, inputs, kwargs, NUMPY_FUNCTIONS)
 
     def __array_function__(self, func: object, types: object, args: tuple, kwargs: dict) -> object:
         """np.sum(t), np.concatenate([t, u]), ...: the graphc function of that name, or a TypeError."""
-        from graphc.numpy_protocol import array_function
-
-        return array_function(func, args, kwargs)
+        return array_function(func, args, kwargs, NUMPY_FUNCTIONS)
 
     def __len__(self) -> int:
         if not self.shape:
@@ -482,6 +482,21 @@ def matmul(a: object, b: object) -> Tensor:
         return reshape(out, shape)
 
 
+def take(a: object, indices: object, axis: int | None = None) -> Tensor:
+    """numpy.take: gather along `axis` (None: the flattened array); negative indices count
+    from the end; an out-of-range index raises IndexError when the function is called."""
+    with building("take", a, indices):
+        t = as_tensor(a)
+        idx = as_tensor(indices) if isinstance(indices, Tensor) else const(np.asarray(indices), INT64)
+        if is_float(idx.dtype) or idx.dtype == BOOL:
+            raise DTypeError(f"indices must be integers, got {idx.dtype}")
+        if axis is None:
+            t = reshape(t, (-1,))
+            axis = 0
+        ax = normalize_axis(axis, t.ndim)
+        return Tensor(sh.take(t.node, idx.node, axis=ax))
+
+
 # --- indexing ----------------------------------------------------------------------------
 
 _GATHER = slice(None)  # stands for the one integer-array index while the basic part is indexed
@@ -541,8 +556,6 @@ def _advanced_first(items: list[object], at: int) -> bool:
 
 def _gather(x: Tensor, index: object, axis: int, first: bool) -> Tensor:
     """x gathered along `axis` by an integer index (checked against the axis now when it is a constant)."""
-    from graphc.functions import take, transpose
-
     if isinstance(index, Tensor):
         if index.dtype == BOOL:
             raise IndexError(_MASK_HELP)

@@ -1,9 +1,9 @@
-"""The frontend's imports go one way: ops < tensor < functions, and the autodiff engines share common.py.
+"""The frontend's imports go one way: ops < numpy_protocol < tensor < functions; autodiff engines share common.py.
 
 A targeted check until tests/test_layering.py checks every cycle: every import statement
 counts, inside functions too (only `if TYPE_CHECKING:` blocks are left out), and the
-graph of imports among graphc.ops, graphc.tensor, graphc.functions and graphc.autodiff
-has no cycle.
+graph of imports among graphc.ops, graphc.numpy_protocol, graphc.tensor,
+graphc.functions and graphc.autodiff has no cycle.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "graphc"
-CHECKED = ("graphc.ops", "graphc.tensor", "graphc.functions", "graphc.autodiff")
+CHECKED = ("graphc.ops", "graphc.tensor", "graphc.functions", "graphc.numpy_protocol", "graphc.autodiff")
 
 
 def module_name(path: Path) -> str:
