@@ -1,6 +1,7 @@
 """The user-facing Tensor: a symbolic value with NumPy's operators, methods and promotion.
 
-Imports errors, shapes, ir and ops (never graphc.functions, which imports this module).
+Imports errors, shapes, ir, ops, numpy_protocol and viz (Jupyter reprs), never
+graphc.functions, which imports this module.
 A Tensor wraps one interned Node, and there is one Tensor per node (Tensor(node)
 returns the existing one), so a Tensor hashes and is found in dicts and sets by
 identity. `==` and `!=` are elementwise, as in NumPy and JAX, and give boolean Tensors;
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from graphc import viz
 from graphc.errors import DTypeError, GraphError, ShapeError, located, user_location
 from graphc.ir import Node
 from graphc.numpy_protocol import array_function, array_ufunc
@@ -95,14 +97,10 @@ class Tensor:
 
     def _repr_html_(self) -> str:
         """Jupyter: the graph of this Tensor, drawn (small graphs) or summarized (big ones)."""
-        from graphc import viz
-
         return viz.repr_html(self)
 
     def _repr_svg_(self) -> str | None:
         """Jupyter: the graph drawn by Graphviz when `dot` is installed, else None."""
-        from graphc import viz
-
         return viz.repr_svg(self)
 
     def __repr__(self) -> str:
