@@ -3,8 +3,9 @@
 Imports llvmlite and the backend's blas, emitters, kernels, layout, loops and plan. Every
 kernel function has the signature `i32 (ptr noalias p0, ..., i64 lo, i64 hi)`: one pointer
 per distinct buffer it touches (already at the layout's offset), the range of its
-split axis (the loop that two threads may share), and a status result (0, or 1 when a
-take/scatter index or an integer power exponent is bad). Layouts in the kernel name
+split axis (the loop that two threads may share), and a status result: 0, or the bits
+STATUS_FAILED (a take/scatter index or an integer power exponent is bad) and
+STATUS_RANGE (a sin/cos/tan argument beyond the fast range, emitters.py). Layouts in the kernel name
 their pointer as Buffer(PARAM, k).
 
 Accumulation order of reductions (sum, prod, max, min), documented here once:
@@ -67,8 +68,9 @@ def split_axis(kernel: Kernel) -> int | None:
 class Body:
     """One kernel function being emitted: its builder, pointers, range and status slot."""
 
-    def __init__(self, fn: ir.Function, params: int, error: bool) -> None:
+    def __init__(self, fn: ir.Function, params: int, error: bool, exact: bool = False) -> None:
         self.fn = fn
+        self.exact = exact
         self.b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.params = list(fn.args[:params])
         self.lo, self.hi = fn.args[params], fn.args[params + 1]
@@ -102,7 +104,7 @@ class Body:
     ) -> list[ir.Value]:
         """Every instruction's value at `indices`."""
         values: list[ir.Value] = []
-        scalar = Scalar(self.b, self.error)
+        scalar = Scalar(self.b, self.error, self.exact)
         for instr in instrs:
             if instr.op == "load":
                 values.append(self.read(operands[instr.args[0]], indices))

@@ -6,7 +6,13 @@ elementwise semantics bit for bit: IEEE arithmetic, NaN-propagating maximum/mini
 with NumPy's choice at ties of signed zeros, x86's INT64_MIN for float -> int casts of
 NaN/inf/out-of-range values, round half to even. Transcendental functions are the
 inline, vectorizable approximations of vecmath.py (within its documented ulps);
-`pow` on floats calls the C library's pow (the scalar reference path).
+`pow` on floats calls the C library's pow (the scalar reference path), and sqrt where
+the exponent is 0.5 (as NumPy's `x ** 0.5`).
+
+sin, cos and tan are fast only for |x| <= vecmath.TRIG_MAX_ARG. In the default build a
+kernel sets the STATUS_RANGE bit of its status when it meets a larger argument (the
+entry then answers RERUN_EXACT, see lower.py); the `exact` build, made only when that
+happens, takes the C library's function for those arguments.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from graphc.backends.llvm.vecmath import MATH_FUNCTIONS, math_function
+from graphc.backends.llvm.vecmath import MATH_FUNCTIONS, TRIG_MAX_ARG, TRIGONOMETRIC, math_function
 
 F64 = ir.DoubleType()
 F32 = ir.FloatType()
@@ -26,6 +32,9 @@ I32 = ir.IntType(32)
 I8 = ir.IntType(8)
 I1 = ir.IntType(1)
 PTR = ir.PointerType()
+
+STATUS_FAILED = 1  # a kernel's status bit: its error site failed (a bad index, a negative integer exponent)
+STATUS_RANGE = 2  # a kernel's status bit: a sin/cos/tan argument beyond the fast range (rerun exactly)
 
 _VALUE_TYPES = {"float64": F64, "float32": F32, "int64": I64, "bool": I1}
 _MEMORY_TYPES = {"float64": F64, "float32": F32, "int64": I64, "bool": I8}
@@ -75,10 +84,21 @@ def intrinsic(b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
 
 @dataclass
 class Scalar:
-    """What an emitter may use: the builder and a flag to raise (an i32 slot set to 1), if any."""
+    """What an emitter may use: the builder, the kernel's i32 status slot (if any), the build.
+
+    An emitter raises by setting a bit of the status (`flag`); `exact` is the build that
+    takes the slow path for huge trigonometric arguments.
+    """
 
     b: ir.IRBuilder
     error: ir.Value | None = None
+    exact: bool = False
+
+    def flag(self, condition: ir.Value, bit: int) -> None:
+        """status |= bit where condition holds (branch-free: the loop still vectorizes)."""
+        assert self.error is not None
+        raised = self.b.shl(self.b.zext(condition, I32), ir.Constant(I32, bit.bit_length() - 1))
+        self.b.store(self.b.or_(self.b.load(self.error, typ=I32), raised), self.error)
 
 
 Emitter = Callable[[Scalar, list[ir.Value], list[np.dtype], np.dtype, dict], ir.Value]
@@ -141,9 +161,12 @@ def _neg(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, 
 
 
 def _pow(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
-    if types[0].kind == "f":
-        return intrinsic(s.b, "pow", *args)
-    return _int_pow(s, *args)
+    """C pow, but sqrt where the exponent is 0.5: NaN at -inf and -0.0 at -0.0, as NumPy's x ** 0.5."""
+    if types[0].kind != "f":
+        return _int_pow(s, *args)
+    x, y = args
+    half = s.b.fcmp_ordered("==", y, ir.Constant(y.type, 0.5))
+    return s.b.select(half, intrinsic(s.b, "sqrt", x), intrinsic(s.b, "pow", x, y))
 
 
 def _int_pow(s: Scalar, base: ir.Value, exponent: ir.Value) -> ir.Value:
@@ -152,8 +175,7 @@ def _int_pow(s: Scalar, base: ir.Value, exponent: ir.Value) -> ir.Value:
     zero, one = ir.Constant(I64, 0), ir.Constant(I64, 1)
     negative = b.icmp_signed("<", exponent, zero)
     if s.error is not None:
-        with b.if_then(negative, likely=False):
-            b.store(ir.Constant(I32, 1), s.error)
+        s.flag(negative, STATUS_FAILED)
     start = b.block
     loop = b.append_basic_block("pow.loop")
     done = b.append_basic_block("pow.done")
@@ -209,8 +231,16 @@ def _where(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype
 
 
 def _vecmath(name: str) -> Emitter:
+    """A vecmath function; for sin/cos/tan outside the exact build, flag arguments beyond the fast range."""
+    checked = name in TRIGONOMETRIC
+
     def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
-        return s.b.call(math_function(s.b.module, name, args[0].type), args)
+        value = s.b.call(math_function(s.b.module, name, args[0].type, exact=checked and s.exact), args)
+        if checked and not s.exact:
+            (x,) = args
+            huge = s.b.fcmp_ordered(">", intrinsic(s.b, "fabs", x), ir.Constant(x.type, TRIG_MAX_ARG))
+            s.flag(huge, STATUS_RANGE)
+        return value
 
     return emit
 

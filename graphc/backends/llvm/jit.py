@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
 import llvmlite.ir
+from llvmlite.binding import ffi, newpassmanagers
 
 if TYPE_CHECKING:
     from graphc.backends.llvm.cache import ObjectCache
@@ -54,7 +55,27 @@ def optimize(module: llvm.ModuleRef, speed_level: int = 3) -> None:
     options.loop_vectorization = True
     options.slp_vectorization = True
     builder = llvm.create_pass_builder(tm, options)
-    builder.getModulePassManager().run(module, builder)
+    manager = builder.getModulePassManager()
+    try:
+        manager.run(module, builder)
+    finally:
+        _dispose(manager)
+        builder.close()
+        options.close()
+
+
+def _dispose(manager: llvm.ModulePassManager) -> None:
+    """Free a module pass manager now.
+
+    In llvmlite 0.45-0.50 `ModulePassManager._dispose` resolves to ObjectRef's no-op (the
+    base classes are listed in the wrong order), so closing it freed nothing: about 90 KB
+    of native memory per optimized module. Call the real disposal, then detach.
+    """
+    if type(manager)._dispose is not ffi.ObjectRef._dispose:
+        manager.close()
+        return
+    newpassmanagers.NewPassManager._dispose(manager)
+    manager.detach()
 
 
 def _parse(ir_text: str) -> llvm.ModuleRef:

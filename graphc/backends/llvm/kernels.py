@@ -150,6 +150,14 @@ class Loop:
 Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Loop
 
 
+TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
+
+
+def checks_range(kernel: Kernel) -> bool:
+    """Whether the kernel evaluates sin, cos or tan (whose fast forms flag huge arguments)."""
+    return isinstance(kernel, (Map, Reduce)) and any(i.op in TRIGONOMETRIC for i in kernel.instrs)
+
+
 def cost(instrs: tuple[Instr, ...]) -> int:
     """A rough count of machine work per point: transcendental functions weigh 20."""
     weights = {"pow": 40, "load": 1, "const": 0, "copy": 0}

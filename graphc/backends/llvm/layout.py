@@ -22,13 +22,17 @@ INPUT = "input"  # an argument of the compiled function: index = its position
 CONST = "const"  # the constant blob: index = byte offset
 OUTPUT = "output"  # a fresh result array: index = its position among the outputs
 WORK = "work"  # the workspace: index = byte offset
-INLINE = "inline"  # a one-element constant folded into the code: no memory at all
 PARAM = "param"  # a kernel's pointer parameter (kernels are compiled once per structure)
 
 
 @dataclass(frozen=True)
 class Buffer:
-    """A block of memory of one dtype; an INLINE buffer is a single value repeated everywhere."""
+    """A block of memory of one dtype.
+
+    `value` is the one value of a one-element constant: elementwise code may use it
+    instead of reading memory, but the buffer has memory all the same, so every kernel
+    (gathers, scatters, BLAS calls, ...) can also read it through an address.
+    """
 
     place: str
     index: int
@@ -72,11 +76,6 @@ def contiguous_strides(shape: Sequence[int]) -> Shape:
 
 def contiguous(buffer: Buffer, shape: Shape, offset: int = 0) -> Layout:
     return Layout(buffer, shape, contiguous_strides(shape), offset)
-
-
-def inline(value: bool | int | float, dtype: np.dtype, shape: Shape) -> Layout:
-    """A one-element constant seen at any shape (strides 0)."""
-    return Layout(Buffer(INLINE, 0, dtype, value), shape, (0,) * len(shape))
 
 
 def is_contiguous(layout: Layout) -> bool:
@@ -125,8 +124,6 @@ def reshaped(layout: Layout, shape: Shape) -> Layout | None:
     in groups of equal product; each group of old axes must be contiguous among themselves.
     Axes of length 1 get stride 0 (they are only ever indexed at 0).
     """
-    if layout.buffer.place == INLINE:
-        return inline(layout.buffer.value, layout.dtype, shape)  # type: ignore[arg-type]
     if math.prod(shape) == 0:
         return contiguous(layout.buffer, shape, layout.offset)
     old = [(n, s) for n, s in zip(layout.shape, layout.strides, strict=True) if n != 1]

@@ -8,7 +8,13 @@ kernel of the plan, in order. Kernels of equal structure share one function (a m
 that repeats a step K times compiles a handful of functions, not K). A kernel with a
 lot of work (kernels.work >= PARALLEL_WORK) is split across two threads: a native
 thread (pthread_create) runs the second half of its split axis while the calling
-thread runs the first. The entry returns 0, or the error site (plan.errors) that failed.
+thread runs the first.
+
+The entry returns 0, the error site (plan.errors) that failed, MISALIGNED when an input's
+data pointer is not a multiple of its item size (the wrapper copies and calls again), or
+RERUN_EXACT when a kernel met a sin/cos/tan argument beyond the fast range (the wrapper
+calls the `exact` build, which takes the C library's functions for those arguments).
+A rerun starts from scratch: a program only reads inputs and constants before writing.
 """
 
 from __future__ import annotations
@@ -25,8 +31,30 @@ from llvmlite import ir
 from graphc.backends.llvm import layout as L
 from graphc.backends.llvm import pyentry
 from graphc.backends.llvm.codegen import EMIT, Body, split_axis
-from graphc.backends.llvm.emitters import F64, I32, I64, PTR, combine, load, memory_type, store
-from graphc.backends.llvm.kernels import Gather, Gemm, Kernel, Loop, Map, Reduce, Scatter, layouts, work
+from graphc.backends.llvm.emitters import (
+    F64,
+    I32,
+    I64,
+    PTR,
+    STATUS_FAILED,
+    STATUS_RANGE,
+    combine,
+    load,
+    memory_type,
+    store,
+)
+from graphc.backends.llvm.kernels import (
+    Gather,
+    Gemm,
+    Kernel,
+    Loop,
+    Map,
+    Reduce,
+    Scatter,
+    checks_range,
+    layouts,
+    work,
+)
 from graphc.backends.llvm.layout import Buffer, Layout
 from graphc.backends.llvm.loops import counted_loop, i64
 from graphc.backends.llvm.plan import ERROR_SLOT, Plan
@@ -38,6 +66,8 @@ PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond 
 THREADS = 2
 PTHREAD = ("pthread_create", "pthread_join")
 F64_DTYPE = np.dtype("float64")
+MISALIGNED = -1  # the entry's status: an input's data is not aligned to its item size
+RERUN_EXACT = -2  # the entry's status: a sin/cos/tan argument needs the exact build
 
 Pointer = tuple[Buffer, int, tuple[tuple[int, int, int], ...]]
 """A buffer, a byte offset into it, and (depth, every, bytes) terms that move it with loop counters."""
@@ -120,8 +150,9 @@ def total_work(plan: Plan) -> int:
 class Lowering:
     """Builds the module: kernel functions on demand, thread trampolines, the entry."""
 
-    def __init__(self, plan: Plan, fastcall: bool = False) -> None:
+    def __init__(self, plan: Plan, fastcall: bool = False, exact: bool = False) -> None:
         self.fastcall = fastcall
+        self.exact = exact
         self.plan = plan
         self.module = ir.Module(name="graphc")
         self.functions: dict[Kernel, ir.Function] = {}
@@ -138,10 +169,18 @@ class Lowering:
         fn.attributes.add("nounwind")
         for arg in fn.args[:params]:
             arg.add_attribute("noalias")
-        error = isinstance(kernel, (Map, Reduce)) and kernel.site != 0
-        EMIT[type(kernel)](Body(fn, params, error), kernel)  # type: ignore[operator]
+        EMIT[type(kernel)](Body(fn, params, self.status_bits(kernel) != 0, self.exact), kernel)  # type: ignore[operator]
         self.functions[kernel] = fn
         return fn
+
+    def status_bits(self, kernel: Kernel) -> int:
+        """The status bits a kernel's function may return (0: it cannot fail)."""
+        bits = 0
+        if isinstance(kernel, (Gather, Scatter)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
+            bits |= STATUS_FAILED
+        if checks_range(kernel) and not self.exact:
+            bits |= STATUS_RANGE
+        return bits
 
     def trampoline(self, kernel_fn: ir.Function, params: int) -> ir.Function:
         """`ptr name.thread(ptr ctx)`: ctx = [params..., lo, hi, status] as i64s; runs the kernel."""
@@ -169,6 +208,7 @@ class Lowering:
         for name, arg in zip(names, entry.args, strict=True):
             address = b.gep(arg, [i64(DATA_OFFSET)], source_etype=ir.IntType(8))
             data[name] = b.load(address, typ=PTR, name=name.replace(":", ""))
+        self._check_alignment(b, data)
         caller = Caller(self, b, data)
         for kernel in self.plan.kernels:
             caller.call(kernel)
@@ -176,6 +216,19 @@ class Lowering:
         if self.fastcall:
             pyentry.add_fastcall(self.module, entry, total_work(self.plan) >= GIL_WORK)
         return self.module
+
+    def _check_alignment(self, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
+        """Return MISALIGNED unless every input's data pointer is a multiple of its item size."""
+        misaligned: ir.Value | None = None
+        for k, t in enumerate(self.plan.inputs):
+            if t.dtype.itemsize == 1:
+                continue
+            low_bits = b.and_(b.ptrtoint(data[f"input:{k}"], I64), i64(t.dtype.itemsize - 1))
+            bad = b.icmp_unsigned("!=", low_bits, i64(0))
+            misaligned = bad if misaligned is None else b.or_(misaligned, bad)
+        if misaligned is not None:
+            with b.if_then(misaligned, likely=False):
+                b.ret(ir.Constant(I32, MISALIGNED))
 
 
 class Caller:
@@ -195,8 +248,10 @@ class Caller:
             base = self.data[f"output:{buffer.index}"]
         elif buffer.place == L.CONST:
             base, offset = self.data["constants"], offset + buffer.index
-        else:
+        elif buffer.place == L.WORK:
             base, offset = self.data["workspace"], offset + buffer.index
+        else:  # never guess: a pointer into the wrong buffer is a silent wrong answer
+            raise AssertionError(f"no address for a {buffer.place} buffer")
         total: ir.Value = i64(offset)
         for depth, every, step in moving:
             t = self.counters[depth]
@@ -222,11 +277,20 @@ class Caller:
             status = self._split_to_point(fn, kernel, args, extent)
         else:
             status = self._split(fn, args, args, extent)
-        site = getattr(kernel, "site", 0)
-        if site:
-            failed = self.b.icmp_unsigned("!=", status, ir.Constant(I32, 0))
-            with self.b.if_then(failed, likely=False):
-                self.b.ret(ir.Constant(I32, site))
+        self._check_status(kernel, status)
+
+    def _check_status(self, kernel: Kernel, status: ir.Value) -> None:
+        """Leave the entry with the kernel's error site, or RERUN_EXACT, when its status says so."""
+        b = self.b
+        bits = self.lowering.status_bits(kernel)
+        if bits & STATUS_FAILED:
+            failed = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_FAILED)), ir.Constant(I32, 0))
+            with b.if_then(failed, likely=False):
+                b.ret(ir.Constant(I32, kernel.site))  # type: ignore[union-attr]
+        if bits & STATUS_RANGE:
+            huge = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_RANGE)), ir.Constant(I32, 0))
+            with b.if_then(huge, likely=False):
+                b.ret(ir.Constant(I32, RERUN_EXACT))
 
     def _loop(self, k: Loop) -> None:
         """A scan: a counted loop over t calling the body's kernels (guarded ones every k-th t)."""
@@ -350,6 +414,9 @@ def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
     return create, join
 
 
-def lower(plan: Plan, fastcall: bool = False) -> ir.Module:
-    """The module of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL."""
-    return Lowering(plan, fastcall).build()
+def lower(plan: Plan, fastcall: bool = False, exact: bool = False) -> ir.Module:
+    """The module of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL.
+
+    `exact` is the build for huge sin/cos/tan arguments (see the module docstring).
+    """
+    return Lowering(plan, fastcall, exact).build()

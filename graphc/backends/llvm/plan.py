@@ -119,13 +119,12 @@ class Memory:
         return offset
 
     def constant(self, array: np.ndarray) -> Layout:
-        dtype = array.dtype
-        if array.size == 1:
-            return L.inline(L.as_scalar(array), dtype, array.shape)
+        """The constant's place in the blob; a one-element constant also carries its value."""
         offset = self.constant_bytes
         self.constants.append((offset, array))
         self.constant_bytes += -(-max(array.nbytes, 1) // ALIGN) * ALIGN
-        return L.contiguous(Buffer(L.CONST, offset, dtype), array.shape)
+        value = L.as_scalar(array) if array.size == 1 else None
+        return L.contiguous(Buffer(L.CONST, offset, array.dtype, value), array.shape)
 
     def site(self, error: ErrorSite) -> int:
         self.errors.append(error)
@@ -313,12 +312,12 @@ def _plus_zero(instrs: Sequence[Instr]) -> tuple[Instr, ...]:
 
 
 def _fold_operands(operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple[tuple[Layout, ...], tuple[Instr, ...]]:
-    """Inline constants become `const` instructions; equal operands are read once, unread ones dropped."""
+    """Loads of one-element constants become `const` instructions; equal operands are read once, unread ones dropped."""
     read = {instr.args[0] for instr in instrs if instr.op == "load"}
     position: dict[Layout, int] = {}
     index: dict[int, int] = {}
     for i, layout in enumerate(operands):
-        if layout.buffer.place == L.INLINE or i not in read:
+        if layout.buffer.value is not None or i not in read:
             continue
         index[i] = position.setdefault(layout, len(position))
     kept = list(position)
@@ -326,7 +325,7 @@ def _fold_operands(operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple
     for instr in instrs:
         if instr.op == "load":
             source = operands[instr.args[0]]
-            if source.buffer.place == L.INLINE:
+            if source.buffer.value is not None:
                 instr = Instr("const", (), instr.dtype, (("value", source.buffer.value),))
             else:
                 instr = replace(instr, args=(index[instr.args[0]],))
@@ -514,8 +513,6 @@ def matrix_order(layout: Layout) -> tuple[bool, int] | None:
     """(transposed, leading dimension) of the last two axes for gemm, or None if they need a copy."""
     rows, cols = layout.shape[-2:]
     s_rows, s_cols = layout.strides[-2:]
-    if layout.buffer.place == L.INLINE:
-        return None
     if cols == 1:
         s_cols = 1
     if rows == 1 and s_cols != 1:

@@ -11,16 +11,23 @@ allocates fresh outputs, takes a workspace from a per-function pool, and makes t
 native call: a CPython builtin (pyentry.py; ctypes where the C API is out of reach), which
 releases the GIL for calls with a lot of work. Arrays are passed as PyObject pointers and
 the native code reads their data pointers itself: cheaper than asking NumPy for
-addresses in Python.
+addresses in Python. So the fast path admits only objects whose type is exactly
+ndarray (`type(a)`, which no proxy can fake, never `a.__class__`), of the exact dtype,
+shape and C strides; the native code checks their alignment itself (lower.MISALIGNED).
+
+The pool keeps at most POOL_LIMIT workspaces (what that many concurrent calls use); a
+call that finds it empty allocates one, and workspaces beyond the limit are freed.
 """
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import hashlib
 import itertools
 import linecache
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +38,15 @@ import numpy as np
 from graphc.backends.llvm import blas, jit, pyentry
 from graphc.backends.llvm.cache import ObjectCache
 from graphc.backends.llvm.layout import contiguous_strides
-from graphc.backends.llvm.lower import DATA_OFFSET, ENTRY, arguments, lower, threads_available
+from graphc.backends.llvm.lower import (
+    DATA_OFFSET,
+    ENTRY,
+    MISALIGNED,
+    RERUN_EXACT,
+    arguments,
+    lower,
+    threads_available,
+)
 from graphc.backends.llvm.plan import ERROR_SLOT, Plan, plan
 from graphc.backends.numpy_source import coerce
 from graphc.ops.loops import not_converged
@@ -40,6 +55,8 @@ from graphc.schedule import Program
 _EXCEPTIONS: dict[str, type[Exception]] = {"IndexError": IndexError, "ValueError": ValueError}
 _DTYPE_NAMES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "bool_"}
 _FILE_NUMBERS = itertools.count()
+POOL_LIMIT = max(1, min(os.cpu_count() or 1, 4))
+"""The most workspaces a compiled function keeps between calls."""
 
 
 class LLVMIR(str):
@@ -126,7 +143,7 @@ def render(program: Program, p: Plan, *, single: bool, function_name: str = "gra
         strides = tuple(s * t.dtype.itemsize for s in contiguous_strides(t.shape))
         label = repr(str(given.node.attr("name")))
         lines.append(
-            f"    if {name}.__class__ is not ndarray or {name}.dtype is not {dtype} "
+            f"    if type({name}) is not ndarray or {name}.dtype is not {dtype} "
             f"or {name}.shape != {t.shape!r} or {name}.strides != {strides!r}:"
         )
         lines.append(f"        {name} = prepare({name}, {label}, {t.shape!r}, {dtype})")
@@ -142,9 +159,9 @@ def render(program: Program, p: Plan, *, single: bool, function_name: str = "gra
         lines.append("    w = pool.pop() if pool else workspace()")
         call.append("w")
     lines.append(f"    status = entry({', '.join(call)})")
-    if p.errors:
-        lines.append("    if status:")
-        lines.append("        fail(status, w)")
+    lines.append("    if status:")
+    arguments_tuple = f"({', '.join(params)},)" if params else "()"
+    lines.append(f"        return recover(status, {'w' if p.workspace_bytes else 'None'}, {arguments_tuple})")
     if p.workspace_bytes:
         lines.append("    pool.append(w)")
     lines.append(f"    return {_returned(results, single)}")
@@ -172,6 +189,7 @@ class LLVMFunction:
     plan: Plan
     native: jit.NativeModule
     cache_hit: bool
+    exact: bool = False
     _ir: LLVMIR | None = field(default=None, repr=False)
 
     @property
@@ -180,17 +198,17 @@ class LLVMFunction:
         if self._ir is None and self.native.ir_unoptimized:
             self._ir = LLVMIR(self.native.ir_unoptimized, self.native.ir_optimized)
         if self._ir is None:  # loaded from the cache: lower again (deterministic) and optimize that
-            unoptimized = str(lower(self.plan, pyentry.available()))
+            unoptimized = str(lower(self.plan, pyentry.available(), self.exact))
             self._ir = LLVMIR(unoptimized, str(jit._optimized(unoptimized)))
         return self._ir
 
 
-def compile_plan(p: Plan, cache: ObjectCache | None) -> tuple[jit.NativeModule, bool]:
+def compile_plan(p: Plan, cache: ObjectCache | None, exact: bool = False) -> tuple[jit.NativeModule, bool]:
     """The native module of a plan, from the cache when it holds one (second result: a hit)."""
     entry = None
     environment = _link_environment()
     if cache is not None:
-        text = "\n".join([backend_version(), environment, p.key()])
+        text = "\n".join([backend_version(), environment, f"exact={exact}", p.key()])
         entry = cache.key(hashlib.sha256(text.encode()).hexdigest())
         obj = cache.load(entry)
         if obj is not None:
@@ -199,7 +217,7 @@ def compile_plan(p: Plan, cache: ObjectCache | None) -> tuple[jit.NativeModule, 
             except RuntimeError:  # an entry LLVM cannot load (another LLVM wrote it): rebuild it
                 pass
     store = functools.partial(cache.store, entry) if cache is not None and entry is not None else None
-    return jit._compile(str(lower(p, pyentry.available())), store), False
+    return jit._compile(str(lower(p, pyentry.available(), exact)), store), False
 
 
 def _link_environment() -> str:
@@ -214,22 +232,61 @@ def _link_environment() -> str:
 
 
 def build(
-    program: Program, *, single: bool = False, cache: bool = True, cache_dir: str | Path | None = None
-) -> LLVMFunction:
-    """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower."""
+    program: Program, *, single: bool = False, cache: bool = True, cache_dir: str | Path | None = None,
+    exact: bool = False, p: Plan | None = None,
+) -> LLVMFunction:  # fmt: skip
+    """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower.
+
+    `exact` builds the variant that takes the C library's sin/cos/tan for huge arguments
+    (made on demand, the first time a call meets one); `p` reuses a plan already made.
+    """
     check_abi()
-    p = plan(program)
+    p = plan(program) if p is None else p
     objects = ObjectCache(cache_dir) if cache else None
-    native, hit = compile_plan(p, objects)
+    native, hit = compile_plan(p, objects, exact)
     entry, keep = _native_entry(native, len(arguments(p)))
     source = render(program, p, single=single)
     filename = f"<graphc-llvm-{next(_FILE_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = _namespace(p, entry, (native, keep))
+    rebuild = functools.partial(build, program, single=single, cache=cache, cache_dir=cache_dir, exact=True, p=p)
+    namespace = _namespace(p, entry, (native, keep), Recovery(p, rebuild))
     exec(compile(source, filename, "exec"), namespace)
     function = namespace["graphc_llvm"]
+    namespace["recover"].function = function  # type: ignore[attr-defined]
     weakref.finalize(function, linecache.cache.pop, filename, None)
-    return LLVMFunction(function, source, filename, p, native, hit)  # type: ignore[arg-type]
+    return LLVMFunction(function, source, filename, p, native, hit, exact)  # type: ignore[arg-type]
+
+
+class Recovery:
+    """What the wrapper does with a nonzero status: call again, or raise the site's exception.
+
+    MISALIGNED: call again with aligned copies of the inputs. RERUN_EXACT: call the exact
+    build (compiled on first need, then kept). A site: raise its exception.
+    """
+
+    def __init__(self, p: Plan, rebuild: Callable[[], LLVMFunction]) -> None:
+        self.plan = p
+        self.rebuild = rebuild
+        self.function: Callable[..., object] | None = None
+        self.exact: LLVMFunction | None = None
+        self.pool: collections.deque[np.ndarray] | None = None
+
+    def __call__(self, status: int, workspace: np.ndarray | None, args: tuple[np.ndarray, ...]) -> object:
+        if status == MISALIGNED:
+            self._give_back(workspace)
+            assert self.function is not None
+            return self.function(*(a if a.flags.aligned else a.copy() for a in args))
+        if status == RERUN_EXACT:
+            self._give_back(workspace)
+            if self.exact is None:
+                self.exact = self.rebuild()
+            return self.exact.function(*args)
+        raise_error(self.plan, status, workspace)  # type: ignore[arg-type]
+        raise AssertionError("unreachable: raise_error raises")
+
+    def _give_back(self, workspace: np.ndarray | None) -> None:
+        if workspace is not None and self.pool is not None:
+            self.pool.append(workspace)
 
 
 def _native_entry(native: jit.NativeModule, count: int) -> tuple[Callable[..., int], object]:
@@ -240,8 +297,9 @@ def _native_entry(native: jit.NativeModule, count: int) -> tuple[Callable[..., i
     return signature(native.address(ENTRY)), None
 
 
-def _namespace(p: Plan, entry: Callable[..., int], native: object) -> dict[str, object]:
-    pool: list[np.ndarray] = []
+def _namespace(p: Plan, entry: Callable[..., int], native: object, recover: Recovery) -> dict[str, object]:
+    pool: collections.deque[np.ndarray] = collections.deque(maxlen=POOL_LIMIT)
+    recover.pool = pool
     namespace: dict[str, object] = {
         "__name__": "graphc.generated",
         "ndarray": np.ndarray,
@@ -251,7 +309,7 @@ def _namespace(p: Plan, entry: Callable[..., int], native: object) -> dict[str, 
         "native": native,  # keeps the machine code (and the method definition) alive with the wrapper
         "pool": pool,
         "workspace": functools.partial(aligned_bytes, p.workspace_bytes),
-        "fail": functools.partial(raise_error, p),
+        "recover": recover,
         "float64": np.dtype(np.float64),
         "float32": np.dtype(np.float32),
         "int64": np.dtype(np.int64),

@@ -51,11 +51,15 @@ where NumPy's do (exp: inf above 709.782712893384, subnormal below -708.39, 0 be
 -745.1332191019412; sinh and cosh: inf beyond 710.4758600739439); the sign of zero is
 kept where NumPy keeps it (expm1, log1p, tanh, sin, tan, sinh, arctan).
 
-sin, cos and tan have no Payne-Hanek reduction. With pi/2 in three parts the reduced
+sin, cos and tan reduce by pi/2 in three parts (no Payne-Hanek reduction): the reduced
 argument is off by under |x| 2^-164 plus about an ulp of rounding; as no double lies
 within 2^-61 of a multiple of pi/2, that stays under an ulp of the result for all
 |x| <= ``TRIG_MAX_ARG`` = 2^50 (measured: within 2 ulps up to there, multiples of pi/2
-and their neighbours included). Beyond it they return NaN rather than a wrong number.
+and their neighbours included). Beyond it the fast functions return NaN, and the caller
+(emitters.py) flags the argument so that the program is run again with the ``exact``
+variants ``graphc.<name>.exact.<f64|f32>``: the same fast body, and for |x| > 2^50 a
+branch to the C library's sin/cos/tan (full-range reduction; the values NumPy gives).
+The branch keeps those loops scalar, which is why only the rerun pays for it.
 """
 
 from __future__ import annotations
@@ -520,28 +524,57 @@ _KERNELS: dict[str, _Kernel] = {
 }
 
 MATH_FUNCTIONS: tuple[str, ...] = tuple(_KERNELS)
+TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
+"""The functions whose fast form is limited to |x| <= TRIG_MAX_ARG (they have `exact` variants)."""
 
 
-def math_function(module: ir.Module, name: str, fptype: ir.Type) -> ir.Function:
-    """The internal alwaysinline graphc.<name>.f64|f32 of `module`, defined once."""
+def math_function(module: ir.Module, name: str, fptype: ir.Type, exact: bool = False) -> ir.Function:
+    """The internal alwaysinline graphc.<name>[.exact].f64|f32 of `module`, defined once."""
     if name not in _KERNELS:
         raise ValueError(f"unknown math function {name!r}; known: {MATH_FUNCTIONS}")
+    if exact and name not in TRIGONOMETRIC:
+        raise ValueError(f"{name} has no exact variant; only {sorted(TRIGONOMETRIC)} do")
     suffix = _suffix(fptype)
-    existing = module.globals.get(f"graphc.{name}.{suffix}")
+    full_name = f"graphc.{name}.exact.{suffix}" if exact else f"graphc.{name}.{suffix}"
+    existing = module.globals.get(full_name)
     if existing is not None:
         return existing
-    fn = ir.Function(module, ir.FunctionType(fptype, [fptype]), f"graphc.{name}.{suffix}")
+    fn = ir.Function(module, ir.FunctionType(fptype, [fptype]), full_name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
     (x,) = fn.args
-    if suffix == "f64":
-        builder.ret(_KERNELS[name](_Emitter(builder), x))
-    else:
-        wide = builder.call(math_function(module, name, _F64), [builder.fpext(x, _F64)])
+    if suffix == "f32":
+        wide = builder.call(math_function(module, name, _F64, exact), [builder.fpext(x, _F64)])
         builder.ret(builder.fptrunc(wide, _F32))
+    elif exact:
+        builder.ret(_exact_trig(builder, name, x))
+    else:
+        builder.ret(_KERNELS[name](_Emitter(builder), x))
     return fn
+
+
+def _exact_trig(b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+    """The fast function for |x| <= TRIG_MAX_ARG, else a call of the C library's (a branch)."""
+    module = b.module
+    fast = b.call(math_function(module, name, _F64), [x])
+    huge = _Emitter(b).gt(_Emitter(b).abs(x), TRIG_MAX_ARG)
+    start = b.block
+    slow = b.append_basic_block("huge")
+    done = b.append_basic_block("done")
+    b.cbranch(huge, slow, done)
+    b.position_at_end(slow)
+    libm = module.globals.get(name)
+    if libm is None:
+        libm = ir.Function(module, ir.FunctionType(_F64, [_F64]), name)
+    full = b.call(libm, [x])
+    b.branch(done)
+    b.position_at_end(done)
+    value = b.phi(_F64)
+    value.add_incoming(fast, start)
+    value.add_incoming(full, slow)
+    return value
 
 
 def _suffix(fptype: ir.Type) -> str:
