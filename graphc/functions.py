@@ -160,7 +160,9 @@ def _max_shifted(a: object, axis: int) -> Tensor:
     round logsumexp at the magnitude of a (softmax([1e308, 1e308]) summed to 2).
     """
     t = to_float(a)
-    normalize_axis(axis, t.ndim)  # a bad axis names softmax, not the max inside it
+    ax = normalize_axis(axis, t.ndim)  # a bad axis names softmax, not the max inside it
+    if t.shape[ax] == 0:
+        return t  # nothing to shift: an empty result, as jax.nn and torch give
     m = max(t, axis, keepdims=True)
     return t - where(Tensor(ew.isfinite(m.node)), m, 0.0)
 

@@ -101,21 +101,6 @@ def exp_log(n):
     return [gc.exp(gc.log(v("x", n)))]
 
 
-@case(special=-np.inf, naive=np.inf, fast=np.nan)
-def pow_half(n):
-    """
-    graph(%x: f64[3], %k: i64[3]) {
-      %0 = sqrt(%x) : f64[3]
-      %1 = const(0) : i64[]
-      %2 = pow(%k, %1) : i64[3]
-      return %0, %2
-    }
-    """
-    # NumPy computes x ** 0.5 by sqrt when the exponent is one value, and by C's pow (where
-    # pow(-inf, 0.5) is +inf) for an array of them; k ** 0 stays: 0.5 has no int64 spelling.
-    return [v("x", n) ** gc.const(np.full(n, 0.5)), v("k", n, "int64") ** 0]
-
-
 RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
 
 

@@ -210,6 +210,19 @@ BROADCAST_PAIRS = [
     ((2, 1, 4), (3, 1)), ((3, 1), (2, 1, 4)), ((1,), (2, 3)), ((2, 1), (1, 3)),
 ]  # fmt: skip
 
+
+def numpy_power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """np.power with NumPy's `x ** 0.5` rule (sqrt) wherever the exponent is 0.5, whatever its layout.
+
+    NumPy itself takes sqrt for a scalar 0.5 but C's pow for an array of 0.5s (+inf at -inf,
+    +0.0 at -0.0); graphc's pow is sqrt there for every layout.
+    """
+    x, y = np.broadcast_arrays(x, y)
+    return np.where(y == 0.5, np.sqrt(x), np.power(x, y)) if x.dtype.kind == "f" else np.power(x, y)
+
+
+REFERENCES = {"power": numpy_power}  # records whose eval is not one NumPy function
+
 OPERATORS = {
     "add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b,
     "divide": lambda a, b: a / b, "power": lambda a, b: a**b, "less": lambda a, b: a < b,
@@ -217,7 +230,11 @@ OPERATORS = {
 }  # fmt: skip
 # every binary record with a public function: (graphc's function, NumPy's, the Python operator if any)
 ARITH = {
-    op.public.name: (getattr(gc, op.public.name), getattr(np, str(op.numpy)), OPERATORS.get(op.public.name))
+    op.public.name: (
+        getattr(gc, op.public.name),
+        REFERENCES.get(op.public.name) or getattr(np, str(op.numpy)),
+        OPERATORS.get(op.public.name),
+    )
     for op in elementwise_ops(2)
     if op.public is not None
 }

@@ -240,6 +240,19 @@ def pow_two(n):
 
 
 @case
+def pow_half(n):
+    """
+    graph(%x: f64[3], %y: f64[3]) {
+      %0 = sqrt(%x) : f64[3]
+      %1 = sqrt(%y) : f64[3]
+      return %0, %1
+    }
+    """
+    # A scalar 0.5 and an array of 0.5s alike: pow is sqrt there (NaN at -inf, -0.0 at -0.0).
+    return [v("x", n) ** 0.5, v("y", n) ** gc.const(np.full(n, 0.5))]
+
+
+@case
 def pow_one(n):
     """
     graph(%x: f64[3]) {

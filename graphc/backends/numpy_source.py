@@ -86,6 +86,7 @@ def _spell_loop(step: Step) -> str:
 SPELLINGS: dict[str, Spelling] = {
     # The irregular ops. An op whose record names its NumPy function (`Op.numpy`: add,
     # exp, where, matmul, ...) is spelled np.<numpy>(operands) without an entry here.
+    "pow": "rt.pow({0}, {1})",  # sqrt where the exponent is 0.5 (ops/elementwise.py)
     "sigmoid": "rt.sigmoid({0})",
     "softplus": "rt.softplus({0})",
     "relu": "rt.relu({0})",
@@ -115,7 +116,7 @@ SPELLINGS: dict[str, Spelling] = {
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
-HELPERS = ("sigmoid", "softplus", "relu", "unslice", "scatter_add", "logsumexp")
+HELPERS = ("pow", "sigmoid", "softplus", "relu", "unslice", "scatter_add", "logsumexp")
 
 
 def _literal(value: Hashable) -> str:
@@ -200,7 +201,7 @@ RUNTIME = _runtime()
 
 
 def _check_lines(program: Program) -> list[str]:
-    """Inline argument checks: arrays of the exact class, dtype and shape pass untouched."""
+    """Inline argument checks: arrays of the exact type (`type()`: no proxy fakes it), dtype and shape pass as they are."""
     lines = []
     for given in program.inputs:
         name = given.name
@@ -208,7 +209,7 @@ def _check_lines(program: Program) -> list[str]:
         shape = repr(given.type.shape)
         var_name = repr(str(given.node.attr("name"))) if given.node.op.name == "var" else repr(name)
         lines.append(
-            f"    if {name}.__class__ is not rt.ndarray or {name}.dtype is not {dtype} or {name}.shape != {shape}:"
+            f"    if type({name}) is not rt.ndarray or {name}.dtype is not {dtype} or {name}.shape != {shape}:"
         )
         lines.append(f"        {name} = rt.coerce({name}, {var_name}, {shape}, {dtype})")
     return lines

@@ -102,7 +102,8 @@ def binary(
     name: str,
     d: tuple[Rule | None, Rule | None],
     *,
-    numpy: str,
+    numpy: str | None = None,
+    eval: Callable | None = None,
     infer: Callable = _binary_infer,
     public: Public | None = None,
     domain: tuple[Domain, Domain] = (REALS, REALS),
@@ -111,7 +112,7 @@ def binary(
     return Op(
         name,
         infer,
-        getattr(np, numpy),
+        eval if eval is not None else getattr(np, str(numpy)),
         vjp=d,
         jvp=d,
         kind=Kind.BROADCAST,
@@ -164,7 +165,24 @@ def _pow_y(g: Node, out: Node, x: Node, y: Node) -> Node:
     return mul(g, mul(out, log(safe_x)))
 
 
-power = binary("pow", (_pow_x, _pow_y), numpy="power", public=function("power", 2),
+def _pow_eval(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """np.power, but sqrt wherever the exponent is 0.5, whatever the exponent's shape.
+
+    NumPy's `x ** 0.5` and `np.power(x, 0.5)` take sqrt (NaN at -inf, -0.0 at -0.0), but an
+    array of 0.5s goes through C's pow (+inf, +0.0): one rule for every layout.
+    """
+    if np.asarray(x).dtype.kind != "f":
+        return np.power(x, y)
+    half = np.equal(y, 0.5)
+    if not half.any():
+        return np.power(x, y)
+    shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+    if half.all():
+        return np.array(np.broadcast_to(np.sqrt(x), shape))
+    return np.where(half, np.sqrt(x), np.power(x, y))
+
+
+power = binary("pow", (_pow_x, _pow_y), eval=_pow_eval, public=function("power", 2),
                domain=(Domain(lo=0.0), REALS))  # fmt: skip
 neg = unary("neg", lambda g, out, x: neg(g), numpy="negative", infer=_numeric_infer, public=function("negative", 1))
 

@@ -132,8 +132,10 @@ min_ = Op("min", _extremum_infer, lambda x, *, axis, keepdims: np.min(x, axis=ax
 
 
 def _logsumexp_eval(x: np.ndarray, *, axis: Axes, keepdims: bool) -> np.ndarray:
-    """log(sum(exp(x))) shifted by the (finite) maximum, as scipy.special.logsumexp."""
+    """log(sum(exp(x))) shifted by the (finite) maximum, as scipy.special.logsumexp (-inf over no elements)."""
     x = np.asarray(x)
+    if any(x.shape[a] == 0 for a in axis):
+        return np.full(reduced_shape(x.shape, axis, keepdims), -np.inf, dtype=x.dtype)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, np.zeros((), dtype=x.dtype))
     with np.errstate(divide="ignore"):

@@ -56,15 +56,9 @@ def exp_log(node: Node) -> Node | None:
     return x.inputs[0] if x.op is ew.log else None
 
 
-def pow_half(node: Node) -> Node | None:
-    """x ** 0.5 -> sqrt(x)"""
-    x, y = node.inputs
-    return ew.sqrt(x) if is_filled(y, 0.5) and x.type == node.type else None
-
-
 RULES = rule_table(
     ("mul", mul_zero), ("add", add_zero), ("sub", sub_self), ("div", div_self),
-    ("exp", exp_log), ("pow", pow_half),
+    ("exp", exp_log),
 )  # fmt: skip
 
 

@@ -110,6 +110,14 @@ def pow_one(node: Node) -> Node | None:
     return None
 
 
+def pow_half(node: Node) -> Node | None:
+    """x ** 0.5 -> sqrt(x)   (pow is sqrt where the exponent is 0.5, as NumPy's x ** 0.5)"""
+    x, y = node.inputs
+    if is_filled(y, 0.5) and keeps_shape(x, node):
+        return ew.sqrt(x)
+    return None
+
+
 def where_constant(node: Node) -> Node | None:
     """where(True, x, y) -> x,  where(False, x, y) -> y"""
     c, x, y = node.inputs
@@ -209,7 +217,7 @@ RULES = rule_table(
     ("mul", mul_one), ("mul", mul_minus_one), ("mul", mul_neg_neg),
     ("mul", mul_neg), ("add", add_minus_zero), ("add", add_neg), ("add", neg_add), ("where", where_constant),
     ("sub", sub_zero), ("sub", sub_neg),
-    ("div", div_one), ("neg", neg_neg), ("pow", pow_two), ("pow", pow_one), ("where", where_same),
+    ("div", div_one), ("neg", neg_neg), ("pow", pow_two), ("pow", pow_one), ("pow", pow_half), ("where", where_same),
     ("transpose", transpose_transpose), ("reshape", reshape_reshape), ("broadcast_to", broadcast_broadcast),
     ("astype", astype_roundtrip), ("sum", sum_broadcast),
 )  # fmt: skip

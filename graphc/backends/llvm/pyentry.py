@@ -75,9 +75,14 @@ def add_fastcall(module: ir.Module, entry: ir.Function, release_gil: bool) -> No
 
 
 def builtin(address: int, name: str = "graphc_native") -> tuple[Callable[..., int], PyMethodDef]:
-    """A builtin function calling the METH_FASTCALL code at `address`; keep the PyMethodDef alive with it."""
+    """A builtin function calling the METH_FASTCALL code at `address`.
+
+    The PyMethodDef is the function's `self`, so the function keeps it alive: CPython
+    reads it while freeing the function (meth_dealloc), which a garbage collection of
+    the wrapper's namespace may do after any other reference to it is gone.
+    """
     definition = PyMethodDef(name.encode(), address, METH_FASTCALL, None)
     new = ctypes.pythonapi.PyCFunction_NewEx
     new.restype = ctypes.py_object
     new.argtypes = [ctypes.POINTER(PyMethodDef), ctypes.py_object, ctypes.py_object]
-    return new(ctypes.byref(definition), None, None), definition
+    return new(ctypes.byref(definition), definition, None), definition
