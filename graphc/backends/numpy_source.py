@@ -201,7 +201,7 @@ RUNTIME = _runtime()
 
 
 def _check_lines(program: Program) -> list[str]:
-    """Inline argument checks: arrays of the exact type (`type()`: no proxy fakes it), dtype and shape pass as they are."""
+    """Inline argument checks: arrays of the exact type (`type()`: no proxy fakes it), dtype and shape pass."""
     lines = []
     for given in program.inputs:
         name = given.name
