@@ -160,8 +160,8 @@ def _as_array(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     """
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise TypeError(f"input {name!r}: expected an array of {dtype}, got {type(value).__name__} ({exc})") from None
+    except Exception as exc:  # whatever a foreign object's __array__ raises, the argument is what is wrong
+        raise TypeError(f"input {name!r}: expected an array of {dtype}, got {type(value).__name__} ({exc})") from exc
     weak = isinstance(value, (bool, int, float, list, tuple)) and array.dtype.kind in _WEAK_KINDS
     if weak and dtype.kind in _WEAK_KINDS[array.dtype.kind]:
         return _weak_cast(value, name, dtype)
