@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from graphc.backends import numpy_source
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node
-from graphc.passes import Report, pipeline_for, run_pipeline
+from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
 from graphc.schedule import Program, describe_vars, missing_vars, schedule
 from graphc.tensor import Tensor
 from graphc.viz import repr_svg
@@ -195,18 +195,25 @@ def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...]]:
     return True, (_as_tensor(outputs, "the output"),)
 
 
-def _optimize(graph: Graph, optimize: bool, fast_math: bool) -> tuple[Graph, Report]:
+def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) -> tuple[Graph, Report]:
     """The graph to compile and the optimizer's per-pass report (empty when optimize=False)."""
     if not optimize:
         return graph, Report()
-    return run_pipeline(graph, pipeline_for(fast_math))
+    passes = tuple(p for p in pipeline_for(fast_math) if fuse or p not in FINAL_PASSES)
+    return run_pipeline(graph, passes)
 
 
-def _build(program: Program, backend: str, single: bool, cache: bool, cache_dir: str | Path | None) -> Built:
+def _build(
+    program: Program, backend: str, single: bool, cache: bool, cache_dir: str | Path | None, check_finite: bool
+) -> Built:  # fmt: skip
     if backend == "llvm":
         from graphc.backends.llvm.runtime import build as build_llvm
 
+        if check_finite:
+            return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir, check_finite=True)
         return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir)
+    if check_finite:
+        return numpy_source.build(program, single=single, check_finite=True)
     return numpy_source.build(program, single=single)
 
 
@@ -219,12 +226,19 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     *,
     cache: bool = True,
     cache_dir: str | Path | None = None,
+    check_finite: bool = False,
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
     Every var the outputs depend on must be among the inputs; unused inputs are allowed.
     backend="llvm" keeps compiled machine code in an on-disk cache: `cache_dir`, else
     $GRAPHC_CACHE_DIR, else ~/.cache/graphc; `cache=False` neither reads nor writes it.
+    The cache is used only if its directory is yours and no one else can write it
+    (created 0700; otherwise a warning, and no cache); `cache_dir=""` is a ValueError.
+    `check_finite=True` checks every step's result (compiled without fusion, so every
+    node is a step, loop bodies included): the first NaN or infinity raises
+    FloatingPointError naming the op, its line in `fn.program` and where it was built
+    (for a derivative's node, the forward node it differentiates). Off, nothing is added.
     """
     _check_backend(backend)
     input_tensors = _as_inputs(inputs)
@@ -233,9 +247,9 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     missing = missing_vars(graph)
     if missing:
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
-    optimized, report = _optimize(graph, optimize, fast_math)
+    optimized, report = _optimize(graph, optimize, fast_math, fuse=not check_finite)
     program = schedule(optimized)
-    built = _build(program, backend, single, cache, cache_dir)
+    built = _build(program, backend, single, cache, cache_dir, check_finite)
     return CompiledFunction(
         inputs=input_tensors,
         outputs=output_tensors,

@@ -60,13 +60,17 @@ def format_array(array: np.ndarray) -> str:
 
 
 _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
-_DERIVED_FROM: list[Node] = []
+_DERIVED_FROM: list[tuple[Node, bool]] = []
 
 
 @contextlib.contextmanager
-def derived_from(node: Node) -> Iterator[None]:
-    """Nodes first built inside this block record `node` as their origin and location."""
-    _DERIVED_FROM.append(node)
+def derived_from(node: Node, derivative: bool = False) -> Iterator[None]:
+    """Nodes first built inside this block record `node` as their origin and location.
+
+    `derivative`: they belong to the derivative of `node` (autodiff), so they record it as
+    the node they differentiate; otherwise (a rewrite) they inherit what `node` differentiates.
+    """
+    _DERIVED_FROM.append((node, derivative))
     try:
         yield
     finally:
@@ -81,7 +85,7 @@ class Node:
     node is first built and is not part of its identity.
     """
 
-    __slots__ = ("__weakref__", "attrs", "inputs", "loc", "op", "origin", "type")
+    __slots__ = ("__weakref__", "attrs", "differentiates", "inputs", "loc", "op", "origin", "type")
 
     op: OpLike
     inputs: tuple[Node, ...]
@@ -89,6 +93,7 @@ class Node:
     type: TensorType
     loc: Location | None
     origin: Node | None
+    differentiates: Node | None  # for a node of a derivative: the forward node it belongs to
 
     def __init__(self) -> None:
         raise TypeError("nodes are built with Node.make(op, inputs, attrs)")
@@ -110,11 +115,12 @@ class Node:
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
         node = object.__new__(Node)
-        origin = _DERIVED_FROM[-1] if _DERIVED_FROM else None
+        origin, derivative = _DERIVED_FROM[-1] if _DERIVED_FROM else (None, False)
         loc = origin.loc if origin is not None else user_location()
+        differentiates = origin if derivative else getattr(origin, "differentiates", None)
         for name, value in (
             ("op", op), ("inputs", inputs), ("attrs", frozen),
-            ("type", type_), ("loc", loc), ("origin", origin),
+            ("type", type_), ("loc", loc), ("origin", origin), ("differentiates", differentiates),
         ):  # fmt: skip
             object.__setattr__(node, name, value)
         _INTERNED[key] = node
@@ -153,7 +159,7 @@ class Node:
 def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphError:
     """The same error class, its message naming the op, the operand types and the user's line."""
     operands = ", ".join(str(i.type) for i in inputs)
-    loc = _DERIVED_FROM[-1].loc if _DERIVED_FROM else user_location()
+    loc = _DERIVED_FROM[-1][0].loc if _DERIVED_FROM else user_location()
     return located(exc, f"{op.name}({operands})", loc)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc as pygc
 import itertools
 import os
@@ -225,13 +226,15 @@ def test_concurrent_callers_then_idle_keep_a_bounded_number_of_workspaces() -> N
 
 
 def test_the_native_builtin_keeps_its_method_definition_alive() -> None:
-    """CPython reads the PyMethodDef while freeing the builtin: the builtin must own it (its `self`)."""
+    """CPython reads the PyMethodDef while freeing the builtin: it owns it (`self`), as bytes the GC never clears."""
     x = gc.var("x", (3,))
     fn = llvm([x], x * 2.0)
     if not pyentry.available():
         pytest.skip("no CPython C API: the entry is a ctypes function")
     entry = fn._built.function.__globals__["entry"]
-    assert isinstance(entry.__self__, pyentry.PyMethodDef)
+    definition = entry.__self__
+    assert isinstance(definition, bytes) and len(definition) == ctypes.sizeof(pyentry.PyMethodDef)
+    assert not pygc.is_tracked(definition)  # the garbage collector can never clear it before the builtin
     del fn
     pygc.collect()
     for _ in range(10):  # namespaces freed through the garbage collector, as the test suite does

@@ -52,7 +52,7 @@ def _push_forward(
             raise no_rule(node, i)
         if node.op.aligns:  # type: ignore[attr-defined]
             t = align(t, nb, node.ndim)
-        with derived_from(node):
+        with derived_from(node, derivative=True):
             try:
                 part = rule(t, node, *node.inputs, **node.params)
             except DifferentiationError as exc:
@@ -61,5 +61,5 @@ def _push_forward(
                 parts.append(cast_like(unbroadcast(part, nb, node.shape), node))
     if not parts:
         return None
-    with derived_from(node):
+    with derived_from(node, derivative=True):
         return accumulate(parts)

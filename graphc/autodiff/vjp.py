@@ -30,7 +30,7 @@ def vjp_graph(
         parts = cts.pop(node, None)
         if parts is None:
             continue
-        with derived_from(node):  # the sum of a node's cotangents points back to that node
+        with derived_from(node, derivative=True):  # the sum of a node's cotangents points back to that node
             ct = accumulate(parts)
         if node in leaves:
             results[node] = ct
@@ -52,7 +52,7 @@ def _pull_back(
         rule = node.op.vjp_rule(i)  # type: ignore[attr-defined]
         if rule is None:
             raise no_rule(node, i)
-        with derived_from(node):
+        with derived_from(node, derivative=True):
             try:
                 g = rule(ct, node, *node.inputs, **node.params)
             except DifferentiationError as exc:

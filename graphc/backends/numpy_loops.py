@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from graphc.backends import finite
 from graphc.ir import Graph
 from graphc.ops.loops import (
     LOOP_OPS,
@@ -105,8 +106,9 @@ def _may_alias(program: Program, name: str) -> bool:
 class LoopPlan:
     """The drivers and body functions of a program's loops, rendered once, named uniquely."""
 
-    def __init__(self, spell: Spell, taken: set[str]) -> None:
+    def __init__(self, spell: Spell, taken: set[str], check_finite: bool = False) -> None:
         self.spell = spell
+        self.check_finite = check_finite
         self.taken = set(taken)
         self.lines: list[str] = []
         self.constants: dict[str, object] = {"loop_residual": residual, "loop_not_converged": not_converged}
@@ -165,6 +167,8 @@ class LoopPlan:
             else:
                 renamed = Step(step.name, step.node, tuple(rename.get(a, a) for a in step.args), step.frees)
                 lines.append(f"    {step.name} = {self.spell(renamed)}  # {step.type}")
+            if self.check_finite:
+                lines += finite.check_lines(step)
             dead = [n for n in step.frees if program.step(n) is not None]
             if dead:
                 lines.append(f"    del {', '.join(dead)}")
@@ -287,11 +291,11 @@ def _fixed_point_driver(name: str, body: str, program: Program, attrs: dict, out
     return lines
 
 
-def plan(program: Program, spell: Spell, taken: set[str]) -> LoopPlan | None:
+def plan(program: Program, spell: Spell, taken: set[str], check_finite: bool = False) -> LoopPlan | None:
     """The loop plan of a program (None when it has no loop); `taken`: names in use."""
     if not any(step.op in LOOP_OPS for step in program.steps):
         return None
-    loops = LoopPlan(spell, taken)
+    loops = LoopPlan(spell, taken, check_finite)
     loops.table = loops.prepare(program)
     return loops
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.backends import numpy_fused, numpy_loops
+from graphc.backends import finite, numpy_fused, numpy_loops
 from graphc.backends.numpy_fused import FusedPlan
 from graphc.errors import where
 from graphc.ir import format_array
@@ -190,7 +190,8 @@ def coerce(value: object, name: str, shape: tuple[int, ...], dtype: np.dtype) ->
 def _runtime() -> types.SimpleNamespace:
     helpers = {name: OPS[name].eval for name in HELPERS}
     dtypes = {"float64": FLOAT64, "float32": FLOAT32, "int64": INT64, "bool_": BOOL}
-    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, take=_take, **helpers, **dtypes)
+    checks = {"all_finite": finite.all_finite, "not_finite": finite.not_finite}
+    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, take=_take, **helpers, **dtypes, **checks)
 
 
 RUNTIME = _runtime()
@@ -215,8 +216,10 @@ def _check_lines(program: Program) -> list[str]:
     return lines
 
 
-def _step_lines(program: Program, fused: FusedPlan | None, loops: numpy_loops.LoopPlan | None = None) -> list[str]:
-    """One line per step with its type as a comment, then `del` of dead step results."""
+def _step_lines(
+    program: Program, fused: FusedPlan | None, loops: numpy_loops.LoopPlan | None = None, check_finite: bool = False
+) -> list[str]:  # fmt: skip
+    """One line per step with its type as a comment (and its check_finite test), then `del` of dead step results."""
     lines = []
     for step in program.steps:
         if loops is not None and step.op in numpy_loops.LOOP_OPS:
@@ -224,6 +227,8 @@ def _step_lines(program: Program, fused: FusedPlan | None, loops: numpy_loops.Lo
         else:
             value = fused.call(step) if fused is not None and step.op == "fused" else spell(step)
             lines.append(f"    {step.name} = {value}  # {step.type}")
+        if check_finite:
+            lines += finite.check_lines(step)
         dead = [name for name in step.frees if program.step(name) is not None]
         if dead:
             lines.append(f"    del {', '.join(dead)}")
@@ -278,30 +283,33 @@ def _plan_fused(program: Program, function_name: str) -> FusedPlan | None:
     return numpy_fused.plan(program, spell, taken | {function_name, "np", "rt"})
 
 
-def _plan_loops(program: Program, function_name: str) -> numpy_loops.LoopPlan | None:
+def _plan_loops(program: Program, function_name: str, check_finite: bool = False) -> numpy_loops.LoopPlan | None:
     taken = {i.name for i in program.inputs} | set(program.constants) | {s.name for s in program.steps}
-    return numpy_loops.plan(program, spell, taken | {function_name, "np", "rt"})
+    return numpy_loops.plan(program, spell, taken | {function_name, "np", "rt"}, check_finite)
 
 
 def _render(
     program: Program, single: bool, function_name: str, fused: FusedPlan | None,
-    loops: numpy_loops.LoopPlan | None = None,
+    loops: numpy_loops.LoopPlan | None = None, check_finite: bool = False,
 ) -> str:  # fmt: skip
     if single and len(program.outputs) != 1:
         raise ValueError(f"single=True needs exactly one output, the program has {len(program.outputs)}")
     lines = _header_lines(program, function_name, fused, loops)
     lines += _check_lines(program)
     lines += fused.acquire_lines() if fused is not None else []
-    lines += _step_lines(program, fused, loops)
+    lines += _step_lines(program, fused, loops, check_finite)
     value = _return_value(program, single)
     lines += fused.return_lines(value) if fused is not None else [f"    return {value}"]
     return "\n".join(lines) + "\n"
 
 
-def render(program: Program, *, single: bool = False, function_name: str = "graphc_fn") -> str:
+def render(
+    program: Program, *, single: bool = False, function_name: str = "graphc_fn", check_finite: bool = False
+) -> str:  # fmt: skip
     """The Python source of a function computing the program (one result, or a tuple)."""
     fused = _plan_fused(program, function_name)
-    return _render(program, single, function_name, fused, _plan_loops(program, function_name))
+    loops = _plan_loops(program, function_name, check_finite)
+    return _render(program, single, function_name, fused, loops, check_finite)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -318,11 +326,16 @@ class NumpyFunction:
     filename: str
 
 
-def build(program: Program, *, single: bool = False, function_name: str = "graphc_fn") -> NumpyFunction:
-    """Render, register with linecache, and execute the source; the function is in its own module."""
+def build(
+    program: Program, *, single: bool = False, function_name: str = "graphc_fn", check_finite: bool = False
+) -> NumpyFunction:  # fmt: skip
+    """Render, register with linecache, and execute the source; the function is in its own module.
+
+    `check_finite`: test every float step's result (finite.py); nothing is added otherwise.
+    """
     fused = _plan_fused(program, function_name)
-    loops = _plan_loops(program, function_name)
-    source = _render(program, single, function_name, fused, loops)
+    loops = _plan_loops(program, function_name, check_finite)
+    source = _render(program, single, function_name, fused, loops, check_finite)
     filename = f"<graphc-numpy-{next(_FILE_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace: dict[str, object] = {"__name__": "graphc.generated", "np": np, "rt": RUNTIME}

@@ -1,8 +1,15 @@
 """An on-disk cache of compiled object code, safe against damage and concurrent writers.
 
 Responsibility: keys (graph hash + host CPU + llvmlite/LLVM version + format version),
-the entry format (header, length, checksum), atomic writes. Never raises on an unusable
-directory: it just does not cache. Imports llvmlite (versions) and jit.host_cpu.
+the entry format (header, length, checksum), atomic writes, and trust. Never raises on
+an unusable directory: it just does not cache. Imports llvmlite (versions) and jit.host_cpu.
+
+The cache holds machine code that every process using it will run, so whoever can
+write it can run code in those processes. As ssh does with ~/.ssh, the cache is used
+only if its directory belongs to this user and no one else can write it (created 0700
+when missing); otherwise it warns once and compiles without the cache. An entry file
+owned by another user or writable by others is ignored (and not deleted). An empty
+`directory` is refused (ValueError): it would mean the current directory.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import struct
 import tempfile
+import warnings
 from pathlib import Path
 
 import llvmlite
@@ -31,6 +40,22 @@ def _default_directory() -> Path:
     if configured:
         return Path(configured)
     return Path.home() / ".cache" / "graphc"
+
+
+_WARNED: set[str] = set()  # directories already warned about (one warning per process and directory)
+
+
+def distrust(info: os.stat_result, uid: int, what: str) -> str | None:
+    """Why a cache directory or file with this stat may not be trusted by user `uid`, or None if it may."""
+    if info.st_uid != uid:
+        return f"{what} belongs to uid {info.st_uid}, not to this user (uid {uid})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{what} can be written by others (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def _current_uid() -> int:
+    return os.geteuid() if hasattr(os, "geteuid") else -1
 
 
 def _digest(key: str, obj: bytes) -> bytes:
@@ -60,13 +85,40 @@ class ObjectCache:
     """Object files on disk, one per key; damaged entries are deleted and rebuilt."""
 
     def __init__(self, directory: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
-        """`directory` None means $GRAPHC_CACHE_DIR, else ~/.cache/graphc."""
+        """`directory` None means $GRAPHC_CACHE_DIR, else ~/.cache/graphc; "" is a ValueError."""
         if directory is None:
             directory = _default_directory()
+        if isinstance(directory, str) and not directory.strip():
+            raise ValueError("cache_dir='' would put compiled code in the current directory; "
+                             "pass a directory, or cache=False for no cache")  # fmt: skip
         self.directory = Path(directory)
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
+        self._trusted: bool | None = None
+
+    def trusted(self) -> bool:
+        """Whether the directory may be used (created 0700 if missing); decided once, warning if not."""
+        if self._trusted is None:
+            try:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                reason = self._check_directory()
+            except OSError:  # unusable (not creatable, not readable): no cache, as ever, silently
+                self._trusted = False
+                return False
+            self._trusted = reason is None
+            if reason is not None and str(self.directory) not in _WARNED:
+                _WARNED.add(str(self.directory))
+                warnings.warn(f"graphc is not using the compile cache {self.directory}: {reason}; "
+                              "compiling without it (make it yours and private: chmod 700)",
+                              RuntimeWarning, stacklevel=2)  # fmt: skip
+        return self._trusted
+
+    def _check_directory(self) -> str | None:
+        info = os.stat(self.directory)
+        if not stat.S_ISDIR(info.st_mode):
+            return "it is not a directory"
+        return distrust(info, _current_uid(), "the directory")
 
     def key(self, structural_hash: str) -> str:
         """The entry name: the graph's hash with everything that changes object code."""
@@ -90,9 +142,16 @@ class ObjectCache:
         """The cached object code, or None (missing or damaged; damage is deleted)."""
         if not self.enabled:
             return None
+        if not self.trusted():
+            self.misses += 1
+            return None
         path = self._path(key)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as file:
+                if distrust(os.fstat(file.fileno()), _current_uid(), "the entry") is not None:
+                    self.misses += 1
+                    return None  # someone else's file: never run it, never delete it
+                data = file.read()
         except OSError:
             self.misses += 1
             return None
@@ -107,12 +166,11 @@ class ObjectCache:
 
     def store(self, key: str, obj: bytes) -> None:
         """Write the entry atomically (temp file + rename); on any OS error, skip it."""
-        if not self.enabled:
+        if not self.enabled or not self.trusted():
             return
         path = self._path(key)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            fd, temp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")  # mode 0600
         except OSError:
             return
         try:

@@ -47,7 +47,7 @@ from graphc.backends.llvm.emitters import (
     store,
     value_type,
 )
-from graphc.backends.llvm.kernels import ArgReduce, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
+from graphc.backends.llvm.kernels import ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
 from graphc.backends.llvm.layout import Layout, contiguous_strides
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
 from graphc.backends.llvm.plan import identity, matrix_order
@@ -359,6 +359,40 @@ def emit_scatter(body: Body, k: Scatter) -> None:
     body.finish()
 
 
+# --- Check -------------------------------------------------------------------------------------------------------
+
+
+def emit_check(body: Body, k: Check) -> None:
+    """The first non-finite element (C order): its position and value go to the error slot, status 1."""
+    b = body.b
+    shape = k.operand.shape
+    flat = contiguous_strides(shape)
+
+    def point(indices: list[ir.Value]) -> None:
+        value = body.read(k.operand, indices)
+        magnitude = b.call(_fabs(b.module, value.type), [value])
+        finite = b.fcmp_ordered("<", magnitude, ir.Constant(value.type, float("inf")))
+        bad = body.fn.append_basic_block("not_finite")
+        good = body.fn.append_basic_block("finite")
+        b.cbranch(finite, good, bad)
+        b.position_at_end(bad)
+        slot = body.params[-1]
+        b.store(linear(b, indices, flat), slot)
+        wide = value if value.type == ir.DoubleType() else b.fpext(value, ir.DoubleType())
+        b.store(wide, b.gep(slot, [i64(8)], source_etype=ir.IntType(8)))
+        b.ret(ir.Constant(I32, 1))
+        b.position_at_end(good)
+
+    nest(b, full_bounds(shape), point)
+    body.finish()
+
+
+def _fabs(module: ir.Module, fptype: ir.Type) -> ir.Function:
+    name = "llvm.fabs.f64" if fptype == ir.DoubleType() else "llvm.fabs.f32"
+    existing = module.globals.get(name)
+    return existing if existing is not None else ir.Function(module, ir.FunctionType(fptype, [fptype]), name)
+
+
 EMIT = {
     Map: emit_map,
     Reduce: emit_reduce,
@@ -366,6 +400,7 @@ EMIT = {
     Gemm: emit_gemm,
     Gather: emit_gather,
     Scatter: emit_scatter,
+    Check: emit_check,
 }
 
 __all__ = ["EMIT", "I1", "Body", "split_axis"]

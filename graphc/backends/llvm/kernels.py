@@ -127,6 +127,17 @@ class Scatter:
 
 
 @dataclass(frozen=True)
+class Check:
+    """check_finite: stop the program at `site` if an element of `operand` is NaN or infinite.
+
+    The error slot receives the first such element's C-order position and its value (a double).
+    """
+
+    operand: Layout
+    site: int
+
+
+@dataclass(frozen=True)
 class Loop:
     """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point).
 
@@ -147,7 +158,7 @@ class Loop:
     site: int = 0
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Loop
+Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Loop
 
 
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
@@ -188,4 +199,6 @@ def layouts(kernel: Kernel) -> list[Layout]:
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):
         return list(kernel.residuals)
+    if isinstance(kernel, Check):
+        return [kernel.operand]
     return [kernel.values, kernel.indices, kernel.out]

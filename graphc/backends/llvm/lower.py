@@ -44,6 +44,7 @@ from graphc.backends.llvm.emitters import (
     store,
 )
 from graphc.backends.llvm.kernels import (
+    Check,
     Gather,
     Gemm,
     Kernel,
@@ -107,7 +108,7 @@ def pointer_of(layout: Layout) -> Pointer:
 def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     """The kernel with its layouts re-based on pointer parameters, and what each parameter points to.
 
-    Equal (buffer, offset) pairs share a parameter; take and scatter_add get the error slot last.
+    Equal (buffer, offset) pairs share a parameter; take, scatter_add and checks get the error slot last.
     """
     pointers: list[Pointer] = []
 
@@ -124,7 +125,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
             fields[name] = rebase(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], Layout):
             fields[name] = tuple(rebase(v) for v in value)
-    if isinstance(kernel, (Gather, Scatter)):
+    if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
     elif isinstance(kernel, (Map, Reduce)) and kernel.site:
@@ -176,7 +177,7 @@ class Lowering:
     def status_bits(self, kernel: Kernel) -> int:
         """The status bits a kernel's function may return (0: it cannot fail)."""
         bits = 0
-        if isinstance(kernel, (Gather, Scatter)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
+        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
             bits |= STATUS_FAILED
         if checks_range(kernel) and not self.exact:
             bits |= STATUS_RANGE

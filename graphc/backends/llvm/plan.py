@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from graphc.backends import finite
 from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.chunks import split_long
 from graphc.backends.llvm.kernels import (
     LANES,
     ArgReduce,
+    Check,
     Gather,
     Gemm,
     Instr,
@@ -41,7 +43,8 @@ ELEMENTWISE = frozenset(
     name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.BROADCAST) and name != "broadcast_to"
 )
 ALIGN = 64  # bytes: every buffer of the workspace and the constant blob starts on a cache line
-ERROR_SLOT = 0  # workspace bytes 0..15: a failed take/scatter_add index, or a fixed_point (count, residual)
+ERROR_SLOT = 0  # workspace bytes 0..15: a failed take/scatter_add index, a fixed_point (count, residual),
+# or the (position, value) of a non-finite element that check_finite found
 
 
 @dataclass(frozen=True)
@@ -136,13 +139,15 @@ class Planner:
 
     A loop body is planned by a nested Planner: same Memory, its inputs and outputs
     given as layouts of the enclosing program, `depth` one more than the enclosing one.
+    `check_finite` adds a Check kernel after every float step (finite.py).
     """
 
     def __init__(
         self, program: Program, memory: Memory | None = None, inputs: Sequence[Layout] | None = None,
-        outputs: Sequence[Layout] | None = None, depth: int = 0,
+        outputs: Sequence[Layout] | None = None, depth: int = 0, check_finite: bool = False,
     ) -> None:  # fmt: skip
         self.program = program
+        self.check_finite = check_finite
         self.memory = memory or Memory()
         self.depth = depth
         self.layouts: dict[str, Layout] = {}
@@ -255,6 +260,10 @@ class Planner:
             if planner is None:
                 raise NotImplementedError(f"the llvm backend cannot lower op {step.op!r}")
             planner(self, step)
+            if self.check_finite and finite.checked(step):
+                self.kernels.append(
+                    Check(self.layouts[step.name], self.site("FloatingPointError", finite.message(step)))
+                )
         for k, name in enumerate(program.outputs):
             if self.direct.get(name) != k:
                 self.copy(self.layouts[name], self.outputs[k])
@@ -581,6 +590,6 @@ PLANNERS: dict[str, Rule] = {
 }
 
 
-def plan(program: Program) -> Plan:
+def plan(program: Program, check_finite: bool = False) -> Plan:
     """The Plan of a Program; NotImplementedError naming any op without a rule."""
-    return Planner(program).run()
+    return Planner(program, check_finite=check_finite).run()

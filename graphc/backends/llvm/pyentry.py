@@ -74,15 +74,22 @@ def add_fastcall(module: ir.Module, entry: ir.Function, release_gil: bool) -> No
     b.ret(result)
 
 
-def builtin(address: int, name: str = "graphc_native") -> tuple[Callable[..., int], PyMethodDef]:
+_NAME = b"graphc_native"  # the builtins' name: a module constant, alive as long as any builtin
+
+
+def builtin(address: int) -> tuple[Callable[..., int], bytes]:
     """A builtin function calling the METH_FASTCALL code at `address`.
 
-    The PyMethodDef is the function's `self`, so the function keeps it alive: CPython
-    reads it while freeing the function (meth_dealloc), which a garbage collection of
-    the wrapper's namespace may do after any other reference to it is gone.
+    CPython reads the PyMethodDef while freeing the function (meth_dealloc), so the
+    definition must outlive it, also when a garbage collection frees the wrapper's
+    namespace: a ctypes Structure there can have its buffer freed first (tp_clear). The
+    definition is therefore an immutable bytes object, which the GC never clears, held
+    as the function's `self`.
     """
-    definition = PyMethodDef(name.encode(), address, METH_FASTCALL, None)
+    layout = PyMethodDef(_NAME, address, METH_FASTCALL, None)
+    definition = bytes(layout)  # a copy; its name pointer is _NAME's buffer
+    where = ctypes.cast(ctypes.c_char_p(definition), ctypes.c_void_p)
     new = ctypes.pythonapi.PyCFunction_NewEx
     new.restype = ctypes.py_object
-    new.argtypes = [ctypes.POINTER(PyMethodDef), ctypes.py_object, ctypes.py_object]
-    return new(ctypes.byref(definition), definition, None), definition
+    new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+    return new(where, definition, None), definition

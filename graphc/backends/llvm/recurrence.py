@@ -63,7 +63,8 @@ def _plan_scan(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
         return [*carries, *ys, *saved]
     x_t = [at_step(x, depth) for x in args[nc : nc + nx]]
     inputs = [*carries, *x_t, *args[nc + nx :]]
-    inner = Planner(schedule(body), p.memory, inputs, [*following, *(at_step(y, depth) for y in ys)], depth)
+    outputs = [*following, *(at_step(y, depth) for y in ys)]
+    inner = Planner(schedule(body), p.memory, inputs, outputs, depth, p.check_finite)
     for carry, stack in zip(carries, saved, strict=True):
         inner.copy(carry, at_step(stack, depth, checkpoint))
     saves = len(inner.kernels)
@@ -84,7 +85,7 @@ def _plan_fixed_point(p: Planner, attrs: dict, args: list[Layout]) -> list[Layou
     following = [p.fresh(t.shape, t.dtype) for t in types]
     for start, z in zip(args[:nz], current, strict=True):
         p.copy(start, z)
-    inner = Planner(schedule(body), p.memory, [*current, *args[nz:]], following, depth)
+    inner = Planner(schedule(body), p.memory, [*current, *args[nz:]], following, depth, p.check_finite)
     inner.walk()
     residuals = []
     for new, old, t in zip(following, current, types, strict=True):

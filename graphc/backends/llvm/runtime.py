@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graphc.backends import finite
 from graphc.backends.llvm import blas, jit, pyentry
 from graphc.backends.llvm.cache import ObjectCache
 from graphc.backends.llvm.layout import contiguous_strides
@@ -52,7 +53,11 @@ from graphc.backends.numpy_source import coerce
 from graphc.ops.loops import not_converged
 from graphc.schedule import Program
 
-_EXCEPTIONS: dict[str, type[Exception]] = {"IndexError": IndexError, "ValueError": ValueError}
+_EXCEPTIONS: dict[str, type[Exception]] = {
+    "IndexError": IndexError,
+    "ValueError": ValueError,
+    "FloatingPointError": FloatingPointError,
+}
 _DTYPE_NAMES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "bool_"}
 _FILE_NUMBERS = itertools.count()
 POOL_LIMIT = max(1, min(os.cpu_count() or 1, 4))
@@ -122,9 +127,11 @@ def raise_error(p: Plan, status: int, workspace: np.ndarray) -> None:
         raise RuntimeError(f"native code returned an unknown status {status}")
     site = p.errors[status - 1]
     index = int(workspace[ERROR_SLOT : ERROR_SLOT + 8].view(np.int64)[0])
+    value = float(workspace[ERROR_SLOT + 8 : ERROR_SLOT + 16].view(np.float64)[0])
     if site.exception == "ConvergenceError":
-        residual = float(workspace[ERROR_SLOT + 8 : ERROR_SLOT + 16].view(np.float64)[0])
-        raise not_converged(index, residual, site.tol, site.max_iter, site.message)  # message: the loop's role
+        raise not_converged(index, value, site.tol, site.max_iter, site.message)  # message: the loop's role
+    if site.exception == "FloatingPointError":
+        raise FloatingPointError(site.message.format(index=index, value=finite.describe(value)))
     raise _EXCEPTIONS[site.exception](site.message.format(index=index))
 
 
@@ -233,15 +240,16 @@ def _link_environment() -> str:
 
 def build(
     program: Program, *, single: bool = False, cache: bool = True, cache_dir: str | Path | None = None,
-    exact: bool = False, p: Plan | None = None,
+    check_finite: bool = False, exact: bool = False, p: Plan | None = None,
 ) -> LLVMFunction:  # fmt: skip
     """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower.
 
-    `exact` builds the variant that takes the C library's sin/cos/tan for huge arguments
-    (made on demand, the first time a call meets one); `p` reuses a plan already made.
+    `check_finite` checks every float step's result (graphc.backends.finite); `exact`
+    builds the variant that takes the C library's sin/cos/tan for huge arguments (made
+    on demand, the first time a call meets one); `p` reuses a plan already made.
     """
     check_abi()
-    p = plan(program) if p is None else p
+    p = plan(program, check_finite) if p is None else p
     objects = ObjectCache(cache_dir) if cache else None
     native, hit = compile_plan(p, objects, exact)
     entry, keep = _native_entry(native, len(arguments(p)))
