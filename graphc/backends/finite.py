@@ -33,7 +33,7 @@ def step_text(step: Step) -> str:
 def message(step: Step) -> str:
     """The error text, a format string with `{value}` and `{index}` left for the offending element."""
     node = step.node
-    origin = node.differentiates
+    origin = getattr(node, "differentiates", None)
     head = f"check_finite: the result of {step.op} is {{value}} at flat index {{index}}"
     lines = [head, f"  {_escaped(step_text(step))}"]
     if origin is not None:
