@@ -116,6 +116,7 @@ class Body:
                 args = [values[a] for a in instr.args]
                 types = [instrs[a].dtype for a in instr.args]
                 values.append(EMITTERS[instr.op](scalar, args, types, instr.dtype, dict(instr.attrs)))
+        scalar.flush()
         return values
 
     def finish(self) -> None:

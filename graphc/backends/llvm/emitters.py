@@ -18,7 +18,7 @@ happens, takes the C library's function for those arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from llvmlite import ir
@@ -93,12 +93,23 @@ class Scalar:
     b: ir.IRBuilder
     error: ir.Value | None = None
     exact: bool = False
+    out_of_range: list[ir.Value] = field(default_factory=list)
 
     def flag(self, condition: ir.Value, bit: int) -> None:
         """status |= bit where condition holds (branch-free: the loop still vectorizes)."""
         assert self.error is not None
         raised = self.b.shl(self.b.zext(condition, I32), ir.Constant(I32, bit.bit_length() - 1))
         self.b.store(self.b.or_(self.b.load(self.error, typ=I32), raised), self.error)
+
+    def flush(self) -> None:
+        """One STATUS_RANGE update per point for all the trigonometric arguments met there."""
+        if not self.out_of_range:
+            return
+        any_huge = self.out_of_range[0]
+        for condition in self.out_of_range[1:]:
+            any_huge = self.b.or_(any_huge, condition)
+        self.out_of_range.clear()
+        self.flag(any_huge, STATUS_RANGE)
 
 
 Emitter = Callable[[Scalar, list[ir.Value], list[np.dtype], np.dtype, dict], ir.Value]
@@ -238,8 +249,7 @@ def _vecmath(name: str) -> Emitter:
         value = s.b.call(math_function(s.b.module, name, args[0].type, exact=checked and s.exact), args)
         if checked and not s.exact:
             (x,) = args
-            huge = s.b.fcmp_ordered(">", intrinsic(s.b, "fabs", x), ir.Constant(x.type, TRIG_MAX_ARG))
-            s.flag(huge, STATUS_RANGE)
+            s.out_of_range.append(s.b.fcmp_ordered(">", intrinsic(s.b, "fabs", x), ir.Constant(x.type, TRIG_MAX_ARG)))
         return value
 
     return emit

@@ -284,14 +284,17 @@ class Caller:
         """Leave the entry with the kernel's error site, or RERUN_EXACT, when its status says so."""
         b = self.b
         bits = self.lowering.status_bits(kernel)
-        if bits & STATUS_FAILED:
-            failed = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_FAILED)), ir.Constant(I32, 0))
-            with b.if_then(failed, likely=False):
-                b.ret(ir.Constant(I32, kernel.site))  # type: ignore[union-attr]
-        if bits & STATUS_RANGE:
-            huge = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_RANGE)), ir.Constant(I32, 0))
-            with b.if_then(huge, likely=False):
+        if not bits:
+            return
+        with b.if_then(b.icmp_unsigned("!=", status, ir.Constant(I32, 0)), likely=False):
+            if bits == STATUS_RANGE:
                 b.ret(ir.Constant(I32, RERUN_EXACT))
+                return
+            if bits == STATUS_FAILED:
+                b.ret(ir.Constant(I32, kernel.site))  # type: ignore[union-attr]
+                return
+            failed = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_FAILED)), ir.Constant(I32, 0))
+            b.ret(b.select(failed, ir.Constant(I32, kernel.site), ir.Constant(I32, RERUN_EXACT)))  # type: ignore[union-attr]
 
     def _loop(self, k: Loop) -> None:
         """A scan: a counted loop over t calling the body's kernels (guarded ones every k-th t)."""

@@ -27,9 +27,11 @@ from graphc.backends.llvm.kernels import (
     Gemm,
     Instr,
     Kernel,
+    Loop,
     Map,
     Reduce,
     Scatter,
+    layouts,
 )
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
@@ -270,17 +272,29 @@ class Planner:
         return self.kernels
 
     def run(self) -> Plan:
+        """The plan; no constant blob when every constant read was folded into the code."""
         kernels = merge(self.walk())
         memory = self.memory
+        blob = _reads_constants(kernels)
         return Plan(
             inputs=tuple(given.type for given in self.program.inputs),
             outputs=tuple(self.program.types[name] for name in self.program.outputs),
             kernels=tuple(kernels),
-            constants=tuple(memory.constants),
-            constant_bytes=memory.constant_bytes,
+            constants=tuple(memory.constants) if blob else (),
+            constant_bytes=memory.constant_bytes if blob else 0,
             workspace_bytes=memory.workspace if memory.workspace > ALIGN or memory.errors else 0,
             errors=tuple(memory.errors),
         )
+
+
+def _reads_constants(kernels: Sequence[Kernel]) -> bool:
+    """Whether a kernel (loop bodies included) reads the constant blob through an address."""
+    for kernel in kernels:
+        if isinstance(kernel, Loop) and _reads_constants(kernel.body):
+            return True
+        if any(layout.buffer.place == L.CONST for layout in layouts(kernel)):
+            return True
+    return False
 
 
 def direct_outputs(program: Program) -> dict[str, int]:
