@@ -1,0 +1,595 @@
+"""The cases of the generated differential suite: every op in OPS x operand forms x dtypes.
+
+An operand *form* is how a value reaches an op: a Python int or float (weak, NEP 50), a
+constant of shape (), (1,), (1, 1), (n,) or (0,), or a var of one of those shapes. Each
+op's spec (SPECS, one entry per op in OPS: a missing entry fails a test) puts every form
+in every input position, the other positions holding vars, for each dtype the op takes.
+A case is then the op's public function applied to those operands, plus the vjp of its
+(float) result with respect to every float var operand, against a cotangent var.
+
+Two sweeps: "default" (float64 with every form, the other dtypes with a few forms; the
+CI run) and "full" (every dtype with every form; marked slow). Building a case the op
+refuses (max over an empty axis, matmul of a scalar) gives a Refusal, whose error the
+suite checks is a user error. Values are deterministic: a var's value is drawn from a
+generator seeded by the case id.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import graphc as gc
+from graphc.ops import OPS
+
+N = 5  # the "n" of sizes 0, 1 and n
+F64, F32, I64, BOOL = (np.dtype(d) for d in ("float64", "float32", "int64", "bool"))
+FLOATS = (F64, F32)
+NUMERIC = (F64, F32, I64)
+EVERY = (F64, F32, I64, BOOL)
+SPECIALS = (0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -1e-310, 1e300, -1e300, 1.0, -1.0, 0.5, -2.5, 700.0)
+TAME = (0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5)  # no huge finite values: sums stay order-independent
+TRIG = (0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -1e-310, 1.0, -1.0, 0.5, -2.5, 700.0, 3e5, -9e5)
+INT_EXTREMES = (0, 1, -1, 2, -3, 7, 2**62, -(2**63), 2**63 - 1)
+INT_EXPONENTS = (0, 1, 2, 7, 62, 63)
+HUGE = (2.0**50, -(2.0**51) - 2, 2.0**60 + 2**8, 1e22, -1e300, 1e300, 1.7e308)
+Operand = object  # a Tensor, a NumPy array or a Python scalar
+
+
+# --- forms and values ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Form:
+    """How one operand is given: a Python scalar ("py"), a constant array or a var, of a shape."""
+
+    kind: str  # "py", "const" or "var"
+    shape: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.kind == "py":
+            return "py"
+        return ("c" if self.kind == "const" else "v") + str(self.shape).replace(" ", "")
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+SHAPES = ((), (1,), (1, 1), (N,), (0,))
+CONSTS = (Form("py"), *(Form("const", s) for s in SHAPES))
+VARS = tuple(Form("var", s) for s in SHAPES)
+FORMS = CONSTS + VARS
+FEW = (Form("py"), Form("const", ()), Form("const", (1,)), Form("const", (N,)), Form("var", (1,)))
+
+
+def forms_for(dtype: np.dtype, sweep: str) -> tuple[Form, ...]:
+    """Every form for float64 (and for every dtype in the full sweep), a few otherwise."""
+    return FORMS if dtype == F64 or sweep == "full" else FEW
+
+
+@dataclass(frozen=True)
+class Role:
+    """What an input position accepts: its values (and its own dtype, for conditions and indices)."""
+
+    name: str  # "x": any value of the case's dtype; "tame": no huge floats; "finite": normal values only;
+    # "nan": NaN; "exp": int exponents >= 0; "bool": a condition; "index": int64 positions valid
+    # for an axis of length `bound` (negative ones included); "outside": positions past it;
+    # "trig": |x| < 1e6 with the specials that are not huge (vecmath's accurate range); "huge": |x| >= 2**50
+    bound: int = N
+
+    def dtype(self, case_dtype: np.dtype) -> np.dtype:
+        return {"bool": BOOL, "index": I64, "outside": I64}.get(self.name, case_dtype)
+
+    def python(self, dtype: np.dtype) -> object:
+        """The Python scalar form: 0.5 for floats (x ** 0.5 is the square root), 2 for ints, True for bools."""
+        if self.name == "outside":
+            return self.bound + 2
+        if self.name == "bool" or dtype == BOOL:
+            return True
+        if self.name == "index" or dtype == I64:
+            return 2
+        return 0.5
+
+    def _positions(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+        """Valid positions, negative ones included; never the first (0 or -bound) when there are others,
+        so a gather that wrongly reads position 0 cannot pass by chance."""
+        if self.bound <= 1:
+            return rng.integers(-self.bound, self.bound, shape) if self.bound else np.zeros(shape, np.int64)
+        chosen = rng.integers(1, self.bound, shape)
+        return np.where(rng.random(shape) < 0.5, chosen, chosen - self.bound)
+
+    def extremes(self, dtype: np.dtype) -> np.ndarray:
+        """Every special value of the role (for the all-pairs cases): NaN, infinities, signed zeros, limits."""
+        dtype = self.dtype(dtype)
+        if dtype == BOOL:
+            return np.array([True, False])
+        if dtype == I64:
+            return np.array(INT_EXPONENTS if self.name == "exp" else INT_EXTREMES, dtype=I64)
+        palette = {"tame": TAME, "trig": TRIG}.get(self.name, (*SPECIALS, 3.0, -7.25))
+        with np.errstate(over="ignore"):
+            return np.array(palette).astype(dtype)
+
+    def sample(self, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+        """Normal values with specials (each at most once per array), or ints/bools of the role."""
+        if self.name == "outside":
+            return np.full(shape, self.bound + 2, dtype=np.int64)
+        if self.name == "index":
+            return self._positions(shape, rng)
+        if self.name == "nan":
+            return np.full(shape, np.nan, dtype=dtype)
+        if self.name == "huge":
+            with np.errstate(over="ignore"):
+                return np.resize(np.array(HUGE), shape).astype(dtype)
+        if dtype == BOOL:
+            return rng.random(shape) < 0.5
+        if dtype == I64:
+            low = 0 if self.name == "exp" else -5
+            return rng.integers(low, 6, shape)
+        values = rng.normal(scale=3.0, size=shape).ravel()
+        if self.name == "finite":
+            return values.reshape(shape).astype(dtype)
+        palette = {"tame": TAME, "trig": TRIG}.get(self.name, SPECIALS)
+        count = min(values.size // 2, len(palette))
+        spots = rng.choice(values.size, size=count, replace=False)
+        values[spots] = rng.choice(np.array(palette), size=count, replace=False)
+        with np.errstate(over="ignore"):
+            return values.reshape(shape).astype(dtype)
+
+
+X, TAME_X, EXPONENT, CONDITION = Role("x"), Role("tame"), Role("exp"), Role("bool")
+
+
+# --- cases ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """Outputs to compare with gc.evaluate: the op's results, then their vjp for each float var operand."""
+
+    id: str
+    op: str
+    inputs: list[gc.Tensor]  # the var operands, then the cotangents
+    feed: list[np.ndarray]  # a value per input
+    values: list[gc.Tensor]
+    grads: list[gc.Tensor] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[gc.Tensor]:
+        return self.values + self.grads
+
+
+@dataclass
+class Refusal:
+    """A combination the op refuses at build time; the suite checks the error is a user error."""
+
+    id: str
+    op: str
+    error: BaseException
+
+
+class Operands:
+    """The operands of one case as they are made: vars collect their values, labels make the id."""
+
+    def __init__(self, case_id: str) -> None:
+        self.rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+        self.vars: list[gc.Tensor] = []
+        self.feed: list[np.ndarray] = []
+        self.labels: list[str] = []
+
+    def make(self, form: Form, role: Role, dtype: np.dtype) -> Operand:
+        dtype = role.dtype(dtype)
+        self.labels.append(form.label)
+        if form.kind == "py":
+            return role.python(dtype)
+        value = role.sample(form.shape, dtype, self.rng)
+        if form.kind == "const":
+            return value
+        return self.var(value)
+
+    def var(self, value: np.ndarray) -> gc.Tensor:
+        v = gc.var(f"v{len(self.vars)}", value.shape, value.dtype)
+        self.vars.append(v)
+        self.feed.append(value)
+        return v
+
+
+def _float_vars(operands: Operands) -> list[gc.Tensor]:
+    return [v for v in operands.vars if v.dtype.kind == "f"]
+
+
+def make_case(op: str, case_id: str, operands: Operands, build: Callable[[], object]) -> Case | Refusal:
+    """Build the case (a Refusal if the op refuses), with the vjp of a float result w.r.t. each float var."""
+    try:
+        result = build()
+    except Exception as exc:  # the refusal test judges which errors are acceptable
+        return Refusal(case_id, op, exc)
+    values = list(result) if isinstance(result, (list, tuple)) else [result]
+    case = Case(case_id, op, list(operands.vars), list(operands.feed), values)  # type: ignore[arg-type]
+    wrt = _float_vars(operands)
+    first = case.values[0]
+    if wrt and first.dtype.kind == "f":
+        ct = gc.var("ct", first.shape, first.dtype)
+        case.grads = gc.vjp([first], wrt, [ct])
+        case.inputs.append(ct)
+        case.feed.append(operands.rng.normal(size=first.shape).astype(first.dtype))
+    return case
+
+
+def case_id(op: str, dtype: np.dtype, labels: Sequence[str], extra: str = "") -> str:
+    parts = [op, _short(dtype), *labels]
+    if extra:
+        parts.append(extra)
+    return "-".join(parts)
+
+
+def _short(dtype: np.dtype) -> str:
+    return {F64: "f64", F32: "f32", I64: "i64", BOOL: "bool"}[np.dtype(dtype)]
+
+
+# --- families ---------------------------------------------------------------------------------------
+
+Cases = Iterator[Case | Refusal]
+
+
+def partner_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of the var operands beside a form: n elements, or 1 beside an empty operand."""
+    return (1,) if 0 in shape else (N,)
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """A (broadcasting) elementwise public function: each form in each position, vars elsewhere."""
+
+    fn: Callable[..., gc.Tensor]
+    roles: tuple[Role, ...]
+    dtypes: tuple[np.dtype, ...] = FLOATS
+    extra: str = ""  # an id suffix (astype's target)
+
+    def cases(self, op: str, sweep: str) -> Cases:
+        for dtype in self.dtypes:
+            for position in range(len(self.roles)):
+                for form in forms_for(dtype, sweep):
+                    yield self._case(op, dtype, position, form)
+            if all(role.name in ("x", "tame", "trig", "exp", "bool") for role in self.roles):
+                yield from self._special_cases(op, dtype)
+
+    def _special_cases(self, op: str, dtype: np.dtype) -> Cases:
+        """Every combination of the roles' special values: all vars, all constants, a Python scalar in each position."""
+        grid = np.meshgrid(*(role.extremes(dtype) for role in self.roles), indexing="ij")
+        columns = [g.ravel() for g in grid]
+        layouts = [("specials", "v" * len(columns)), ("specials-c", "c" * len(columns))]
+        if len(columns) > 1:
+            layouts += [(f"specials-py@{p}", "v" * p + "p" + "v" * (len(columns) - p - 1)) for p in range(len(columns))]
+        for suffix, layout in layouts:
+            cid = case_id(op, dtype, [], self.extra + suffix)
+            operands = Operands(cid)
+            args = [self._special(operands, kind, role, dtype, column)
+                    for kind, role, column in zip(layout, self.roles, columns, strict=True)]  # fmt: skip
+            yield make_case(op, cid, operands, lambda args=args: self.fn(*args))
+
+    @staticmethod
+    def _special(operands: Operands, kind: str, role: Role, dtype: np.dtype, column: np.ndarray) -> Operand:
+        if kind == "p":
+            return role.python(role.dtype(dtype))
+        return column if kind == "c" else operands.var(column)
+
+    def _case(self, op: str, dtype: np.dtype, position: int, form: Form) -> Case | Refusal:
+        others = Form("var", partner_shape(form.shape))
+        forms = [form if i == position else others for i in range(len(self.roles))]
+        labels = [f.label for f in forms]
+        cid = case_id(op, dtype, labels, self.extra) + f"@{position}" * (len(self.roles) > 1)
+        operands = Operands(cid)
+        args = [operands.make(f, role, dtype) for f, role in zip(forms, self.roles, strict=True)]
+        return make_case(op, cid, operands, lambda: self.fn(*args))
+
+
+def reduction_axes(ndim: int) -> list[int | tuple[int, ...] | None]:
+    axes: list[int | tuple[int, ...] | None] = [None]
+    if ndim >= 1:
+        axes.append(0)
+    if ndim >= 2:
+        axes += [-1, (0, 1)]
+    return axes
+
+
+def keepdims_for(form: Form, sweep: str) -> tuple[bool, ...]:
+    """Both ways for vars (keepdims changes the vjp); constants only without it in the default sweep."""
+    return (False, True) if form.kind == "var" or sweep == "full" else (False,)
+
+
+REDUCE_EXTRA = (Form("var", (3, 4)), Form("var", (3, 0)), Form("var", (0, 3)))
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """fn(x, axis, keepdims) over every form and a few 2-D vars, every axis choice, keepdims both ways."""
+
+    fn: Callable[..., gc.Tensor]
+    dtypes: tuple[np.dtype, ...] = FLOATS
+    role: Role = TAME_X
+
+    def cases(self, op: str, sweep: str) -> Cases:
+        for dtype in self.dtypes:
+            forms = forms_for(dtype, sweep)
+            for form in forms + REDUCE_EXTRA * (dtype == F64 or sweep == "full"):
+                ndim = 0 if form.kind == "py" else len(form.shape)
+                for axis in reduction_axes(ndim):
+                    for keepdims in keepdims_for(form, sweep):
+                        yield self._case(op, dtype, form, axis, keepdims)
+
+    def _case(self, op: str, dtype: np.dtype, form: Form, axis: object, keepdims: bool) -> Case | Refusal:
+        cid = case_id(op, dtype, [form.label], f"axis={axis}{'-keep' * keepdims}".replace(" ", ""))
+        operands = Operands(cid)
+        x = operands.make(form, self.role, dtype)
+        return make_case(op, cid, operands, lambda: self.fn(x, axis=axis, keepdims=keepdims))
+
+
+@dataclass(frozen=True)
+class Unary:
+    """A one-operand function of a form and one attribute choice (reshape targets, slices, axes)."""
+
+    fn: Callable[[Operand, object], gc.Tensor]
+    choices: Callable[[tuple[int, ...]], Sequence[object]]  # the attribute choices for an operand shape
+    dtypes: tuple[np.dtype, ...] = EVERY
+    forms: tuple[Form, ...] = FORMS
+
+    def cases(self, op: str, sweep: str) -> Cases:
+        for dtype in self.dtypes:
+            allowed = forms_for(dtype, sweep)
+            for form in (f for f in self.forms if f in allowed):
+                shape = () if form.kind == "py" else form.shape
+                for choice in self.choices(shape):
+                    cid = case_id(op, dtype, [form.label], str(choice).replace(" ", ""))
+                    operands = Operands(cid)
+                    x = operands.make(form, X, dtype)
+                    yield make_case(op, cid, operands, lambda x=x, choice=choice: self.fn(x, choice))
+
+
+@dataclass(frozen=True)
+class Positional:
+    """An op whose operand shapes depend on each other: `shapes(position, form)` gives every operand's form."""
+
+    fn: Callable[..., gc.Tensor]
+    roles: tuple[Role, ...]
+    shapes: Callable[[int, Form], tuple[Form, ...] | None]  # None: no valid partner for this form
+    dtypes: tuple[np.dtype, ...] = FLOATS
+
+    def cases(self, op: str, sweep: str) -> Cases:
+        for dtype in self.dtypes:
+            for position in range(len(self.roles)):
+                for form in forms_for(dtype, sweep):
+                    forms = self.shapes(position, form)
+                    if forms is not None:
+                        yield self._case(op, dtype, position, forms)
+
+    def _case(self, op: str, dtype: np.dtype, position: int, forms: tuple[Form, ...]) -> Case | Refusal:
+        cid = case_id(op, dtype, [f.label for f in forms]) + f"@{position}"
+        operands = Operands(cid)
+        args = [operands.make(f, role, dtype) for f, role in zip(forms, self.roles, strict=True)]
+        return make_case(op, cid, operands, lambda: self.fn(*args))
+
+
+@dataclass(frozen=True)
+class Explicit:
+    """Hand-written cases: (id suffix, forms, roles, dtype, build)."""
+
+    rows: Callable[[str], Sequence[tuple[str, tuple[Form, ...], tuple[Role, ...], np.dtype, Callable[..., object]]]]
+
+    def cases(self, op: str, sweep: str) -> Cases:
+        for suffix, forms, roles, dtype, fn in self.rows(sweep):
+            cid = case_id(op, dtype, [f.label for f in forms], suffix)
+            operands = Operands(cid)
+            args = [operands.make(f, role, dtype) for f, role in zip(forms, roles, strict=True)]
+            yield make_case(op, cid, operands, lambda fn=fn, args=args: fn(*args))
+
+
+# --- the specs: one per op ---------------------------------------------------------------------------
+
+
+def node(x: Operand) -> gc.ir.Node:
+    """The graph node of an operand (Python scalars and arrays become constants)."""
+    return x.node if isinstance(x, gc.Tensor) else gc.const(x).node
+
+
+def primitive(name: str, **attrs: object) -> Callable[..., gc.Tensor]:
+    """An op without a public function, applied to the operands' nodes."""
+    return lambda *xs: gc.Tensor(OPS[name](*(node(x) for x in xs), **attrs))
+
+
+def _reshape_targets(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [(-1,), (1, -1), (*shape, 1)]
+
+
+def _transpose_axes(shape: tuple[int, ...]) -> list[tuple[int, ...] | None]:
+    return [None, (1, 0)] if len(shape) == 2 else [None]
+
+
+def _broadcast_targets(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    widened = tuple(3 if n == 1 else n for n in shape)
+    return [(2, *shape)] + ([widened] if widened != shape else [])
+
+
+def _slice_keys(shape: tuple[int, ...]) -> list[object]:
+    if not shape:
+        return []
+    return [slice(1, None), slice(None, None, -1), slice(0, 0), (Ellipsis, slice(None, None, 2))]
+
+
+def _unslice_regions(shape: tuple[int, ...]) -> list[tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]]:
+    """(index, shape) pairs that place an operand of `shape` in a longer last axis: offset 1, or every other."""
+    if not shape:
+        return []
+    b = shape[-1]
+    return [(((1, 1 + b, 1),), (b + 2,)), (((0, 2 * b, 2),), (2 * b,))]
+
+
+def _arg_choices(shape: tuple[int, ...]) -> list[tuple[int | None, bool]]:
+    """Every axis (and None), keepdims both ways for the last one only."""
+    axes: list[int | None] = [None, *range(len(shape))]
+    return [(axis, False) for axis in axes] + [(axes[-1], True)]
+
+
+def _matmul_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """The var partner that contracts with the form (a scalar gets (n,), which matmul refuses)."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        partner = Form("var", (s[-1], 3) if s else (N,))
+        return form, partner
+    k = s[0] if len(s) == 1 else (s[-2] if s else N)
+    return Form("var", (3, k)), form
+
+
+def _concat_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """Two var partners with the form's shape but 2 along axis 0 (a 0-d form is refused)."""
+    s = form.shape if form.kind != "py" else ()
+    partner = Form("var", (2, *s[1:]) if s else (N,))
+    return tuple(form if i == position else partner for i in range(3))
+
+
+def _scatter_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """g's leading axes are the indices' shape: g (s) takes indices s[:1]; indices (t) take g t + (3,)."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", s[:1])
+    return Form("var", (*s, 3)), form
+
+
+def _scan_shapes(position: int, form: Form) -> tuple[Form, ...] | None:
+    """init and xs agree: xs = (n,) + init's shape; a form used as xs needs a leading (loop) axis."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", (N, *s))
+    if not s:
+        return None
+    return Form("var", s[1:]), form
+
+
+def _same_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    s = form.shape if form.kind != "py" else ()
+    partner = Form("var", s)
+    return (form, partner) if position == 0 else (partner, form)
+
+
+def _step(h: gc.Tensor, x: gc.Tensor) -> tuple[gc.Tensor, gc.Tensor]:
+    return h * 0.5 + gc.tanh(x), h * x
+
+
+def _scan(init: Operand, xs: Operand) -> tuple[gc.Tensor, gc.Tensor]:
+    return gc.scan(_step, init, xs)
+
+
+def _fixed_point(z0: Operand, p: Operand) -> gc.Tensor:
+    return gc.fixed_point(lambda z, q: 0.5 * gc.tanh(z) + q, z0, p)
+
+
+def _take_rows(sweep: str) -> list[tuple]:
+    """take with each form as the array (axis 0, or None for a 0-d one) and as the indices, in range and out."""
+    rows: list[tuple] = []
+    for dtype in EVERY:
+        for form in forms_for(dtype, sweep):
+            shape = form.shape if form.kind != "py" else ()
+            axis, bound = (0, shape[0]) if shape else (None, 1)
+            rows.append((f"axis={axis}@0", (form, Form("var", (N,))), (X, Role("index", bound)), dtype,
+                         lambda a, i, axis=axis: gc.take(a, i, axis=axis)))  # fmt: skip
+            for axis, shape in ((0, (N, 3)), (1, (3, N))):
+                rows.append((f"axis={axis}@1", (Form("var", shape), form), (X, Role("index")), dtype,
+                             lambda a, i, axis=axis: gc.take(a, i, axis=axis)))  # fmt: skip
+    for form in (Form("py"), Form("const", (1,)), Form("var", (1,)), Form("var", (N,))):
+        rows.append(("outside@1", (Form("var", (N, 3)), form), (X, Role("outside")), F64,
+                     lambda a, i: gc.take(a, i, axis=0)))  # fmt: skip
+    return rows
+
+
+def _huge_rows(fn: Callable[[Operand], gc.Tensor]) -> Callable[[str], list[tuple]]:
+    """Arguments past 2**50 (NumPy reduces them exactly), as a constant and as a var."""
+    forms = (Form("const", (len(HUGE),)), Form("var", (len(HUGE),)))
+    return lambda sweep: [("huge", (form,), (Role("huge"),), dtype, fn) for dtype in FLOATS for form in forms]
+
+
+def _source_rows(sweep: str) -> list[tuple]:
+    return [("", (form,), (X,), dtype, gc.const) for dtype in EVERY for form in forms_for(dtype, sweep)
+            if form.kind != "var"]  # fmt: skip
+
+
+def _var_rows(sweep: str) -> list[tuple]:
+    return [("", (form,), (X,), dtype, lambda v: v) for dtype in EVERY for form in VARS]
+
+
+def _fixed_point_nan_rows(sweep: str) -> list[tuple]:
+    """A NaN parameter: the iteration's residual is NaN, which every backend reports (ConvergenceError)."""
+    return [("nan", (Form("var", (N,)), Form("var", (N,))), (FINITE, Role("nan")), F64, _fixed_point)]
+
+
+FINITE = Role("finite")
+FLOAT_UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "tanh", "sinh", "cosh", "arctan", "sigmoid", "softplus", "relu",
+               "isnan", "isfinite")  # fmt: skip
+TRIG_UNARY = ("sin", "cos", "tan")
+COMPARISONS = {"less": gc.less, "less_equal": gc.less_equal, "greater": gc.greater,
+               "greater_equal": gc.greater_equal, "equal": gc.equal, "not_equal": gc.not_equal}  # fmt: skip
+
+
+def _specs() -> dict[str, list]:
+    """Every op in OPS: the families of cases that exercise it."""
+    specs: dict[str, list] = {name: [Elementwise(getattr(gc, name), (X,), (*FLOATS, I64))] for name in FLOAT_UNARY}
+    for name in TRIG_UNARY:
+        fn = getattr(gc, name)
+        specs[name] = [Elementwise(fn, (Role("trig"),), (*FLOATS, I64)), Explicit(_huge_rows(fn))]
+    for name, fn in (("neg", gc.negative), ("abs", gc.abs), ("sign", gc.sign), ("floor", gc.floor),
+                     ("round", gc.round)):  # fmt: skip
+        specs[name] = [Elementwise(fn, (X,), NUMERIC)]
+    for name, fn in (("add", gc.add), ("sub", gc.subtract), ("mul", gc.multiply), ("maximum", gc.maximum),
+                     ("minimum", gc.minimum), *COMPARISONS.items()):  # fmt: skip
+        specs[name] = [Elementwise(fn, (X, X), EVERY)]
+    specs["div"] = [Elementwise(gc.divide, (X, X), NUMERIC)]
+    specs["pow"] = [Elementwise(gc.power, (X, EXPONENT), NUMERIC)]
+    specs["logical_and"] = [Elementwise(gc.multiply, (X, X), (BOOL,))]  # bool * bool is logical_and
+    specs["logical_or"] = [Elementwise(gc.add, (X, X), (BOOL,))]
+    specs["logical_not"] = [Elementwise(primitive("logical_not"), (X,), (BOOL,))]
+    specs["where"] = [Elementwise(gc.where, (CONDITION, X, X), EVERY)]
+    specs["astype"] = [Elementwise(lambda x, t=t: gc.astype(x, t), (X,), EVERY, _short(t)) for t in EVERY]
+    for name in ("sum", "prod", "max", "min"):
+        specs[name] = [Reduction(getattr(gc, name), EVERY)]
+    specs["logsumexp"] = [Reduction(gc.logsumexp, (*FLOATS, I64))]
+    for name in ("argmax", "argmin"):
+        fn = getattr(gc, name)
+        specs[name] = [Unary(lambda x, c, fn=fn: fn(x, axis=c[0], keepdims=c[1]), _arg_choices, EVERY)]
+    specs["reshape"] = [Unary(gc.reshape, _reshape_targets)]
+    specs["transpose"] = [Unary(gc.transpose, _transpose_axes)]
+    specs["broadcast_to"] = [Unary(gc.broadcast_to, _broadcast_targets)]
+    specs["slice"] = [Unary(lambda x, key: gc.as_tensor(x)[key], _slice_keys)]
+    specs["unslice"] = [Unary(lambda x, r: primitive("unslice", index=r[0], shape=r[1])(x), _unslice_regions)]
+    specs["concatenate"] = [Positional(lambda *xs: gc.concatenate(list(xs), axis=0), (X, X, X), _concat_shapes,
+                                       EVERY)]  # fmt: skip
+    specs["take"] = [Explicit(_take_rows)]
+    specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
+                                       NUMERIC)]  # fmt: skip
+    specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
+    specs["const"] = [Explicit(_source_rows)]
+    specs["var"] = [Explicit(_var_rows)]
+    specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize
+    specs["scan"] = [Positional(_scan, (X, X), _scan_shapes)]
+    specs["fixed_point"] = [Positional(_fixed_point, (FINITE, FINITE), _same_shapes), Explicit(_fixed_point_nan_rows)]
+    return specs
+
+
+SPECS = _specs()
+
+
+def generate(sweep: str = "default") -> tuple[list[Case], list[Refusal]]:
+    """Every case of every spec, in a deterministic order; ids are unique."""
+    cases: list[Case] = []
+    refusals: list[Refusal] = []
+    for op in sorted(SPECS):
+        for family in SPECS[op]:
+            for made in family.cases(op, sweep):
+                (cases if isinstance(made, Case) else refusals).append(made)  # type: ignore[arg-type]
+    counts = Counter([c.id for c in cases] + [r.id for r in refusals])
+    duplicated = sorted(i for i, k in counts.items() if k > 1)
+    assert not duplicated, f"case ids must be unique: {duplicated[:5]}"
+    return cases, refusals
