@@ -4,12 +4,13 @@ input where it changes a NaN/inf/-0.0 result, which is why none of them is in th
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import rules_harness
+from rules_harness import RuleCases
+from rules_harness import evaluate as run
 
 import graphc as gc
 from graphc.ir import Graph
@@ -18,25 +19,14 @@ from graphc.passes.fastmath import RULES, fastmath
 
 
 @dataclass(frozen=True)
-class Case:
-    build: Callable[[int], list[gc.Tensor]]  # vectors of length n -> the outputs
-    golden: str  # str(Graph(fastmath(graph))) for n = 3
+class Case(rules_harness.Case):
     special: float  # an input (every var) where the rewrite changes the result
     naive: float  # the IEEE result there
     fast: float  # the rewritten result there
 
 
-CASES: dict[str, Case] = {}
-
-
-def case(special: float, naive: float, fast: float) -> Callable:
-    """Register the case of the rule named like the function; its docstring is the golden text."""
-
-    def register(build: Callable[[int], list[gc.Tensor]]) -> Callable[[int], list[gc.Tensor]]:
-        CASES[build.__name__] = Case(build, inspect.cleandoc(build.__doc__ or ""), special, naive, fast)
-        return build
-
-    return register
+CASES = RuleCases(RULES, fastmath, Case)
+case = CASES.case
 
 
 def v(name: str, n: int, dtype: str = "float64") -> gc.Tensor:
@@ -101,7 +91,6 @@ def exp_log(n):
     return [gc.exp(gc.log(v("x", n)))]
 
 
-RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
 
 
 def feed_all(graph: Graph, value: float | np.ndarray) -> dict:
@@ -109,27 +98,16 @@ def feed_all(graph: Graph, value: float | np.ndarray) -> dict:
     return {x: np.resize(value if x.dtype.kind == "f" else 3, x.shape).astype(x.dtype) for x in graph.inputs}
 
 
-def run(graph: Graph, feed: dict) -> list[np.ndarray]:
-    with np.errstate(all="ignore"):
-        return gc.evaluate(list(graph.outputs), feed)
-
-
 def test_every_rule_has_a_case():
-    assert sorted(CASES) == RULE_NAMES
-    for rules in RULES.values():
-        for rule in rules:
-            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+    CASES.check_coverage()
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_golden(name: str):
-    graph = Graph(CASES[name].build(3))
-    result = fastmath(graph)
-    assert result is not graph
-    assert str(result) == CASES[name].golden
+    CASES.check_golden(name)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_agrees_on_ordinary_inputs(name: str):
     """Finite, positive, no overflow anywhere: the identities hold (to an ulp: exp(log x), x ** 0.5)."""
     graph = Graph(CASES[name].build(64))
@@ -140,7 +118,7 @@ def test_agrees_on_ordinary_inputs(name: str):
         np.testing.assert_array_max_ulp(got, want, maxulp=2)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_changes_a_special_result(name: str):
     c = CASES[name]
     graph = Graph(c.build(3))
@@ -153,10 +131,9 @@ def test_changes_a_special_result(name: str):
     assert not np.array_equal(np.signbit(naive), np.signbit(fast)) or not np.array_equal(naive, fast, equal_nan=True)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_idempotent(name: str):
-    once = fastmath(Graph(CASES[name].build(3)))
-    assert fastmath(once) is once
+    CASES.check_idempotent(name)
 
 
 def test_fastmath_is_opt_in():

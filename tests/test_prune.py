@@ -6,12 +6,9 @@ primitives directly, as autodiff and other rewrites do.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
+from rules_harness import RuleCases, check_special_values
 
 import graphc as gc
 from graphc.ir import Graph
@@ -19,38 +16,8 @@ from graphc.ops import elementwise as ew
 from graphc.ops import shape as sh
 from graphc.passes.prune import RULES, prune
 
-SPECIALS = np.array([
-    np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300, 1.0, -1.0, 0.5, -3.25,
-])  # fmt: skip
-
-
-def special_feed(graph: Graph) -> dict:
-    """SPECIALS tiled over every var (each var shifted, so vars differ); 1e300 is inf in float32."""
-    with np.errstate(over="ignore"):
-        return {v: np.resize(np.roll(SPECIALS, k), v.shape).astype(v.dtype) for k, v in enumerate(graph.inputs)}
-
-
-def assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
-    """Equal values, NaN where NaN, and the same sign bit on every non-NaN element (zeros included)."""
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert np.array_equal(got, want, equal_nan=True), f"{got} != {want}"
-    numbers = ~np.isnan(want)
-    assert np.array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[int], list[gc.Tensor]]  # the main axis length n -> the outputs
-    golden: str  # str(Graph(prune(graph))) for n = 3
-
-
-CASES: dict[str, Case] = {}
-
-
-def case(build: Callable[[int], list[gc.Tensor]]) -> Callable[[int], list[gc.Tensor]]:
-    """Register the case of the rule named like `build`; its docstring is the golden text."""
-    CASES[build.__name__] = Case(build, inspect.cleandoc(build.__doc__ or ""))
-    return build
+CASES = RuleCases(RULES, prune)
+case = CASES.case()
 
 
 def t(node: object) -> gc.Tensor:
@@ -125,40 +92,23 @@ def slice_identity(n):
     return [gc.exp(whole), everything, x[:, 1:], x[:, ::-1]]  # the last two stay (x[:, ::-1] has x's type)
 
 
-RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
-
-
 def test_every_rule_has_a_case():
-    assert sorted(CASES) == RULE_NAMES
-    for rules in RULES.values():
-        for rule in rules:
-            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+    CASES.check_coverage()
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_golden(name: str):
-    graph = Graph(CASES[name].build(3))
-    result = prune(graph)
-    assert result is not graph
-    assert str(result) == CASES[name].golden
+    CASES.check_golden(name)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_values_on_special_floats(name: str):
-    graph = Graph(CASES[name].build(len(SPECIALS)))
-    result = prune(graph)
-    feed = special_feed(graph)
-    with np.errstate(all="ignore"):
-        got = gc.evaluate(list(result.outputs), feed)
-        want = gc.evaluate(list(graph.outputs), feed)
-    for a, b in zip(got, want, strict=True):
-        assert_same_bits(a, b)
+    check_special_values(CASES, name)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_idempotent(name: str):
-    once = prune(Graph(CASES[name].build(3)))
-    assert prune(once) is once
+    CASES.check_idempotent(name)
 
 
 def test_unreachable_nodes_are_gone():

@@ -9,84 +9,20 @@ reassociation that may move a few ulp.
 
 from __future__ import annotations
 
-import inspect
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
+from rules_harness import RuleCases, check_special_values
 
 import graphc as gc
-from graphc.ir import Graph
 from graphc.passes.simplify import RULES, simplify
-
-SPECIALS = np.array([
-    np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300,
-    1.0, -1.0, 0.5, 2.0, -3.25, 1e-20, 1000.0, -1000.0,
-])  # fmt: skip
-N = len(SPECIALS) ** 2  # every ordered pair of specials
-
-
-def special_feed(graph: Graph) -> dict:
-    """Values for the graph's vars: float vars take the columns of all pairs of SPECIALS (tiled to size)."""
-    pairs = np.array(list(itertools.product(SPECIALS, repeat=2))).T
-    columns = [pairs[0], pairs[1], np.random.default_rng(0).permutation(pairs[0])]
-    feed = {}
-    floats = 0
-    for v in graph.inputs:
-        if v.dtype.kind == "f":
-            with np.errstate(over="ignore"):
-                values = np.resize(columns[floats % 3], v.shape).astype(v.dtype)
-            floats += 1
-        elif v.dtype.kind == "b":
-            values = np.resize([True, False, False], v.shape)
-        else:
-            values = np.resize(np.array([0, 1, -1, 2, 7, -3], v.dtype), v.shape)
-        feed[v] = values
-    return feed
-
-
-def run(graph: Graph, feed: dict) -> list[np.ndarray]:
-    with np.errstate(all="ignore"):
-        return gc.evaluate(list(graph.outputs), feed)
-
-
-def assert_same_bits(got: np.ndarray, want: np.ndarray) -> None:
-    """Equal values, NaN where NaN, and the same sign bit on every non-NaN element (zeros included)."""
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert np.array_equal(got, want, equal_nan=True), f"{got} != {want}"
-    if got.dtype.kind == "f":
-        numbers = ~np.isnan(want)
-        assert np.array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
-
-
-def assert_within_ulp(got: np.ndarray, want: np.ndarray, ulp: int = 4) -> None:
-    """Bit-equal where the reference is not finite, within `ulp` units in the last place elsewhere."""
-    assert got.dtype == want.dtype and got.shape == want.shape
-    finite = np.isfinite(want)
-    assert_same_bits(got[~finite], want[~finite])
-    tolerance = ulp * np.spacing(np.maximum(np.abs(got[finite]), np.abs(want[finite])))
-    assert np.all(np.abs(got[finite] - want[finite]) <= tolerance)
-
-
-@dataclass(frozen=True)
-class Case:
-    build: Callable[[int], list[gc.Tensor]]  # vectors of length n -> the outputs
-    golden: str  # str(Graph(simplify(graph))) for n = 3
 
 
 def v(name: str, n: int, dtype: str = "float64") -> gc.Tensor:
     return gc.var(name, shape=(n,), dtype=dtype)
 
 
-CASES: dict[str, Case] = {}
-
-
-def case(build: Callable[[int], list[gc.Tensor]]) -> Callable[[int], list[gc.Tensor]]:
-    """Register the case of the rule named like `build`; its docstring is the golden text."""
-    CASES[build.__name__] = Case(build, inspect.cleandoc(build.__doc__ or ""))
-    return build
+CASES = RuleCases(RULES, simplify)
+case = CASES.case()
 
 
 @case
@@ -342,37 +278,23 @@ def sum_broadcast(n):
 
 # --- the tests ---------------------------------------------------------------------------
 
-RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
-INEXACT = {"sum_broadcast"}  # documented reassociation (module docstring)
+INEXACT = frozenset({"sum_broadcast"})  # documented reassociation (module docstring)
 
 
 def test_every_rule_has_a_case():
-    assert sorted(CASES) == RULE_NAMES
-    for rules in RULES.values():
-        for rule in rules:
-            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+    CASES.check_coverage()
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_golden(name: str):
-    graph = Graph(CASES[name].build(3))
-    result = simplify(graph)
-    assert result is not graph
-    assert str(result) == CASES[name].golden
+    CASES.check_golden(name)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_values_on_special_floats(name: str):
-    graph = Graph(CASES[name].build(N))
-    result = simplify(graph)
-    assert result is not graph
-    feed = special_feed(graph)
-    compare = assert_within_ulp if name in INEXACT else assert_same_bits
-    for got, want in zip(run(result, feed), run(graph, feed), strict=True):
-        compare(got, want)
+    check_special_values(CASES, name, INEXACT)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_idempotent(name: str):
-    once = simplify(Graph(CASES[name].build(3)))
-    assert simplify(once) is once
+    CASES.check_idempotent(name)

@@ -5,12 +5,13 @@ Also the promises of API.md §3 for the whole optimizer (log-sum-exp and its gra
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import rules_harness
+from rules_harness import RuleCases
 
 import graphc as gc
 from graphc.autodiff.jacobian import jacobian_graph
@@ -20,25 +21,18 @@ from graphc.passes.stability import RULES, stability
 
 
 @dataclass(frozen=True)
-class Case:
-    build: Callable[[int], list[gc.Tensor]]  # vectors of length n -> the outputs
-    golden: str  # str(Graph(stability(graph))) for n = 3
+class Case(rules_harness.Case):
     ordinary: tuple[float, float]  # a range of inputs where the naive graph is accurate
     hard: tuple[float, float, float]  # 3 inputs where it is not (every var gets them)
     exact: Callable[[np.ndarray], np.ndarray]  # the true first output at `hard`
 
 
-CASES: dict[str, Case] = {}
+CASES = RuleCases(RULES, stability, Case)
 
 
 def case(ordinary: tuple[float, float], hard: tuple[float, float, float], exact: Callable) -> Callable:
     """Register the case of the rule named like the function; its docstring is the golden text."""
-
-    def register(build: Callable[[int], list[gc.Tensor]]) -> Callable[[int], list[gc.Tensor]]:
-        CASES[build.__name__] = Case(build, inspect.cleandoc(build.__doc__ or ""), ordinary, hard, exact)
-        return build
-
-    return register
+    return CASES.case(ordinary=ordinary, hard=hard, exact=exact)
 
 
 def v(name: str, n: int) -> gc.Tensor:
@@ -271,30 +265,21 @@ def cancel_one_plus_exp(n):
     return [engine_grad(gc.sum(gc.log(1.0 + gc.exp(x))), x)]
 
 
-RULE_NAMES = sorted({rule.__name__ for rules in RULES.values() for rule in rules})
-
-
 def run(outputs: object, feed: dict) -> list[np.ndarray]:
     with np.errstate(all="ignore"):
         return gc.evaluate(list(outputs), feed)  # type: ignore[call-overload]
 
 
 def test_every_rule_has_a_case():
-    assert sorted(CASES) == RULE_NAMES
-    for rules in RULES.values():
-        for rule in rules:
-            assert "->" in (rule.__doc__ or ""), f"{rule.__name__}'s docstring must state its rule"
+    CASES.check_coverage()
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_golden(name: str):
-    graph = Graph(CASES[name].build(3))
-    result = stability(graph)
-    assert result is not graph
-    assert str(result) == CASES[name].golden
+    CASES.check_golden(name)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_agrees_on_ordinary_inputs(name: str):
     c = CASES[name]
     graph = Graph(c.build(16))
@@ -305,7 +290,7 @@ def test_agrees_on_ordinary_inputs(name: str):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_accurate_where_naive_is_not(name: str):
     c = CASES[name]
     graph = Graph(c.build(3))
@@ -318,10 +303,9 @@ def test_accurate_where_naive_is_not(name: str):
     assert not np.allclose(naive, want, rtol=1e-12, atol=0)  # the rewrite was needed
 
 
-@pytest.mark.parametrize("name", RULE_NAMES)
+@pytest.mark.parametrize("name", CASES.names)
 def test_idempotent(name: str):
-    once = stability(Graph(CASES[name].build(3)))
-    assert stability(once) is once
+    CASES.check_idempotent(name)
 
 
 # --- API.md §3: what the whole optimizer promises ----------------------------------------
