@@ -68,9 +68,9 @@ FORMS = CONSTS + VARS
 FEW = (Form("py"), Form("const", ()), Form("const", (1,)), Form("const", (N,)), Form("var", (1,)))
 
 
-def forms_for(dtype: np.dtype, sweep: str) -> tuple[Form, ...]:
-    """Every form for float64 (and for every dtype in the full sweep), a few otherwise."""
-    return FORMS if dtype == F64 or sweep == "full" else FEW
+def forms_for(dtype: np.dtype, dtypes: Sequence[np.dtype], sweep: str) -> tuple[Form, ...]:
+    """Every form for an op's first dtype (and for every dtype in the full sweep), a few for the others."""
+    return FORMS if dtype == dtypes[0] or sweep == "full" else FEW
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,7 @@ class Case:
     feed: list[np.ndarray]  # a value per input
     values: list[gc.Tensor]
     grads: list[gc.Tensor] = field(default_factory=list)
+    labels: tuple[str, ...] = ()  # the form of each operand, in order
 
     @property
     def outputs(self) -> list[gc.Tensor]:
@@ -171,6 +172,7 @@ class Refusal:
     id: str
     op: str
     error: BaseException
+    labels: tuple[str, ...] = ()
 
 
 class Operands:
@@ -208,9 +210,9 @@ def make_case(op: str, case_id: str, operands: Operands, build: Callable[[], obj
     try:
         result = build()
     except Exception as exc:  # the refusal test judges which errors are acceptable
-        return Refusal(case_id, op, exc)
+        return Refusal(case_id, op, exc, tuple(operands.labels))
     values = list(result) if isinstance(result, (list, tuple)) else [result]
-    case = Case(case_id, op, list(operands.vars), list(operands.feed), values)  # type: ignore[arg-type]
+    case = Case(case_id, op, list(operands.vars), list(operands.feed), values, labels=tuple(operands.labels))  # type: ignore[arg-type]
     wrt = _float_vars(operands)
     first = case.values[0]
     if wrt and first.dtype.kind == "f":
@@ -254,7 +256,7 @@ class Elementwise:
     def cases(self, op: str, sweep: str) -> Cases:
         for dtype in self.dtypes:
             for position in range(len(self.roles)):
-                for form in forms_for(dtype, sweep):
+                for form in forms_for(dtype, self.dtypes, sweep):
                     yield self._case(op, dtype, position, form)
             if all(role.name in ("x", "tame", "trig", "exp", "bool") for role in self.roles):
                 yield from self._special_cases(op, dtype)
@@ -316,8 +318,8 @@ class Reduction:
 
     def cases(self, op: str, sweep: str) -> Cases:
         for dtype in self.dtypes:
-            forms = forms_for(dtype, sweep)
-            for form in forms + REDUCE_EXTRA * (dtype == F64 or sweep == "full"):
+            forms = forms_for(dtype, self.dtypes, sweep)
+            for form in forms + REDUCE_EXTRA * (dtype == self.dtypes[0] or sweep == "full"):
                 ndim = 0 if form.kind == "py" else len(form.shape)
                 for axis in reduction_axes(ndim):
                     for keepdims in keepdims_for(form, sweep):
@@ -341,7 +343,7 @@ class Unary:
 
     def cases(self, op: str, sweep: str) -> Cases:
         for dtype in self.dtypes:
-            allowed = forms_for(dtype, sweep)
+            allowed = forms_for(dtype, self.dtypes, sweep)
             for form in (f for f in self.forms if f in allowed):
                 shape = () if form.kind == "py" else form.shape
                 for choice in self.choices(shape):
@@ -363,7 +365,7 @@ class Positional:
     def cases(self, op: str, sweep: str) -> Cases:
         for dtype in self.dtypes:
             for position in range(len(self.roles)):
-                for form in forms_for(dtype, sweep):
+                for form in forms_for(dtype, self.dtypes, sweep):
                     forms = self.shapes(position, form)
                     if forms is not None:
                         yield self._case(op, dtype, position, forms)
@@ -492,7 +494,7 @@ def _take_rows(sweep: str) -> list[tuple]:
     """take with each form as the array (axis 0, or None for a 0-d one) and as the indices, in range and out."""
     rows: list[tuple] = []
     for dtype in EVERY:
-        for form in forms_for(dtype, sweep):
+        for form in forms_for(dtype, EVERY, sweep):
             shape = form.shape if form.kind != "py" else ()
             axis, bound = (0, shape[0]) if shape else (None, 1)
             rows.append((f"axis={axis}@0", (form, Form("var", (N,))), (X, Role("index", bound)), dtype,
@@ -513,7 +515,7 @@ def _huge_rows(fn: Callable[[Operand], gc.Tensor]) -> Callable[[str], list[tuple
 
 
 def _source_rows(sweep: str) -> list[tuple]:
-    return [("", (form,), (X,), dtype, gc.const) for dtype in EVERY for form in forms_for(dtype, sweep)
+    return [("", (form,), (X,), dtype, gc.const) for dtype in EVERY for form in forms_for(dtype, EVERY, sweep)
             if form.kind != "var"]  # fmt: skip
 
 
