@@ -16,8 +16,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-pytest.importorskip("llvmlite")
-
 import graphc as gc
 from graphc.backends.llvm.emitters import EMITTERS
 from graphc.backends.llvm.kernels import MAX_COST, TRANSCENDENTAL, Reduce, computed_cost

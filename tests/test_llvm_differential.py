@@ -18,9 +18,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-pytest.importorskip("llvmlite")
-
 from test_differential import VARS, A, B, H, S, graphs, values
 
 import graphc as gc

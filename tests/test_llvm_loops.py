@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("llvmlite")
-
 import graphc as gc
 from graphc.backends.llvm.kernels import Loop
 

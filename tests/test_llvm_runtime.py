@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("llvmlite")
-
 import graphc as gc
 from graphc.backends.llvm import lower, pyentry, runtime
 from graphc.backends.llvm.kernels import Map, Reduce
@@ -28,14 +26,6 @@ X = np.array([1.0, 2.0, 3.0])
 def llvm(inputs: object, outputs: object, **options: object) -> gc.compile:
     options.setdefault("cache", False)
     return gc.compile(inputs, outputs, backend="llvm", **options)
-
-
-@pytest.fixture
-def model() -> tuple[gc.Tensor, gc.Tensor, gc.Tensor]:
-    x = gc.var("x", (3,))
-    s = gc.var("s")
-    f = gc.sum(gc.tanh(x * s) ** 2) + gc.log1p(s * s)
-    return x, s, f
 
 
 # --- calls ----------------------------------------------------------------------------------------------
@@ -316,17 +306,17 @@ def run_program(cache_dir: Path) -> list[str]:
     return done.stdout.split()
 
 
-def test_a_second_process_hits_the_cache_and_a_damaged_entry_is_rebuilt(tmp_path: Path) -> None:
-    first = run_program(tmp_path)
+def test_a_second_process_hits_the_cache_and_a_damaged_entry_is_rebuilt(cache_dir: Path) -> None:
+    first = run_program(cache_dir)
     assert first[0] == "False"
-    entries = list(tmp_path.glob("*.o"))
+    entries = list(cache_dir.glob("*.o"))
     assert len(entries) == 1
-    second = run_program(tmp_path)
+    second = run_program(cache_dir)
     assert second == ["True", *first[1:]]
     entries[0].write_bytes(entries[0].read_bytes()[:-10] + b"0123456789")  # damaged in place
-    third = run_program(tmp_path)
+    third = run_program(cache_dir)
     assert third == ["False", *first[1:]]
-    assert run_program(tmp_path)[0] == "True"  # rebuilt and stored again
+    assert run_program(cache_dir)[0] == "True"  # rebuilt and stored again
 
 
 def test_cache_location_and_switch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import ctypes
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
-
-pytest.importorskip("llvmlite")
-
-import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphc.backends.llvm.vecmath import MATH_FUNCTIONS, TRIG_MAX_ARG, math_function
