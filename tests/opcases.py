@@ -502,6 +502,9 @@ def _take_rows(sweep: str) -> list[tuple]:
             for axis, shape in ((0, (N, 3)), (1, (3, N))):
                 rows.append((f"axis={axis}@1", (Form("var", shape), form), (X, Role("index")), dtype,
                              lambda a, i, axis=axis: gc.take(a, i, axis=axis)))  # fmt: skip
+    for form in (Form("py"), Form("const", (N,)), Form("var", (N,))):  # the gradient of a loss: a uniform cotangent
+        rows.append(("sum-grad@1", (Form("var", (N, 3)), form), (X, Role("index")), F64,
+                     lambda a, i: gc.grad(gc.sum(gc.take(a, i, axis=0)), a)))  # fmt: skip
     for form in (Form("py"), Form("const", (1,)), Form("var", (1,)), Form("var", (N,))):
         rows.append(("outside@1", (Form("var", (N, 3)), form), (X, Role("outside")), F64,
                      lambda a, i: gc.take(a, i, axis=0)))  # fmt: skip

@@ -36,6 +36,9 @@ SUITE = Suite(CASES)
 GATHER = ("llvm backend (trust-llvm, issue 11 item 1): a one-element constant (Python int, 0-d, (1,), (1,1)) used "
           "as the array or the indices of take/scatter_add is wired to workspace offset 0, the error slot: "
           "wrong rows or zeros, and no IndexError out of range")  # fmt: skip
+GATHER_GRAD = ("llvm backend (trust-llvm, issue 11 item 1): the gradient of sum(take(a, i)) is all zeros with "
+               "optimize=False, whatever the indices: the uniform cotangent is a one-element constant broadcast "
+               "into scatter_add, which reads it from the error slot")  # fmt: skip
 ARG = ("llvm backend (trust-llvm): argmax/argmin of a one-element constant (0-d, (1,), (1,1)) fails to compile "
        "with KeyError('workspace') when optimize=False (the same inline-constant layout as take)")  # fmt: skip
 TRIG_HUGE = ("llvm backend (trust-llvm, issue 11 item 5): sin/cos/tan return NaN for |x| >= 2**50 "
@@ -46,7 +49,8 @@ EMPTY_LSE = ("llvm backend (trust-llvm, issue 11 item 7): logsumexp over an empt
              "the reference (and the numpy backend) raise ValueError")  # fmt: skip
 ONE = ("py", "c()", "c(1,)", "c(1,1)")
 KNOWN: list[tuple[str, str]] = [
-    *((f"llvm-*:take-*-{form}-*@1", GATHER) for form in ONE),
+    *((f"llvm-*:take-*-{form}-[ao]*@1", GATHER) for form in ONE),  # axis=..., outside
+    ("llvm-noopt:take-*-sum-grad@1", GATHER_GRAD),
     *((f"llvm-*:take-[fi]*-{form}-v(5,)-*@0", GATHER) for form in ONE),
     ("llvm-*:take-bool-py-v(5,)-*@0", GATHER),
     *((f"llvm-*:scatter_add-*-{form}-v*@0", GATHER) for form in ONE),
