@@ -16,6 +16,7 @@ generator seeded by the case id.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ INT_EXTREMES = (0, 1, -1, 2, -3, 7, 2**62, -(2**63), 2**63 - 1)
 INT_EXPONENTS = (0, 1, 2, 7, 62, 63)
 HUGE = (2.0**50, -(2.0**51) - 2, 2.0**60 + 2**8, 1e22, -1e300, 1e300, 1.7e308)
 Operand = object  # a Tensor, a NumPy array or a Python scalar
+NAMES = itertools.count()
 
 
 # --- forms and values ------------------------------------------------------------------------
@@ -195,7 +197,7 @@ class Operands:
         return self.var(value)
 
     def var(self, value: np.ndarray) -> gc.Tensor:
-        v = gc.var(f"v{len(self.vars)}", value.shape, value.dtype)
+        v = gc.var(f"v{next(NAMES)}", value.shape, value.dtype)  # one name per var: batches compile many cases
         self.vars.append(v)
         self.feed.append(value)
         return v
@@ -216,7 +218,7 @@ def make_case(op: str, case_id: str, operands: Operands, build: Callable[[], obj
     wrt = _float_vars(operands)
     first = case.values[0]
     if wrt and first.dtype.kind == "f":
-        ct = gc.var("ct", first.shape, first.dtype)
+        ct = gc.var(f"ct{next(NAMES)}", first.shape, first.dtype)
         case.grads = gc.vjp([first], wrt, [ct])
         case.inputs.append(ct)
         case.feed.append(operands.rng.normal(size=first.shape).astype(first.dtype))
