@@ -1,11 +1,12 @@
 """The generated differential suite: every op x operand forms x positions x dtypes, against gc.evaluate.
 
-Cases come from tests/opcases.py (one spec per op in OPS; a new op fails here until it
-has one). Each case's outputs — the op's results and their vjp for every float var
-operand — are compiled on both backends with optimize on and off and compared with the
-reference evaluator on the unoptimized graph, as tests/opcheck.py says: bit for bit where
-the API promises it, to documented ulps or rounding elsewhere; a reference error at call
-time must be raised by the compiled function too.
+Cases come from tests/opspecs.py (one spec per op in OPS; a new op fails here until it
+has one) and tests/opcases.py (forms, roles, families). Each case's outputs — the op's
+results and their vjp for every float var operand — are compiled on both backends with
+optimize on and off and compared with the reference evaluator on the unoptimized graph,
+as tests/opcheck.py says: bit for bit where the API promises it, to documented ulps or
+rounding elsewhere; a reference error at call time must be raised by the compiled
+function too.
 
 One test per case covers the four configurations. Cases compile in batches, so the
 default run stays within its budget; test_batching_changes_nothing checks that a batch
@@ -19,16 +20,18 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 
 import numpy as np
 import pytest
-from opcases import SPECS, generate
 from opcheck import CONFIGS, Suite, agree, config_id
+from opspecs import SPECS, generate
 
 import graphc as gc
 from graphc.ops import OPS
 
 CASES, REFUSALS = generate("default")
+BUILT_HERE = re.compile(r"tests/op(cases|specs)\.py:\d+")  # the user's file:line in a refusal
 SUITE = Suite(CASES)
 
 # Known defects, owned by other streams: (fnmatch pattern over "<backend>-<opt|noopt>:<case id>", the defect).
@@ -92,8 +95,8 @@ def parameters() -> list:
 
 
 def test_every_op_has_a_spec_and_cases_that_reach_it() -> None:
-    """A new op fails here until tests/opcases.py has a spec for it whose cases build graphs with it."""
-    assert sorted(set(OPS) - set(SPECS)) == [], "ops without a spec in tests/opcases.py"
+    """A new op fails here until tests/opspecs.py has a spec for it whose cases build graphs with it."""
+    assert sorted(set(OPS) - set(SPECS)) == [], "ops without a spec in tests/opspecs.py"
     assert sorted(set(SPECS) - set(OPS)) == [], "specs of ops that no longer exist"
     reached = {n.op.name for c in CASES for n in gc.Graph(c.outputs).nodes}
     assert sorted(set(OPS) - reached - {"fused"}) == [], "ops that no case builds"
@@ -151,7 +154,7 @@ def test_refusals_are_user_errors(case_id: str) -> None:
     """A refused build raises a GraphError that names the op's public function and this suite's line."""
     refusal = next(r for r in REFUSALS if r.id == case_id)
     assert isinstance(refusal.error, gc.GraphError), repr(refusal.error)
-    assert "opcases.py" in str(refusal.error), str(refusal.error)
+    assert BUILT_HERE.search(str(refusal.error)), str(refusal.error)
 
 
 @pytest.mark.parametrize("case_id", parameters())
@@ -214,7 +217,7 @@ def full_sweep() -> tuple[Suite, list]:
 def test_full_sweep(op: str) -> None:
     """Every dtype with every form: nothing differs but known defects, every refusal is a located GraphError."""
     suite, refusals = full_sweep()
-    located = [r for r in refusals if isinstance(r.error, gc.GraphError) and "opcases.py" in str(r.error)]
+    located = [r for r in refusals if isinstance(r.error, gc.GraphError) and BUILT_HERE.search(str(r.error))]
     failures = [f"{r.id}: refused with {r.error!r}" for r in refusals if r.op == op and r not in located]
     for case in (c for c in suite.cases if c.op == op):
         for backend, optimize in CONFIGS:

@@ -1,0 +1,250 @@
+"""The specs of the generated differential suite: for each op in OPS, the families of cases that exercise it.
+
+Imports tests/opcases.py (forms, roles, families). A spec says which public function
+(or primitive, for ops without one) is applied, which dtypes it takes and what each input
+position accepts; shapes that must agree (matmul, take, scan, ...) get a small function.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from opcases import (
+    BOOL,
+    CONDITION,
+    EVERY,
+    EXPONENT,
+    F64,
+    FLOATS,
+    HUGE,
+    I64,
+    NUMERIC,
+    TAME_X,
+    VARS,
+    Case,
+    Elementwise,
+    Explicit,
+    Form,
+    N,
+    Operand,
+    Positional,
+    Reduction,
+    Refusal,
+    Role,
+    Unary,
+    X,
+    forms_for,
+    short_name,
+)
+
+import graphc as gc
+from graphc.ops import OPS
+
+# --- the specs: one per op ---------------------------------------------------------------------------
+
+
+def node(x: Operand) -> gc.ir.Node:
+    """The graph node of an operand (Python scalars and arrays become constants)."""
+    return x.node if isinstance(x, gc.Tensor) else gc.const(x).node
+
+
+def primitive(name: str, **attrs: object) -> Callable[..., gc.Tensor]:
+    """An op without a public function, applied to the operands' nodes."""
+    return lambda *xs: gc.Tensor(OPS[name](*(node(x) for x in xs), **attrs))
+
+
+def _reshape_targets(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [(-1,), (1, -1), (*shape, 1)]
+
+
+def _transpose_axes(shape: tuple[int, ...]) -> list[tuple[int, ...] | None]:
+    return [None, (1, 0)] if len(shape) == 2 else [None]
+
+
+def _broadcast_targets(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    widened = tuple(3 if n == 1 else n for n in shape)
+    return [(2, *shape)] + ([widened] if widened != shape else [])
+
+
+def _slice_keys(shape: tuple[int, ...]) -> list[object]:
+    if not shape:
+        return []
+    return [slice(1, None), slice(None, None, -1), slice(0, 0), (Ellipsis, slice(None, None, 2))]
+
+
+def _unslice_regions(shape: tuple[int, ...]) -> list[tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]]:
+    """(index, shape) pairs that place an operand of `shape` in a longer last axis: offset 1, or every other."""
+    if not shape:
+        return []
+    b = shape[-1]
+    return [(((1, 1 + b, 1),), (b + 2,)), (((0, 2 * b, 2),), (2 * b,))]
+
+
+def _arg_choices(shape: tuple[int, ...]) -> list[tuple[int | None, bool]]:
+    """Every axis (and None), keepdims both ways for the last one only."""
+    axes: list[int | None] = [None, *range(len(shape))]
+    return [(axis, False) for axis in axes] + [(axes[-1], True)]
+
+
+def _matmul_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """The var partner that contracts with the form (a scalar gets (n,), which matmul refuses)."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        partner = Form("var", (s[-1], 3) if s else (N,))
+        return form, partner
+    k = s[0] if len(s) == 1 else (s[-2] if s else N)
+    return Form("var", (3, k)), form
+
+
+def _concat_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """Two var partners with the form's shape but 2 along axis 0 (a 0-d form is refused)."""
+    s = form.shape if form.kind != "py" else ()
+    partner = Form("var", (2, *s[1:]) if s else (N,))
+    return tuple(form if i == position else partner for i in range(3))
+
+
+def _scatter_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """g's leading axes are the indices' shape: g (s) takes indices s[:1]; indices (t) take g t + (3,)."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", s[:1])
+    return Form("var", (*s, 3)), form
+
+
+def _scan_shapes(position: int, form: Form) -> tuple[Form, ...] | None:
+    """init and xs agree: xs = (n,) + init's shape; a form used as xs needs a leading (loop) axis."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", (N, *s))
+    if not s:
+        return None
+    return Form("var", s[1:]), form
+
+
+def _same_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    s = form.shape if form.kind != "py" else ()
+    partner = Form("var", s)
+    return (form, partner) if position == 0 else (partner, form)
+
+
+def _step(h: gc.Tensor, x: gc.Tensor) -> tuple[gc.Tensor, gc.Tensor]:
+    return h * 0.5 + gc.tanh(x), h * x
+
+
+def _scan(init: Operand, xs: Operand) -> tuple[gc.Tensor, gc.Tensor]:
+    return gc.scan(_step, init, xs)
+
+
+def _fixed_point(z0: Operand, p: Operand) -> gc.Tensor:
+    return gc.fixed_point(lambda z, q: 0.5 * gc.tanh(z) + q, z0, p)
+
+
+def _take_rows(sweep: str) -> list[tuple]:
+    """take with each form as the array (axis 0, or None for a 0-d one) and as the indices, in range and out."""
+    rows: list[tuple] = []
+    for dtype in EVERY:
+        for form in forms_for(dtype, EVERY, sweep):
+            shape = form.shape if form.kind != "py" else ()
+            axis, bound = (0, shape[0]) if shape else (None, 1)
+            rows.append((f"axis={axis}@0", (form, Form("var", (N,))), (X, Role("index", bound)), dtype,
+                         lambda a, i, axis=axis: gc.take(a, i, axis=axis)))  # fmt: skip
+            for axis, shape in ((0, (N, 3)), (1, (3, N))):
+                rows.append((f"axis={axis}@1", (Form("var", shape), form), (X, Role("index")), dtype,
+                             lambda a, i, axis=axis: gc.take(a, i, axis=axis)))  # fmt: skip
+    for form in (Form("py"), Form("const", (N,)), Form("var", (N,))):  # the gradient of a loss: a uniform cotangent
+        rows.append(("sum-grad@1", (Form("var", (N, 3)), form), (X, Role("index")), F64,
+                     lambda a, i: gc.grad(gc.sum(gc.take(a, i, axis=0)), a)))  # fmt: skip
+    for form in (Form("py"), Form("const", (1,)), Form("var", (1,)), Form("var", (N,))):
+        rows.append(("outside@1", (Form("var", (N, 3)), form), (X, Role("outside")), F64,
+                     lambda a, i: gc.take(a, i, axis=0)))  # fmt: skip
+    return rows
+
+
+def _huge_rows(fn: Callable[[Operand], gc.Tensor]) -> Callable[[str], list[tuple]]:
+    """Arguments past 2**50 (NumPy reduces them exactly), as a constant and as a var."""
+    forms = (Form("const", (len(HUGE),)), Form("var", (len(HUGE),)))
+    return lambda sweep: [("huge", (form,), (Role("huge"),), dtype, fn) for dtype in FLOATS for form in forms]
+
+
+def _source_rows(sweep: str) -> list[tuple]:
+    return [("", (form,), (X,), dtype, gc.const) for dtype in EVERY for form in forms_for(dtype, EVERY, sweep)
+            if form.kind != "var"]  # fmt: skip
+
+
+def _var_rows(sweep: str) -> list[tuple]:
+    return [("", (form,), (X,), dtype, lambda v: v) for dtype in EVERY for form in VARS]
+
+
+def _fixed_point_nan_rows(sweep: str) -> list[tuple]:
+    """A NaN parameter: the iteration's residual is NaN, which every backend reports (ConvergenceError)."""
+    return [("nan", (Form("var", (N,)), Form("var", (N,))), (FINITE, Role("nan")), F64, _fixed_point)]
+
+
+FINITE = Role("finite")
+FLOAT_UNARY = ("exp", "log", "log1p", "expm1", "sqrt", "tanh", "sinh", "cosh", "arctan", "sigmoid", "softplus", "relu",
+               "isnan", "isfinite")  # fmt: skip
+TRIG_UNARY = ("sin", "cos", "tan")
+COMPARISONS = {"less": gc.less, "less_equal": gc.less_equal, "greater": gc.greater,
+               "greater_equal": gc.greater_equal, "equal": gc.equal, "not_equal": gc.not_equal}  # fmt: skip
+
+
+def _specs() -> dict[str, list]:
+    """Every op in OPS: the families of cases that exercise it."""
+    specs: dict[str, list] = {name: [Elementwise(getattr(gc, name), (X,), (*FLOATS, I64))] for name in FLOAT_UNARY}
+    for name in TRIG_UNARY:
+        fn = getattr(gc, name)
+        specs[name] = [Elementwise(fn, (Role("trig"),), (*FLOATS, I64)), Explicit(_huge_rows(fn))]
+    for name, fn in (("neg", gc.negative), ("abs", gc.abs), ("sign", gc.sign), ("floor", gc.floor),
+                     ("round", gc.round)):  # fmt: skip
+        specs[name] = [Elementwise(fn, (X,), NUMERIC)]
+    for name, fn in (("add", gc.add), ("sub", gc.subtract), ("mul", gc.multiply), ("maximum", gc.maximum),
+                     ("minimum", gc.minimum), *COMPARISONS.items()):  # fmt: skip
+        specs[name] = [Elementwise(fn, (X, X), EVERY)]
+    specs["div"] = [Elementwise(gc.divide, (X, X), NUMERIC)]
+    specs["pow"] = [Elementwise(gc.power, (X, EXPONENT), NUMERIC)]
+    specs["logical_and"] = [Elementwise(gc.multiply, (X, X), (BOOL,))]  # bool * bool is logical_and
+    specs["logical_or"] = [Elementwise(gc.add, (X, X), (BOOL,))]
+    specs["logical_not"] = [Elementwise(primitive("logical_not"), (X,), (BOOL,))]
+    specs["where"] = [Elementwise(gc.where, (CONDITION, X, X), EVERY)]
+    specs["astype"] = [Elementwise(lambda x, t=t: gc.astype(x, t), (X,), EVERY, short_name(t)) for t in EVERY]
+    for name in ("sum", "prod", "max", "min"):
+        specs[name] = [Reduction(getattr(gc, name), EVERY)]
+    specs["logsumexp"] = [Reduction(gc.logsumexp, (*FLOATS, I64))]
+    for name in ("argmax", "argmin"):
+        fn = getattr(gc, name)
+        specs[name] = [Unary(lambda x, c, fn=fn: fn(x, axis=c[0], keepdims=c[1]), _arg_choices, EVERY)]
+    specs["reshape"] = [Unary(gc.reshape, _reshape_targets)]
+    specs["transpose"] = [Unary(gc.transpose, _transpose_axes)]
+    specs["broadcast_to"] = [Unary(gc.broadcast_to, _broadcast_targets)]
+    specs["slice"] = [Unary(lambda x, key: gc.as_tensor(x)[key], _slice_keys)]
+    specs["unslice"] = [Unary(lambda x, r: primitive("unslice", index=r[0], shape=r[1])(x), _unslice_regions)]
+    specs["concatenate"] = [Positional(lambda *xs: gc.concatenate(list(xs), axis=0), (X, X, X), _concat_shapes,
+                                       EVERY)]  # fmt: skip
+    specs["take"] = [Explicit(_take_rows)]
+    specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
+                                       NUMERIC)]  # fmt: skip
+    specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
+    specs["const"] = [Explicit(_source_rows)]
+    specs["var"] = [Explicit(_var_rows)]
+    specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize
+    specs["scan"] = [Positional(_scan, (X, X), _scan_shapes)]
+    specs["fixed_point"] = [Positional(_fixed_point, (FINITE, FINITE), _same_shapes), Explicit(_fixed_point_nan_rows)]
+    return specs
+
+
+SPECS = _specs()
+
+
+def generate(sweep: str = "default") -> tuple[list[Case], list[Refusal]]:
+    """Every case of every spec, in a deterministic order; ids are unique."""
+    cases: list[Case] = []
+    refusals: list[Refusal] = []
+    for op in sorted(SPECS):
+        for family in SPECS[op]:
+            for made in family.cases(op, sweep):
+                (cases if isinstance(made, Case) else refusals).append(made)  # type: ignore[arg-type]
+    counts = Counter([c.id for c in cases] + [r.id for r in refusals])
+    duplicated = sorted(i for i, k in counts.items() if k > 1)
+    assert not duplicated, f"case ids must be unique: {duplicated[:5]}"
+    return cases, refusals
