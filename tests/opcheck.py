@@ -26,14 +26,14 @@ import numpy as np
 from opcases import Case
 
 import graphc as gc
+from graphc.ops import OPS
 
 F64, F32 = np.dtype("float64"), np.dtype("float32")
 CONFIGS = (("numpy", False), ("numpy", True), ("llvm", False), ("llvm", True))
 BATCH = 160  # outputs per compiled function
 ULPS = {F64: 4, F32: 2}
 RTOL = {F64: 1e-12, F32: 1e-5}
-TRANSCENDENTAL = {"exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan", "sigmoid",
-                  "softplus"}  # fmt: skip
+TRANSCENDENTAL = {name for name, op in OPS.items() if op.transcendental}  # vecmath's kernels
 ROUNDED = {"sum", "prod", "logsumexp", "matmul", "scan", "fused"}
 LOOSE = {"fixed_point"}
 Result = list[np.ndarray] | BaseException
