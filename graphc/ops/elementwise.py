@@ -298,12 +298,12 @@ cosh = _math("cosh", lambda g, out, x: mul(g, sinh(x)))
 
 
 def _arctan_d(g: Node, out: Node, x: Node) -> Node:
-    """d arctan(x) = g / (1 + x^2), with +-inf taken as +-1e200 (1 + x^2 overflows alike).
+    """d arctan(x) = g / (1 + x^2), with +-inf taken as +-the dtype's largest value (1 + x^2 overflows alike).
 
     The value is the same 0 at +-inf, and the rule's own derivatives are 0 there
     instead of 0 * inf = NaN.
     """
-    finite_x = where(isfinite(x), x, mul(sign(x), scalar(1e200, x)))
+    finite_x = where(isfinite(x), x, mul(sign(x), scalar(np.finfo(x.dtype).max, x)))
     return div(g, add(scalar(1, x), _square(finite_x)))
 
 
