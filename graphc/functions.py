@@ -54,9 +54,13 @@ def _unary(op: Op, name: str, floats: bool) -> Callable[[object], Tensor]:
     return function
 
 
-def _binary(op: Op) -> Callable[[object, object], Tensor]:
+def _binary(op: Op, name: str, floats: bool) -> Callable[[object, object], Tensor]:
     def function(x: object, y: object) -> Tensor:
-        return arith(op.name, x, y)
+        if not floats:
+            return arith(op.name, x, y)
+        with building(name, x, y):
+            a, b = (to_float(t) for t in promote(x, y))
+            return Tensor(op(a.node, b.node))
 
     return function
 
@@ -66,7 +70,10 @@ def public_function(op: Op) -> Callable[..., Tensor]:
     spec = op.public
     if spec is None:
         raise ValueError(f"op {op.name!r} has no public function")
-    function: Callable[..., Tensor] = _binary(op) if spec.arity == 2 else _unary(op, spec.name, spec.floats)
+    if spec.arity == 2:
+        function: Callable[..., Tensor] = _binary(op, spec.name, spec.floats)
+    else:
+        function = _unary(op, spec.name, spec.floats)
     function.__name__ = function.__qualname__ = spec.name
     function.__doc__ = spec.doc
     function.__module__ = __name__

@@ -21,7 +21,7 @@ Namespace = Mapping[str, Callable[..., object]]
 # NumPy name -> graphc.functions name, where they differ
 _RENAMED = {
     "absolute": "abs", "true_divide": "divide", "amax": "max", "amin": "min", "around": "round",
-    "concat": "concatenate", "permute_dims": "transpose",
+    "concat": "concatenate", "permute_dims": "transpose", "remainder": "mod",
 }  # fmt: skip
 # ufunc.reduce(t, axis) -> the reduction
 _REDUCTIONS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
@@ -29,7 +29,6 @@ _REDUCTIONS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "m
 _INSTEAD = {
     "var": "gc.mean(gc.square(x - gc.mean(x)))",
     "std": "gc.sqrt(gc.mean(gc.square(x - gc.mean(x))))",
-    "logaddexp": "gc.logsumexp(gc.stack([a, b]), axis=0)",
     "positive": "the Tensor itself (+x)",
     "reciprocal": "1 / x",
     "linalg.norm": "gc.sqrt(gc.sum(x * x))",

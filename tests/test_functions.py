@@ -270,6 +270,9 @@ def test_binary_dtype_promotion(name: str, xdtype: np.dtype, ydtype: np.dtype) -
         return
     if want.dtype.kind in "iu" and want.dtype != I64:  # NumPy's int8 for bool ** bool: no graphc dtype
         pytest.skip(f"NumPy gives {want.dtype}")
+    if want.dtype == np.float16:  # NumPy's float16 for float functions of bools (arctan2): graphc's is float64
+        assert run(function, x, y).dtype == F64
+        return
     assert_same(run(function, x, y), want)
 
 

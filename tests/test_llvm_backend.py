@@ -165,6 +165,37 @@ def test_binary_ops(name: str, dtype: np.dtype, layout: str) -> None:
     assert_same(got[0], expected[0])
 
 
+# every binary record that takes floats only (div, arctan2, hypot, logaddexp)
+FLOAT_BINARY = [op.name for op in elementwise_ops(2) if accepts(op, F64, F64) and not accepts(op, I64, I64)]
+
+
+def operand_scale(name: str, values: list[np.ndarray], expected: np.ndarray) -> np.ndarray:
+    """The magnitude whose ulps bound an error: the result's; for logaddexp at least half its larger operand
+    (or of ln2), as max + log1p(...) cancels there in NumPy and vecmath alike."""
+    scale = np.abs(expected.astype(np.float64))
+    if name == "logaddexp":
+        top = np.abs(np.maximum(*values).astype(np.float64))
+        scale = np.maximum(scale, 0.5 * np.maximum(np.where(np.isfinite(top), top, 0.0), np.log(2.0)))
+    return scale
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("name", FLOAT_BINARY)
+def test_binary_float_ops(name: str, dtype: np.dtype) -> None:
+    x, y = var("x", (4, 37), dtype), var("y", (37,), dtype)
+    values = [sample((4, 37), dtype), sample((37,), dtype)]
+    got, expected = run_both([x, y], [OPS[name](x, y)], values)
+    if name not in TRANSCENDENTAL:
+        assert_same(got[0], expected[0])
+        return
+    exact = ~np.isfinite(expected[0]) | (expected[0] == 0)
+    assert_same(got[0][exact], expected[0][exact])
+    scale = operand_scale(name, np.broadcast_arrays(*values), expected[0])
+    with np.errstate(invalid="ignore"):
+        error = np.abs(got[0] - expected[0]).astype(np.float64)[~exact] / np.spacing(scale.astype(dtype))[~exact]
+    assert error.max(initial=0) <= MAX_ULP[dtype], (error.max(), got[0], expected[0])
+
+
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
 def test_division_and_float_power(dtype: np.dtype) -> None:
     x, y = var("x", (6, 9), dtype), var("y", (9,), dtype)

@@ -82,8 +82,8 @@ def test_the_public_function_builds_the_op(op: Op) -> None:
 def test_float_functions_compute_ints_in_float64(op: Op) -> None:
     spec = op.public
     assert spec is not None
-    out = getattr(gc, spec.name)(gc.var("i", (3,), "int64"))
-    assert out.node.op is op and out.node.inputs[0].dtype == np.float64
+    out = getattr(gc, spec.name)(*(gc.var(f"i{k}", (3,), "int64") for k in range(spec.arity)))
+    assert out.node.op is op and all(i.dtype == np.float64 for i in out.node.inputs)
 
 
 def test_errors_name_the_op_the_operands_and_the_line() -> None:

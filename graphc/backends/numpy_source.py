@@ -90,6 +90,8 @@ SPELLINGS: dict[str, Spelling] = {
     "sigmoid": "rt.sigmoid({0})",
     "softplus": "rt.softplus({0})",
     "relu": "rt.relu({0})",
+    "erf": "rt.erf({0})",
+    "erfc": "rt.erfc({0})",
     "astype": "{0}.astype({dtype})",
     # shapes
     "reshape": "np.reshape({0}, {shape})",
@@ -116,7 +118,7 @@ SPELLINGS: dict[str, Spelling] = {
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
-HELPERS = ("pow", "sigmoid", "softplus", "relu", "unslice", "scatter_add", "logsumexp")
+HELPERS = ("pow", "sigmoid", "softplus", "relu", "erf", "erfc", "unslice", "scatter_add", "logsumexp")
 
 
 def _literal(value: Hashable) -> str:

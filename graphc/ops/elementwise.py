@@ -55,14 +55,20 @@ def _float_binary_infer(x: TensorType, y: TensorType) -> TensorType:
     return _binary_infer(x, y)
 
 
+def _numeric_binary_infer(x: TensorType, y: TensorType) -> TensorType:
+    if x.dtype == BOOL:
+        raise DTypeError("does not accept bool operands")
+    return _binary_infer(x, y)
+
+
 def _compare_infer(x: TensorType, y: TensorType) -> TensorType:
     return TensorType(_binary_infer(x, y).shape, BOOL)
 
 
-def floats(name: str, doc: str | None = None) -> Public:
+def floats(name: str, doc: str | None = None, arity: int = 1) -> Public:
     """The public function of a float op: int and bool operands are computed in float64."""
     text = doc or f"Elementwise {name}, as numpy.{name} (ints and bools are computed in float64)."
-    return Public(name, text, arity=1, floats=True)
+    return Public(name, text, arity=arity, floats=True)
 
 
 def function(name: str, arity: int, doc: str | None = None) -> Public:
@@ -106,6 +112,7 @@ def binary(
     eval: Callable | None = None,
     infer: Callable = _binary_infer,
     public: Public | None = None,
+    transcendental: bool = False,
     domain: tuple[Domain, Domain] = (REALS, REALS),
 ) -> Op:
     """A broadcasting elementwise op of two inputs; `d` holds one linear rule per input (vjp and jvp)."""
@@ -118,6 +125,7 @@ def binary(
         kind=Kind.BROADCAST,
         aligns=True,
         numpy=numpy,
+        transcendental=transcendental,
         public=public,
         domain=domain,
     )
@@ -182,6 +190,19 @@ def _pow_eval(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(half, np.sqrt(x), np.power(x, y))
 
 
+def _mod_y(g: Node, out: Node, x: Node, y: Node) -> Node:
+    """d mod(x, y)/dy = -floor(x / y), as mod(x, y) = x - floor(x / y) * y between its jumps."""
+    return neg(mul(g, floor_divide(x, y)))
+
+
+mod = binary("mod", (lambda g, out, x, y: g, _mod_y), numpy="remainder", infer=_numeric_binary_infer,
+             domain=(REALS, Domain(singular=(0.0,))), public=function("mod", 2, (
+                 "Elementwise remainder with the sign of the divisor, as numpy.mod (numpy.remainder); "
+                 "its derivative is 1 in x and -floor(x / y) in y between the jumps.")))  # fmt: skip
+floor_divide = binary("floor_divide", (zero, zero), numpy="floor_divide", infer=_numeric_binary_infer,
+                      domain=(REALS, Domain(singular=(0.0,))), public=function("floor_divide", 2, (
+                          "Elementwise floor(x / y) as numpy.floor_divide (with NumPy's remainder-based "
+                          "rounding; integer division by zero gives 0); its derivative is zero.")))  # fmt: skip
 power = binary("pow", (_pow_x, _pow_y), eval=_pow_eval, public=function("power", 2),
                domain=(Domain(lo=0.0), REALS))  # fmt: skip
 neg = unary("neg", lambda g, out, x: neg(g), numpy="negative", infer=_numeric_infer, public=function("negative", 1))

@@ -7,7 +7,8 @@ with NumPy's choice at ties of signed zeros, x86's INT64_MIN for float -> int ca
 NaN/inf/out-of-range values, round half to even. Transcendental functions are the
 inline, vectorizable approximations of vecmath.py (within its documented ulps);
 `pow` on floats calls the C library's pow (the scalar reference path), and sqrt where
-the exponent is 0.5 (as NumPy's `x ** 0.5`).
+the exponent is 0.5 (as NumPy's `x ** 0.5`); float `mod`/`floor_divide` call the C
+library's fmod (exact) inside NumPy's own divmod steps.
 
 sin, cos and tan are fast only for |x| <= vecmath.TRIG_MAX_ARG. In the default build a
 kernel sets the STATUS_RANGE bit of its status when it meets a larger argument (the
@@ -213,6 +214,54 @@ def _int_pow(s: Scalar, base: ir.Value, exponent: ir.Value) -> ir.Value:
     return b.select(negative, zero, value)
 
 
+def _float_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(floor_divide, remainder) of floats exactly as NumPy's npy_divmod computes them.
+
+    mod = fmod(x, y) (exact); div = (x - mod) / y; where mod is nonzero (NaN counts) and its
+    sign differs from y's, mod += y and div -= 1; a zero mod takes y's sign; the quotient is
+    floor(div), plus 1 where div - floor(div) > 1/2, and a zero quotient takes the sign of
+    x / y. Division by zero: x / y and fmod(x, 0) = NaN.
+    """
+    zero = ir.Constant(x.type, 0.0)
+    one = ir.Constant(x.type, 1.0)
+    mod = b.frem(x, y)
+    div = b.fdiv(b.fsub(x, mod), y)
+    mod_set = b.fcmp_unordered("!=", mod, zero)
+    fix = b.and_(mod_set, b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)))
+    div = b.select(fix, b.fsub(div, one), div)
+    remainder = b.select(mod_set, b.select(fix, b.fadd(mod, y), mod), intrinsic(b, "copysign", zero, y))
+    floor = intrinsic(b, "floor", div)
+    up = b.fcmp_ordered(">", b.fsub(div, floor), ir.Constant(x.type, 0.5))
+    floor = b.select(up, b.fadd(floor, one), floor)
+    quotient = b.select(b.fcmp_unordered("!=", div, zero), floor, intrinsic(b, "copysign", zero, b.fdiv(x, y)))
+    by_zero = b.fcmp_ordered("==", y, zero)
+    return b.select(by_zero, b.fdiv(x, y), quotient), b.select(by_zero, mod, remainder)
+
+
+def _int_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(floor_divide, remainder) of int64 as NumPy: 0 for a zero divisor, INT64_MIN // -1 = INT64_MIN (wraps)."""
+    zero, one = ir.Constant(I64, 0), ir.Constant(I64, 1)
+    by_zero = b.icmp_signed("==", y, zero)
+    overflow = b.and_(b.icmp_signed("==", x, ir.Constant(I64, -(2**63))), b.icmp_signed("==", y, ir.Constant(I64, -1)))
+    safe = b.select(b.or_(by_zero, overflow), one, y)
+    quotient, remainder = b.sdiv(x, safe), b.srem(x, safe)
+    fix = b.and_(b.icmp_signed("!=", remainder, zero), b.icmp_signed("<", b.xor(remainder, safe), zero))
+    quotient = b.select(fix, b.sub(quotient, one), quotient)
+    remainder = b.select(fix, b.add(remainder, safe), remainder)
+    return b.select(by_zero, zero, quotient), b.select(by_zero, zero, remainder)
+
+
+def _divmod(part: int) -> Emitter:
+    """floor_divide (part 0) or mod (part 1), as NumPy computes them for floats and int64."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        if types[0].kind == "f":
+            return _float_divmod(s.b, *args)[part]
+        return _int_divmod(s.b, *args)[part]
+
+    return emit
+
+
 # --- predicates and selection --------------------------------------------------------------------------
 
 
@@ -337,6 +386,8 @@ EMITTERS: dict[str, Emitter] = {
     "mul": _by_kind("fmul", "mul", "and_"),
     "div": _by_kind("fdiv", "sdiv"),
     "pow": _pow,
+    "floor_divide": _divmod(0),
+    "mod": _divmod(1),
     "neg": _neg,
     "maximum": _extremum(">", "or_"),
     "minimum": _extremum("<", "and_"),

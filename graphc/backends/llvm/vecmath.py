@@ -100,6 +100,15 @@ _PIO4_HI = 0.7853981633974483
 _PIO4_LO = 3.061616997868383e-17
 _TAN_PI_8 = 0.41421356237309503
 _TAN_3PI_8 = 2.414213562373095
+_PI_HI = 3.141592653589793  # pi = _PI_HI + _PI_LO
+_PI_LO = 1.2246467991473532e-16
+_INV_LN10 = 0.4342944819032518  # 1/ln10 = _INV_LN10 + _INV_LN10_LO
+_INV_LN10_LO = 1.098319650216765e-17
+_LOG10_2_HI = 0.3010299955494702  # 32 bits: k * _LOG10_2_HI is exact for |k| < 2^21
+_LOG10_2_LO = 1.1451100898021838e-10
+_ERFC_K = 4.0  # erfc's argument map y = (a - K) / (a + K), then t = y * SCALE + SHIFT in [-1, 1]
+_ERFC_T_SCALE = 1.312329864261773
+_ERFC_T_SHIFT = 0.020960259995185273
 
 # (e^r - 1 - r) / r^2 on |r| <= 0.3468
 _EXP_P = (
@@ -140,6 +149,27 @@ _ATAN_A = (
     -0.034572585257704624, 0.016287254870300118,
 )  # fmt: skip
 
+# (asin(s) - s) / s^3 in u = s^2 <= 0.25
+_ASIN_P = (
+    0.16666666666666674, 0.07499999999993234, 0.04464285715427468, 0.030381943635526334, 0.022372190079469802,
+    0.017352039497321215, 0.013975911061772407, 0.011437497139690512, 0.010571994030520832, 0.004465721315173002,
+    0.019920241557392863, -0.01854747208122802, 0.03113977409072779,
+)  # fmt: skip
+# (erf(x) - x) / x in v = x^2 <= 0.25
+_ERF_Q = (
+    0.12837916709551256, -0.37612638903183465, 0.11283791670924792, -0.02686617063270846, 0.005223977370201248,
+    -0.0008548297512869815, 0.00012053323728656276, -1.4845568349277244e-05, 1.472305156343082e-06,
+)  # fmt: skip
+# (1 + 2a) exp(a^2) erfc(a) in t over a in [0.4995, 27.5] (see _erfc_tail)
+_ERFC_F = (
+    1.235228757295879, -0.10672515346513743, 0.00694353446719335, 0.03309433997023479, -0.03667681491563341,
+    0.02576629454832704, -0.013821857794649414, 0.005860191769777468, -0.0019244344344049676,
+    0.00044609347834191545, -4.753620072320327e-05, -1.1497175233665786e-05, 5.956393178217073e-06,
+    -6.347907737038931e-07, -2.7996533561630065e-07, 9.499978585657778e-08, 6.781437879628716e-09,
+    -8.229122091095824e-09, 2.5995546822863023e-10, 6.172769175569675e-10, -3.82978882698457e-11,
+    -3.364788429738677e-11,
+)  # fmt: skip
+
 
 class _Emitter:
     """Double-precision arithmetic on one IRBuilder; Python floats become constants."""
@@ -172,6 +202,10 @@ class _Emitter:
     def abs(self, x: ir.Value) -> ir.Value:
         return self._intrinsic("llvm.fabs.f64", x)
 
+    def sqrt(self, x: _Operand) -> ir.Value:
+        """The correctly rounded square root (one instruction)."""
+        return self._intrinsic("llvm.sqrt.f64", x)
+
     def copysign(self, magnitude: ir.Value, sign: ir.Value) -> ir.Value:
         return self._intrinsic("llvm.copysign.f64", magnitude, sign)
 
@@ -187,6 +221,17 @@ class _Emitter:
 
     def lt_or_nan(self, x: _Operand, y: _Operand) -> ir.Value:
         return self.b.fcmp_unordered("<", self.v(x), self.v(y))
+
+    def isnan(self, x: ir.Value) -> ir.Value:
+        return self.b.fcmp_unordered("uno", x, x)
+
+    def sign_bit(self, x: ir.Value) -> ir.Value:
+        """Whether x's sign bit is set (-0.0 and negative NaNs included)."""
+        return self.b.icmp_signed("<", self.bits(x), self._int(0))
+
+    def larger(self, x: ir.Value, y: ir.Value) -> ir.Value:
+        """x if x > y, else y (y when either is NaN)."""
+        return self.select(self.gt(x, y), x, y)
 
     def select(self, cond: ir.Value, x: _Operand, y: _Operand) -> ir.Value:
         return self.b.select(cond, self.v(x), self.v(y))
@@ -285,17 +330,24 @@ def _expm1_reduced(e: _Emitter, r: ir.Value) -> ir.Value:
     return e.fma(e.mul(r, r), e.poly(r, _EXP_P), r)
 
 
-def _exp_core(e: _Emitter, x: ir.Value, shift: int = 0) -> ir.Value:
-    """exp(x) * 2^shift for |x| <= 1000 or NaN, as (2^k1 + 2^k1 expm1(r)) 2^k2.
+def _exp_core(e: _Emitter, x: ir.Value, shift: int = 0, times: ir.Value | None = None) -> ir.Value:
+    """exp(x) * 2^shift (* times) for |x| <= 1000 or NaN, as (2^k1 + 2^k1 expm1(r)) 2^k2.
 
     k = k1 + k2 is split in halves so that both powers are normal and an overflowing
-    or subnormal result is rounded once, by the last product.
+    or subnormal result is rounded once, by the last product (`times`, a normal number,
+    multiplies before it).
     """
     k, r = _reduce_ln2(e, x)
-    k = e.iadd(k, shift)
+    return _scaled(e, e.iadd(k, shift), _expm1_reduced(e, r), times)
+
+
+def _scaled(e: _Emitter, k: ir.Value, expm1_r: ir.Value, times: ir.Value | None = None) -> ir.Value:
+    """2^k (1 + expm1_r) (* times), k split in two halves as in _exp_core (2^k1 times is exact)."""
     k1 = e.ashr(k, 1)
     s1 = e.pow2(k1)
-    return e.mul(e.fma(s1, _expm1_reduced(e, r), s1), e.pow2(e.isub(k, k1)))
+    if times is not None:
+        s1 = e.mul(s1, times)
+    return e.mul(e.fma(s1, expm1_r, s1), e.pow2(e.isub(k, k1)))
 
 
 def _exp_normal(e: _Emitter, x: ir.Value, scale: float = 1.0) -> ir.Value:
@@ -419,13 +471,12 @@ def _softplus(e: _Emitter, x: ir.Value) -> ir.Value:
     return e.add(e.select(e.gt(x, 0.0), x, 0.0), _log1p(e, small_e))
 
 
-def _arctan(e: _Emitter, x: ir.Value) -> ir.Value:
-    """atan|x| = offset + atan(z), |z| <= tan(pi/8), by one division; sign copied.
+def _atan_parts(e: _Emitter, a: ir.Value) -> _Pair:
+    """(hi, tail) with atan(a) = hi + tail for a >= 0: hi is 0, pi/4 or pi/2, by one division.
 
-    |x| <= tan(pi/8): z = |x|; up to tan(3pi/8): z = (|x|-1)/(|x|+1), offset pi/4;
-    above: z = -1/|x|, offset pi/2 (pi/4 and pi/2 carried as hi + lo).
+    a <= tan(pi/8): z = a; up to tan(3pi/8): z = (a-1)/(a+1), offset pi/4; above: z = -1/a,
+    offset pi/2 (pi/4 and pi/2 carried as hi + lo); tail = atan(z) + lo, |z| <= tan(pi/8).
     """
-    a = e.abs(x)
     big = e.gt(a, _TAN_3PI_8)
     mid = e.gt(a, _TAN_PI_8)
     num = e.select(big, -1.0, e.select(mid, e.sub(a, 1.0), a))
@@ -433,7 +484,13 @@ def _arctan(e: _Emitter, x: ir.Value) -> ir.Value:
     hi = e.select(big, _PIO2_C1, e.select(mid, _PIO4_HI, 0.0))
     lo = e.select(big, _PIO2_C2, e.select(mid, _PIO4_LO, 0.0))
     atan_z = _odd_series(e, e.div(num, den), _ATAN_A)
-    return e.copysign(e.add(hi, e.add(atan_z, lo)), x)
+    return hi, e.add(atan_z, lo)
+
+
+def _arctan(e: _Emitter, x: ir.Value) -> ir.Value:
+    """atan|x| = hi + tail (_atan_parts); sign copied."""
+    hi, tail = _atan_parts(e, e.abs(x))
+    return e.copysign(e.add(hi, tail), x)
 
 
 def _reduce_pio2(e: _Emitter, x: ir.Value) -> tuple[ir.Value, ir.Value]:
@@ -504,7 +561,219 @@ def _tan(e: _Emitter, x: ir.Value) -> ir.Value:
     return e.keep_tiny(x, _in_trig_range(e, x, y), 2.0**-27)
 
 
-_Kernel: TypeAlias = Callable[[_Emitter, ir.Value], ir.Value]
+# --- inverse trigonometric functions --------------------------------------------------------------
+
+
+def _asin_parts(e: _Emitter, a: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value]:
+    """(small, s, w, product) for a = |x| <= 1: asin(s) = s + w, with s = a below 1/2, else sqrt((1-a)/2).
+
+    With u = s^2 (u = (1-a)/2 exactly in the second case), asin(s) = s + s u P(u). The
+    rounding of the square root is carried in w: s_lo = (u - s^2) / 2s by fma, so s + s_lo
+    is sqrt(u) to twice the precision. `product` = s u, for callers that fold s in.
+    """
+    small = e.lt(a, 0.5)
+    u = e.select(small, e.mul(a, a), e.mul(e.sub(1.0, a), 0.5))
+    s = e.select(small, a, e.sqrt(u))
+    root_lo = e.div(e.fma(e.neg(s), s, u), e.select(e.gt(s, 0.0), e.add(s, s), 1.0))
+    s_lo = e.select(small, 0.0, root_lo)
+    product = e.mul(s, u)
+    return small, s, e.fma(product, e.poly(u, _ASIN_P), s_lo), product
+
+
+def _arcsin(e: _Emitter, x: ir.Value) -> ir.Value:
+    """asin|x| = s + w below 1/2, else pi/2 - 2 asin(s) = (pi/2_hi - 2s) + (pi/2_lo - 2w); sign copied."""
+    a = e.abs(x)
+    small, s, w, _ = _asin_parts(e, a)
+    near_one = e.add(e.sub(_PIO2_C1, e.add(s, s)), e.sub(_PIO2_C2, e.add(w, w)))
+    return e.copysign(e.select(small, e.add(s, w), near_one), x)
+
+
+def _arccos(e: _Emitter, x: ir.Value) -> ir.Value:
+    """acos x = pi/2 - asin x for |x| < 1/2; 2 asin(s) above; pi - 2 asin(s) below -1/2 (pi as hi + lo)."""
+    a = e.abs(x)
+    small, s, w, _ = _asin_parts(e, a)
+    signed_w = e.copysign(w, x)
+    middle = e.sub(_PIO2_C1, e.add(x, e.sub(signed_w, _PIO2_C2)))
+    right = e.mul(2.0, e.add(s, w))
+    left = e.add(e.sub(_PI_HI, e.add(s, s)), e.sub(_PI_LO, e.add(w, w)))
+    return e.select(small, middle, e.select(e.sign_bit(x), left, right))
+
+
+def _arctan2(e: _Emitter, y: ir.Value, x: ir.Value) -> ir.Value:
+    """atan2(y, x): theta = atan(|y| / |x|) as hi + tail, pi - theta where x's sign bit is set, y's sign.
+
+    The quotient is correctly rounded (so tiny and huge ratios are right); 0/0 and inf/inf,
+    whose quotient is NaN, are the angles 0 and pi/4 as C99 specifies.
+    """
+    a, b = e.abs(y), e.abs(x)
+    hi, tail = _atan_parts(e, e.div(a, b))
+    both_zero = e.b.and_(e.eq(a, 0.0), e.eq(b, 0.0))
+    both_inf = e.b.and_(e.eq(a, _INF), e.eq(b, _INF))
+    hi = e.select(both_zero, 0.0, e.select(both_inf, _PIO4_HI, hi))
+    tail = e.select(both_zero, 0.0, e.select(both_inf, _PIO4_LO, tail))
+    left = e.add(e.sub(_PI_HI, hi), e.sub(_PI_LO, tail))
+    theta = e.select(e.sign_bit(x), left, e.add(hi, tail))
+    return e.copysign(theta, y)
+
+
+# --- inverse hyperbolic functions ---------------------------------------------------------------------
+
+
+def _log_of_sum(e: _Emitter, p: ir.Value, q: ir.Value, extra_k: ir.Value) -> ir.Value:
+    """log(p + q) + extra_k ln2 for p + q >= 1 finite: the rounding error of p + q is carried (as log1p does)."""
+    u, err = e.two_sum(p, q)
+    k, m = _split_exponent(e, u)
+    y = _log_core(e, e.add(k, extra_k), m, e.div(err, u))
+    return e.select(e.eq(u, _INF), _INF, y)
+
+
+def _arcsinh(e: _Emitter, x: ir.Value) -> ir.Value:
+    """asinh|x| = log1p(a + a^2 / (1 + sqrt(1 + a^2))) below 2; log(2a + 1 / (a + sqrt(a^2 + 1))) up to 2^28;
+    log(a) + ln2 above (as fdlibm splits it); each as one log of a sum. Sign copied; tiny x returned."""
+    a = e.abs(x)
+    small = e.lt(a, 2.0)
+    big = e.gt(a, 2.0**28)
+    root = e.sqrt(e.fma(a, a, 1.0))
+    below_two = e.add(a, e.div(e.mul(a, a), e.add(1.0, root)))
+    p = e.select(small, 1.0, e.select(big, a, e.add(a, a)))
+    q = e.select(small, below_two, e.select(big, 0.0, e.div(1.0, e.add(a, root))))
+    y = _log_of_sum(e, p, q, e.select(big, 1.0, 0.0))
+    y = e.select(e.isnan(x), x, y)
+    return e.keep_tiny(x, e.copysign(y, x), 2.0**-26)
+
+
+def _arccosh(e: _Emitter, x: ir.Value) -> ir.Value:
+    """acosh x = log1p(t + sqrt(2t + t^2)), t = x - 1, below 2; log(2x - 1 / (x + sqrt(x^2 - 1))) up to 2^28;
+    log(x) + ln2 above; NaN below 1."""
+    t = e.sub(x, 1.0)
+    small = e.lt(x, 2.0)
+    big = e.gt(x, 2.0**28)
+    below_two = e.add(t, e.sqrt(e.fma(t, t, e.add(t, t))))
+    above_two = e.neg(e.div(1.0, e.add(x, e.sqrt(e.fma(x, x, -1.0)))))
+    p = e.select(small, 1.0, e.select(big, x, e.add(x, x)))
+    q = e.select(small, below_two, e.select(big, 0.0, above_two))
+    y = _log_of_sum(e, p, q, e.select(big, 1.0, 0.0))
+    return e.select(e.lt_or_nan(x, 1.0), _NAN, e.select(e.eq(x, 1.0), 0.0, y))
+
+
+def _arctanh(e: _Emitter, x: ir.Value) -> ir.Value:
+    """atanh|x| = log1p(2a + 2a^2 / (1 - a)) / 2 below 1/2, log1p(2a / (1 - a)) / 2 above (fdlibm's split)."""
+    a = e.abs(x)
+    t = e.add(a, a)
+    rest = e.sub(1.0, a)
+    w = e.select(e.lt(a, 0.5), e.add(t, e.div(e.mul(t, a), rest)), e.div(t, rest))
+    y = e.mul(0.5, _log1p(e, w))
+    return e.keep_tiny(x, e.copysign(y, x), 2.0**-27)
+
+
+# --- log10, exp2 ------------------------------------------------------------------------------------
+
+
+def _log10(e: _Emitter, x: ir.Value) -> ir.Value:
+    """log10(x) = k log10(2) + log(m) / ln10 for x = 2^k m (log10(2) and 1/ln10 in two parts); subnormals scaled."""
+    subnormal = e.lt(x, 2.0**-1022)
+    k, m = _split_exponent(e, e.select(subnormal, e.mul(x, 2.0**54), x))
+    k = e.sub(k, e.select(subnormal, 54.0, 0.0))
+    log_m = _log_core(e, 0.0, m, 0.0)
+    low = e.fma(log_m, _INV_LN10_LO, e.mul(k, _LOG10_2_LO))
+    y = e.fma(k, _LOG10_2_HI, e.fma(log_m, _INV_LN10, low))
+    y = e.select(e.eq(x, _INF), _INF, y)
+    y = e.select(e.eq(x, 0.0), -_INF, y)
+    return e.select(e.lt_or_nan(x, 0.0), _NAN, y)
+
+
+def _exp2(e: _Emitter, x: ir.Value) -> ir.Value:
+    """2^x = 2^k 2^r for x = k + r, k = round(x), |r| <= 1/2 exact; 2^r = 1 + expm1(r ln2), r ln2 by fma.
+
+    Exact at integers; overflow above 1023.99..., gradual underflow, and 0 below -1075, as NumPy.
+    """
+    clamped = e.clamp(x, -1100.0, 1100.0)
+    t = e.add(clamped, _SHIFT)
+    r = e.sub(clamped, e.sub(t, _SHIFT))
+    r_ln2 = e.fma(r, _LN2_C1, e.mul(r, _LN2_C2))
+    return _scaled(e, e.isub(e.bits(t), _SHIFT_BITS), _expm1_reduced(e, r_ln2))
+
+
+# --- the error function ---------------------------------------------------------------------------------
+
+
+def _erf_small(e: _Emitter, x: ir.Value) -> ir.Value:
+    """erf(x) = x + x Q(x^2) for |x| <= 1/2."""
+    return e.fma(x, e.poly(e.mul(x, x), _ERF_Q), x)
+
+
+def _erfc_tail(e: _Emitter, a: ir.Value) -> ir.Value:
+    """erfc(a) for a >= 1/2 (0 beyond 27.3), as exp(-a^2) F(t) / (1 + 2a) with t a Moebius map of a.
+
+    F is Shepherd and Laframboise's form of erfc: (1 + 2a) exp(a^2) erfc(a), a function of
+    y = (a - 4) / (a + 4) that varies only from 1.23 to 1.15 over [1/2, inf) (Math. Comp. 36
+    (1981) 249-253), here one minimax polynomial of degree 21 in t = (y - c) / h over [1/2, 27.5].
+    F / (1 + 2a) is carried as q + q_lo (the quotient's residual by fma); exp(-a^2) is
+    exp(-hi) (1 - lo) for a^2 = hi + lo (by fma), and the product is rounded once.
+    """
+    c = e.clamp(a, 0.5, 27.5)
+    y = e.div(e.sub(c, _ERFC_K), e.add(c, _ERFC_K))
+    t = e.fma(y, _ERFC_T_SCALE, _ERFC_T_SHIFT)
+    f = e.fma(t, e.poly(t, _ERFC_F[1:]), _ERFC_F[0])
+    d, d_lo = e.two_sum(1.0, e.add(c, c))
+    q = e.div(f, d)
+    q_lo = e.div(e.sub(e.fma(e.neg(q), d, f), e.mul(q, d_lo)), d)
+    hi = e.mul(c, c)
+    lo = e.fma(c, c, e.neg(hi))
+    return _exp_core(e, e.neg(hi), times=e.add(q, e.fma(e.neg(lo), q, q_lo)))
+
+
+def _erf(e: _Emitter, x: ir.Value) -> ir.Value:
+    """erf(x): the series below 1/2, 1 - erfc|x| above (1 from 5.93 on); sign copied."""
+    a = e.abs(x)
+    y = e.select(e.lt(a, 0.5), _erf_small(e, a), e.sub(1.0, _erfc_tail(e, a)))
+    return e.copysign(y, x)
+
+
+def _erfc(e: _Emitter, x: ir.Value) -> ir.Value:
+    """erfc(x) = 1 - erf(x) for |x| < 1/2; the tail above 1/2 (subnormal from 26.55, 0 above 27.23);
+    2 - the tail below -1/2."""
+    a = e.abs(x)
+    tail = _erfc_tail(e, a)
+    y = e.select(e.sign_bit(x), e.sub(2.0, tail), tail)
+    return e.select(e.lt(a, 0.5), e.sub(1.0, _erf_small(e, x)), y)
+
+
+# --- functions of two operands ------------------------------------------------------------------------
+
+
+def _hypot(e: _Emitter, x: ir.Value, y: ir.Value) -> ir.Value:
+    """sqrt(x^2 + y^2) with one correction step on fma (Borges, ACM TOMS 47 (2021), "An improved
+    algorithm for hypot(a, b)"): h - (h^2 - a^2 - b^2) / 2h, the residual computed exactly.
+
+    Operands are scaled by a power of two away from overflow and underflow; an infinite
+    operand gives inf even when the other is NaN (C99, NumPy).
+    """
+    a, b = e.abs(x), e.abs(y)
+    big = e.larger(a, b)
+    small = e.select(e.gt(a, b), b, a)
+    scale = e.select(e.gt(big, 2.0**450), 2.0**-600, e.select(e.lt(big, 2.0**-450), 2.0**600, 1.0))
+    big, small = e.mul(big, scale), e.mul(small, scale)
+    h = e.sqrt(e.fma(big, big, e.mul(small, small)))
+    h_sq = e.mul(h, h)
+    big_sq = e.mul(big, big)
+    residual = e.fma(e.neg(small), small, e.sub(h_sq, big_sq))
+    residual = e.sub(e.add(residual, e.fma(h, h, e.neg(h_sq))), e.fma(big, big, e.neg(big_sq)))
+    corrected = e.sub(h, e.div(residual, e.select(e.gt(h, 0.0), e.add(h, h), 1.0)))
+    result = e.div(corrected, scale)
+    return e.select(e.b.or_(e.eq(a, _INF), e.eq(b, _INF)), _INF, result)
+
+
+def _logaddexp(e: _Emitter, x: ir.Value, y: ir.Value) -> ir.Value:
+    """log(e^x + e^y) = max + log1p(e^-|x - y|), and x + ln2 where x == y, as NumPy computes it."""
+    top = e.larger(x, y)
+    gap = e.neg(e.abs(e.sub(x, y)))
+    y_ = e.add(top, _log1p(e, _exp_core(e, e.clamp(gap, -746.0, 0.0))))
+    y_ = e.select(e.isnan(gap), e.sub(x, y), y_)
+    return e.select(e.eq(x, y), e.add(x, _LN2_C1), y_)
+
+
+_Kernel: TypeAlias = Callable[..., ir.Value]  # (emitter, x) or (emitter, x, y)
 
 _KERNELS: dict[str, _Kernel] = {
     "exp": _exp,
@@ -521,16 +790,36 @@ _KERNELS: dict[str, _Kernel] = {
     "arctan": _arctan,
     "sigmoid": _sigmoid,
     "softplus": _softplus,
+    "arcsin": _arcsin,
+    "arccos": _arccos,
+    "arcsinh": _arcsinh,
+    "arccosh": _arccosh,
+    "arctanh": _arctanh,
+    "log10": _log10,
+    "exp2": _exp2,
+    "erf": _erf,
+    "erfc": _erfc,
+}
+_BINARY_KERNELS: dict[str, _Kernel] = {
+    "arctan2": _arctan2,
+    "hypot": _hypot,
+    "logaddexp": _logaddexp,
 }
 
-MATH_FUNCTIONS: tuple[str, ...] = tuple(_KERNELS)
+MATH_FUNCTIONS: tuple[str, ...] = (*_KERNELS, *_BINARY_KERNELS)
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
 """The functions whose fast form is limited to |x| <= TRIG_MAX_ARG (they have `exact` variants)."""
 
 
+def arity(name: str) -> int:
+    """The number of operands of math function `name` (1, or 2 for arctan2, hypot, logaddexp)."""
+    return 2 if name in _BINARY_KERNELS else 1
+
+
 def math_function(module: ir.Module, name: str, fptype: ir.Type, exact: bool = False) -> ir.Function:
-    """The internal alwaysinline graphc.<name>[.exact].f64|f32 of `module`, defined once."""
-    if name not in _KERNELS:
+    """The internal alwaysinline graphc.<name>[.exact].f64|f32 of `module` (one or two operands), defined once."""
+    kernel = _KERNELS.get(name) or _BINARY_KERNELS.get(name)
+    if kernel is None:
         raise ValueError(f"unknown math function {name!r}; known: {MATH_FUNCTIONS}")
     if exact and name not in TRIGONOMETRIC:
         raise ValueError(f"{name} has no exact variant; only {sorted(TRIGONOMETRIC)} do")
@@ -539,19 +828,18 @@ def math_function(module: ir.Module, name: str, fptype: ir.Type, exact: bool = F
     existing = module.globals.get(full_name)
     if existing is not None:
         return existing
-    fn = ir.Function(module, ir.FunctionType(fptype, [fptype]), full_name)
+    fn = ir.Function(module, ir.FunctionType(fptype, [fptype] * arity(name)), full_name)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    (x,) = fn.args
     if suffix == "f32":
-        wide = builder.call(math_function(module, name, _F64, exact), [builder.fpext(x, _F64)])
+        wide = builder.call(math_function(module, name, _F64, exact), [builder.fpext(x, _F64) for x in fn.args])
         builder.ret(builder.fptrunc(wide, _F32))
     elif exact:
-        builder.ret(_exact_trig(builder, name, x))
+        builder.ret(_exact_trig(builder, name, fn.args[0]))
     else:
-        builder.ret(_KERNELS[name](_Emitter(builder), x))
+        builder.ret(kernel(_Emitter(builder), *fn.args))
     return fn
 
 
