@@ -1,7 +1,7 @@
 """The NumPy-named functions of the API (exp, sum, matmul, concatenate, softmax, take, ...).
 
-Imports errors, shapes, ir, ops and tensor. Each function has NumPy's name,
-signature, dtype rules and broadcasting. The functions that apply one op (exp,
+Imports errors, shapes, ir, ops, tensor, arrays and einsum (whose functions it re-exports).
+Each function has NumPy's name, signature, dtype rules and broadcasting. The functions that apply one op (exp,
 subtract, maximum, ...) are made here from the op's record (`Op.public`), so adding
 such an op adds its function, its `__all__` entry and graphc's export; the rest are
 written below: composites with primitives (mean, softmax, one_hot, dot) and the
@@ -17,6 +17,29 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graphc.arrays import (
+    arange,
+    cumprod,
+    cumsum,
+    diff,
+    eye,
+    flip,
+    full,
+    full_like,
+    linspace,
+    ones,
+    ones_like,
+    outer,
+    pad,
+    repeat,
+    roll,
+    tile,
+    tril,
+    triu,
+    zeros,
+    zeros_like,
+)  # fmt: skip
+from graphc.einsum import einsum, tensordot
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import OPS, Op
 from graphc.ops import elementwise as ew
@@ -37,9 +60,11 @@ from graphc.tensor import (
     reduction,
     reshape,
     squeeze,
+    std,
     take,
     to_float,
     transpose,
+    variance,
 )  # fmt: skip
 
 Axis = int | Sequence[int] | None
@@ -292,9 +317,11 @@ def one_hot(indices: object, n: int) -> Tensor:
 _ = builtins  # the builtins shadowed above stay reachable as builtins.sum etc.
 
 __all__ = [
-    "argmax", "argmin", "broadcast_to", "clip", "concatenate", "dot", "expand_dims", "log_softmax", "logsumexp",
-    "matmul", "max", "mean", "min", "one_hot", "prod", "reshape", "round", "softmax", "square", "squeeze", "stack",
-    "sum", "take", "transpose", "where",
+    "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cumprod", "cumsum", "diff", "dot", "einsum",
+    "expand_dims", "eye", "flip", "full", "full_like", "linspace", "log_softmax", "logsumexp", "matmul", "max", "mean",
+    "min", "one_hot", "ones", "ones_like", "outer", "pad", "prod", "repeat", "reshape", "roll", "round", "softmax",
+    "square", "squeeze", "stack", "std", "sum", "take", "tensordot", "tile", "transpose", "tril", "triu", "variance",
+    "where", "zeros", "zeros_like",
 ]  # fmt: skip
 __all__ += sorted(PUBLIC)
 

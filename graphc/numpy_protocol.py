@@ -21,14 +21,12 @@ Namespace = Mapping[str, Callable[..., object]]
 # NumPy name -> graphc.functions name, where they differ
 _RENAMED = {
     "absolute": "abs", "true_divide": "divide", "amax": "max", "amin": "min", "around": "round",
-    "concat": "concatenate", "permute_dims": "transpose", "remainder": "mod",
+    "concat": "concatenate", "permute_dims": "transpose", "remainder": "mod", "var": "variance",
 }  # fmt: skip
 # ufunc.reduce(t, axis) -> the reduction
 _REDUCTIONS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "min"}
 # what to use for NumPy functions graphc lacks (the rest get the generic advice)
 _INSTEAD = {
-    "var": "gc.mean(gc.square(x - gc.mean(x)))",
-    "std": "gc.sqrt(gc.mean(gc.square(x - gc.mean(x))))",
     "positive": "the Tensor itself (+x)",
     "reciprocal": "1 / x",
     "linalg.norm": "gc.sqrt(gc.sum(x * x))",

@@ -257,6 +257,18 @@ class Tensor:
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return reduction("max", self, axis, keepdims)
 
+    def var(
+        self, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:  # fmt: skip
+        """The variance, as numpy.ndarray.var (gc.variance)."""
+        return variance(self, axis, dtype, ddof, keepdims)
+
+    def std(
+        self, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:  # fmt: skip
+        """The standard deviation, as numpy.ndarray.std (gc.std)."""
+        return std(self, axis, dtype, ddof, keepdims)
+
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return reduction("min", self, axis, keepdims)
 
@@ -430,6 +442,33 @@ def mean(a: object, axis: int | Sequence[int] | None = None, keepdims: bool = Fa
         axes = normalize_axes(axis, t.ndim)
         count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
         return reduction("sum", t, axes, keepdims) / const(np.asarray(count, dtype=t.dtype))
+
+
+def variance(
+    a: object, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
+) -> Tensor:  # fmt: skip
+    """Variance as numpy.var: sum((a - mean(a))^2) / max(n - ddof, 0) over `axis` (ints and bools in float64).
+
+    `dtype` is the float type to compute in. Named `variance` because gc.var makes symbols;
+    `Tensor.var` is this function.
+    """
+    with building("variance", a):
+        t = to_float(a if dtype is None else as_tensor(a, dtype))
+        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer, float)):
+            raise TypeError(f"ddof must be a number, not {ddof!r}")
+        axes = normalize_axes(axis, t.ndim)
+        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
+        centered = t - mean(t, axes, keepdims=True)
+        total = reduction("sum", centered * centered, axes, keepdims)
+        return total / const(np.asarray(max(count - ddof, 0), dtype=t.dtype))
+
+
+def std(
+    a: object, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
+) -> Tensor:  # fmt: skip
+    """Standard deviation as numpy.std: the square root of `variance` (same arguments)."""
+    with building("std", a):
+        return Tensor(ew.sqrt(variance(a, axis, dtype, ddof, keepdims).node))
 
 
 def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
@@ -639,5 +678,5 @@ def check_axis(axis: int, ndim: int) -> int:
 
 __all__ = [
     "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem", "matmul", "mean",
-    "promote", "reduction", "reshape", "squeeze", "to_float", "transpose", "var",
+    "promote", "reduction", "reshape", "squeeze", "std", "to_float", "transpose", "var", "variance",
 ]  # fmt: skip

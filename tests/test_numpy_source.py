@@ -15,6 +15,7 @@ from graphc.backends.interpreter import run_program
 from graphc.backends.numpy_source import HELPERS, SPELLINGS, build, numpy_reference, render, spell
 from graphc.ir import Graph, Node
 from graphc.ops import OPS, accepts, elementwise_ops
+from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
@@ -120,6 +121,8 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "logsumexp": unary(lambda a: rd.logsumexp(a, axis=(1,), keepdims=False)),
     "argmax": unary(lambda a: rd.argmax(a, axis=1, keepdims=False)),
     "argmin": unary(lambda a: rd.argmin(a, axis=None, keepdims=True)),
+    "cumsum": unary(lambda a: cu.cumsum(a, axis=1, reverse=True), dtype=I64),
+    "cumprod": unary(lambda a: cu.cumprod(a, axis=0, reverse=False), dtype=F32),
     "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
     "scan": unary(lambda a: gc.scan(lambda c, x: (gc.tanh(c * x), c), gc.Tensor(a)[0], gc.Tensor(a))[1].node),
     "fixed_point": unary(lambda a: gc.fixed_point(lambda z: 0.5 * gc.cos(z) + gc.Tensor(a), gc.Tensor(a)).node),

@@ -75,6 +75,16 @@ def _take(a: np.ndarray, indices: np.ndarray, axis: int, built: str) -> np.ndarr
         raise IndexError(f"{exc} in take{built}") from None
 
 
+def _spell_cumulative(step: Step) -> str:
+    """np.cumsum / np.cumprod along the axis (sequential, as the op's eval); reversed between two flips."""
+    name = step.op
+    axis = step.node.attr("axis")
+    dtype = _DTYPE_SPELLINGS[step.type.dtype]
+    if not step.node.attr("reverse"):
+        return f"np.{name}({step.args[0]}, axis={axis}, dtype={dtype})"
+    return f"np.flip(np.{name}(np.flip({step.args[0]}, {axis}), axis={axis}, dtype={dtype}), {axis})"
+
+
 def _spell_fused(step: Step) -> str:
     raise NotImplementedError("a fused step is rendered as a call of its body function (see numpy_fused.plan)")
 
@@ -110,6 +120,8 @@ SPELLINGS: dict[str, Spelling] = {
     "logsumexp": "rt.logsumexp({0}, axis={axis}, keepdims={keepdims})",
     "argmax": "np.argmax({0}, axis={axis}, keepdims={keepdims})",
     "argmin": "np.argmin({0}, axis={axis}, keepdims={keepdims})",
+    "cumsum": _spell_cumulative,
+    "cumprod": _spell_cumulative,
     # fused regions: a call of the body's generated function (numpy_fused.py)
     "fused": _spell_fused,
     # loops: one call of a generated driver per family of sibling steps (numpy_loops.py)

@@ -47,7 +47,7 @@ from graphc.backends.llvm.emitters import (
     store,
     value_type,
 )
-from graphc.backends.llvm.kernels import ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
+from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
 from graphc.backends.llvm.layout import Layout, contiguous_strides
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
 from graphc.backends.llvm.plan import identity, matrix_order
@@ -394,6 +394,44 @@ def _fabs(module: ir.Module, fptype: ir.Type) -> ir.Function:
     return existing if existing is not None else ir.Function(module, ir.FunctionType(fptype, [fptype]), name)
 
 
+# --- Accumulate -------------------------------------------------------------------------------------------------
+
+
+def emit_accumulate(body: Body, k: Accumulate) -> None:
+    """Loops: the axes before `axis`; then `axis` in accumulation order; the axes after it innermost (a row of
+    running values updated together, so it vectorizes). The first element is copied (NumPy's accumulate
+    starts from it, keeping -0.0); each later one is combined with its predecessor's result."""
+    b = body.b
+    shape = k.out.shape
+    axis = k.axis
+    n = shape[axis]
+    start = i64(n - 1 if k.reverse else 0)
+    step = i64(1 if k.reverse else -1)
+
+    def row(before: list[ir.Value]) -> None:
+        def copy(after: list[ir.Value]) -> None:
+            indices = [*before, start, *after]
+            body.write(body.read(k.operand, indices), k.out, indices)
+
+        def along(i: ir.Value) -> None:
+            position = b.sub(i64(n - 1), i) if k.reverse else i
+            previous = b.add(position, step)
+
+            def point(after: list[ir.Value]) -> None:
+                indices = [*before, position, *after]
+                prior = body.read(k.out, [*before, previous, *after])
+                value = combine(b, k.kind, prior, body.read(k.operand, indices), k.out.dtype)
+                body.write(value, k.out, indices)
+
+            nest(b, full_bounds(shape[axis + 1 :]), point, name="a")
+
+        nest(b, full_bounds(shape[axis + 1 :]), copy, name="f")
+        counted_loop(b, i64(1), i64(n), along, "acc")
+
+    nest(b, full_bounds(shape[:axis]), row, name="o")
+    body.finish()
+
+
 EMIT = {
     Map: emit_map,
     Reduce: emit_reduce,
@@ -402,6 +440,7 @@ EMIT = {
     Gather: emit_gather,
     Scatter: emit_scatter,
     Check: emit_check,
+    Accumulate: emit_accumulate,
 }
 
 __all__ = ["EMIT", "I1", "Body", "split_axis"]

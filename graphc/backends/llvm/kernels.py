@@ -1,4 +1,4 @@
-"""The kernels a Program is planned into: loop nests over layouts, BLAS calls, gathers and scatters.
+"""The kernels a Program is planned into: loop nests over layouts, BLAS calls, gathers, scatters, scans.
 
 Imports numpy, layout and the op records (for the cost class). A kernel is plain frozen
 data: the planner (plan.py) makes them, the code generator (lower.py) turns each distinct
@@ -138,6 +138,21 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Accumulate:
+    """out[..., i, ...] = operand[..., 0, ...] op ... op operand[..., i, ...] along `axis` (`reverse`: from the end).
+
+    kind is "sum" or "prod"; the accumulation is sequential along the axis (NumPy's accumulate),
+    vectorized across the axes after it.
+    """
+
+    kind: str
+    operand: Layout
+    out: Layout
+    axis: int
+    reverse: bool
+
+
+@dataclass(frozen=True)
 class Loop:
     """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point).
 
@@ -158,7 +173,7 @@ class Loop:
     site: int = 0
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Loop
+Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop
 
 
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
@@ -191,7 +206,7 @@ def layouts(kernel: Kernel) -> list[Layout]:
     """Every layout the kernel reads or writes, operands first, the output last."""
     if isinstance(kernel, (Map, Reduce)):
         return [*kernel.operands, *kernel.extra_outs, kernel.out]
-    if isinstance(kernel, ArgReduce):
+    if isinstance(kernel, (ArgReduce, Accumulate)):
         return [kernel.operand, kernel.out]
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]

@@ -21,6 +21,7 @@ from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.chunks import split_long
 from graphc.backends.llvm.kernels import (
     LANES,
+    Accumulate,
     ArgReduce,
     Check,
     Gather,
@@ -532,6 +533,16 @@ def _plan_scatter(p: Planner, step: Step) -> None:
     p.kernels.append(Scatter(values, indices, axis, dest, _index_site(p, step, axis, size)))
 
 
+def _plan_accumulate(p: Planner, step: Step) -> None:
+    """cumsum / cumprod: one sequential pass along the axis into the step's own buffer."""
+    dest = p.dest(step)
+    if dest.size == 0:
+        return
+    kind = "sum" if step.op == "cumsum" else "prod"
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    p.kernels.append(Accumulate(kind, p.layouts[step.args[0]], dest, axis, bool(step.attrs["reverse"])))
+
+
 def matrix_order(layout: Layout) -> tuple[bool, int] | None:
     """(transposed, leading dimension) of the last two axes for gemm, or None if they need a copy."""
     rows, cols = layout.shape[-2:]
@@ -598,6 +609,8 @@ PLANNERS: dict[str, Rule] = {
     "concatenate": _plan_concatenate,
     "take": _plan_take,
     "scatter_add": _plan_scatter,
+    "cumsum": _plan_accumulate,
+    "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
