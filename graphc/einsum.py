@@ -4,7 +4,8 @@ Imports errors, shapes, ops and tensor (graphc.functions re-exports both). Opera
 contracted left to right, two at a time: labels shared and still needed (by the output or
 a later operand) are batch axes, shared labels no longer needed are contracted, and the
 pair becomes one matmul of (batch, M, K) by (batch, K, N) reshapes. Without a shared label
-to contract the pair is a broadcast product. Labels only one operand has and nothing
+to contract the pair is a broadcast product, and a batch of dot products (M = N = 1) a
+broadcast product and a sum, which fuse into one loop. Labels only one operand has and nothing
 later needs are summed out first; a label repeated within an operand takes its diagonal
 (a reshape and a stepped slice). Integer operands skip matmul (graphc's is float-only):
 broadcast product and sum, and bools combine with `and` and `any`, as NumPy's einsum does.
@@ -235,12 +236,19 @@ def _pair(
     summed = [lab for lab in shared if lab not in needed]
     x_only = [lab for lab in xl if lab not in yl]
     y_only = [lab for lab in yl if lab not in xl]
-    if summed and is_float(x.dtype):
+    if summed and is_float(x.dtype) and not _dots(x, xl, y, yl, x_only, y_only):
         return _matmul_pair(x, xl, y, yl, batch, summed, x_only, y_only), (*batch, *x_only, *y_only)
     order = [*batch, *x_only, *y_only, *summed]
     product = _multiply(_arranged(x, xl, order), _arranged(y, yl, order))
     result, labels = _sum_out(product, tuple(order), set(order) - set(summed))
     return result, labels
+
+
+def _dots(x: Tensor, xl: Labels, y: Tensor, yl: Labels, x_only: list[int], y_only: list[int]) -> bool:
+    """Whether the pair is a batch of dot products (M = N = 1): one fused multiply-and-sum beats many 1x1 gemms."""
+    rows = math.prod(x.shape[xl.index(lab)] for lab in x_only)
+    cols = math.prod(y.shape[yl.index(lab)] for lab in y_only)
+    return rows == 1 and cols == 1
 
 
 def _multiply(x: Tensor, y: Tensor) -> Tensor:
