@@ -149,7 +149,7 @@ def test_numpy_ufuncs_on_tensors_build_graphc_nodes() -> None:
     y = np.add(np.ones(3), x)
     assert isinstance(y, gc.Tensor) and y.node.op.name == "add"
     with pytest.raises(TypeError, match="not supported"):
-        np.arcsinh(x)
+        np.cbrt(x)  # a ufunc graphc lacks (np.arcsinh, once here, is gc.arcsinh now)
 
 
 def test_as_tensor() -> None:
