@@ -87,6 +87,11 @@ def _arg_choices(shape: tuple[int, ...]) -> list[tuple[int | None, bool]]:
     return [(axis, False) for axis in axes] + [(axes[-1], True)]
 
 
+def _cumulative_axes(shape: tuple[int, ...]) -> list[int | None]:
+    """None (the flattened operand) and every axis."""
+    return [None, *range(len(shape))]
+
+
 def _matmul_shapes(position: int, form: Form) -> tuple[Form, ...]:
     """The var partner that contracts with the form (a scalar gets (n,), which matmul refuses)."""
     s = form.shape if form.kind != "py" else ()
@@ -219,6 +224,8 @@ def _specs() -> dict[str, list]:
     for name in ("argmax", "argmin"):
         fn = getattr(gc, name)
         specs[name] = [Unary(lambda x, c, fn=fn: fn(x, axis=c[0], keepdims=c[1]), _arg_choices, EVERY)]
+    specs["cumsum"] = [Unary(lambda x, axis: gc.cumsum(x, axis=axis), _cumulative_axes, EVERY)]
+    specs["cumprod"] = [Unary(lambda x, axis: gc.cumprod(x, axis=axis), _cumulative_axes, EVERY)]
     specs["reshape"] = [Unary(gc.reshape, _reshape_targets)]
     specs["transpose"] = [Unary(gc.transpose, _transpose_axes)]
     specs["broadcast_to"] = [Unary(gc.broadcast_to, _broadcast_targets)]
