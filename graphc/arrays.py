@@ -200,6 +200,7 @@ def flip(m: object, axis: Axis = None) -> Tensor:
 
 def roll(a: object, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
     """Elements shifted along `axis` with wrap-around, as numpy.roll (axis None: the flattened array)."""
+    _static("roll", shift, axis)
     with building("roll", a, shift):
         t = as_tensor(a)
         if axis is None:
@@ -223,6 +224,7 @@ def roll(a: object, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
 
 def tile(A: object, reps: int | Sequence[int]) -> Tensor:
     """A repeated `reps` times along each axis, as numpy.tile (a broadcast, then a reshape)."""
+    _static("tile", reps)
     with building("tile", A, reps):
         t = as_tensor(A)
         counts = as_shape(reps)

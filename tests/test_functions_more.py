@@ -394,6 +394,9 @@ def test_rearrangement_errors_name_the_function() -> None:
         gc.flip(x, 2)
     with pytest.raises(gc.ShapeError, match="at least one dimension"):
         gc.triu(gc.var("s"))
+    for build in (lambda n: gc.roll(x, n), lambda n: gc.tile(x, n), lambda n: gc.repeat(x, n), lambda n: gc.pad(x, n)):
+        with pytest.raises(TypeError, match="static numbers"):
+            build(gc.var("n", (), "int64"))
 
 
 # --- derivatives of the composites and primitives ---------------------------------------------------------------
