@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
-from graphc.backends.interpreter import evaluate
-from graphc.compile import compile
+from graphc.compile import compile, evaluate
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)

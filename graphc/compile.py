@@ -1,7 +1,8 @@
 """gc.compile: the graph of the outputs -> (optimizer) -> schedule -> backend -> a CompiledFunction.
 
-Imports errors, shapes, ir, tensor, schedule and backends (the llvm backend, and with it
-llvmlite, only when backend="llvm" is asked for). Argument checks run inside the
+Also gc.evaluate: the graph -> schedule -> the reference interpreter. Imports errors,
+shapes, ir, tensor, schedule and backends (the llvm backend, and with it llvmlite, only
+when backend="llvm" is asked for). Argument checks run inside the
 generated code (a fast path for arrays of the exact dtype and shape); the wrapper here
 only binds keyword arguments and reports a wrong number of arguments.
 """
@@ -9,13 +10,16 @@ only binds keyword arguments and reports a wrong number of arguments.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from graphc.backends import numpy_source
+from graphc.backends.interpreter import run_program
 from graphc.errors import GraphError, where
-from graphc.ir import Graph, Node
+from graphc.ir import Graph, Node, as_node
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
 from graphc.schedule import Program, describe_vars, missing_vars, schedule
 from graphc.tensor import Tensor
@@ -136,7 +140,7 @@ def _label(node: Node) -> str:
 def _keyword_positions(program: Program) -> dict[str, int]:
     """Keyword -> argument position: each input's program name, and its var name when unique."""
     positions = {given.name: i for i, given in enumerate(program.inputs)}
-    labels = [_label(given.node) for given in program.inputs]
+    labels = [given.label for given in program.inputs]
     counts = Counter(labels)
     for i, label in enumerate(labels):
         if counts[label] == 1:
@@ -262,3 +266,22 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         fast_math=fast_math,
         optimized=optimize,
     )
+
+
+def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) -> np.ndarray | list[np.ndarray]:
+    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}.
+
+    The graph is scheduled and run step by step with each op's NumPy `eval` (the reference
+    interpreter), every value checked against its type. Every var the outputs reach needs
+    a value; the results are fresh arrays.
+    """
+    single = not isinstance(outputs, (list, tuple))
+    nodes = [as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[list-item]
+    table = {as_node(k): v for k, v in feed.items()}
+    needed = missing_vars(Graph(nodes, []))
+    for node in needed:
+        if node not in table:
+            raise ValueError(f"no value given for input {node.attr('name')!r}")
+    values = run_program(schedule(Graph(nodes, needed)), [table[n] for n in needed])
+    results = [np.array(v, copy=True) for v in values]
+    return results[0] if single else results

@@ -1,10 +1,12 @@
 """Graph -> Program: a straight-line, linear A-normal form that every backend renders.
 
-Imports errors, shapes and ir. A Program names every value once: inputs after their
-vars (sanitized to identifiers, deduplicated), constants `c0, c1, ...`, step results
-`v0, v1, ...`, in a deterministic order. Each step records the names whose last use
-it is, and a buffer plan says which dead buffer of the same type a step may overwrite.
-Renderers never walk graphs: they read Programs.
+Imports errors, shapes, ir and ops (the op records). A Program names every value once:
+inputs after their vars (sanitized to identifiers, deduplicated), constants `c0, c1, ...`,
+step results `v0, v1, ...`, in a deterministic order. Each step records the names whose
+last use it is, and a buffer plan says which dead buffer of the same type a step may
+overwrite. A fused region or a loop's body is a nested Program of its own (`Step.body`),
+scheduled and planned the same way, so renderers never walk graphs: they read Programs,
+and a Step carries what they need (op record, attributes, type, provenance), never a Node.
 """
 
 from __future__ import annotations
@@ -13,38 +15,59 @@ import functools
 import keyword
 import re
 import unicodedata
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from graphc.errors import GraphError, where
+from graphc.errors import GraphError, Location, where
 from graphc.ir import ConstValue, Graph, Node, format_array
+from graphc.ops.base import Kind, Op
 from graphc.shapes import TensorType
 
 # Ops whose result may share memory with their first argument (NumPy returns views).
 VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})
 
+# Ops that hold a body Graph (attribute `body`), scheduled into a nested Program.
+BODY_OPS = frozenset({"fused", "scan", "fixed_point"})
+
+# In a fused body, ops that may not write over an operand that dies at them: `where` is
+# rendered in two passes (y, then x where the condition holds), which would read
+# overwritten points.
+NOT_IN_PLACE = frozenset({"where"})
+
 # Free names that rendered code may use; no input is ever given one of them.
 RESERVED = frozenset({"np", "rt"})
 _GENERATED = re.compile(r"[vc]\d+")
 
+Attrs = tuple[tuple[str, Hashable], ...]
+
 
 @dataclass(frozen=True)
 class Input:
-    """An argument of the program: its name and the var node it feeds."""
+    """An argument of the program: its name, the name the user gave its var (`label`), its type."""
 
     name: str
-    node: Node
+    label: str
+    type: TensorType
 
-    @property
-    def type(self) -> TensorType:
-        return self.node.type
+
+@dataclass(frozen=True)
+class Origin:
+    """The forward node a derivative's step belongs to: its op, and where the user built it."""
+
+    op: str
+    loc: Location | None
 
 
 @dataclass(frozen=True)
 class Step:
-    """`name = node.op(*args; node.attrs)`; `frees` are the names used here for the last time.
+    """`name = op(*args; attrs)`; `frees` are the names used here for the last time.
+
+    `record` is the op's record (kind, cost class, reference eval); `body` the nested
+    Program of a fused region or a loop (its `body` attribute, scheduled). `loc` is where
+    the user built the node, `differentiates` the forward node a derivative's step
+    belongs to (error messages name both).
 
     `reuse` is the buffer plan: the name of a buffer of the same type, dead before this
     step, that the result may be written into (None: allocate). A backend that honors it
@@ -52,22 +75,45 @@ class Step:
     """
 
     name: str
-    node: Node
+    record: Op
     args: tuple[str, ...]
-    frees: tuple[str, ...]
+    attrs: Attrs
+    type: TensorType
+    frees: tuple[str, ...] = ()
     reuse: str | None = None
+    body: Program | None = None
+    loc: Location | None = None
+    differentiates: Origin | None = None
 
     @property
     def op(self) -> str:
-        return self.node.op.name
+        return self.record.name
 
     @property
-    def attrs(self) -> dict[str, Hashable]:
-        return self.node.params
+    def kind(self) -> Kind:
+        return self.record.kind
 
     @property
-    def type(self) -> TensorType:
-        return self.node.type
+    def params(self) -> dict[str, Hashable]:
+        """The attributes as keyword arguments."""
+        return dict(self.attrs)
+
+    def attr(self, key: str) -> Hashable:
+        for name, value in self.attrs:
+            if name == key:
+                return value
+        raise KeyError(f"{self.op} has no attribute {key!r}")
+
+    def int_attr(self, key: str) -> int:
+        """An integer attribute (axis, n_carry, output, ...)."""
+        value = self.attr(key)
+        assert isinstance(value, int)
+        return value
+
+    @property
+    def where(self) -> str:
+        """' (built at file:line)' for error messages, or ''."""
+        return where(self.loc)
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,19 +154,42 @@ class Program:
             step = self._step_of.get(step.args[0])
         return chain
 
+    @functools.cached_property
+    def escaping(self) -> frozenset[str]:
+        """The names whose memory an output may view: their buffers leave the program."""
+        return frozenset(self.base(name) for name in self.outputs)
+
+    @property
+    def input_types(self) -> tuple[TensorType, ...]:
+        return tuple(given.type for given in self.inputs)
+
+    @property
+    def output_types(self) -> tuple[TensorType, ...]:
+        return tuple(self.types[name] for name in self.outputs)
+
+    def constant_text(self, name: str) -> str:
+        """A constant's short deterministic spelling (its values, or a digest when large)."""
+        return format_array(self.constants[name])
+
     def __str__(self) -> str:
         return "\n".join(format_program(self))
 
 
-def format_program(program: Program) -> list[str]:
-    """A readable listing: one line per constant and step, with last uses and reuse."""
+def step_text(step: Step) -> str:
+    """The step as one line of the listing: `v3 = sum(v2, axis=(0,), keepdims=False) : f64[]`."""
+    attrs = "".join(f", {k}={v!r}" for k, v in step.attrs)
+    return f"{step.name} = {step.op}({', '.join(step.args)}{attrs}) : {step.type}"
+
+
+def format_program(program: Program, indent: str = "") -> list[str]:
+    """A readable listing: one line per constant and step, with last uses and reuse; bodies nested."""
     header = ", ".join(f"{i.name}: {i.type}" for i in program.inputs)
-    lines = [f"program({header}) {{"]
-    for name, array in program.constants.items():
-        lines.append(f"  {name} = const {format_array(array)} : {program.types[name]}")
+    lines = [f"{indent}program({header}) {{"]
+    for name in program.constants:
+        lines.append(f"{indent}  {name} = const {program.constant_text(name)} : {program.types[name]}")
+    listed: set[int] = set()
     for step in program.steps:
-        attrs = "".join(f", {k}={v!r}" for k, v in step.node.attrs)
-        line = f"  {step.name} = {step.op}({', '.join(step.args)}{attrs}) : {step.type}"
+        line = f"{indent}  {step_text(step)}"
         notes = []
         if step.reuse is not None:
             notes.append(f"reuses {step.reuse}")
@@ -129,8 +198,11 @@ def format_program(program: Program) -> list[str]:
         if notes:
             line += "  # " + "; ".join(notes)
         lines.append(line)
-    lines.append(f"  return {', '.join(program.outputs)}")
-    lines.append("}")
+        if step.body is not None and id(step.body) not in listed:
+            listed.add(id(step.body))
+            lines += format_program(step.body, indent + "    ")
+    lines.append(f"{indent}  return {', '.join(program.outputs)}")
+    lines.append(f"{indent}}}")
     return lines
 
 
@@ -225,6 +297,12 @@ def _name_values(graph: Graph, nodes: list[Node]) -> tuple[dict[Node, str], dict
     return names, constants
 
 
+def named_nodes(graph: Graph) -> dict[str, Node]:
+    """The node each name of `schedule(graph)` stands for (for tools that map code back to the graph)."""
+    names, _ = _name_values(graph, _needed(graph))
+    return {name: node for node, name in names.items()}
+
+
 def _last_uses(steps: list[tuple[str, tuple[str, ...]]], outputs: tuple[str, ...]) -> dict[int, list[str]]:
     """For each step index, the names used there for the last time (outputs never die)."""
     last: dict[str, int] = {}
@@ -239,11 +317,34 @@ def _last_uses(steps: list[tuple[str, tuple[str, ...]]], outputs: tuple[str, ...
     return frees
 
 
+def make_step(
+    node: Node, name: str, args: Sequence[str], frees: Sequence[str] = (), body: Program | None = None
+) -> Step:
+    """The step computing `node` as `name` from the values named `args` (its body Graph left out)."""
+    op = node.op
+    assert isinstance(op, Op)
+    attrs = tuple(kv for kv in node.attrs if kv[0] != "body")
+    origin = getattr(node, "differentiates", None)
+    differentiates = None if origin is None else Origin(origin.op.name, origin.loc)
+    return Step(name, op, tuple(args), attrs, node.type, tuple(frees), None, body, node.loc, differentiates)
+
+
+def _input(node: Node, name: str) -> Input:
+    label = str(node.attr("name")) if node.op.name == "var" else name
+    return Input(name, label, node.type)
+
+
 def schedule(graph: Graph) -> Program:
     """The graph as a Program: steps in toposort order, named, with last uses and a buffer plan.
 
-    Raises GraphError when the outputs reach a var that is not among graph.inputs.
+    The body of a fused region or a loop becomes the step's nested Program (one Program
+    per body Graph, shared by a loop's sibling steps). Raises GraphError when the outputs
+    reach a var that is not among graph.inputs.
     """
+    return _schedule(graph, {}, fused_body=False)
+
+
+def _schedule(graph: Graph, bodies: dict[tuple[Graph, bool], Program], fused_body: bool) -> Program:
     nodes = _needed(graph)
     _check_inputs(graph, nodes)
     names, constants = _name_values(graph, nodes)
@@ -253,17 +354,36 @@ def schedule(graph: Graph) -> Program:
     outputs = tuple(names[n] for n in graph.outputs)
     frees = _last_uses(pairs, outputs)
     steps = tuple(
-        Step(name, node, args, tuple(sorted(frees.get(k, []), key=_name_order)))
+        make_step(node, name, args, sorted(frees.get(k, []), key=_name_order), _body(node, bodies))
         for k, (node, (name, args)) in enumerate(zip(computed, pairs, strict=True))
     )
     program = Program(
-        inputs=tuple(Input(names[n], n) for n in graph.inputs),
+        inputs=tuple(_input(n, names[n]) for n in graph.inputs),
         constants=constants,
         steps=steps,
         outputs=outputs,
         types={names[n]: n.type for n in [*graph.inputs, *nodes]},
     )
+    if fused_body:
+        return plan_buffers(program, planned=functools.partial(in_body_buffer, program), in_place=True)
     return plan_buffers(program)
+
+
+def _body(node: Node, bodies: dict[tuple[Graph, bool], Program]) -> Program | None:
+    """The nested Program of a fused region or a loop (scheduled once per body Graph), else None."""
+    if node.op.name not in BODY_OPS:
+        return None
+    graph = node.attr("body")
+    assert isinstance(graph, Graph)
+    key = (graph, node.op.name == "fused")
+    if key not in bodies:
+        bodies[key] = _schedule(graph, bodies, fused_body=key[1])
+    return bodies[key]
+
+
+def in_body_buffer(program: Program, step: Step) -> bool:
+    """Whether a step of a fused body has a buffer of its own: every value but views and the result (0-d too)."""
+    return step.op not in VIEW_OPS and step.name not in program.escaping
 
 
 def _name_order(name: str) -> tuple[int, str, int]:
@@ -273,21 +393,31 @@ def _name_order(name: str) -> tuple[int, str, int]:
     return (0, name, 0)
 
 
+def loop_family(step: Step) -> tuple[object, ...]:
+    """What the sibling steps of one loop share: op, arguments, body and every attribute but `output`."""
+    return (step.op, step.args, id(step.body), tuple(kv for kv in step.attrs if kv[0] != "output"))
+
+
 # --- buffer plan ----------------------------------------------------------------------------
 
 
-def _buffer_deaths(program: Program) -> dict[int, list[str]]:
-    """For each step index, the step-result buffers that are dead after it.
+def allocates(step: Step) -> bool:
+    """Whether the default buffer plan places a step: a new array (not a view) and not 0-d (often NumPy scalars)."""
+    return step.op not in VIEW_OPS and step.type.ndim > 0
+
+
+def _buffer_deaths(program: Program, planned: Callable[[Step], bool]) -> dict[int, list[str]]:
+    """For each step index, the buffers of planned steps that are dead after it.
 
     A buffer dies when every name viewing it has had its last use; buffers that an
     output views, and the memory of inputs and constants, never die.
     """
-    kept = {program.base(name) for name in program.outputs}
     death: dict[str, int] = {}
     for index, step in enumerate(program.steps):
         for name in step.frees:
             base = program.base(name)
-            if program.step(base) is not None and base not in kept:
+            owner = program.step(base)
+            if owner is not None and base not in program.escaping and planned(owner):
                 death[base] = max(death.get(base, index), index)
     deaths: dict[int, list[str]] = {}
     for base, index in death.items():
@@ -295,23 +425,54 @@ def _buffer_deaths(program: Program) -> dict[int, list[str]]:
     return deaths
 
 
-def plan_buffers(program: Program) -> Program:
-    """The program with `reuse` set: each allocating step takes the oldest dead buffer of its type.
+def _read_directly(program: Program, step: Step, base: str) -> bool:
+    """Whether `step` reads buffer `base` itself and through no view: each point before writing it."""
+    return base in step.args and all(a == base or program.base(a) != base for a in step.args)
 
-    `reuse` names the dead value that last occupied the buffer. Only buffers dead before
-    the step are offered, so a step never overwrites its own arguments. 0-d values (often
-    NumPy scalars) are not planned.
+
+def plan_buffers(program: Program, planned: Callable[[Step], bool] = allocates, in_place: bool = False) -> Program:
+    """The program with `reuse` set: each planned step takes the oldest dead buffer of its type.
+
+    `reuse` names the dead value that last occupied the buffer; only the buffers of planned
+    steps are offered. Without `in_place` only buffers dead before the step are offered, so
+    a step never overwrites its own arguments. With it (fused bodies: elementwise ops of one
+    shape) a buffer that dies at the step is offered too, when the step reads it directly
+    and its op is not in NOT_IN_PLACE.
     """
-    deaths = _buffer_deaths(program)
+    deaths = _buffer_deaths(program, planned)
     free: dict[TensorType, list[str]] = {}
     steps = []
     for index, step in enumerate(program.steps):
-        reuse = None
-        pool = free.get(step.type, [])
-        if step.op not in VIEW_OPS and step.type.ndim > 0 and pool:
-            reuse = pool.pop(0)
-        steps.append(Step(step.name, step.node, step.args, step.frees, reuse))
-        for base in deaths.get(index, []):
-            if program.types[base].ndim > 0:
-                free.setdefault(program.types[base], []).append(base)
-    return Program(program.inputs, program.constants, tuple(steps), program.outputs, program.types)
+        dying = deaths.get(index, [])
+        if in_place and step.op not in NOT_IN_PLACE:
+            early = [a for a in dict.fromkeys(step.args) if a in dying and _read_directly(program, step, a)]
+            dying = [base for base in dying if base not in early]
+            _release(early, program, free)
+        pool = free.get(step.type)
+        reuse = pool.pop(0) if planned(step) and pool else None
+        steps.append(replace(step, reuse=reuse))
+        _release(dying, program, free)
+    return replace(program, steps=tuple(steps))
+
+
+def _release(bases: list[str], program: Program, free: dict[TensorType, list[str]]) -> None:
+    for base in bases:
+        free.setdefault(program.types[base], []).append(base)
+
+
+def buffer_slots(program: Program, planned: Callable[[Step], bool]) -> tuple[dict[str, int], list[TensorType]]:
+    """The plan's buffers numbered: each planned step's slot (the slot of the value it reuses, or a new one).
+
+    Also returns the type of each slot.
+    """
+    slot_of: dict[str, int] = {}
+    types: list[TensorType] = []
+    for step in program.steps:
+        if not planned(step):
+            continue
+        if step.reuse is not None and step.reuse in slot_of:
+            slot_of[step.name] = slot_of[step.reuse]
+            continue
+        slot_of[step.name] = len(types)
+        types.append(step.type)
+    return slot_of, types

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from graphc.autodiff import vjp
-from graphc.backends.interpreter import evaluate
+from graphc.compile import evaluate
 from graphc.tensor import Tensor
 
 

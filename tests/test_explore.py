@@ -23,6 +23,7 @@ from graphc.explore import build_data, code
 from graphc.ir import Graph
 from graphc.passes import run_pipeline
 from graphc.rewrite import _RECORDERS, recording
+from graphc.schedule import named_nodes
 
 HERE = Path(__file__).name
 CHROMIUM = "/usr/bin/chromium"
@@ -159,14 +160,15 @@ def test_numpy_code_lines_are_each_steps_line() -> None:
     x, s, f, gx, gs = api_example()
     fn = gc.compile([x, s], [f, gx, gs], backend="numpy")
     lines = fn.source.splitlines()
-    mapping = code.numpy_lines(fn.source, fn.program)
-    assert set(mapping) == {step.node for step in fn.program.steps}
+    nodes = named_nodes(fn.graph)
+    mapping = code.numpy_lines(fn.source, fn.program, nodes)
+    assert set(mapping) == {nodes[step.name] for step in fn.program.steps}
     for step in fn.program.steps:
-        first, last = mapping[step.node][0]
+        first, last = mapping[nodes[step.name]][0]
         assert first == last and lines[first - 1].lstrip().startswith(f"{step.name} = ")
         if step.op == "fused":
             called = re.search(r"= (\w+)\(", lines[first - 1]).group(1)  # type: ignore[union-attr]
-            start, end = mapping[step.node][1]
+            start, end = mapping[nodes[step.name]][1]
             assert lines[start - 1].startswith(f"def {called}(") and "return out" in lines[end - 1]
 
 
@@ -175,9 +177,10 @@ def test_llvm_code_lines_are_the_kernels_each_step_runs_in() -> None:
     fn = gc.compile([x, s], [f, gx, gs], backend="llvm")
     ir = fn.llvm_ir.optimized
     lines = ir.splitlines()
-    kernels = code.llvm_kernels(fn.program, fn._built.plan)
+    nodes = named_nodes(fn.graph)
+    kernels = code.llvm_kernels(fn.program, nodes, fn._built.plan)
     assert kernels is not None
-    computing = [st.node for st in fn.program.steps if st.op not in ("reshape", "transpose", "broadcast_to")]
+    computing = [nodes[st.name] for st in fn.program.steps if st.op not in ("reshape", "transpose", "broadcast_to")]
     assert set(kernels) >= set(computing) - {n for n in computing if n.op.name == "slice"}
     names = {name for found in kernels.values() for name in found}
     assert names == {m for m in re.findall(r"define [^@]*@(kernel\d+)\(", ir)}

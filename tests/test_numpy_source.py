@@ -22,7 +22,7 @@ from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const, var
 from graphc.passes.fuse import fuse
-from graphc.schedule import Step, schedule
+from graphc.schedule import make_step, schedule
 
 F64 = np.dtype("float64")
 F32 = np.dtype("float32")
@@ -46,7 +46,7 @@ def test_every_op_has_a_spelling() -> None:
 def test_a_record_spelling_is_its_numpy_function() -> None:
     x, y = inputs(((2, 3), F64), ((3,), F64))
     for node, text in [(ew.sub(x, y), "np.subtract(a, b)"), (ew.exp(x), "np.exp(a)"), (ew.abs_(x), "np.abs(a)")]:
-        assert spell(Step("v", node, ("a", "b")[: len(node.inputs)], ())) == text
+        assert spell(make_step(node, "v", ("a", "b")[: len(node.inputs)])) == text
 
 
 # --- every op against the interpreter ------------------------------------------------------

@@ -1,16 +1,28 @@
-"""The scheduler: names, last uses, buffer plan, determinism, long chains; and run_program."""
+"""The scheduler: names, last uses, buffer plans, nested Programs, determinism, long chains; and run_program."""
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
 import graphc as gc
-from graphc.backends.interpreter import evaluate_graph, run_program
+from graphc.backends.interpreter import run_program
 from graphc.ir import Graph, Node
 from graphc.ops import elementwise as ew
+from graphc.ops.loops import run_graph
 from graphc.ops.source import const, var
-from graphc.schedule import Program, identifier, input_names, schedule
+from graphc.schedule import (
+    Program,
+    buffer_slots,
+    identifier,
+    input_names,
+    loop_family,
+    named_nodes,
+    plan_buffers,
+    schedule,
+)
 from graphc.tensor import Tensor
 
 
@@ -141,10 +153,10 @@ def test_reuse_never_names_a_live_value() -> None:
         live -= set(step.frees)
 
 
-def test_run_program_matches_evaluate_graph() -> None:
-    x, s, graph = example()
+def test_run_program_matches_the_graph_run_node_by_node() -> None:
+    _, _, graph = example()
     args = [np.array([0.1, -2.0, 3.0]), np.float64(0.7)]
-    expected = evaluate_graph(graph, {x.node: args[0], s.node: args[1]})
+    expected = run_graph(graph, args)
     assert run_program(schedule(graph), args)[0].tobytes() == expected[0].tobytes()
     with pytest.raises(TypeError, match="x, s"):
         run_program(schedule(graph), args[:1])
@@ -175,3 +187,114 @@ def test_a_100000_node_chain_compiles_and_runs() -> None:
     x, h = long_chain(100_000)
     fn = gc.compile([Tensor(x)], Tensor(h))
     assert fn(np.array([1.0, -1.0])).shape == (2,)
+
+
+# --- nested Programs: fused regions and loop bodies -----------------------------------------------
+
+
+def fused_example() -> tuple[Program, Graph]:
+    x, y = gc.var("x", (4,)), gc.var("y", (4,))
+    f = gc.sum(gc.tanh(x * y) * gc.exp(-(x * x)) + gc.log1p(y * y))
+    graph = Graph([t.node for t in gc.optimize([f, gc.grad(f, x)], fuse=True)], [x.node, y.node])
+    return schedule(graph), graph
+
+
+def test_every_fused_step_holds_its_body_as_a_program_planned_in_place() -> None:
+    program, _ = fused_example()
+    fused = [step for step in program.steps if step.op == "fused"]
+    assert fused
+    for step in fused:
+        body = step.body
+        assert isinstance(body, Program) and step.params == {}
+        assert body.input_types == tuple(program.types[a] for a in step.args)
+        assert body.output_types == (step.type,)
+        live = {given.name for given in body.inputs}
+        for inner in body.steps:  # in place: a buffer freed by this very step may be taken, never a live one
+            assert inner.reuse is None or (inner.reuse not in live or inner.reuse in inner.frees)
+            assert inner.reuse is None or inner.reuse in inner.args or inner.reuse not in live
+            live.add(inner.name)
+            live -= set(inner.frees)
+    chained = [inner for step in fused for inner in step.body.steps if inner.reuse in inner.frees]  # type: ignore[union-attr]
+    assert chained  # the W3 chain writes over its dying operands
+
+
+def test_a_loops_siblings_share_one_body_program() -> None:
+    W = gc.var("W", (3, 3))
+    xs = gc.var("xs", (5, 3))
+    h0 = gc.var("h0", (3,))
+    h, hs = gc.scan(lambda h, x_t: (gc.tanh(h @ W + x_t), h), h0, xs)
+    program = schedule(graph_of([W, xs, h0], [h, hs]))
+    loops = [step for step in program.steps if step.op == "scan"]
+    assert len(loops) == 2 and loops[0].body is loops[1].body is not None
+    assert loop_family(loops[0]) == loop_family(loops[1])
+    assert sorted(step.int_attr("output") for step in loops) == [0, 1]
+    body = loops[0].body
+    assert {"matmul", "add", "tanh"} <= {step.op for step in body.steps}
+    assert body.input_types[0] == h0.node.type and body.output_types[0] == h0.node.type
+    listing = str(program)
+    assert listing.count("program(") == 2  # the body is listed once, under the first sibling
+    assert "body=" not in listing
+
+
+def _values(obj: object) -> list[object]:
+    return [getattr(obj, f.name) for f in fields(obj)]  # type: ignore[arg-type]
+
+
+def test_programs_hold_no_nodes_or_graphs() -> None:
+    """What a backend reads: names, types, attributes, op records, provenance, nested Programs."""
+    program, _ = fused_example()
+    W = gc.var("W", (2, 2))
+    z = gc.fixed_point(lambda z: gc.tanh(z @ W) * 0.5, gc.var("z0", (2,)))
+    programs = [program, schedule(Graph([z.node]))]
+    seen = 0
+    while programs:
+        p = programs.pop()
+        for item in [*p.inputs, *p.steps]:
+            for value in [*_values(item), *(v for _, v in getattr(item, "attrs", ()))]:
+                assert not isinstance(value, (Node, Graph)), (item, value)
+            if getattr(item, "body", None) is not None:
+                programs.append(item.body)  # type: ignore[attr-defined]
+            seen += 1
+    assert seen > 10
+
+
+def test_in_place_planning_reads_each_point_before_writing_it() -> None:
+    x, c = gc.var("x", (4,)), gc.var("c", (4,), dtype="bool")
+    a = gc.exp(x)
+    b = gc.sin(a)  # a dies here: in place, b may take a's buffer
+    d = gc.where(c, b, gc.cos(b))  # b dies here, but where is rendered in two passes: not in place
+    e = gc.tanh(d * d)
+    program = plan_buffers(schedule(graph_of([x, c], [e])), in_place=True)
+    by_op = {step.op: step for step in program.steps}
+    assert by_op["sin"].reuse == by_op["exp"].name
+    assert by_op["where"].reuse not in by_op["where"].args
+    live = {"x", "c"}
+    for step in program.steps:
+        assert step.reuse is None or step.reuse not in live or (step.reuse in step.frees and step.op != "where")
+        live = (live | {step.name}) - set(step.frees)
+    plain = schedule(graph_of([x, c], [e]))
+    assert all(step.reuse not in step.args for step in plain.steps)
+
+
+def test_a_planned_filter_offers_only_planned_buffers() -> None:
+    x = gc.var("x", (4,))
+    h = x
+    for _ in range(6):
+        h = gc.tanh(gc.exp(h))
+    graph = graph_of([x], [h])
+    only_tanh = plan_buffers(schedule(graph), planned=lambda step: step.op == "tanh")
+    reused = [step for step in only_tanh.steps if step.reuse is not None]
+    assert reused and all(step.op == "tanh" and only_tanh.step(step.reuse).op == "tanh" for step in reused)  # type: ignore[union-attr]
+    slots, types = buffer_slots(only_tanh, lambda step: step.op == "tanh")
+    assert len(slots) == 6 and types == [x.node.type]  # each tanh is dead before the next: one buffer
+
+
+def test_named_nodes_are_the_schedules_names() -> None:
+    x, s, graph = example()
+    program = schedule(graph)
+    nodes = named_nodes(graph)
+    assert nodes["x"] is x.node and nodes["s"] is s.node
+    for step in program.steps:
+        node = nodes[step.name]
+        assert node.op is step.record and node.type == step.type and node.loc == step.loc
+        assert [nodes[a] for a in step.args] == list(node.inputs)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from graphc.schedule import VIEW_OPS, Step
+from graphc.schedule import VIEW_OPS, Step, step_text
 
 
 def checked(step: Step) -> bool:
@@ -24,24 +24,17 @@ def checked(step: Step) -> bool:
     return step.type.dtype.kind == "f" and step.op not in VIEW_OPS
 
 
-def step_text(step: Step) -> str:
-    """The step as one line of the program listing: `v3 = log(v2) : f64[3]`."""
-    attrs = "".join(f", {key}={value!r}" for key, value in step.node.attrs if key != "body")
-    return f"{step.name} = {step.op}({', '.join(step.args)}{attrs}) : {step.type}"
-
-
 def message(step: Step) -> str:
     """The error text, a format string with `{value}` and `{index}` left for the offending element."""
-    node = step.node
-    origin = getattr(node, "differentiates", None)
+    origin = step.differentiates
     head = f"check_finite: the result of {step.op} is {{value}} at flat index {{index}}"
     lines = [head, f"  {_escaped(step_text(step))}"]
     if origin is not None:
-        lines[0] += f", in the derivative of {origin.op.name}"
+        lines[0] += f", in the derivative of {origin.op}"
         if origin.loc is not None:
-            lines.append(f"  the {origin.op.name} it differentiates was built at {_escaped(str(origin.loc))}")
-    elif node.loc is not None:
-        lines.append(f"  built at {_escaped(str(node.loc))}")
+            lines.append(f"  the {origin.op} it differentiates was built at {_escaped(str(origin.loc))}")
+    elif step.loc is not None:
+        lines.append(f"  built at {_escaped(str(step.loc))}")
     return "\n".join(lines)
 
 

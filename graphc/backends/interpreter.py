@@ -1,87 +1,80 @@
-"""The reference evaluator: runs a graph node by node with each op's NumPy `eval`.
+"""The reference interpreter: runs a Program step by step with each op's NumPy `eval`.
 
-Imports errors, shapes, ir, ops and schedule. Every backend is tested against it:
-`evaluate` (gc.evaluate) and `evaluate_graph` run a graph, `run_program` a scheduled
-Program, freeing each value after its last use.
+Imports errors, shapes, ops and schedule. Every backend is tested against it. A fused
+step runs its body Program here step by step, so every body value is checked too; a loop
+runs its body Program under the loop's reference semantics (graphc.ops.loops), once per
+family of sibling steps. `gc.evaluate` (graphc.compile) schedules a graph and runs it here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.errors import where
-from graphc.ir import Graph, Node, as_node
-from graphc.ops.control import fused
-from graphc.ops.loops import is_loop, run_shared
-from graphc.schedule import Program
+from graphc.ops.loops import LOOP_OPS, Signature, run_family
+from graphc.schedule import Input, Program, Step, loop_family
+
+Shared = dict[tuple[object, ...], list[np.ndarray]]
 
 
 class EvaluationError(AssertionError):
     """An op's eval produced a value that disagrees with its inferred type (a graphc bug)."""
 
 
-def feed_value(node: Node, value: object) -> np.ndarray:
-    """`value` as an array of the var's dtype and shape; ValueError/TypeError naming the var."""
-    name = node.attr("name")
+def feed_value(given: Input, value: object) -> np.ndarray:
+    """`value` as an array of the input's dtype and shape; ValueError/TypeError naming its var."""
     array = np.asarray(value)
-    if array.shape != node.shape:
-        raise ValueError(f"input {name!r}: expected shape {node.shape}, got {array.shape}")
-    if array.dtype != node.dtype:
-        if not np.can_cast(array.dtype, node.dtype, "same_kind"):
-            raise TypeError(f"input {name!r}: expected {node.dtype}, got {array.dtype}")
-        array = array.astype(node.dtype)
+    if array.shape != given.type.shape:
+        raise ValueError(f"input {given.label!r}: expected shape {given.type.shape}, got {array.shape}")
+    if array.dtype != given.type.dtype:
+        if not np.can_cast(array.dtype, given.type.dtype, "same_kind"):
+            raise TypeError(f"input {given.label!r}: expected {given.type.dtype}, got {array.dtype}")
+        array = array.astype(given.type.dtype)
     return array
 
 
-def run_node(node: Node, args: Sequence[np.ndarray], shared: dict | None = None) -> np.ndarray:
-    """One op's NumPy reference value, checked against the node's static type.
+def run_step(step: Step, args: Sequence[np.ndarray], shared: Shared) -> np.ndarray:
+    """One step's NumPy reference value, checked against its static type.
 
-    A fused node runs its body here node by node, so every body value is checked too; so
-    do loops (scan, fixed_point), whose sibling nodes share one run through `shared`.
+    Sibling loop steps share one run of their loop through `shared`.
     """
-    if node.op is fused:
-        body = node.attr("body")
-        assert isinstance(body, Graph)
-        (value,) = evaluate_graph(body, dict(zip(body.inputs, args, strict=True)))
-    elif is_loop(node):
-        value = run_shared(node, args, {} if shared is None else shared, _run_body)
+    if step.op == "fused":
+        assert step.body is not None
+        (value,) = _run(step.body, args)
+    elif step.op in LOOP_OPS:
+        value = _loop_result(step, args, shared)
     else:
         try:
-            value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
+            value = np.asarray(step.record.eval(*args, **step.params))
         except IndexError as exc:  # an index out of range (take): name the op and the user's line
-            raise IndexError(f"{exc} in {node.op.name}{where(node.loc)}") from None
-    if value.shape != node.shape or value.dtype != node.dtype:
-        raise EvaluationError(f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}")
+            raise IndexError(f"{exc} in {step.op}{step.where}") from None
+    if value.shape != step.type.shape or value.dtype != step.type.dtype:
+        raise EvaluationError(f"{step.op} produced {value.dtype}{list(value.shape)}, its type says {step.type}")
     return value
 
 
-def _run_body(body: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return evaluate_graph(body, dict(zip(body.inputs, args, strict=True)))
+def _loop_result(step: Step, args: Sequence[np.ndarray], shared: Shared) -> np.ndarray:
+    """The step's result of its loop, running the loop the first time one of its siblings asks."""
+    body = step.body
+    assert body is not None
+    key = loop_family(step)
+    if key not in shared:
+        signature = Signature(body.input_types, body.output_types)
+        shared[key] = run_family(step.op, args, functools.partial(_run, body), signature, **step.params)
+    return shared[key][step.int_attr("output")]
 
 
-def evaluate_graph(graph: Graph, feed: Mapping[Node, np.ndarray]) -> list[np.ndarray]:
-    """The values of graph.outputs given arrays for its vars (a missing var is an error)."""
-    values: dict[Node, np.ndarray] = {}
-    shared: dict = {}
-    for node in graph.nodes:
-        if node.op.name == "var":
-            if node not in feed:
-                raise ValueError(f"no value given for input {node.attr('name')!r}")
-            values[node] = feed_value(node, feed[node])
-            continue
-        values[node] = run_node(node, [values[i] for i in node.inputs], shared)
-    return [values[o] for o in graph.outputs]
-
-
-def evaluate(outputs: object, feed: Mapping[object, object]) -> np.ndarray | list[np.ndarray]:
-    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}."""
-    single = not isinstance(outputs, (list, tuple))
-    nodes = [as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[union-attr]
-    table = {as_node(k): v for k, v in feed.items()}
-    results = [np.array(v, copy=True) for v in evaluate_graph(Graph(nodes), table)]  # type: ignore[arg-type]
-    return results[0] if single else results
+def _run(program: Program, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    values: dict[str, np.ndarray] = dict(program.constants)
+    values.update(zip((given.name for given in program.inputs), args, strict=True))
+    shared: Shared = {}
+    for step in program.steps:
+        values[step.name] = run_step(step, [values[a] for a in step.args], shared)
+        for name in step.frees:
+            del values[name]
+    return [values[name] for name in program.outputs]
 
 
 def run_program(program: Program, args: Sequence[object]) -> list[np.ndarray]:
@@ -92,12 +85,4 @@ def run_program(program: Program, args: Sequence[object]) -> list[np.ndarray]:
     if len(args) != len(program.inputs):
         expected = ", ".join(i.name for i in program.inputs)
         raise TypeError(f"the program takes {len(program.inputs)} arguments ({expected}), got {len(args)}")
-    values: dict[str, np.ndarray] = dict(program.constants)
-    for given, value in zip(program.inputs, args, strict=True):
-        values[given.name] = feed_value(given.node, value)
-    shared: dict = {}
-    for step in program.steps:
-        values[step.name] = run_node(step.node, [values[a] for a in step.args], shared)
-        for name in step.frees:
-            del values[name]
-    return [values[name] for name in program.outputs]
+    return _run(program, [feed_value(given, value) for given, value in zip(program.inputs, args, strict=True)])

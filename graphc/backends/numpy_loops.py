@@ -1,13 +1,13 @@
 """Loops in the NumPy source backend: a Python loop over the body's generated function.
 
-Imports errors, shapes, ir, ops and schedule (numpy_source imports this module and hands
-it its `spell`). A loop family — the sibling `scan` or `fixed_point` steps of one loop — is
+Imports shapes, ops.loops and schedule (numpy_source imports this module and hands it
+its `spell`). A loop family — the sibling `scan` or `fixed_point` steps of one loop — is
 one call of a generated driver at the first sibling's place, the others' lines left out:
 
     v5, v9 = loop_0(h0, xs, W, U, b)  # f64[32,64], f64[50,32,64]
 
-The driver is a plain `for` loop calling the body's function, which is the body Graph
-scheduled and rendered line by line like the main function (loops inside it become
+The driver is a plain `for` loop calling the body's function, which is the step's nested
+Program (the loop body, scheduled) rendered line by line like the main function (loops inside it become
 drivers of their own). A scan driver preallocates the stacks it must return — only the
 per-step outputs and saved carries some sibling uses — and copies each step's values in;
 a fixed_point driver checks the residual with the same `residual` as the reference, so
@@ -17,22 +17,11 @@ both stop at the same iteration and raise the same ConvergenceError.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from graphc.backends import finite
-from graphc.ir import Graph
-from graphc.ops.loops import (
-    LOOP_OPS,
-    body_of,
-    family_key,
-    int_attr,
-    not_converged,
-    residual,
-    saved_count,
-    scan_counts,
-)
-from graphc.schedule import Program, Step, schedule
-from graphc.shapes import TensorType
+from graphc.ops.loops import LOOP_OPS, not_converged, residual, saved_count, scan_counts
+from graphc.schedule import Program, Step, loop_family
 
 Spell = Callable[[Step], str]
 
@@ -55,7 +44,7 @@ class Family:
         return self.members[0]
 
     def by_output(self) -> list[Step]:
-        return sorted(self.members, key=lambda s: int_attr(s.node, "output"))
+        return sorted(self.members, key=lambda s: s.int_attr("output"))
 
 
 def families(program: Program) -> dict[str, Family]:
@@ -63,11 +52,11 @@ def families(program: Program) -> dict[str, Family]:
     groups: dict[tuple[object, ...], list[Step]] = {}
     for step in program.steps:
         if step.op in LOOP_OPS:
-            groups.setdefault(family_key(step.node), []).append(step)
+            groups.setdefault(loop_family(step), []).append(step)
     lists = list_results(program)
     table: dict[str, Family] = {}
     for members in groups.values():
-        listed = frozenset(int_attr(s.node, "output") for s in members if s.name in lists)
+        listed = frozenset(s.int_attr("output") for s in members if s.name in lists)
         family = Family(tuple(members), listed)
         table.update({step.name: family for step in members})
     return table
@@ -79,7 +68,7 @@ def list_results(program: Program) -> set[str]:
     A scan returns these as lists of its per-step values, which saves copying each step's
     value into a preallocated stack (and allocating it).
     """
-    stacks = {s.name for s in program.steps if s.op == "scan" and int_attr(s.node, "output") >= _n_carry(s)}
+    stacks = {s.name for s in program.steps if s.op == "scan" and s.int_attr("output") >= _n_carry(s)}
     fine = stacks - set(program.outputs)
     for step in program.steps:
         for position, arg in enumerate(step.args):
@@ -89,11 +78,11 @@ def list_results(program: Program) -> set[str]:
 
 
 def _n_carry(step: Step) -> int:
-    return int_attr(step.node, "n_carry")
+    return step.int_attr("n_carry")
 
 
 def _n_xs(step: Step) -> int:
-    return int_attr(step.node, "n_xs")
+    return step.int_attr("n_xs")
 
 
 def _may_alias(program: Program, name: str) -> bool:
@@ -113,7 +102,7 @@ class LoopPlan:
         self.lines: list[str] = []
         self.constants: dict[str, object] = {"loop_residual": residual, "loop_not_converged": not_converged}
         self.taken |= set(self.constants)
-        self.bodies: dict[Graph, tuple[str, Program]] = {}
+        self.bodies: dict[Program, str] = {}
         self.drivers: dict[tuple[object, ...], str] = {}
         self.table: dict[str, Family] = {}  # the main program's families
 
@@ -149,11 +138,10 @@ class LoopPlan:
 
     # --- bodies ------------------------------------------------------------------------------
 
-    def body(self, graph: Graph) -> tuple[str, Program]:
+    def body(self, program: Program) -> str:
         """The name of the function computing the body's outputs as a tuple (rendered on first use)."""
-        if graph in self.bodies:
-            return self.bodies[graph]
-        program = schedule(graph)
+        if program in self.bodies:
+            return self.bodies[program]
         name = self.fresh("loop_body")
         table = self.prepare(program)
         rename = {c: self.fresh(f"{name}_{c}") for c in program.constants}
@@ -165,7 +153,7 @@ class LoopPlan:
             elif step.op == "fused":
                 raise NotImplementedError("the numpy backend does not render fused regions inside loop bodies")
             else:
-                renamed = Step(step.name, step.node, tuple(rename.get(a, a) for a in step.args), step.frees)
+                renamed = replace(step, args=tuple(rename.get(a, a) for a in step.args))
                 lines.append(f"    {step.name} = {self.spell(renamed)}  # {step.type}")
             if self.check_finite:
                 lines += finite.check_lines(step)
@@ -175,46 +163,43 @@ class LoopPlan:
         results = [rename.get(o, o) for o in program.outputs]
         lines.append(f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})")
         self.lines += [*lines, ""]
-        self.bodies[graph] = (name, program)
-        return name, program
+        self.bodies[program] = name
+        return name
 
     # --- drivers -----------------------------------------------------------------------------
 
     def driver(self, family: Family) -> str:
-        node = family.head.node
-        outputs = tuple(int_attr(s.node, "output") for s in family.by_output())
-        key = (node.op.name, family_key(node)[2], outputs, family.listed)
+        head = family.head
+        program = head.body
+        assert program is not None
+        outputs = tuple(s.int_attr("output") for s in family.by_output())
+        key = (head.op, id(program), loop_family(head)[3], outputs, family.listed)
         if key not in self.drivers:
-            body, program = self.body(body_of(node))
+            body = self.body(program)
             name = self.fresh("loop")
-            if node.op.name == "scan":
-                lines = _scan_driver(name, body, program, node.params, outputs, family.listed)
+            if head.op == "scan":
+                lines = _scan_driver(name, body, head, outputs, family.listed)
             else:
-                lines = _fixed_point_driver(name, body, program, node.params, outputs)
+                lines = _fixed_point_driver(name, body, head, outputs)
             self.lines += [*lines, ""]
             self.drivers[key] = name
         return self.drivers[key]
 
 
-def _stack(name: str, count: int, type_: TensorType, listed: bool) -> str:
-    if listed:
-        return f"    {name} = [None] * {count}"
-    return f"    {name} = np.empty({(count, *type_.shape)!r}, {_DTYPES[type_.dtype.name]})"
-
-
 def _scan_driver(
-    name: str, body: str, program: Program, attrs: dict, outputs: tuple[int, ...], listed: frozenset[int]
+    name: str, body: str, step: Step, outputs: tuple[int, ...], listed: frozenset[int]
 ) -> list[str]:  # fmt: skip
-    """The driver of a scan family computing `outputs`; the stacks in `listed` are lists."""
-    graph: Graph = attrs["body"]
-    nc, nx, nk, ny = scan_counts(graph, attrs["n_carry"], attrs["n_xs"])
-    length, k = attrs["length"], attrs["checkpoint"]
+    """The driver of a scan family computing `outputs` (`step`: its first); the stacks in `listed` are lists."""
+    program = step.body
+    assert program is not None
+    nc, nx, nk, ny = scan_counts(program, step.int_attr("n_carry"), step.int_attr("n_xs"))
+    length, k = step.int_attr("length"), step.int_attr("checkpoint")
     ys = [o - nc for o in outputs if nc <= o < nc + ny]
     saved = [o - nc - ny for o in outputs if o >= nc + ny]
     args = [f"init{i}" for i in range(nc)] + [f"xs{i}" for i in range(nx)] + [f"k{i}" for i in range(nk)]
-    order = f"range({length - 1}, -1, -1)" if attrs["reverse"] else f"range({length})"
+    order = f"range({length - 1}, -1, -1)" if step.attr("reverse") else f"range({length})"
     lines = [f"def {name}({', '.join(args)}):", f'    """scan: {length} steps of {body}"""']
-    lines += _prologue(graph, nc, ny, length, k, outputs, listed)
+    lines += _prologue(program, nc, ny, length, k, outputs, listed)
     lines.append(f"    for t in {order}:")
     at = "t" if k == 1 else f"t // {k}"
     keep = [f"saved{m}[{at}] = {_held(f'carry{m}', program, program.outputs[m], nc + ny + m in listed)}" for m in saved]
@@ -238,7 +223,7 @@ def _scan_driver(
 
 
 def _prologue(
-    graph: Graph, nc: int, ny: int, length: int, k: int, outputs: tuple[int, ...], listed: frozenset[int]
+    body: Program, nc: int, ny: int, length: int, k: int, outputs: tuple[int, ...], listed: frozenset[int]
 ) -> list[str]:  # fmt: skip
     """The carries' first values and the stacks to fill: arrays, or lists holding each step's value."""
     lines = []
@@ -249,9 +234,9 @@ def _prologue(
         if o < nc:
             continue
         if o < nc + ny:
-            name, count, type_ = f"ys{o - nc}", length, graph.outputs[o].type
+            name, count, type_ = f"ys{o - nc}", length, body.output_types[o]
         else:
-            name, count, type_ = f"saved{o - nc - ny}", saved_count(length, k), graph.inputs[o - nc - ny].type
+            name, count, type_ = f"saved{o - nc - ny}", saved_count(length, k), body.input_types[o - nc - ny]
         if o in listed:
             lines.append(f"    {name} = [None] * {count}")
         else:
@@ -266,10 +251,12 @@ def _held(value: str, program: Program, body_output: str, listed: bool) -> str:
     return value
 
 
-def _fixed_point_driver(name: str, body: str, program: Program, attrs: dict, outputs: tuple[int, ...]) -> list[str]:
-    graph: Graph = attrs["body"]
-    nz, tol, max_iter = attrs["n_z"], attrs["tol"], attrs["max_iter"]
-    nk = len(graph.inputs) - nz
+def _fixed_point_driver(name: str, body: str, step: Step, outputs: tuple[int, ...]) -> list[str]:
+    program = step.body
+    assert program is not None
+    nz, tol, max_iter = step.int_attr("n_z"), step.attr("tol"), step.int_attr("max_iter")
+    role = step.params.get("role", "")
+    nk = len(program.inputs) - nz
     zs = [f"z{i}" for i in range(nz)]
     news = [f"new{i}" for i in range(nz)]
     args = [f"init{i}" for i in range(nz)] + [f"k{i}" for i in range(nk)]
@@ -287,7 +274,7 @@ def _fixed_point_driver(name: str, body: str, program: Program, attrs: dict, out
     lines.append(f"            return ({', '.join(results)},)")
     lines.append("        if r != r:")
     lines.append("            break")
-    lines.append(f"    raise loop_not_converged(it, r, {tol!r}, {max_iter}, {attrs.get('role', '')!r})")
+    lines.append(f"    raise loop_not_converged(it, r, {tol!r}, {max_iter}, {role!r})")
     return lines
 
 

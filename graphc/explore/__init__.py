@@ -15,7 +15,7 @@ from typing import Protocol
 from graphc.explore import code, model, page
 from graphc.ir import Graph
 from graphc.passes import Report
-from graphc.schedule import Program
+from graphc.schedule import Program, named_nodes
 from graphc.viz import as_graph, repr_html
 
 
@@ -46,13 +46,14 @@ INLINE_CODE_LINES = 300  # lines of code a compiled function shows in Jupyter (t
 
 def _code(fn: Compiled, m: model.Model) -> dict[str, object]:
     """The compiled function's code and, per node id, its line ranges (and kernels, for llvm)."""
+    nodes = named_nodes(fn.graph)
     if fn.backend == "numpy":
         text = fn.source
-        lines = code.numpy_lines(text, fn.program)
+        lines = code.numpy_lines(text, fn.program, nodes)
         entry: dict[str, object] = {"label": "fn.source (numpy backend)", "granularity": "step"}
     else:
         text = fn.llvm_ir.optimized  # type: ignore[attr-defined]
-        kernels = code.llvm_kernels(fn.program, fn._built.plan)  # type: ignore[attr-defined]
+        kernels = code.llvm_kernels(fn.program, nodes, fn._built.plan)  # type: ignore[attr-defined]
         lines = code.llvm_lines(text, kernels or {})
         entry = {"label": "fn.llvm_ir.optimized (llvm backend)", "granularity": "kernel function"}
         entry["kernels"] = {str(m.node(n)): names for n, names in (kernels or {}).items()}

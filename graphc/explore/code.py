@@ -1,7 +1,8 @@
 """Which lines of a compiled function's code each node of its graph became.
 
-Imports ir and schedule; for the llvm backend, that backend's plan, merge and lower
-modules (only when a function compiled by it is explored). Granularity:
+Imports ir and schedule (`named_nodes`: the node each step's name stands for); for the
+llvm backend, that backend's plan, merge and lower modules (only when a function compiled
+by it is explored). Granularity:
 - numpy: one line of the generated function per step (`v3 = np.tanh(v2)  # f64[3]`); a
   fused region or a loop adds the lines of the helper function(s) its line calls
   (`fused_0`, a loop's driver and body functions).
@@ -16,7 +17,7 @@ modules (only when a function compiled by it is explored). Granularity:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from graphc.ir import Node
 from graphc.schedule import Program
@@ -54,8 +55,10 @@ def _helpers(line: str, spans: dict[str, tuple[int, int]], lines: Sequence[str],
     return ranges
 
 
-def numpy_lines(source: str, program: Program, function_name: str = "graphc_fn") -> dict[Node, Ranges]:
-    """Node -> the lines of the numpy backend's source that compute it."""
+def numpy_lines(
+    source: str, program: Program, nodes: Mapping[str, Node], function_name: str = "graphc_fn"
+) -> dict[Node, Ranges]:
+    """Node -> the lines of the numpy backend's source that compute it (`nodes`: schedule.named_nodes)."""
     lines = source.splitlines()
     spans = function_spans(lines)
     if function_name not in spans:
@@ -66,17 +69,17 @@ def numpy_lines(source: str, program: Program, function_name: str = "graphc_fn")
         match = _ASSIGN.match(lines[k])
         if match is None:
             continue
-        steps = [program.step(name.strip()) for name in match.group(1).split(",")]
-        nodes = [step.node for step in steps if step is not None]
-        if not nodes:
+        names = [name.strip() for name in match.group(1).split(",")]
+        computed = [nodes[name] for name in names if program.step(name) is not None]
+        if not computed:
             continue
         ranges = [(k + 1, k + 1), *_helpers(lines[k].split("=", 1)[1], spans, lines, {function_name})]
-        for node in nodes:
+        for node in computed:
             found.setdefault(node, []).extend(ranges)
     return found
 
 
-def _step_kernels(program: Program) -> tuple[list[object], list[Node | None]]:
+def _step_kernels(program: Program, nodes: Mapping[str, Node]) -> tuple[list[object], list[Node | None]]:
     """The kernels the llvm planner makes, before merging, and the node of the step that made each."""
     from graphc.backends.llvm.plan import PLANNERS, Planner
 
@@ -89,7 +92,7 @@ def _step_kernels(program: Program) -> tuple[list[object], list[Node | None]]:
     for step in program.steps:
         before = len(planner.kernels)
         PLANNERS[step.op](planner, step)
-        owners += [step.node] * (len(planner.kernels) - before)
+        owners += [nodes[step.name]] * (len(planner.kernels) - before)
     for k, name in enumerate(program.outputs):
         if planner.direct.get(name) != k:
             before = len(planner.kernels)
@@ -130,9 +133,9 @@ def _kernel_names(plan: object) -> list[list[str]]:
     return [names(k) for k in plan.kernels]  # type: ignore[attr-defined]
 
 
-def llvm_kernels(program: Program, plan: object) -> dict[Node, list[str]] | None:
+def llvm_kernels(program: Program, nodes: Mapping[str, Node], plan: object) -> dict[Node, list[str]] | None:
     """Node -> the native kernel functions its step runs in; None when the planning cannot be matched."""
-    kernels, owners = _step_kernels(program)
+    kernels, owners = _step_kernels(program, nodes)
     groups = _groups(kernels)
     names = _kernel_names(plan)
     if len(groups) != len(names):

@@ -31,8 +31,11 @@ deterministic. Rules build bodies from temporary params (TEMP_UID) and close the
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -45,7 +48,30 @@ LOOP_OPS = ("scan", "fixed_point")
 BODY_UID = -2
 TEMP_UID = -3
 
-RunBody = Callable[[Graph, Sequence[np.ndarray]], list[np.ndarray]]
+RunBody = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+"""A loop body as a function: its outputs' values for its inputs' values."""
+
+
+class Body(Protocol):
+    """What counting a body's carries, xs and closures reads: a Graph, a Signature, a scheduled Program."""
+
+    @property
+    def inputs(self) -> Sequence[object]: ...
+
+    @property
+    def outputs(self) -> Sequence[object]: ...
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The types a loop body takes and returns (what the reference semantics allocates from)."""
+
+    inputs: tuple[TensorType, ...]
+    outputs: tuple[TensorType, ...]
+
+
+def signature(body: Graph) -> Signature:
+    return Signature(tuple(p.type for p in body.inputs), tuple(o.type for o in body.outputs))
 
 
 def body_param(name: str, type_: TensorType) -> Node:
@@ -175,7 +201,7 @@ def _check_carries(body: Graph, n: int, what: str) -> None:
             raise GraphError(f"the body returns {what} {m} as {body.outputs[m].type}, it takes {body.inputs[m].type}")
 
 
-def scan_counts(body: Graph, n_carry: int, n_xs: int) -> tuple[int, int, int, int]:
+def scan_counts(body: Body, n_carry: int, n_xs: int) -> tuple[int, int, int, int]:
     """(carries, xs, closures, per-step outputs) of a scan body."""
     return n_carry, n_xs, len(body.inputs) - n_carry - n_xs, len(body.outputs) - n_carry
 
@@ -242,32 +268,32 @@ def run_graph(graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
             continue
         inputs = [values[i] for i in node.inputs]
         if is_loop(node):
-            values[node] = run_shared(node, inputs, shared, run_graph)
+            key = family_key(node)
+            if key not in shared:
+                shared[key] = run_loop(node.op.name, inputs, **node.params)
+            values[node] = shared[key][int_attr(node, "output")]
         else:
             values[node] = np.asarray(node.op.eval(*inputs, **node.params))  # type: ignore[attr-defined]
     return [values[o] for o in graph.outputs]
 
 
-def run_shared(
-    node: Node, args: Sequence[np.ndarray], shared: dict[tuple[object, ...], list[np.ndarray]], run_body: RunBody
-) -> np.ndarray:  # fmt: skip
-    """The node's result, running its family's loop only the first time one of them asks."""
-    key = family_key(node)
-    if key not in shared:
-        shared[key] = run_family(node.op.name, args, run_body, **node.params)
-    return shared[key][int_attr(node, "output")]
+def run_loop(op: str, args: Sequence[np.ndarray], *, body: Graph, **attrs: Hashable) -> list[np.ndarray]:
+    """Every result of one loop whose body is a Graph, run node by node."""
+    return run_family(op, args, functools.partial(run_graph, body), signature(body), **attrs)
 
 
-def run_family(op: str, args: Sequence[np.ndarray], run_body: RunBody, **attrs: Hashable) -> list[np.ndarray]:
+def run_family(
+    op: str, args: Sequence[np.ndarray], run_body: RunBody, body: Signature, **attrs: Hashable
+) -> list[np.ndarray]:  # fmt: skip
     """Every result of one loop (indexed by `output`), its body run by `run_body`."""
     attrs.pop("output", None)
     if op == "scan":
-        return run_scan(args, run_body, **attrs)  # type: ignore[arg-type]
+        return run_scan(args, run_body, body=body, **attrs)  # type: ignore[arg-type]
     return run_fixed_point(args, run_body, **attrs)  # type: ignore[arg-type]
 
 
 def run_scan(
-    args: Sequence[np.ndarray], run_body: RunBody, *, body: Graph, n_carry: int, n_xs: int, length: int,
+    args: Sequence[np.ndarray], run_body: RunBody, *, body: Signature, n_carry: int, n_xs: int, length: int,
     reverse: bool, checkpoint: int,
 ) -> list[np.ndarray]:  # fmt: skip
     nc, nx, _, _ = scan_counts(body, n_carry, n_xs)
@@ -280,7 +306,7 @@ def run_scan(
         if t % checkpoint == 0:
             for stack, carry in zip(saved, carries, strict=True):
                 stack[t // checkpoint] = carry
-        outs = run_body(body, [*carries, *(x[t] for x in xs), *closures])
+        outs = run_body([*carries, *(x[t] for x in xs), *closures])
         carries = outs[:nc]
         for stack, y in zip(ys, outs[nc:], strict=True):
             stack[t] = y
@@ -318,14 +344,14 @@ def not_converged(iterations: int, r: float, tol: float, max_iter: int, role: st
 
 
 def run_fixed_point(
-    args: Sequence[np.ndarray], run_body: RunBody, *, body: Graph, n_z: int, tol: float, max_iter: int, role: str = ""
+    args: Sequence[np.ndarray], run_body: RunBody, *, n_z: int, tol: float, max_iter: int, role: str = ""
 ) -> list[np.ndarray]:  # fmt: skip
     z = [np.asarray(a) for a in args[:n_z]]
     closures = list(args[n_z:])
     r = math.inf
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-        new = run_body(body, [*z, *closures])
+        new = run_body([*z, *closures])
         r = residual(new, z)
         z = new
         if r <= tol:
@@ -335,12 +361,12 @@ def run_fixed_point(
     raise not_converged(it, r, tol, max_iter, role)
 
 
-def scan_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_family("scan", args, run_graph, **attrs)[output]
+def scan_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("scan", args, body=body, **attrs)[output]
 
 
-def fixed_point_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_family("fixed_point", args, run_graph, **attrs)[output]
+def fixed_point_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("fixed_point", args, body=body, **attrs)[output]
 
 
 __all__ = [
@@ -359,14 +385,15 @@ __all__ = [
     "residual",
     "run_family",
     "run_graph",
+    "run_loop",
     "run_scan",
-    "run_shared",
     "saved_count",
     "scan_counts",
     "scan_eval",
     "scan_infer",
     "scan_output_type",
     "sibling",
+    "signature",
     "substitute",
     "temp_param",
 ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 Responsibility: the host target machine, the new-pass-manager pipeline, and turning a
 module into callable addresses; a cache hit skips parsing, optimization and codegen.
-Imports llvmlite (which only the llvm backend imports) and, for types, cache.py.
+Imports llvmlite (which only the llvm backend imports); the cache is anything with an
+ObjectStore's methods (cache.ObjectCache, which imports this module for `host_cpu`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,21 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import llvmlite.binding as llvm
 import llvmlite.ir
 from llvmlite.binding import ffi, newpassmanagers
 
-if TYPE_CHECKING:
-    from graphc.backends.llvm.cache import ObjectCache
+
+class ObjectStore(Protocol):
+    """Where object code is kept between processes, by key (cache.ObjectCache)."""
+
+    def key(self, structural_hash: str) -> str: ...
+
+    def load(self, key: str) -> bytes | None: ...
+
+    def store(self, key: str, obj: bytes) -> None: ...
 
 
 @functools.cache
@@ -89,7 +97,8 @@ def _parse(ir_text: str) -> llvm.ModuleRef:
     return module
 
 
-def _optimized(ir_text: str) -> llvm.ModuleRef:
+def optimized_module(ir_text: str) -> llvm.ModuleRef:
+    """Parse, verify, optimize (O3, vectorizers on) and verify again: the module as it will be compiled."""
     module = _parse(ir_text)
     optimize(module)
     module.verify()
@@ -113,7 +122,7 @@ class NativeModule:
     def ir_optimized(self) -> str:
         """The IR after optimization (recomputed on first use after a cache hit)."""
         if self._ir_optimized is None:
-            self._ir_optimized = str(_optimized(self.ir_unoptimized))
+            self._ir_optimized = str(optimized_module(self.ir_unoptimized))
         return self._ir_optimized
 
     def address(self, name: str) -> int:
@@ -138,16 +147,21 @@ def _engine_from_module(module: llvm.ModuleRef, on_object: Callable[[bytes], Non
     return engine
 
 
-def _engine_from_object(obj: bytes) -> llvm.ExecutionEngine:
-    """Load object code into a fresh engine: no parsing, optimization or codegen."""
+def load_object(obj: bytes, ir_text: str = "") -> NativeModule:
+    """Object code (from a cache) in a fresh engine: no parsing, optimization or codegen.
+
+    `ir_text`: the unoptimized IR it was compiled from, when known. RuntimeError when LLVM
+    cannot load the object.
+    """
     engine = llvm.create_mcjit_compiler(_parse(""), _host_target_machine())
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    return engine
+    return NativeModule(engine, ir_text, None)
 
 
-def _compile(ir_text: str, on_object: Callable[[bytes], None] | None) -> NativeModule:
-    optimized = _optimized(ir_text)
+def compile_text(ir_text: str, on_object: Callable[[bytes], None] | None = None) -> NativeModule:
+    """Optimize and JIT the IR; `on_object` receives the object code (to store it)."""
+    optimized = optimized_module(ir_text)
     engine = _engine_from_module(optimized, on_object)
     return NativeModule(engine, ir_text, str(optimized))
 
@@ -155,7 +169,7 @@ def _compile(ir_text: str, on_object: Callable[[bytes], None] | None) -> NativeM
 def compile_ir(
     module: llvmlite.ir.Module | str,
     *,
-    cache: ObjectCache | None = None,
+    cache: ObjectStore | None = None,
     key: str | None = None,
 ) -> NativeModule:
     """Parse, verify, optimize and JIT `module`, or load its object code from `cache`.
@@ -166,10 +180,10 @@ def compile_ir(
     """
     ir_text = str(module)
     if cache is None:
-        return _compile(ir_text, None)
+        return compile_text(ir_text)
     ir_hash = hashlib.sha256(ir_text.encode()).hexdigest()
     entry = cache.key(f"{key or ''}:{ir_hash}")
     obj = cache.load(entry)
     if obj is not None:
-        return NativeModule(_engine_from_object(obj), ir_text, None)
-    return _compile(ir_text, functools.partial(cache.store, entry))
+        return load_object(obj, ir_text)
+    return compile_text(ir_text, functools.partial(cache.store, entry))

@@ -1,7 +1,8 @@
 """Program -> Plan: every value's layout, the workspace and constant blob, and the kernels in order.
 
-Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout/kernels (never
-llvmlite). The planner follows the Program's buffer plan: a step that may reuse a dead
+Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout, kernels,
+chunks, merge and recurrence (never llvmlite, never a Graph: a fused region is its step's
+nested Program). The planner follows the Program's buffer plan: a step that may reuse a dead
 buffer writes into that buffer's workspace slot; a step computing an output writes
 straight into the fresh output array. Views are layouts (no kernel); a reshape that
 strides cannot express copies first. Each op has one planning rule in PLANNERS (loops:
@@ -36,8 +37,7 @@ from graphc.backends.llvm.kernels import (
 )
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
-from graphc.errors import where
-from graphc.ir import Graph
+from graphc.backends.llvm.recurrence import plan_loop
 from graphc.ops import OPS, Kind
 from graphc.schedule import VIEW_OPS, Program, Step
 from graphc.shapes import BOOL, TensorType, reduced_shape
@@ -188,8 +188,13 @@ class Planner:
         self.layouts[step.name] = layout
         return layout
 
-    def site(self, exception: str, message: str) -> int:
-        return self.memory.site(ErrorSite(exception, message))
+    def site(self, exception: str, message: str, tol: float = 0.0, max_iter: int = 0) -> int:
+        """A new error site (see ErrorSite); its number, which the native code returns as status."""
+        return self.memory.site(ErrorSite(exception, message, tol, max_iter))
+
+    def nested(self, program: Program, inputs: Sequence[Layout], outputs: Sequence[Layout]) -> Planner:
+        """The planner of a loop body: this program's memory, one loop deeper."""
+        return Planner(program, self.memory, inputs, outputs, self.depth + 1, self.check_finite)
 
     # --- kernels --------------------------------------------------------------------------------
 
@@ -365,33 +370,40 @@ def _plan_elementwise(p: Planner, step: Step) -> None:
     operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
     expr = Expr()
     loads = [expr.load(i, o.dtype) for i, o in enumerate(operands)]
-    expr.add(step.op, loads, step.type.dtype, step.node.attrs)
+    expr.add(step.op, loads, step.type.dtype, step.attrs)
     p.add_map(shape, operands, expr.instrs, p.dest(step))
 
 
-def body_instrs(body: Graph, shape: Shape, expr: Expr, skip_root: bool) -> int:
-    """Append the body's per-point instructions (params are operands 0, 1, ...); the value's index."""
-    values = {param: expr.load(i, param.dtype) for i, param in enumerate(body.inputs)}
+def body_instrs(body: Program, shape: Shape, expr: Expr, skip_root: bool) -> int:
+    """Append the body's per-point instructions (its inputs are operands 0, 1, ...); the value's index."""
+    if body.constants:
+        raise NotImplementedError("the llvm backend cannot lower constants inside a fused region")
+    values = {given.name: expr.load(i, given.type.dtype) for i, given in enumerate(body.inputs)}
     root = body.outputs[0]
-    for node in body.nodes:
-        if node in values or (skip_root and node is root):
+    for step in body.steps:
+        if skip_root and step.name == root:
             continue
-        name = node.op.name
-        if name == "broadcast_to":
-            values[node] = values[node.inputs[0]]
+        if step.op == "broadcast_to":
+            values[step.name] = values[step.args[0]]
             continue
-        if name not in ELEMENTWISE or node.shape != shape:
-            raise NotImplementedError(f"the llvm backend cannot lower {name} {node.type} inside a fused region")
-        values[node] = expr.add(name, [values[i] for i in node.inputs], node.dtype, node.attrs)
-    return values[root.inputs[0] if skip_root else root]
+        if step.op not in ELEMENTWISE or step.type.shape != shape:
+            raise NotImplementedError(f"the llvm backend cannot lower {step.op} {step.type} inside a fused region")
+        values[step.name] = expr.add(step.op, [values[a] for a in step.args], step.type.dtype, step.attrs)
+    return values[_root(body).args[0] if skip_root else root]
+
+
+def _root(body: Program) -> Step:
+    root = body.step(body.outputs[0])
+    assert root is not None
+    return root
 
 
 def _plan_fused(p: Planner, step: Step) -> None:
-    body = step.node.attr("body")
-    assert isinstance(body, Graph)
-    root = body.outputs[0]
-    reducing = root.op.kind is Kind.REDUCE  # type: ignore[attr-defined]
-    shape = root.inputs[0].shape if reducing else root.shape
+    body = step.body
+    assert body is not None
+    root = _root(body)
+    reducing = root.kind is Kind.REDUCE
+    shape = body.types[root.args[0]].shape if reducing else root.type.shape
     operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
     expr = Expr()
     value = body_instrs(body, shape, expr, skip_root=reducing)
@@ -399,14 +411,14 @@ def _plan_fused(p: Planner, step: Step) -> None:
         p.add_map(shape, operands, expr.instrs, p.dest(step))
         return
     axes, keepdims = _reduce_attrs(root.params)
-    _reduction(p, root.op.name, shape, operands, expr, value, axes, keepdims, p.dest(step))
+    _reduction(p, root.op, shape, operands, expr, value, axes, keepdims, p.dest(step))
 
 
 def _plan_reduce(p: Planner, step: Step) -> None:
     source = p.layouts[step.args[0]]
     expr = Expr()
     value = expr.load(0, source.dtype)
-    axes, keepdims = _reduce_attrs(step.attrs)
+    axes, keepdims = _reduce_attrs(step.params)
     _reduction(p, step.op, source.shape, [source], expr, value, axes, keepdims, p.dest(step))
 
 
@@ -460,8 +472,8 @@ def _logsumexp(
 
 def _plan_arg_reduce(p: Planner, step: Step) -> None:
     source = p.layouts[step.args[0]]
-    axis = step.attrs["axis"]
-    keepdims = bool(step.attrs["keepdims"])
+    axis = step.attr("axis")
+    keepdims = bool(step.attr("keepdims"))
     axes = tuple(range(len(source.shape))) if axis is None else (int(axis),)  # type: ignore[call-overload]
     dest = p.dest(step)
     out = _reduce_out(dest, source.shape, axes, keepdims)
@@ -481,7 +493,7 @@ def _plan_reshape(p: Planner, step: Step) -> None:
 
 def _plan_view(p: Planner, step: Step) -> None:
     source = p.layouts[step.args[0]]
-    attrs = step.attrs
+    attrs = step.params
     if step.op == "transpose":
         p.layouts[step.name] = L.transposed(source, attrs["axes"])  # type: ignore[arg-type]
     elif step.op == "broadcast_to":
@@ -493,12 +505,12 @@ def _plan_view(p: Planner, step: Step) -> None:
 def _plan_unslice(p: Planner, step: Step) -> None:
     dest = p.dest(step)
     p.fill(0, dest)
-    p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attrs["index"]))  # type: ignore[arg-type]
+    p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attr("index")))  # type: ignore[arg-type]
 
 
 def _plan_concatenate(p: Planner, step: Step) -> None:
     dest = p.dest(step)
-    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    axis = step.int_attr("axis")
     start = 0
     for name in step.args:
         source = p.layouts[name]
@@ -509,13 +521,13 @@ def _plan_concatenate(p: Planner, step: Step) -> None:
 
 
 def _index_site(p: Planner, step: Step, axis: int, size: int) -> int:
-    message = f"index {{index}} is out of bounds for axis {axis} with size {size} in {step.op}{where(step.node.loc)}"
+    message = f"index {{index}} is out of bounds for axis {axis} with size {size} in {step.op}{step.where}"
     return p.site("IndexError", message)
 
 
 def _plan_take(p: Planner, step: Step) -> None:
     source, indices = (p.layouts[a] for a in step.args)
-    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    axis = step.int_attr("axis")
     dest = p.dest(step)
     if dest.size == 0:
         return
@@ -524,8 +536,8 @@ def _plan_take(p: Planner, step: Step) -> None:
 
 def _plan_scatter(p: Planner, step: Step) -> None:
     values, indices = (p.layouts[a] for a in step.args)
-    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
-    size = int(step.attrs["size"])  # type: ignore[call-overload]
+    axis = step.int_attr("axis")
+    size = step.int_attr("size")
     dest = p.dest(step)
     p.fill(0, dest)
     if values.size == 0:
@@ -583,12 +595,6 @@ def _plan_matmul(p: Planner, step: Step) -> None:
     p.kernels.append(Gemm(a, b, dest))
 
 
-def _plan_loop(p: Planner, step: Step) -> None:
-    from graphc.backends.llvm.recurrence import plan_loop
-
-    plan_loop(p, step)
-
-
 Rule = Callable[[Planner, Step], None]
 
 PLANNERS: dict[str, Rule] = {
@@ -612,8 +618,8 @@ PLANNERS: dict[str, Rule] = {
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
-    "scan": _plan_loop,
-    "fixed_point": _plan_loop,
+    "scan": plan_loop,
+    "fixed_point": plan_loop,
 }
 
 

@@ -1,40 +1,38 @@
 """Planning rules for the loop primitives `scan` and `fixed_point`: one Loop kernel per loop family.
 
-Imports numpy, graphc.ops.loops, graphc.schedule and the backend's kernels, layout and
-plan. A loop's siblings (one node per result) share one run: the first sibling plans
-the whole loop, the others pick their result. The body graph is scheduled into its own
-Program and planned by a nested Planner whose inputs are the current carries, x[t]
-(a layout that moves with t) and the closures, and whose outputs are the next carries
-and y[t]. Carries are double-buffered: the body writes the next ones, a copy at the end
-of each iteration makes them current. Every buffer of a loop is fresh (never reused by
-the enclosing buffer plan), so results can be read in place by later steps.
+Imports numpy, graphc.ops.loops, graphc.schedule and the backend's kernels and layout
+(plan.py imports this module and hands it its Planner). A loop's siblings (one step per
+result) share one run: the first sibling plans the whole loop, the others pick their
+result. The step's nested Program (the loop body, scheduled) is planned by a nested
+Planner whose inputs are the current carries, x[t] (a layout that moves with t) and the
+closures, and whose outputs are the next carries and y[t]. Carries are double-buffered:
+the body writes the next ones, a copy at the end of each iteration makes them current.
+Every buffer of a loop is fresh (never reused by the enclosing buffer plan), so results
+can be read in place by later steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from graphc.backends.llvm.kernels import Instr, Loop
 from graphc.backends.llvm.layout import Layout
-from graphc.backends.llvm.plan import ErrorSite, Planner
-from graphc.ir import Graph
-from graphc.ops.loops import body_of, family_key, int_attr, saved_count, scan_counts
-from graphc.schedule import Step, schedule
+from graphc.ops.loops import saved_count, scan_counts
+from graphc.schedule import Program, Step, loop_family
 
-F64 = np.dtype("float64")
+if TYPE_CHECKING:
+    from graphc.backends.llvm.plan import Planner
 
 
 def plan_loop(p: Planner, step: Step) -> None:
     """The step's result: the loop is planned at the first sibling; outputs get a copy of their own."""
-    node = step.node
-    key = family_key(node)
+    key = loop_family(step)
     if key not in p.families:
         args = [p.layouts[a] for a in step.args]
         plan = _plan_scan if step.op == "scan" else _plan_fixed_point
-        p.families[key] = plan(p, node.params, args)
-    result = p.families[key][int_attr(node, "output")]
+        p.families[key] = plan(p, step, args)
+    result = p.families[key][step.int_attr("output")]
     if step.name in p.direct:
         p.copy(result, p.dest(step))
     else:
@@ -47,15 +45,20 @@ def at_step(stack: Layout, depth: int, every: int = 1) -> Layout:
     return replace(stack, shape=stack.shape[1:], strides=stack.strides[1:], dynamic=stack.dynamic + moving)
 
 
-def _plan_scan(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
-    body = body_of_attrs(attrs)
-    nc, nx, _, _ = scan_counts(body, attrs["n_carry"], attrs["n_xs"])
-    length, checkpoint = attrs["length"], attrs["checkpoint"]
+def _body(step: Step) -> Program:
+    assert step.body is not None
+    return step.body
+
+
+def _plan_scan(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
+    body = _body(step)
+    nc, nx, _, _ = scan_counts(body, step.int_attr("n_carry"), step.int_attr("n_xs"))
+    length, checkpoint = step.int_attr("length"), step.int_attr("checkpoint")
     depth = p.depth + 1
-    carry_types = [param.type for param in body.inputs[:nc]]
+    carry_types = body.input_types[:nc]
     carries = [p.fresh(t.shape, t.dtype) for t in carry_types]
     following = [p.fresh(t.shape, t.dtype) for t in carry_types]
-    ys = [p.fresh((length, *o.shape), o.dtype) for o in body.outputs[nc:]]
+    ys = [p.fresh((length, *t.shape), t.dtype) for t in body.output_types[nc:]]
     saved = [p.fresh((saved_count(length, checkpoint), *t.shape), t.dtype) for t in carry_types]
     for init, carry in zip(args[:nc], carries, strict=True):
         p.copy(init, carry)
@@ -64,7 +67,7 @@ def _plan_scan(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
     x_t = [at_step(x, depth) for x in args[nc : nc + nx]]
     inputs = [*carries, *x_t, *args[nc + nx :]]
     outputs = [*following, *(at_step(y, depth) for y in ys)]
-    inner = Planner(schedule(body), p.memory, inputs, outputs, depth, p.check_finite)
+    inner = p.nested(body, inputs, outputs)
     for carry, stack in zip(carries, saved, strict=True):
         inner.copy(carry, at_step(stack, depth, checkpoint))
     saves = len(inner.kernels)
@@ -72,20 +75,21 @@ def _plan_scan(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
     for new, carry in zip(following, carries, strict=True):
         inner.copy(new, carry)
     guards = [checkpoint] * saves + [1] * (len(inner.kernels) - saves)
-    p.kernels.append(Loop("scan", length, bool(attrs["reverse"]), depth, tuple(inner.kernels), tuple(guards)))
+    p.kernels.append(Loop("scan", length, bool(step.attr("reverse")), depth, tuple(inner.kernels), tuple(guards)))
     return [*carries, *ys, *saved]
 
 
-def _plan_fixed_point(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
-    body = body_of_attrs(attrs)
-    nz = attrs["n_z"]
+def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
+    body = _body(step)
+    nz = step.int_attr("n_z")
+    tol, max_iter = float(step.attr("tol")), step.int_attr("max_iter")  # type: ignore[arg-type]
     depth = p.depth + 1
-    types = [param.type for param in body.inputs[:nz]]
+    types = body.input_types[:nz]
     current = [p.fresh(t.shape, t.dtype) for t in types]
     following = [p.fresh(t.shape, t.dtype) for t in types]
     for start, z in zip(args[:nz], current, strict=True):
         p.copy(start, z)
-    inner = Planner(schedule(body), p.memory, [*current, *args[nz:]], following, depth, p.check_finite)
+    inner = p.nested(body, [*current, *args[nz:]], following)
     inner.walk()
     residuals = []
     for new, old, t in zip(following, current, types, strict=True):
@@ -96,18 +100,11 @@ def _plan_fixed_point(p: Planner, attrs: dict, args: list[Layout]) -> list[Layou
         residuals.append(slot)
     for new, z in zip(following, current, strict=True):
         inner.copy(new, z)
-    error = ErrorSite("ConvergenceError", str(attrs.get("role", "")), float(attrs["tol"]), int(attrs["max_iter"]))
-    site = p.memory.site(error)
-    loop = Loop("fixed_point", int(attrs["max_iter"]), False, depth, tuple(inner.kernels), (1,) * len(inner.kernels),
-                tuple(residuals), float(attrs["tol"]), site)  # fmt: skip
+    site = p.site("ConvergenceError", str(step.params.get("role", "")), tol, max_iter)
+    loop = Loop("fixed_point", max_iter, False, depth, tuple(inner.kernels), (1,) * len(inner.kernels),
+                tuple(residuals), tol, site)  # fmt: skip
     p.kernels.append(loop)
     return current
 
 
-def body_of_attrs(attrs: dict) -> Graph:
-    body = attrs["body"]
-    assert isinstance(body, Graph)
-    return body
-
-
-__all__ = ["at_step", "body_of", "plan_loop"]
+__all__ = ["at_step", "plan_loop"]
