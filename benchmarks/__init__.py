@@ -1,26 +1,6 @@
-"""graphc's benchmark suite: the workloads W1-W8 of ../shared/BENCHMARKS.md, verified, then timed.
+"""Separate benchmark scripts of the repository (the suite that `graphc bench` runs is graphc/bench/).
 
-One module per workload (w1_mlp.py ... w8_compile_scaling.py) turns a size into `Case`s:
-the inputs, the expected outputs (a hand-written NumPy forward+backward, itself checked
-against scipy or finite differences) and one `Impl` per system. harness.py verifies
-each system's first result and only then times it; report.py prints the table, writes
-the JSON and draws the plots; bandwidth.py measures the STREAM-triad bandwidth of the
-memory-traffic bound; peers.py loads JAX, PyTorch and PyTensor when they are installed.
-
-Run it as `graphc bench [--quick] [--only W3] [--json out.json] [--plot out.png]`, as
-`python -m benchmarks ...` from the repository root, or one workload at a time as
-`python -m benchmarks.w3_elementwise [--quick]`. graph_sizes.py and optimizer_scaling.py
-are separate scripts that predate the suite.
+graph_sizes.py, optimizer_scaling.py, llvm_bench.py, vecmath_speed.py, w3_numpy_fusion.py,
+w7_rnn.py and explore_size.py each measure one thing in depth; each docstring says how to
+run it. `python -m benchmarks ...` runs the suite, as `graphc bench ...` does.
 """
-
-WORKLOADS: dict[str, str] = {
-    "W1": "w1_mlp",
-    "W2": "w2_rosenbrock",
-    "W3": "w3_elementwise",
-    "W4": "w4_dense_jacobian",
-    "W5": "w5_bratu",
-    "W6": "w6_hessian",
-    "W7": "w7_rnn_bptt",
-    "W8": "w8_compile_scaling",
-}
-"""Workload id -> the module (in this package) whose `cases(options)` builds it."""

@@ -1,4 +1,7 @@
-"""`python -m benchmarks [--quick] [--only W3] ...`: the same as `graphc bench ...`."""
+"""`python -m benchmarks [--quick] [--only W3] ...` from the repository root: the same as `graphc bench ...`.
+
+The suite lives in the package (graphc/bench/); this folder holds separate scripts.
+"""
 
 import sys
 

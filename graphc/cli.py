@@ -1,20 +1,15 @@
 """The `graphc` command: `demo` (a guided tour of the API), `inspect` (a graph's artifacts), `bench`.
 
 May import everything (it sits at the top of the import order). The tour itself lives in
-graphc/demo.py, one small function per step.
-
-`bench` runs the benchmark suite, which lives in the repository's top-level
-`benchmarks/` folder, not in the package: it is a set of runnable scripts whose imports
-(scipy; JAX, PyTorch, PyTensor and matplotlib when installed) are no dependencies of
-graphc, and timing code has no place in the installed library. The command finds the
-folder beside the package directory (the repository root of a checkout or an editable
-install) and puts that root on sys.path; an installed wheel has no suite, and the
-command says so.
+graphc/demo.py, one small function per step; the benchmark suite that `bench` runs in
+graphc/bench/ (installed with the package; its references and peers, scipy, JAX,
+matplotlib, come with the `bench` extra and are imported only when it runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import runpy
 import sys
 import traceback
@@ -114,32 +109,16 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _suite_root() -> Path | None:
-    """The repository root holding benchmarks/harness.py beside this package, or None (an installed wheel)."""
-    root = Path(__file__).resolve().parents[1]
-    if (root / "benchmarks" / "harness.py").is_file():
-        return root
-    return None
-
-
 def _names(values: list[str] | None) -> tuple[str, ...]:
     """`--only W1 --only W3,W5` -> ("W1", "W3", "W5")."""
     return tuple(name.strip() for value in values or [] for name in value.split(",") if name.strip())
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    root = _suite_root()
-    if root is None:
-        print("graphc bench: the benchmark suite lives in the repository's benchmarks/ folder, which this "
-              "installation lacks; run it from a checkout (pip install -e .)", file=sys.stderr)  # fmt: skip
+    if importlib.util.find_spec("scipy") is None:  # the suite's references: the bench (and test) extra has it
+        print("graphc bench: the suite needs scipy; pip install 'graphc[bench]'", file=sys.stderr)
         return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        from benchmarks import harness, report
-    except ImportError as e:  # the suite needs scipy: the test and bench extras have it
-        print(f"graphc bench: cannot load the suite ({e}); pip install -e '.[bench]'", file=sys.stderr)
-        return 2
+    from graphc.bench import harness, report
 
     scale = "tiny" if args.tiny else "quick" if args.quick else "full"
     try:
@@ -178,7 +157,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 def _add_bench(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = commands.add_parser(
         "bench",
-        help="run the benchmark suite W1-W8 (benchmarks/): verify every system, then time it",
+        help="run the benchmark suite W1-W8 (graphc.bench): verify every system, then time it",
         description="Run the benchmark suite: each workload is verified against hand-written NumPy (and scipy) "
         "before it is timed. Prints a markdown report; exit status 1 if any result was wrong.",
     )

@@ -1,4 +1,4 @@
-"""The benchmark suite (benchmarks/, `graphc bench`): it runs, it verifies, and it rejects wrong results.
+"""The benchmark suite (graphc.bench, `graphc bench`): it runs, it verifies, and it rejects wrong results.
 
 Correctness only: no assertion here is about a time. Each workload runs at its tiny
 sizes with hand NumPy, scipy and graphc (the peers are skipped to keep this fast; the
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,17 +24,15 @@ import graphc as gc
 from graphc.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # benchmarks/ sits at the root: `python -m pytest` finds it, plain `pytest` not
-    sys.path.insert(0, str(REPO))
 
 
 def _suite(name: str) -> ModuleType:
-    """A module of the repository's benchmarks/ package (first-party, though outside graphc)."""
-    return importlib.import_module(f"benchmarks.{name}")
+    """A module of the suite, graphc.bench."""
+    return importlib.import_module(f"graphc.bench.{name}")
 
 
 harness, report, bandwidth, checks = (_suite(name) for name in ("harness", "report", "bandwidth", "checks"))
-WORKLOADS = importlib.import_module("benchmarks").WORKLOADS
+WORKLOADS = importlib.import_module("graphc.bench").WORKLOADS
 Case, GraphcBuild, Impl = harness.Case, harness.GraphcBuild, harness.Impl
 numpy_value_grad, rosenbrock = _suite("w2_rosenbrock").numpy_value_grad, _suite("w2_rosenbrock").rosenbrock
 slopes = _suite("w8_compile_scaling").slopes
@@ -228,6 +229,17 @@ def test_graphc_bench_tiny_prints_the_table_and_writes_json(tmp_path: Path, caps
 def test_graphc_bench_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--tiny", "--only", "W12"]) == 2
     assert "unknown workload" in capsys.readouterr().err
+
+
+def test_graphc_bench_runs_from_the_package_alone(tmp_path: Path) -> None:
+    """Installed without the repository (a wheel holds graphc/ only), `graphc bench` finds its suite."""
+    shutil.copytree(REPO / "graphc", tmp_path / "graphc", ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-m", "graphc", "bench", "--tiny", "--only", "W2", "--systems", "NumPy"]
+    environment = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| W2 | Rosenbrock N=10 | NumPy |" in done.stdout
+    assert not (tmp_path / "benchmarks").exists()
 
 
 def test_plot_is_written_or_explained(tmp_path: Path) -> None:

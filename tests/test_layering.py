@@ -1,19 +1,28 @@
-"""DESIGN.md's import order, enforced by parsing every module's imports.
+"""The import order of docs/architecture.md, enforced by parsing every module's imports.
 
-    errors, shapes < ir < ops < tensor, functions, autodiff, rewrite, viz < passes < schedule
-    < backends < compile < cli
+    errors, shapes < ir < ops < tensor, functions, autodiff, recurrence, rewrite, viz < passes
+    < schedule < backends < compile, explore < cli, demo, testing, bench
 
 A module may import graphc modules at its own level or lower, at module level or inside
-a function alike. graphc/__init__.py (the re-exports) is exempt. llvmlite, networkx and
-graphviz are imported lazily: inside a function body (or under `if TYPE_CHECKING:`),
-except in graphc/backends/llvm/, which `import graphc` never loads.
+a function alike. graphc/__init__.py (the re-exports) is exempt. Backends render Programs:
+they never import graphc.ir, graphc.tensor or graphc.functions. No import cycles between
+modules, lazy imports (inside functions) included; imports under `if TYPE_CHECKING:` are
+for the type checker only and do not count. The package imports nothing outside itself
+but the standard library and the distributions pyproject.toml declares (dependencies and
+extras). llvmlite, networkx, graphviz, scipy and dask are imported lazily: inside a
+function body (or under `if TYPE_CHECKING:`), except in graphc/backends/llvm/, which
+`import graphc` never loads.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.metadata
+import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -46,11 +55,16 @@ LEVELS = {
     "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
     "graphc.testing": 8,  # finite-difference checks over the public API, beside cli
+    "graphc.bench": 8,  # the benchmark suite that `graphc bench` runs, over the public API
 }
 ROOT_LEVEL = 8  # `import graphc` runs __init__.py, which re-exports every level
 EXEMPT = {"graphc"}  # graphc/__init__.py
-LAZY = ("llvmlite", "networkx", "graphviz")
+LAZY = ("llvmlite", "networkx", "graphviz", "scipy", "dask")
 EAGER_ALLOWED = ("graphc.backends.llvm",)  # loaded only when the llvm backend is asked for
+# Modules that must not import these (and what they import instead):
+FORBIDDEN = {
+    "graphc.backends": ("graphc.ir", "graphc.tensor", "graphc.functions"),  # backends read Programs (schedule)
+}
 
 
 def module_name(path: Path) -> str:
@@ -82,8 +96,8 @@ def is_package(name: str) -> bool:
     return path is not None and path.name == "__init__.py"
 
 
-def resolve(importer: str, node: ast.Import | ast.ImportFrom) -> list[str]:
-    """The modules an import statement names (for `from p import n`: p.n when that is a module, else p)."""
+def resolve(importer: str, node: ast.Import | ast.ImportFrom, known: Iterable[str] = MODULES) -> list[str]:
+    """The modules an import statement names (for `from p import n`: p.n when that is a known module, else p)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
     base = node.module or ""
@@ -95,16 +109,17 @@ def resolve(importer: str, node: ast.Import | ast.ImportFrom) -> list[str]:
     targets = []
     for alias in node.names:
         candidate = f"{base}.{alias.name}"
-        targets.append(candidate if candidate in MODULES else base)
+        targets.append(candidate if candidate in known else base)
     return targets
 
 
 class Imports(ast.NodeVisitor):
-    """Every import statement with whether it runs lazily (in a function or under TYPE_CHECKING)."""
+    """Every import statement, whether it runs lazily (in a function) and whether only for types (TYPE_CHECKING)."""
 
     def __init__(self) -> None:
-        self.found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+        self.found: list[tuple[ast.Import | ast.ImportFrom, bool, bool]] = []
         self.lazy_depth = 0
+        self.typing_depth = 0
 
     def _lazy_block(self, node: ast.AST) -> None:
         self.lazy_depth += 1
@@ -119,41 +134,161 @@ class Imports(ast.NodeVisitor):
         if name != "TYPE_CHECKING":
             self.generic_visit(node)
             return
-        self.lazy_depth += 1
+        self.typing_depth += 1
         for child in node.body:
             self.visit(child)
-        self.lazy_depth -= 1
+        self.typing_depth -= 1
         for child in node.orelse:
             self.visit(child)
 
     def visit_Import(self, node: ast.Import) -> None:
-        self.found.append((node, self.lazy_depth > 0))
+        typing_only = self.typing_depth > 0
+        self.found.append((node, self.lazy_depth > 0 or typing_only, typing_only))
 
     visit_ImportFrom = visit_Import
 
 
-def violations(name: str, source: str, filename: str = "<module>") -> list[str]:
-    """What module `name` (with this source) imports against the layering or the lazy-import rule."""
+def imports_of(source: str, filename: str = "<module>") -> list[tuple[ast.Import | ast.ImportFrom, bool, bool]]:
     visitor = Imports()
     visitor.visit(ast.parse(source, filename))
+    return visitor.found
+
+
+def violations(name: str, source: str, filename: str = "<module>") -> list[str]:
+    """What module `name` (with this source) imports against the layering, the lazy-import or the outside rule."""
     problems = []
     own = level_of(name)
     if own is None and name not in EXEMPT:
-        return [f"{name} has no level: add it to LEVELS in tests/test_layering.py (and to DESIGN.md's order)"]
-    for node, lazy in visitor.found:
+        return [f"{name} has no level: add it to LEVELS in tests/test_layering.py (and to docs/architecture.md)"]
+    for node, lazy, _ in imports_of(source, filename):
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            continue
         for target in resolve(name, node):
             where = f"{filename}:{node.lineno}"
             top = target.split(".")[0]
             if top in LAZY and not lazy and not name.startswith(EAGER_ALLOWED):
                 problems.append(f"{where}: {name} imports {target} at module level; import it inside a function")
-            if top != "graphc" or name in EXEMPT:
+            if top != "graphc":
+                if not allowed_outside(top):
+                    problems.append(f"{where}: {name} imports {target}, which is neither the standard library nor "
+                                    "a dependency or extra that pyproject.toml declares")  # fmt: skip
                 continue
-            theirs = level_of(target)
-            if theirs is None:
-                problems.append(f"{where}: {target} has no level: add it to LEVELS in tests/test_layering.py")
-            elif theirs > own:  # type: ignore[operator]
-                problems.append(f"{where}: {name} (level {own}) imports {target} (level {theirs}), a higher level")
+            if name in EXEMPT:
+                continue
+            problems += _level_problems(name, own, target, where)  # type: ignore[arg-type]
     return problems
+
+
+def _level_problems(name: str, own: int, target: str, where: str) -> list[str]:
+    theirs = level_of(target)
+    if theirs is None:
+        return [f"{where}: {target} has no level: add it to LEVELS in tests/test_layering.py"]
+    if theirs > own:
+        return [f"{where}: {name} (level {own}) imports {target} (level {theirs}), a higher level"]
+    for prefix, banned in FORBIDDEN.items():
+        if name.startswith(prefix) and any(target == b or target.startswith(b + ".") for b in banned):
+            return [f"{where}: {name} imports {target}; modules under {prefix} may not import {', '.join(banned)}"]
+    return []
+
+
+# --- what lies outside the package ----------------------------------------------------------------------
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
+def declared_distributions() -> set[str]:
+    """The distributions pyproject.toml names: dependencies and every extra (normalized names)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        requirements += extra
+    return {_normalized(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) for r in requirements}
+
+
+def _import_names(distributions: Iterable[str]) -> set[str]:
+    """Top-level import names of these distributions: their own names, and what installed ones provide."""
+    wanted = set(distributions)
+    names = set(wanted)
+    for top, providers in importlib.metadata.packages_distributions().items():
+        if any(_normalized(p) in wanted for p in providers):
+            names.add(top)
+    return names
+
+
+@functools.cache
+def declared_imports() -> frozenset[str]:
+    return frozenset(_import_names(declared_distributions()))
+
+
+def allowed_outside(top: str) -> bool:
+    """Whether graphc may import the top-level module `top`: the standard library or a declared distribution."""
+    if top in sys.stdlib_module_names:
+        return True
+    return top in declared_imports() or _normalized(top) in declared_imports()
+
+
+# --- cycles ----------------------------------------------------------------------------------------------
+
+
+def import_graph(modules: dict[str, str]) -> dict[str, set[str]]:
+    """Module -> the graphc modules it imports (lazy imports included, TYPE_CHECKING ones not)."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, source in modules.items():
+        for node, _, typing_only in imports_of(source):
+            if typing_only:
+                continue
+            graph[name].update(t for t in resolve(name, node, modules) if t in modules and t != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (each one or more cycles), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root not in index:
+            _strongconnect(root, graph, index, low, stack, found)
+    return sorted(sorted(c) for c in found if len(c) > 1)
+
+
+def _strongconnect(
+    root: str, graph: dict[str, set[str]], index: dict[str, int], low: dict[str, int], stack: list[str],
+    found: list[list[str]],
+) -> None:  # fmt: skip
+    """Tarjan's algorithm, iteratively."""
+    work = [(root, iter(sorted(graph[root])))]
+    index[root] = low[root] = len(index)
+    stack.append(root)
+    while work:
+        node, successors = work[-1]
+        advanced = False
+        for succ in successors:
+            if succ not in index:
+                index[succ] = low[succ] = len(index)
+                stack.append(succ)
+                work.append((succ, iter(sorted(graph[succ]))))
+                advanced = True
+                break
+            if succ in stack:
+                low[node] = min(low[node], index[succ])
+        if advanced:
+            continue
+        work.pop()
+        if work:
+            low[work[-1][0]] = min(low[work[-1][0]], low[node])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            found.append(component)
 
 
 # --- the checker itself -------------------------------------------------------------------------------
@@ -183,10 +318,34 @@ def violations(name: str, source: str, filename: str = "<module>") -> list[str]:
         ("graphc.schedule", "import graphviz", True),
         ("graphc.utils", "import numpy", True),  # a module with no level
         ("graphc.ops.base", "from graphc.newthing import x", True),
+        ("graphc.backends.numpy_source", "from graphc.ir import Node", True),  # backends read Programs only
+        ("graphc.backends.llvm.plan", "def f():\n    from graphc.tensor import Tensor", True),
+        ("graphc.backends.interpreter", "from graphc.schedule import Program", False),
+        ("graphc.cli", "from benchmarks import harness", True),  # outside the package, not a dependency
+        ("graphc.cli", "def f():\n    import benchmarks", True),
+        ("graphc.viz", "def f():\n    import scipy.sparse", False),  # a declared extra, lazily
+        ("graphc.viz", "import scipy.sparse", True),  # scipy is imported lazily
+        ("graphc.ir", "import json\nimport numpy as np", False),  # the standard library and a dependency
+        ("graphc.ir", "import requests", True),
     ],
 )
 def test_checker(name: str, source: str, flagged: bool) -> None:
     assert bool(violations(name, source)) is flagged, violations(name, source)
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        ({"graphc.a": "import graphc.b", "graphc.b": "def f():\n    import graphc.a"}, [["graphc.a", "graphc.b"]]),
+        ({"graphc.a": "from graphc import b", "graphc.b": "from graphc.c import x", "graphc.c": "import graphc.a"},
+         [["graphc.a", "graphc.b", "graphc.c"]]),
+        ({"graphc.a": "import graphc.b", "graphc.b": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+          "    import graphc.a"}, []),  # for the type checker only
+        ({"graphc.a": "import graphc.b", "graphc.b": "import numpy"}, []),
+    ],
+)  # fmt: skip
+def test_cycle_finder(sources: dict[str, str], expected: list[list[str]]) -> None:
+    assert cycles(import_graph(sources)) == expected
 
 
 def test_unknown_module_message_says_to_add_it() -> None:
@@ -207,6 +366,17 @@ def test_module_imports_follow_the_layers(name: str) -> None:
     path = MODULES[name]
     problems = violations(name, path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
     assert problems == [], "\n".join(problems)
+
+
+def test_no_import_cycles() -> None:
+    """No module imports (even lazily) a module that imports it back, directly or around a loop."""
+    graph = import_graph({name: path.read_text(encoding="utf-8") for name, path in MODULES.items()})
+    assert cycles(graph) == []
+
+
+def test_the_declared_distributions_are_read() -> None:
+    assert {"numpy", "networkx", "llvmlite", "scipy", "graphviz"} <= declared_distributions()
+    assert allowed_outside("numpy") and allowed_outside("os") and not allowed_outside("benchmarks")
 
 
 def test_import_graphc_loads_no_optional_dependency() -> None:

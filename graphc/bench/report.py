@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 import graphc as gc
-from benchmarks import harness
-from benchmarks.harness import Result, SuiteRun
-from benchmarks.w8_compile_scaling import SUPERLINEAR_SLOPE, slopes
+from graphc.bench import harness
+from graphc.bench.harness import Result, SuiteRun
+from graphc.bench.w8_compile_scaling import SUPERLINEAR_SLOPE, slopes
 
 NO_FIRST_RESULT = ("NumPy", "scipy")  # hand-written code: nothing to build, the first call is just a call
 NOTE_WIDTH = 70

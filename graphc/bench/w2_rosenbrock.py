@@ -3,21 +3,19 @@
 Two sizes: N = 10 measures call overhead, N = 10^6 memory bandwidth (tiny: 10 and 1000).
 The expected outputs are scipy's `rosen` and `rosen_der`. The memory-traffic bound of
 the large size counts 16 bytes per element: read x once, write the gradient once.
-Run alone: `python -m benchmarks.w2_rosenbrock [--quick]`.
+Run alone: `graphc bench --only W2 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 
 import graphc as gc
-from benchmarks import harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 SIZES = {"tiny": (10, 1000), "quick": (10, 10**6), "full": (10, 10**6)}
 
@@ -88,6 +86,8 @@ def pytensor_build(pytensor: Any) -> tuple[list[Any], list[Any]]:
 
 
 def case(n: int, large: bool) -> Case:
+    import scipy.optimize  # the reference (the bench extra)
+
     x = np.random.default_rng(2).uniform(-1.5, 1.5, n)
     expected = (scipy.optimize.rosen(x), scipy.optimize.rosen_der(x))
     impls = [
@@ -109,9 +109,3 @@ def case(n: int, large: bool) -> Case:
 def cases(options: harness.Options) -> list[Case]:
     small, large = SIZES[options.scale]
     return [case(small, large=False), case(large, large=True)]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W2", *sys.argv[1:]]))

@@ -4,20 +4,19 @@ N = 10^7 (tiny: 10^4). With t = tanh(x y), e = exp(-x^2): df/dx = e ((1 - t^2) y
 The hand NumPy version is checked against central differences. The memory-traffic
 bound counts 24 bytes per element: read x and y, write the gradient; everything else
 can stay in registers when the chain is fused into one loop.
-Run alone: `python -m benchmarks.w3_elementwise [--quick]`.
+Run alone: `graphc bench --only W3 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks, harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import checks, harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 SIZES = {"tiny": 10**4, "quick": 10**7, "full": 10**7}
 
@@ -106,9 +105,3 @@ def cases(options: harness.Options) -> list[Case]:
     result.traffic_bytes = 24 * n
     result.traffic_note = "read x and y (16N), write d/dx (8N)"
     return [result]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W3", *sys.argv[1:]]))

@@ -6,20 +6,19 @@ the run's notes say so. The hand NumPy version runs the forward loop storing eve
 the backward loop storing every pre-activation gradient, then forms the weight
 gradients with one matmul each; it is checked against central differences. JAX uses
 lax.scan under jit(value_and_grad), PyTorch an eager Python loop, PyTensor scan.
-Run alone: `python -m benchmarks.w7_rnn_bptt [--quick]`.
+Run alone: `graphc bench --only W7 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import cache
 from typing import Any
 
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks, harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import checks, harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 SIZES = {"tiny": (4, 3, 5, 2), "quick": (50, 32, 64, 16), "full": (50, 32, 64, 16)}
 
@@ -161,9 +160,3 @@ def cases(options: harness.Options) -> list[Case]:
         if harness.unavailable("llvm" if backend == "llvm" else None) is None:
             result.notes.append(f"W7, graphc {backend}: {scan_status(backend)[1]}")
     return [result]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W7", *sys.argv[1:]]))

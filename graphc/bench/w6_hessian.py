@@ -6,22 +6,20 @@ NumPy version writes the three diagonals into a zeroed array (as rosen_hess does
 np.diag); its out= variant writes them into one array made once, whose zeros stay.
 JAX uses jit(hessian), PyTorch torch.func.hessian (eager), PyTensor a vectorized
 Jacobian of its gradient.
-Run alone: `python -m benchmarks.w6_hessian [--quick]`.
+Run alone: `graphc bench --only W6 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 
 import graphc as gc
-from benchmarks import harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
-from benchmarks.w2_rosenbrock import rosenbrock
+from graphc.bench import harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
+from graphc.bench.w2_rosenbrock import rosenbrock
 
 SIZES = {"tiny": 10, "quick": 100, "full": 100}
 NOTE = "graphc has no sparse Hessian yet: dense N x N result"
@@ -86,6 +84,8 @@ def pytensor_build(pytensor: Any) -> tuple[list[Any], list[Any]]:
 
 
 def cases(options: harness.Options) -> list[Case]:
+    import scipy.optimize  # the reference (the bench extra)
+
     n = SIZES[options.scale]
     x = np.random.default_rng(6).uniform(-1.5, 1.5, n)
     expected = scipy.optimize.rosen_hess(x)
@@ -99,9 +99,3 @@ def cases(options: harness.Options) -> list[Case]:
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, [x]), note="jacobian of grad", requires="pytensor"),
     ]
     return [Case("W6", f"Rosenbrock Hessian N={n}", (expected,), impls)]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W6", *sys.argv[1:]]))

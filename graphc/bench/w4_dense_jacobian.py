@@ -3,20 +3,19 @@
 With t = tanh(A x + b): J = diag(t) + diag(x (1 - t^2)) A. The hand NumPy version is
 checked against central differences. JAX uses jit(jacrev); PyTorch torch.func.jacrev
 (eager); PyTensor its vectorized jacobian.
-Run alone: `python -m benchmarks.w4_dense_jacobian [--quick]`.
+Run alone: `graphc bench --only W4 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks, harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import checks, harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 SIZES = {"tiny": 8, "quick": 100, "full": 100}
 
@@ -85,9 +84,3 @@ def cases(options: harness.Options) -> list[Case]:
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, inputs), note="vectorized", requires="pytensor"),
     ]
     return [Case("W4", f"Jacobian n={n}", (expected,), impls)]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W4", *sys.argv[1:]]))

@@ -3,18 +3,16 @@
 Sizes X 256x64, W1 64x128, W2 128x10 (tiny: 16x8, 8x12, 12x5); the labels are an int64
 input. The hand NumPy version is the textbook forward and backward pass, checked
 against central differences; every system is then checked against it.
-Run alone: `python -m benchmarks.w1_mlp [--quick]`.
+Run alone: `graphc bench --only W1 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks, harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import checks, harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 SIZES = {"tiny": (16, 8, 12, 5), "quick": (256, 64, 128, 10), "full": (256, 64, 128, 10)}
 
@@ -109,9 +107,3 @@ def cases(options: harness.Options) -> list[Case]:
     ]
     n, d, hidden, classes = sizes
     return [Case("W1", f"MLP {n}x{d}x{hidden}x{classes}", tuple(expected), impls)]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W1", *sys.argv[1:]]))

@@ -13,12 +13,11 @@ every x_k for the backward product, g = prod_k (1.0001 cos(x_k) + 0.1), and is c
 against central differences at K = 10: the factors are about 0.8 near the iteration's
 fixed point, so for large K the gradient is below what differences resolve (at
 K = 10000 it underflows to zero, in every system).
-Run alone: `python -m benchmarks.w8_compile_scaling [--quick]`.
+Run alone: `graphc bench --only W8 [--quick]`.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from itertools import pairwise
 from typing import Any
@@ -26,8 +25,8 @@ from typing import Any
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks, harness, peers
-from benchmarks.harness import Case, GraphcBuild, Impl
+from graphc.bench import checks, harness, peers
+from graphc.bench.harness import Case, GraphcBuild, Impl
 
 STEPS = {"tiny": (3, 10), "quick": (10, 100, 1000), "full": (10, 100, 1000, 10000)}
 LENGTH = {"tiny": 50, "quick": 1000, "full": 1000}
@@ -113,9 +112,3 @@ def slopes(points: list[tuple[float, float]]) -> list[float]:
     """The log-log slope between consecutive (K, seconds) points."""
     ordered = sorted(points)
     return [float(np.log(t1 / t0) / np.log(k1 / k0)) for (k0, t0), (k1, t1) in pairwise(ordered)]
-
-
-if __name__ == "__main__":
-    from graphc.cli import main
-
-    sys.exit(main(["bench", "--only", "W8", *sys.argv[1:]]))

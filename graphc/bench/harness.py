@@ -29,9 +29,9 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 import graphc as gc
-from benchmarks import WORKLOADS, bandwidth, peers
-from benchmarks.bandwidth import Bandwidth
-from benchmarks.checks import VerificationError, verify
+from graphc.bench import WORKLOADS, bandwidth, peers
+from graphc.bench.bandwidth import Bandwidth
+from graphc.bench.checks import VerificationError, verify
 from graphc.compile import CompiledFunction
 
 Outputs = tuple[object, ...]
@@ -517,7 +517,7 @@ def run_suite(options: Options, progress: Callable[[str], None] | None = None) -
         suite.bandwidth = measured = bandwidth.measure(options.scale)
         history: History = {}
         for wid in selected_workloads(options):
-            module = importlib.import_module(f"benchmarks.{WORKLOADS[wid]}")
+            module = importlib.import_module(f"graphc.bench.{WORKLOADS[wid]}")
             for case in module.cases(options):
                 suite.cases.append(_case_record(case, measured))
                 suite.results.extend(run_case(case, options, history))
