@@ -78,9 +78,9 @@ def _take(a: np.ndarray, indices: np.ndarray, axis: int, built: str) -> np.ndarr
 def _spell_cumulative(step: Step) -> str:
     """np.cumsum / np.cumprod along the axis (sequential, as the op's eval); reversed between two flips."""
     name = step.op
-    axis = step.node.attr("axis")
+    axis = step.attr("axis")
     dtype = _DTYPE_SPELLINGS[step.type.dtype]
-    if not step.node.attr("reverse"):
+    if not step.attr("reverse"):
         return f"np.{name}({step.args[0]}, axis={axis}, dtype={dtype})"
     return f"np.flip(np.{name}(np.flip({step.args[0]}, {axis}), axis={axis}, dtype={dtype}), {axis})"
 

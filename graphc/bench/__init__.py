@@ -13,7 +13,7 @@ the JSON and draws the plots; bandwidth.py measures the STREAM-triad bandwidth o
 memory-traffic bound; peers.py loads JAX, PyTorch and PyTensor when they are installed.
 
 Run it as `graphc bench [--quick] [--only W3] [--json out.json] [--plot out.png]`, or as
-`python -m graphc.bench ...` (the same).
+`python -m graphc bench ...` (the same).
 """
 
 WORKLOADS: dict[str, str] = {

@@ -81,9 +81,10 @@ def numpy_lines(
 
 def _step_kernels(program: Program, nodes: Mapping[str, Node]) -> tuple[list[object], list[Node | None]]:
     """The kernels the llvm planner makes, before merging, and the node of the step that made each."""
-    from graphc.backends.llvm.plan import PLANNERS, Planner
+    from graphc.backends.llvm.plan import PLANNERS
+    from graphc.backends.llvm.planner import Planner
 
-    planner = Planner(program)
+    planner = Planner(program, PLANNERS)
     owners: list[Node | None] = []
     for given, layout in zip(program.inputs, planner.inputs, strict=True):
         planner.layouts[given.name] = layout

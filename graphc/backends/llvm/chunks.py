@@ -1,25 +1,28 @@
 """Cutting a long per-point body into chunks: each chunk a kernel that stores what later chunks read.
 
-Imports the backend's kernels and layout (the Planner only for types). Keeps every native
-function small, so compile time grows linearly with the graph: a long fused chain (W8's K
-steps) becomes a few kernels, often of one shared structure.
+Imports the backend's kernels and layout; the planner hands it how to get a buffer and
+add a kernel. Keeps every native function small, so compile time grows linearly with the
+graph: a long fused chain (W8's K steps) becomes a few kernels, often of one shared structure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from graphc.backends.llvm.kernels import MAX_COST, Instr, computed_cost, cost
 from graphc.backends.llvm.layout import Layout, Shape
 
-if TYPE_CHECKING:
-    from graphc.backends.llvm.plan import Planner
+Fresh = Callable[[Shape, np.dtype], Layout]
+"""A new workspace buffer of this shape and dtype (Planner.fresh)."""
+AddMap = Callable[[Shape, Sequence[Layout], Sequence[Instr], Layout, Sequence[tuple[int, Layout]]], None]
+"""Append a Map kernel: shape, operands, instructions, out, extra stores (Planner.add_map)."""
 
 
 def split_long(
-    p: Planner, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr]
+    fresh: Fresh, add_map: AddMap, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr]
 ) -> tuple[list[Layout], list[Instr]]:
     """Cut a loop body costlier than MAX_COST into chunks; each chunk stores what later ones need.
 
@@ -35,7 +38,7 @@ def split_long(
         a for c, members in enumerate(chunks) for i in members for a in instrs[i].args
         if instrs[i].op != "load" and chunk_of.get(a, c) < c
     }  # fmt: skip
-    temps = {a: p.fresh(shape, instrs[a].dtype) for a in sorted(needed)}  # fresh: safe at any depth
+    temps = {a: fresh(shape, instrs[a].dtype) for a in sorted(needed)}  # fresh: safe at any depth
     for c, members in enumerate(chunks):
         local_operands, local, position = _chunk_instrs(operands, instrs, members, c, chunk_of, temps)
         if c == len(chunks) - 1:
@@ -46,7 +49,7 @@ def split_long(
         last = stored[-1]
         body = [*local, Instr("copy", (position[last],), instrs[last].dtype)]
         extra = [(position[i], temps[i]) for i in stored[:-1]]
-        p.add_map(shape, local_operands, body, temps[last], extra)
+        add_map(shape, local_operands, body, temps[last], extra)
     raise AssertionError("unreachable: the last chunk returns")
 
 

@@ -48,9 +48,9 @@ from graphc.backends.llvm.emitters import (
     value_type,
 )
 from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
-from graphc.backends.llvm.layout import Layout, contiguous_strides
+from graphc.backends.llvm.layout import Layout, contiguous_strides, matrix_order
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
-from graphc.backends.llvm.plan import identity, matrix_order
+from graphc.backends.llvm.planner import identity
 
 Bounds = list[tuple[ir.Value, ir.Value]]
 

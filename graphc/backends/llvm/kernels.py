@@ -1,7 +1,8 @@
 """The kernels a Program is planned into: loop nests over layouts, BLAS calls, gathers, scatters, scans.
 
 Imports numpy, layout and the op records (for the cost class). A kernel is plain frozen
-data: the planner (plan.py) makes them, the code generator (lower.py) turns each distinct
+data: the planner (planner.py, with the rules of plan.py) makes them, the code generator
+(lower.py) turns each distinct
 kernel structure into one native function. Every layout of a kernel has the kernel's
 iteration shape (operands are broadcast to it), so a loop index addresses all of them alike.
 

@@ -205,3 +205,20 @@ def byte_size(shape: Shape, dtype: np.dtype) -> int:
 def as_scalar(array: np.ndarray) -> bool | int | float:
     """The one value of a one-element array as a Python scalar of its kind."""
     return array.reshape(-1)[0].item()
+
+
+def matrix_order(layout: Layout) -> tuple[bool, int] | None:
+    """(transposed, leading dimension) of the last two axes for gemm, or None if they need a copy."""
+    rows, cols = layout.shape[-2:]
+    s_rows, s_cols = layout.strides[-2:]
+    if cols == 1:
+        s_cols = 1
+    if rows == 1 and s_cols != 1:
+        s_rows = 1
+    elif rows == 1:
+        s_rows = max(cols, 1)
+    if s_cols == 1 and s_rows >= max(1, cols):
+        return False, s_rows
+    if s_rows == 1 and s_cols >= max(1, rows):
+        return True, s_cols
+    return None

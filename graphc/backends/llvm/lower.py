@@ -58,7 +58,7 @@ from graphc.backends.llvm.kernels import (
 )
 from graphc.backends.llvm.layout import Buffer, Layout
 from graphc.backends.llvm.loops import counted_loop, i64
-from graphc.backends.llvm.plan import ERROR_SLOT, Plan
+from graphc.backends.llvm.planner import ERROR_SLOT, Plan
 
 ENTRY = "graphc_entry"
 DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)

@@ -1,7 +1,7 @@
 """Planning rules for the loop primitives `scan` and `fixed_point`: one Loop kernel per loop family.
 
-Imports numpy, graphc.ops.loops, graphc.schedule and the backend's kernels and layout
-(plan.py imports this module and hands it its Planner). A loop's siblings (one step per
+Imports graphc.ops.loops, graphc.schedule and the backend's kernels and layout (the
+Planner only for types; plan.py lists plan_loop among its rules). A loop's siblings (one step per
 result) share one run: the first sibling plans the whole loop, the others pick their
 result. The step's nested Program (the loop body, scheduled) is planned by a nested
 Planner whose inputs are the current carries, x[t] (a layout that moves with t) and the
@@ -22,7 +22,7 @@ from graphc.ops.loops import saved_count, scan_counts
 from graphc.schedule import Program, Step, loop_family
 
 if TYPE_CHECKING:
-    from graphc.backends.llvm.plan import Planner
+    from graphc.backends.llvm.planner import Planner
 
 
 def plan_loop(p: Planner, step: Step) -> None:

@@ -48,7 +48,8 @@ from graphc.backends.llvm.lower import (
     lower,
     threads_available,
 )
-from graphc.backends.llvm.plan import ERROR_SLOT, Plan, plan
+from graphc.backends.llvm.plan import plan
+from graphc.backends.llvm.planner import ERROR_SLOT, Plan
 from graphc.backends.numpy_source import coerce
 from graphc.ops.loops import not_converged
 from graphc.schedule import Program
