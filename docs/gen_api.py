@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 import graphc as gc  # noqa: E402
 from graphc import functions, passes  # noqa: E402
 from graphc.compile import CompiledFunction  # noqa: E402
+from graphc.rewrite import EVERY_OP  # noqa: E402
 
 SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Symbols and constants", "Build expressions from symbolic inputs.", ["var", "const", "as_tensor", "Tensor"]),
@@ -187,7 +188,8 @@ def passes_section() -> list[str]:
         for op_name, table in rules.items():
             for rule in table:
                 summary = (inspect.getdoc(rule) or rule.__name__).splitlines()[0]
-                lines.append(f"- on `{op_name}` — `{rule.__name__}`: `{summary}`")
+                where = "every op" if op_name == EVERY_OP else f"`{op_name}`"
+                lines.append(f"- on {where} — `{rule.__name__}`: `{summary}`")
         if rules:
             lines.append("")
     return lines

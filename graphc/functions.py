@@ -11,7 +11,6 @@ jax.nn / scipy.special.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -313,8 +312,6 @@ def one_hot(indices: object, n: int) -> Tensor:
         classes = const(np.arange(int(n), dtype=np.int64))
         return astype(arith("equal", expand_dims(idx, -1), classes), FLOAT64)
 
-
-_ = builtins  # the builtins shadowed above stay reachable as builtins.sum etc.
 
 __all__ = [
     "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cumprod", "cumsum", "diff", "dot", "einsum",

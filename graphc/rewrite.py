@@ -4,7 +4,8 @@ Imports errors, shapes, ir, ops. A rule is a function `rule(node) -> Node | None
 whose docstring is the rewrite it performs (`log(1 + x) -> log1p(x)`). The
 engine rebuilds each node on its rewritten inputs (interning makes equal
 structure one node, so common subexpressions merge for free), offers it to the
-rules registered for its op, and checks every replacement keeps the node's type.
+rules registered for its op (then to those under EVERY_OP, offered to any node), and
+checks every replacement keeps the node's type.
 `is_filled`, the predicate rules use most (a constant that is 1 everywhere?), lives
 here too.
 
@@ -28,6 +29,9 @@ from graphc.ops.source import const_value
 
 Rule = Callable[[Node], Node | None]
 RuleTable = Mapping[str, Sequence[Rule]]
+
+EVERY_OP = "*"
+"""The key of a rule table whose rules are offered to every node, after its op's own."""
 
 MAX_STEPS_PER_NODE = 32
 
@@ -119,13 +123,21 @@ def _settle(frame: _Frame, table: RuleTable, done: dict[Node, Node]) -> Node | N
         frame.forms.append(rebuilt)
     if rebuilt in done:
         return done[rebuilt]
-    new = _first_rewrite(rebuilt, table.get(rebuilt.op.name, ()))
+    new = _first_rewrite(rebuilt, _rules(table, rebuilt.op.name))
     if new is None:
         return rebuilt
     if new in done:
         return done[new]
     frame.restart(new)
     return None
+
+
+def _rules(table: RuleTable, op_name: str) -> Sequence[Rule]:
+    """The rules offered to a node of this op: its own, then those for every op."""
+    every = table.get(EVERY_OP)
+    if every is None:
+        return table.get(op_name, ())
+    return [*table.get(op_name, ()), *every]
 
 
 def _enter(node: Node, active: set[Node]) -> None:

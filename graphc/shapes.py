@@ -126,13 +126,6 @@ def result_dtype(*dtypes: np.dtype) -> np.dtype:
     return as_dtype(np.result_type(*dtypes))
 
 
-def float_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype of a floating-point function of `dtype`: ints and bools become float64."""
-    if is_float(dtype):
-        return dtype
-    return FLOAT64
-
-
 def resolve_reshape(old: Shape, new: object) -> Shape:
     """The target of a reshape, with one -1 dimension inferred as in NumPy."""
     if isinstance(new, (int, np.integer)):

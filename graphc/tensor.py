@@ -672,10 +672,6 @@ def _int_index(item: object, n: int, axis: int) -> int:
     return i % n
 
 
-def check_axis(axis: int, ndim: int) -> int:
-    return normalize_axis(axis, ndim)
-
-
 __all__ = [
     "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem", "matmul", "mean",
     "promote", "reduction", "reshape", "squeeze", "std", "to_float", "transpose", "var", "variance",

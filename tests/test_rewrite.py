@@ -13,7 +13,7 @@ from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.passes.simplify import RULES as SIMPLIFY_RULES
 from graphc.passes.simplify import mul_minus_one, neg_neg
-from graphc.rewrite import MAX_STEPS_PER_NODE, RewriteError, rebuild, rewrite, rewrite_nodes, rule_table
+from graphc.rewrite import EVERY_OP, MAX_STEPS_PER_NODE, RewriteError, rebuild, rewrite, rewrite_nodes, rule_table
 
 
 def exp_to_float32(node: Node) -> Node | None:
@@ -165,3 +165,23 @@ def test_each_node_is_offered_to_the_rules_once():
     assert len(Graph([out]).nodes) == 101
     assert len(calls) == 100 and len(set(calls)) == 100
     assert set(calls) == {n for n in Graph([out]).nodes if n.op is ew.sin}
+
+
+def test_rules_for_every_op_come_after_the_ops_own() -> None:
+    seen: list[str] = []
+
+    def note(node: Node) -> Node | None:
+        seen.append(node.op.name)
+        return None
+
+    def exp_to_expm1_plus_one(node: Node) -> Node | None:
+        """exp(x) -> expm1(x) + 1"""
+        return ew.add(ew.expm1(node.inputs[0]), gc.const(np.float64(1.0)).node)
+
+    x = gc.var("x", (3,))
+    graph = Graph([gc.tanh(gc.exp(x)).node])
+    table = rule_table((EVERY_OP, note), ("exp", exp_to_expm1_plus_one))
+    result = rewrite(graph, table)
+    assert [n.op.name for n in result.nodes] == ["var", "expm1", "const", "add", "tanh"]
+    assert "exp" not in seen  # exp's own rule fired first, so the rule for every op never saw it
+    assert {"expm1", "add", "tanh"} <= set(seen)

@@ -152,7 +152,8 @@ def _concat_infer(*xs: TensorType, axis: int) -> TensorType:
     for x in xs:
         if x.dtype != first.dtype:
             raise DTypeError(f"operands must share one dtype, got {x.dtype} and {first.dtype}")
-        same = x.ndim == first.ndim and all(a == b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis)
+        pairs = enumerate(zip(x.shape, first.shape, strict=True)) if x.ndim == first.ndim else None
+        same = pairs is not None and all(a == b for i, (a, b) in pairs if i != axis)
         if not same:
             raise ShapeError(f"all dimensions but axis {axis} must match, got {first.shape} and {x.shape}")
     shape = list(first.shape)
@@ -197,15 +198,15 @@ def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: int) 
     end = axis + indices.ndim
     if indices.dtype != INT64 or g.shape[axis:end] != indices.shape:
         raise ShapeError(f"cannot scatter {g.shape} by indices {indices.shape} at axis {axis}")
-    return TensorType(g.shape[:axis] + (size,) + g.shape[end:], g.dtype)
+    return TensorType((*g.shape[:axis], size, *g.shape[end:]), g.dtype)
 
 
 def _scatter_eval(g: np.ndarray, indices: np.ndarray, *, axis: int, size: int) -> np.ndarray:
     g = np.asarray(g)
     indices = np.asarray(indices)
-    out = np.zeros(g.shape[:axis] + (size,) + g.shape[axis + indices.ndim :], dtype=g.dtype)
+    out = np.zeros((*g.shape[:axis], size, *g.shape[axis + indices.ndim :]), dtype=g.dtype)
     moved = np.moveaxis(out, axis, 0)
-    values = np.moveaxis(g.reshape(g.shape[:axis] + (-1,) + g.shape[axis + indices.ndim :]), axis, 0)
+    values = np.moveaxis(g.reshape((*g.shape[:axis], -1, *g.shape[axis + indices.ndim :])), axis, 0)
     np.add.at(moved, indices.reshape(-1), values)
     return out
 

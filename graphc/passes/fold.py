@@ -13,16 +13,9 @@ from graphc.ir import Graph, Node
 from graphc.ops.base import Kind
 from graphc.ops.loops import is_loop
 from graphc.ops.source import const, const_value
-from graphc.rewrite import rewrite
+from graphc.rewrite import EVERY_OP, rewrite, rule_table
 
 MAX_FOLD_ELEMENTS = 4096
-
-
-class _AllOps(dict):
-    """A rule table offering the fold rule to every op."""
-
-    def get(self, key: str, default: object = None) -> list:  # type: ignore[override]
-        return [fold_constant]
 
 
 def fold_constant(node: Node) -> Node | None:
@@ -45,6 +38,10 @@ def fold_constant(node: Node) -> Node | None:
     return const(value)
 
 
+RULES = rule_table((EVERY_OP, fold_constant))
+"""fold's rule table: its one rule is offered to every node."""
+
+
 def fold(graph: Graph) -> Graph:
     """Replace every all-constant computation by its value."""
-    return rewrite(graph, _AllOps())
+    return rewrite(graph, RULES)

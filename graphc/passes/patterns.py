@@ -1,4 +1,4 @@
-"""Small predicates the rewrite rules share: constants, identity shapes, single values.
+"""Small predicates the rewrite rules share: constants, identity shapes.
 
 Imports ir and rewrite only. `is_filled` lives in graphc.rewrite, where autodiff's
 pre-differentiation rules (autodiff/canonical.py) can reach it too.
@@ -15,8 +15,4 @@ def keeps_shape(x: Node, node: Node) -> bool:
     return x.type == node.type
 
 
-def single(node: Node, op_name: str) -> bool:
-    return node.op.name == op_name
-
-
-__all__ = ["is_filled", "keeps_shape", "single"]
+__all__ = ["is_filled", "keeps_shape"]

@@ -21,7 +21,6 @@ from numpy.typing import DTypeLike
 
 # CBLAS enum values (cblas.h); the enums are C ints, the sizes are 64-bit.
 ROW_MAJOR = 101
-COL_MAJOR = 102
 NO_TRANS = 111
 TRANS = 112
 

@@ -78,12 +78,6 @@ def contiguous(buffer: Buffer, shape: Shape, offset: int = 0) -> Layout:
     return Layout(buffer, shape, contiguous_strides(shape), offset)
 
 
-def is_contiguous(layout: Layout) -> bool:
-    """Whether the elements lie in C order one after another (axes of length 1 ignored)."""
-    expected = contiguous_strides(layout.shape)
-    return all(n == 1 or s == e for n, s, e in zip(layout.shape, layout.strides, expected, strict=True))
-
-
 # --- views ---------------------------------------------------------------------------------------
 
 
