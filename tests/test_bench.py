@@ -116,7 +116,7 @@ def test_a_wrong_graphc_graph_is_rejected() -> None:
         f = rosenbrock(v) * (1.0 + 1e-7)  # not the Rosenbrock function
         return GraphcBuild([v], f, [gc.grad(f, v)])
 
-    case = _rosen_case(harness.graphc_impls(build, [x]))
+    case = _rosen_case(harness.graphc_impls(harness.Options(scale="tiny"), build, [x]))
     (result, *_) = harness.run_case(case, harness.Options(scale="tiny"), {})
     assert result.system == harness.GRAPHC_NUMPY
     assert result.status == "wrong"
@@ -229,6 +229,28 @@ def test_graphc_bench_tiny_prints_the_table_and_writes_json(tmp_path: Path, caps
 def test_graphc_bench_rejects_an_unknown_workload(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--tiny", "--only", "W12"]) == 2
     assert "unknown workload" in capsys.readouterr().err
+
+
+def test_the_suite_compiles_into_a_cache_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cache_dir= to every compile, never the environment: the user's cache stays as it was."""
+    users = tmp_path / "users-cache"
+    users.mkdir(mode=0o700)
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(users))
+    compile_ = gc.compile
+    folders: list[object] = []
+
+    def compile_noting_the_cache(*args: object, **kwargs: object) -> object:
+        if kwargs.get("backend") == "llvm" and kwargs.get("cache", True):
+            folders.append(kwargs.get("cache_dir"))
+            assert Path(str(kwargs.get("cache_dir"))).is_dir()
+        return compile_(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gc, "compile", compile_noting_the_cache)
+    suite = harness.run_suite(harness.Options(scale="tiny", only=("W2",), systems=("NumPy", "graphc llvm")))
+    assert [r for r in suite.results if r.system == harness.GRAPHC_LLVM and r.status == "ok"]
+    assert folders and len(set(folders)) == 1 and not Path(str(folders[0])).exists()  # one per run, removed after
+    assert {k: v for k, v in os.environ.items() if k.startswith("GRAPHC")} == {"GRAPHC_CACHE_DIR": str(users)}
+    assert list(users.iterdir()) == []
 
 
 def test_graphc_bench_runs_from_the_package_alone(tmp_path: Path) -> None:

@@ -14,15 +14,15 @@ Imports numpy, graphc and the suite's own modules; the peers only through peers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc as pygc
 import importlib
 import multiprocessing
-import os
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from multiprocessing.connection import Connection
 
@@ -83,6 +83,7 @@ class Options:
     only: tuple[str, ...] = ()
     systems: tuple[str, ...] = ()
     threads: int | None = None  # BLAS/OpenMP and PyTorch threads; None leaves every library's default
+    cache_dir: str | None = None  # the LLVM backend's compile cache for this run (run_suite makes an empty one)
 
     def __post_init__(self) -> None:
         if self.scale not in BUDGETS:
@@ -168,22 +169,32 @@ class CompiledRun:
         return self.fn(*self.inputs)
 
 
-def _graphc_setup(build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], backend: str) -> Run:
+def _graphc_setup(
+    build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], backend: str, cache_dir: str | None
+) -> Run:
     built = build()
-    fn = gc.compile(built.inputs, built.outputs, backend=backend)
+    if backend == "llvm":
+        fn = gc.compile(built.inputs, built.outputs, backend=backend, cache_dir=cache_dir)
+    else:
+        fn = gc.compile(built.inputs, built.outputs, backend=backend)
     return CompiledRun(built, fn, inputs)
 
 
-def graphc_impl(backend: str, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = "") -> Impl:
-    """graphc with one backend: setup = build + differentiate + optimize + compile."""
+def graphc_impl(
+    options: Options, backend: str, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = ""
+) -> Impl:
+    """graphc with one backend: setup = build + differentiate + optimize + compile (into options.cache_dir)."""
+    setup = functools.partial(_graphc_setup, build, inputs, backend, options.cache_dir)
     if backend == "numpy":
-        return Impl(GRAPHC_NUMPY, lambda: _graphc_setup(build, inputs, "numpy"), note=note)
-    return Impl(GRAPHC_LLVM, lambda: _graphc_setup(build, inputs, "llvm"), note=note, requires="llvm", warm_cache=True)
+        return Impl(GRAPHC_NUMPY, setup, note=note)
+    return Impl(GRAPHC_LLVM, setup, note=note, requires="llvm", warm_cache=True)
 
 
-def graphc_impls(build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = "") -> list[Impl]:
+def graphc_impls(
+    options: Options, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = ""
+) -> list[Impl]:
     """graphc with the numpy and with the llvm backend."""
-    return [graphc_impl(backend, build, inputs, note) for backend in ("numpy", "llvm")]
+    return [graphc_impl(options, backend, build, inputs, note) for backend in ("numpy", "llvm")]
 
 
 @cache
@@ -191,7 +202,7 @@ def llvm_unavailable() -> str | None:
     """None when gc.compile(backend="llvm") works here; else why not (probed once per process)."""
     x = gc.var("x", (4,))
     try:
-        fn = gc.compile([x], [gc.sum(x * x), gc.grad(gc.sum(x * x), x)], backend="llvm")
+        fn = gc.compile([x], [gc.sum(x * x), gc.grad(gc.sum(x * x), x)], backend="llvm", cache=False)
         fn(np.arange(4.0))
     except NotImplementedError as e:
         return f"not built yet ({e})"
@@ -409,22 +420,14 @@ def warm_allocator() -> None:
 
 
 @contextlib.contextmanager
-def fresh_compile_cache() -> Iterator[str]:
-    """Point the LLVM backend's on-disk cache ($GRAPHC_CACHE_DIR) at an empty folder for this run.
+def fresh_compile_cache(options: Options) -> Iterator[Options]:
+    """The options with an empty folder as the LLVM backend's compile cache, for this run (removed after).
 
     First results are then cold; an Impl with warm_cache=True times a second one against
     the cache the first one filled.
     """
-    before = os.environ.get("GRAPHC_CACHE_DIR")
     with tempfile.TemporaryDirectory(prefix="graphc-bench-cache-") as folder:
-        os.environ["GRAPHC_CACHE_DIR"] = folder
-        try:
-            yield folder
-        finally:
-            if before is None:
-                os.environ.pop("GRAPHC_CACHE_DIR", None)
-            else:
-                os.environ["GRAPHC_CACHE_DIR"] = before
+        yield replace(options, cache_dir=folder)
 
 
 def limit_threads(threads: int | None, notes: list[str]) -> contextlib.AbstractContextManager[object]:
@@ -510,7 +513,7 @@ def run_suite(options: Options, progress: Callable[[str], None] | None = None) -
     start = time.perf_counter()
     suite = SuiteRun(options)
     warm_allocator()
-    with fresh_compile_cache(), contextlib.ExitStack() as limits:
+    with fresh_compile_cache(options) as options, contextlib.ExitStack() as limits:
         _initialize_backends(suite.notes)
         suite.notes.extend(peers.notes(options.wants))
         limits.enter_context(limit_threads(options.threads, suite.notes))

@@ -98,7 +98,7 @@ def cases(options: harness.Options) -> list[Case]:
     checks.check_directional(lambda *p: loss_value(*inputs[:2], *p), inputs[2:], expected[1:])
     impls = [
         Impl(harness.NUMPY, lambda: lambda: numpy_forward_backward(*inputs)),
-        *harness.graphc_impls(lambda: graphc_build(*sizes), inputs),
+        *harness.graphc_impls(options, lambda: graphc_build(*sizes), inputs),
         Impl(peers.JAX, peers.jax_setup(jax_fn, inputs), requires="jax"),
         Impl(
             peers.TORCH, peers.torch_setup(torch_fn, inputs, [False, False, True, True, True, True]), requires="torch"

@@ -85,7 +85,7 @@ def pytensor_build(pytensor: Any) -> tuple[list[Any], list[Any]]:
     return [x], [f, pytensor.grad(f, x)]
 
 
-def case(n: int, large: bool) -> Case:
+def case(options: harness.Options, n: int, large: bool) -> Case:
     import scipy.optimize  # the reference (the bench extra)
 
     x = np.random.default_rng(2).uniform(-1.5, 1.5, n)
@@ -94,7 +94,7 @@ def case(n: int, large: bool) -> Case:
         Impl(harness.NUMPY, lambda: lambda: numpy_value_grad(x)),
         Impl(harness.NUMPY_OUT, lambda: partial(NumpyPreallocated(n), x), note="buffers made once; returns them"),
         Impl("scipy rosen+rosen_der", lambda: lambda: (scipy.optimize.rosen(x), scipy.optimize.rosen_der(x))),
-        *harness.graphc_impls(lambda: graphc_build(n), [x]),
+        *harness.graphc_impls(options, lambda: graphc_build(n), [x]),
         Impl(peers.JAX, peers.jax_setup(jax_fn, [x]), requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [x], [True]), requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, [x]), requires="pytensor"),
@@ -108,4 +108,4 @@ def case(n: int, large: bool) -> Case:
 
 def cases(options: harness.Options) -> list[Case]:
     small, large = SIZES[options.scale]
-    return [case(small, large=False), case(large, large=True)]
+    return [case(options, small, large=False), case(options, large, large=True)]

@@ -96,7 +96,7 @@ def cases(options: harness.Options) -> list[Case]:
     impls = [
         Impl(harness.NUMPY, lambda: lambda: numpy_value_grad(x, y)),
         Impl(harness.NUMPY_OUT, lambda: partial(NumpyPreallocated(n), x, y), note="buffers made once; returns them"),
-        *harness.graphc_impls(lambda: graphc_build(n), [x, y]),
+        *harness.graphc_impls(options, lambda: graphc_build(n), [x, y]),
         Impl(peers.JAX, peers.jax_setup(jax_fn, [x, y]), requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [x, y], [True, False]), requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, [x, y]), requires="pytensor"),

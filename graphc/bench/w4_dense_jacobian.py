@@ -78,7 +78,7 @@ def cases(options: harness.Options) -> list[Case]:
     impls = [
         Impl(harness.NUMPY, lambda: lambda: numpy_jacobian(x, a, b)),
         Impl(harness.NUMPY_OUT, lambda: partial(NumpyPreallocated(n), x, a, b), note="buffer made once; returns it"),
-        *harness.graphc_impls(lambda: graphc_build(n), inputs),
+        *harness.graphc_impls(options, lambda: graphc_build(n), inputs),
         Impl(peers.JAX, peers.jax_setup(jax_fn, inputs), note="jit(jacrev)", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, inputs), note="torch.func.jacrev", requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, inputs), note="vectorized", requires="pytensor"),

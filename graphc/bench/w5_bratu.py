@@ -135,7 +135,7 @@ def cases(options: harness.Options) -> list[Case]:
             rtol=FD_RTOL,
             note=f"3-point differences, rtol {FD_RTOL:g}",
         ),
-        *harness.graphc_impls(lambda: graphc_build(n), [u], note=NOTE),
+        *harness.graphc_impls(options, lambda: graphc_build(n), [u], note=NOTE),
         Impl(peers.JAX, peers.jax_setup(jax_fn, [u]), note="jit(jacfwd), dense", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [u]), note="torch.func.jacfwd, dense", requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, [u]), note="vectorized, dense", requires="pytensor"),

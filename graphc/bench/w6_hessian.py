@@ -93,7 +93,7 @@ def cases(options: harness.Options) -> list[Case]:
         Impl(harness.NUMPY, lambda: lambda: numpy_hessian(x)),
         Impl(harness.NUMPY_OUT, lambda: partial(NumpyPreallocated(n), x), note="array made once; returns it"),
         Impl("scipy rosen_hess", lambda: lambda: scipy.optimize.rosen_hess(x)),
-        *harness.graphc_impls(lambda: graphc_build(n), [x], note=NOTE),
+        *harness.graphc_impls(options, lambda: graphc_build(n), [x], note=NOTE),
         Impl(peers.JAX, peers.jax_setup(jax_fn, [x]), note="jit(hessian)", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [x]), note="torch.func.hessian", requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, [x]), note="jacobian of grad", requires="pytensor"),

@@ -92,7 +92,7 @@ def scan_status(backend: str) -> tuple[bool, str]:
     inputs = make_inputs(*sizes)
     try:
         scanned = graphc_build(*sizes, use_scan=True)
-        fn = gc.compile(scanned.inputs, scanned.outputs, backend=backend)
+        fn = gc.compile(scanned.inputs, scanned.outputs, backend=backend, cache=False)
         checks.verify(fn(*inputs), tuple(numpy_forward_backward(*inputs)), 1e-9)
     except Exception as e:
         why = str(e).strip().splitlines()[0] if str(e).strip() else ""
@@ -100,9 +100,11 @@ def scan_status(backend: str) -> tuple[bool, str]:
     return True, "gc.scan: one loop, BPTT as a reverse loop"
 
 
-def graphc_impl(backend: str, sizes: tuple[int, int, int, int], inputs: list[np.ndarray]) -> Impl:
+def graphc_impl(
+    options: harness.Options, backend: str, sizes: tuple[int, int, int, int], inputs: list[np.ndarray]
+) -> Impl:
     use_scan, note = scan_status(backend)
-    return harness.graphc_impl(backend, lambda: graphc_build(*sizes, use_scan=use_scan), inputs, note=note)
+    return harness.graphc_impl(options, backend, lambda: graphc_build(*sizes, use_scan=use_scan), inputs, note=note)
 
 
 def jax_fn(jax: Any) -> Any:
@@ -148,8 +150,8 @@ def cases(options: harness.Options) -> list[Case]:
     checks.check_directional(lambda *p: loss_value(inputs[0], *p), inputs[1:], expected[1:])
     impls = [
         Impl(harness.NUMPY, lambda: lambda: numpy_forward_backward(*inputs)),
-        graphc_impl("numpy", sizes, inputs),
-        graphc_impl("llvm", sizes, inputs),
+        graphc_impl(options, "numpy", sizes, inputs),
+        graphc_impl(options, "llvm", sizes, inputs),
         Impl(peers.JAX, peers.jax_setup(jax_fn, inputs), note="lax.scan", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, inputs, [False, True, True, True]), requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build, inputs), note="scan", requires="pytensor"),

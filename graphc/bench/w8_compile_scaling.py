@@ -88,14 +88,14 @@ def pytensor_build(k: int) -> Any:
     return build
 
 
-def case(k: int, n: int) -> Case:
+def case(options: harness.Options, k: int, n: int) -> Case:
     x = np.random.default_rng(8).uniform(-1.0, 1.0, n)
     expected = numpy_value_grad(x, k)
     checked = min(k, CHECK_STEPS)  # the gradient shrinks like 0.8^K: past ~10 steps differences cannot see it
     checks.check_directional(lambda v: numpy_value(v, checked), [x], [numpy_value_grad(x, checked)[1]])
     impls = [
         Impl(harness.NUMPY, lambda: lambda: numpy_value_grad(x, k)),
-        *[replace(impl, isolate=True) for impl in harness.graphc_impls(lambda: graphc_build(k, n), [x])],
+        *[replace(impl, isolate=True) for impl in harness.graphc_impls(options, lambda: graphc_build(k, n), [x])],
         Impl(peers.JAX, peers.jax_setup(jax_fn(k), [x]), note="jit(value_and_grad), unrolled", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn(k), [x], [True]), requires="torch"),
         Impl(peers.PYTENSOR, peers.pytensor_setup(pytensor_build(k), [x]), note="unrolled graph", requires="pytensor"),
@@ -105,7 +105,7 @@ def case(k: int, n: int) -> Case:
 
 def cases(options: harness.Options) -> list[Case]:
     n = LENGTH[options.scale]
-    return [case(k, n) for k in STEPS[options.scale]]
+    return [case(options, k, n) for k in STEPS[options.scale]]
 
 
 def slopes(points: list[tuple[float, float]]) -> list[float]:
