@@ -130,7 +130,7 @@ def run_bench(args: argparse.Namespace) -> int:
     return report.bench(options, json_path=args.json, plot_path=args.plot)
 
 
-def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_inspect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect = commands.add_parser(
         "inspect",
         help="print a graph's text, DOT, generated source, LLVM IR or optimizer report, or write the explorer",
@@ -154,7 +154,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     inspect.set_defaults(run=run_inspect)
 
 
-def _add_bench(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
         help="run the benchmark suite W1-W8 (graphc.bench): verify every system, then time it",

@@ -10,7 +10,7 @@ only binds keyword arguments and reports a wrong number of arguments.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from graphc.backends.interpreter import run_program
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node, as_node
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
-from graphc.schedule import Program, describe_vars, missing_vars, schedule
+from graphc.schedule import Program, Rendered, Results, describe_vars, missing_vars, schedule
 from graphc.tensor import Tensor
 from graphc.viz import repr_svg
 
@@ -65,11 +65,11 @@ class CompiledFunction:
         self.fast_math = fast_math
         self.optimized = optimized
         self._built = built
-        self._entry: Callable[..., object] = built.function
+        self._entry: Rendered = built.function
         self._arity = len(inputs)
         self._positions = _keyword_positions(program)
 
-    def __call__(self, *args: object, **kwargs: object) -> object:
+    def __call__(self, *args: object, **kwargs: object) -> Results:
         """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
@@ -276,7 +276,7 @@ def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) 
     a value; the results are fresh arrays.
     """
     single = not isinstance(outputs, (list, tuple))
-    nodes = [as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[list-item]
+    nodes = [as_node(o) for o in ([outputs] if single else outputs)]
     table = {as_node(k): v for k, v in feed.items()}
     needed = missing_vars(Graph(nodes, []))
     for node in needed:

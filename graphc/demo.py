@@ -8,6 +8,7 @@ tqdm is optional: without it the training step draws a plain text progress bar.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import time
@@ -207,7 +208,7 @@ def step_time(tour: Tour) -> None:
     f = gc.sum(gc.tanh(x * s) ** 2) + gc.log1p(s * s)
     outputs = [f, *gc.grad(f, [x, s])]
     xv = np.random.default_rng(0).standard_normal(n)
-    expected = numpy_value_and_grad(xv, 0.5)
+    expected: tuple[float | np.ndarray, ...] = numpy_value_and_grad(xv, 0.5)
     base = best_time(lambda: numpy_value_and_grad(xv, 0.5))
     print(f"{'implementation':<26} {'time per call':>14} {'vs NumPy':>9}")
     print(f"{'NumPy, by hand':<26} {base * 1e3:>11.3f} ms {1.0:>8.2f}x")
@@ -215,10 +216,10 @@ def step_time(tour: Tour) -> None:
         fn = compile_or_skip([x, s], outputs, backend)
         if fn is None:
             continue
-        got = fn(xv, 0.5)
+        got: tuple[np.ndarray, ...] = tuple(fn(xv, 0.5))
         same = all(np.allclose(g, e, rtol=1e-9, atol=1e-12) for g, e in zip(got, expected, strict=True))
         tour.ok = tour.ok and same
-        seconds = best_time(lambda fn=fn: fn(xv, 0.5))
+        seconds = best_time(functools.partial(fn, xv, 0.5))
         label = f'graphc backend="{backend}"' + ("" if same else " (WRONG)")
         print(f"{label:<26} {seconds * 1e3:>11.3f} ms {base / seconds:>8.2f}x")
     print("(best of 5; 'vs NumPy' above 1 means faster than NumPy)")
@@ -325,7 +326,7 @@ def progress_bar(total: int, desc: str) -> PlainBar:
         from tqdm import tqdm
     except ImportError:
         return PlainBar(total, desc)
-    return tqdm(total=total, desc=desc, leave=True)  # type: ignore[return-value]
+    return tqdm(total=total, desc=desc, leave=True)
 
 
 def compile_training(net: MLP, points: gc.Tensor, labels: gc.Tensor, backend: str) -> tuple[CompiledFunction, ...]:

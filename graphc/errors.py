@@ -10,6 +10,10 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
+from types import FrameType
+from typing import TypeVar
+
+E = TypeVar("E", bound=Exception)
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -55,7 +59,7 @@ def _is_internal(filename: str) -> bool:
 
 def user_location() -> Location | None:
     """The innermost stack frame outside the graphc package (the user's line)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and _is_internal(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
@@ -70,7 +74,7 @@ def where(location: Location | None) -> str:
     return f" (built at {location})"
 
 
-def located(exc: Exception, what: str, loc: Location | None) -> Exception:
+def located(exc: E, what: str, loc: Location | None) -> E:
     """The same error class with `what` (the op and its operands) and the user's line added.
 
     An error that already names its location is returned unchanged.

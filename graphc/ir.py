@@ -21,8 +21,16 @@ from graphc.shapes import TensorType
 Attrs = tuple[tuple[str, Hashable], ...]
 
 
+class HasNode(Protocol):
+    """Anything that wraps one Node in `.node` (a Tensor): graphs and most functions take it for a Node."""
+
+    @property
+    def node(self) -> Node: ...
+
+
 class OpLike(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def infer(self, *types: TensorType, **attrs: Hashable) -> TensorType: ...
 
@@ -152,7 +160,7 @@ class Node:
     def __repr__(self) -> str:
         return f"<Node {self.op.name} {self.type}>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("nodes cannot be pickled; print the graph or compile it")
 
 
@@ -208,7 +216,7 @@ class Graph:
 
     __slots__ = ("_nodes", "inputs", "outputs")
 
-    def __init__(self, outputs: Sequence[Node], inputs: Sequence[Node] | None = None) -> None:
+    def __init__(self, outputs: Sequence[Node | HasNode], inputs: Sequence[Node | HasNode] | None = None) -> None:
         self.outputs = tuple(as_node(o) for o in outputs)
         self._nodes: list[Node] | None = None
         if inputs is None:

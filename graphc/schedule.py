@@ -42,6 +42,11 @@ _GENERATED = re.compile(r"[vc]\d+")
 
 Attrs = tuple[tuple[str, Hashable], ...]
 
+Results = np.ndarray | tuple[np.ndarray, ...]
+"""What a rendered Program returns: one array (rendered with single=True), or a tuple, one per output."""
+Rendered = Callable[..., Results]
+"""A Program rendered by a backend: called with one argument per input."""
+
 
 @dataclass(frozen=True)
 class Input:

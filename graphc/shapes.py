@@ -130,7 +130,9 @@ def resolve_reshape(old: Shape, new: object) -> Shape:
     """The target of a reshape, with one -1 dimension inferred as in NumPy."""
     if isinstance(new, (int, np.integer)):
         new = (new,)
-    dims = tuple(int(n) for n in new)  # type: ignore[union-attr]
+    if not isinstance(new, Iterable):
+        raise TypeError(f"a shape is an int or a sequence of ints, got {type(new).__name__}")
+    dims = tuple(int(n) for n in new)
     size = int(np.prod(old, dtype=np.int64))
     if dims.count(-1) > 1:
         raise ShapeError(f"can only specify one unknown dimension in {dims}")

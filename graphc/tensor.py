@@ -238,7 +238,7 @@ class Tensor:
 
     def transpose(self, *axes: int) -> Tensor:
         if len(axes) == 1 and not isinstance(axes[0], int):
-            axes = tuple(axes[0])  # type: ignore[arg-type]
+            axes = tuple(axes[0])
         return transpose(self, axes or None)
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:

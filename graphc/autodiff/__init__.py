@@ -10,6 +10,7 @@ iterated into its elements.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, overload
 
 import numpy as np
 
@@ -83,6 +84,14 @@ def _pull_back(outs: list[Tensor], ws: list[Tensor], cts: list[Tensor], disconne
     return [_finish(r, w, outs, disconnected) for r, w in zip(results, ws, strict=True)]
 
 
+@overload
+def grad(f: Tensor, wrt: Tensor, *, disconnected: str = "zero") -> Tensor: ...
+@overload
+def grad(f: Tensor, wrt: list[Tensor], *, disconnected: str = "zero") -> list[Tensor]: ...
+@overload
+def grad(f: Tensor, wrt: tuple[Tensor, ...], *, disconnected: str = "zero") -> tuple[Tensor, ...]: ...
+
+
 def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
     """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape)."""
     _check_disconnected(disconnected)
@@ -90,6 +99,16 @@ def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Seq
     ws, form = _wrt(wrt, "gc.grad")
     seed = const(np.ones((), dtype=f.dtype))
     return form.unflatten(_pull_back([f], ws, [seed], disconnected))
+
+
+@overload
+def vjp(outputs: Tensors, wrt: Tensor, cotangents: object, *, disconnected: str = "zero") -> Tensor: ...
+@overload
+def vjp(outputs: Tensors, wrt: list[Tensor], cotangents: object, *, disconnected: str = "zero") -> list[Tensor]: ...
+@overload
+def vjp(
+    outputs: Tensors, wrt: tuple[Tensor, ...], cotangents: object, *, disconnected: str = "zero"
+) -> tuple[Tensor, ...]: ...
 
 
 def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
@@ -103,6 +122,14 @@ def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str
     given = flatten_like(cotangents, out_form, "gc.vjp", "cotangents", "output")
     cts = [_seed(c, o, "gc.vjp", "cotangent") for c, o in zip(given, outs, strict=True)]
     return form.unflatten(_pull_back(outs, ws, cts, disconnected))
+
+
+@overload
+def jvp(outputs: Tensor, wrt: Tensors, tangents: object) -> Tensor: ...
+@overload
+def jvp(outputs: list[Tensor], wrt: Tensors, tangents: object) -> list[Tensor]: ...
+@overload
+def jvp(outputs: tuple[Tensor, ...], wrt: Tensors, tangents: object) -> tuple[Tensor, ...]: ...
 
 
 def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[Tensor]:
@@ -133,7 +160,17 @@ def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
         return t
 
 
-def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[object]:
+@overload
+def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor: ...
+@overload
+def jacobian(f: Tensor, x: list[Tensor], mode: str = "auto") -> list[Tensor]: ...
+@overload
+def jacobian(f: list[Tensor], x: Tensor, mode: str = "auto") -> list[Tensor]: ...
+@overload
+def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[Any]: ...
+
+
+def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[Any]:
     """d f / d x with shape f.shape + x.shape, as one batched graph.
 
     mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
@@ -150,7 +187,7 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[ob
             raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
     xs, x_form = _wrt(x, "gc.jacobian", "x")
     rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in _forward(fs)]
-    return f_form.unflatten(rows)  # type: ignore[return-value]
+    return f_form.unflatten(rows)
 
 
 def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
@@ -163,7 +200,15 @@ def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
     return Tensor(result)
 
 
-def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
+@overload
+def hessian(f: Tensor, x: Tensor) -> Tensor: ...
+@overload
+def hessian(f: Tensor, x: list[Tensor]) -> list[list[Tensor]]: ...
+@overload
+def hessian(f: Tensor, x: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], ...]: ...
+
+
+def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[Any]:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
     A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.
@@ -172,4 +217,4 @@ def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
     xs, form = _wrt(x, "gc.hessian", "x")
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
     rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in _forward(grads)]
-    return form.unflatten(rows)  # type: ignore[return-value]
+    return form.unflatten(rows)

@@ -56,7 +56,7 @@ def untraceable(user: Node, culprit: Node, wrt_name: str) -> DifferentiationErro
         f"cannot differentiate with respect to {wrt_name}: the path passes through {what}, "
         f"which has no derivative (used by {user.op.name}{_at(user)})"
     )
-    return located(DifferentiationError(message), culprit.op.name, culprit.loc)  # type: ignore[return-value]
+    return located(DifferentiationError(message), culprit.op.name, culprit.loc)
 
 
 def wrt_names(wrt: Sequence[Node]) -> str:
@@ -67,7 +67,7 @@ def wrt_names(wrt: Sequence[Node]) -> str:
 
 def no_rule(node: Node, index: int) -> DifferentiationError:
     message = f"{node.op.name} has no derivative with respect to its operand {index}"
-    return located(DifferentiationError(message), node.op.name, node.loc)  # type: ignore[return-value]
+    return located(DifferentiationError(message), node.op.name, node.loc)
 
 
 def _at(node: Node) -> str:

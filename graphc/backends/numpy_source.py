@@ -29,7 +29,7 @@ import numpy as np
 from graphc.backends import finite, numpy_fused, numpy_loops
 from graphc.backends.numpy_fused import FusedPlan
 from graphc.ops import OPS
-from graphc.schedule import Program, Step
+from graphc.schedule import Program, Rendered, Step
 from graphc.shapes import BOOL, FLOAT32, FLOAT64, INT64
 
 Spelling = str | Callable[[Step], str]
@@ -335,7 +335,7 @@ _FILE_NUMBERS = itertools.count()
 class NumpyFunction:
     """A loaded program: the generated function, its source and the filename tracebacks show."""
 
-    function: Callable[..., object]
+    function: Rendered
     source: str
     filename: str
 

@@ -22,9 +22,9 @@ class VerificationError(AssertionError):
 def to_numpy(value: object) -> np.ndarray:
     """An output of any system as a NumPy array: sparse matrices densified, tensors detached."""
     if hasattr(value, "toarray"):
-        return np.asarray(value.toarray())  # type: ignore[attr-defined]
+        return np.asarray(value.toarray())
     if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()  # type: ignore[attr-defined]
+        return np.asarray(value.detach().cpu().numpy())
     return np.asarray(value)
 
 

@@ -38,7 +38,7 @@ class NumpyPreallocated:
     def __init__(self, n: int) -> None:
         self.a, self.b, self.g = np.empty(n - 1), np.empty(n - 1), np.empty(n)
 
-    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, b, g = self.a, self.b, self.g
         head, inner = x[:-1], g[:-1]
         np.multiply(head, head, out=a)

@@ -73,7 +73,7 @@ def graphc_build(steps: int, batch: int, hidden: int, n_in: int, use_scan: bool)
             new = gc.tanh(carry @ w + x_t @ u + b)
             return new, new
 
-        h, _ = gc.scan(step, h, xs)  # type: ignore[attr-defined]
+        h, _ = gc.scan(step, h, xs)
     else:
         for t in range(steps):
             h = gc.tanh(h @ w + xs[t] @ u + b)

@@ -96,7 +96,7 @@ class Model:
             return found
         chain = [node]
         while chain[-1].origin is not None and len(chain) < ORIGIN_DEPTH and chain[-1].origin not in self.ids:
-            chain.append(chain[-1].origin)  # type: ignore[arg-type]
+            chain.append(chain[-1].origin)
         for link in reversed(chain):
             head, type_ = label_lines(link)
             entry: Json = {"op": link.op.name, "head": head, "type": type_, "detached": True}

@@ -91,7 +91,7 @@ class Op:
     """One primitive: typing, NumPy semantics, derivative rules, fusion kind, and what is derived from them."""
 
     name: str
-    infer: Callable[..., object]
+    infer: Callable[..., TensorType]
     eval: Callable[..., object]
     vjp: tuple[Rule | None, ...] = ()
     jvp: tuple[Rule | None, ...] = ()

@@ -137,7 +137,7 @@ def binary(
 add = binary("add", (lambda g, out, x, y: g, lambda g, out, x, y: g), numpy="add", public=function("add", 2))
 sub = binary("sub", (lambda g, out, x, y: g, lambda g, out, x, y: neg(g)), numpy="subtract",
              public=function("subtract", 2))  # fmt: skip
-mul = binary("mul", (lambda g, out, x, y: mul(g, y), lambda g, out, x, y: mul(g, x)), numpy="multiply",
+mul: Op = binary("mul", (lambda g, out, x, y: mul(g, y), lambda g, out, x, y: mul(g, x)), numpy="multiply",
              public=function("multiply", 2))  # fmt: skip
 
 
@@ -146,7 +146,7 @@ def _div_y(g: Node, out: Node, x: Node, y: Node) -> Node:
     return neg(div(mul(g, out), y))
 
 
-div = binary("div", (lambda g, out, x, y: div(g, y), _div_y), numpy="divide", infer=_float_binary_infer,
+div: Op = binary("div", (lambda g, out, x, y: div(g, y), _div_y), numpy="divide", infer=_float_binary_infer,
              public=function("divide", 2), domain=(REALS, Domain(singular=(0.0,))))  # fmt: skip
 
 
@@ -205,7 +205,7 @@ floor_divide = binary("floor_divide", (zero, zero), numpy="floor_divide", infer=
                           "rounding; integer division by zero gives 0); its derivative is zero.")))  # fmt: skip
 power = binary("pow", (_pow_x, _pow_y), eval=_pow_eval, public=function("power", 2),
                domain=(Domain(lo=0.0), REALS))  # fmt: skip
-neg = unary("neg", lambda g, out, x: neg(g), numpy="negative", infer=_numeric_infer, public=function("negative", 1))
+neg: Op = unary("neg", lambda g, out, x: neg(g), numpy="negative", infer=_numeric_infer, public=function("negative", 1))
 
 
 def _tie_mask(x: Node, y: Node, wins: Callable[[Node, Node], Node]) -> Node:
@@ -235,9 +235,9 @@ def _comparison(name: str) -> Op:
     return binary(name, (zero, zero), numpy=name, infer=_compare_infer, public=function(name, 2))
 
 
-less = _comparison("less")
+less: Op = _comparison("less")
 less_equal = _comparison("less_equal")
-greater = _comparison("greater")
+greater: Op = _comparison("greater")
 greater_equal = _comparison("greater_equal")
 equal = _comparison("equal")
 not_equal = _comparison("not_equal")
@@ -311,11 +311,11 @@ expm1 = _math("expm1", lambda g, out, x: mul(g, add(out, scalar(1, out))))
 sqrt = unary("sqrt", lambda g, out, x: div(g, mul(scalar(2, out), out)), numpy="sqrt", public=floats("sqrt"),
              domain=POSITIVE)  # fmt: skip
 sin = _math("sin", lambda g, out, x: mul(g, cos(x)))
-cos = _math("cos", lambda g, out, x: neg(mul(g, sin(x))))
+cos: Op = _math("cos", lambda g, out, x: neg(mul(g, sin(x))))
 tan = _math("tan", lambda g, out, x: mul(g, add(scalar(1, out), _square(out))), Domain(-np.pi / 2, np.pi / 2))
 tanh = _math("tanh", lambda g, out, x: mul(g, sub(scalar(1, out), _square(out))))
 sinh = _math("sinh", lambda g, out, x: mul(g, cosh(x)))
-cosh = _math("cosh", lambda g, out, x: mul(g, sinh(x)))
+cosh: Op = _math("cosh", lambda g, out, x: mul(g, sinh(x)))
 
 
 def _arctan_d(g: Node, out: Node, x: Node) -> Node:
@@ -345,7 +345,7 @@ relu = unary(
 )  # fmt: skip
 abs_ = unary("abs", lambda g, out, x: mul(g, sign(x)), numpy="abs", infer=lambda x: x, domain=KINK,
              public=function("abs", 1, "Elementwise absolute value; the subgradient at 0 is 0."))  # fmt: skip
-sign = unary("sign", zero, numpy="sign", infer=_numeric_infer, public=function("sign", 1), domain=KINK)
+sign: Op = unary("sign", zero, numpy="sign", infer=_numeric_infer, public=function("sign", 1), domain=KINK)
 floor = unary("floor", zero, numpy="floor", infer=lambda x: x, public=function("floor", 1))
 round_ = unary("round", zero, numpy="round", infer=_numeric_infer)  # gc.round is a plain function (decimals=)
 

@@ -32,7 +32,7 @@ def swap_last(x: Node) -> Node:
     return transpose(x, axes=axes)
 
 
-matmul = Op(
+matmul: Op = Op(
     "matmul", _matmul_infer, np.matmul,
     vjp=(lambda ct, out, x, y: matmul(ct, swap_last(y)), lambda ct, out, x, y: matmul(swap_last(x), ct)),
     jvp=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),

@@ -270,15 +270,16 @@ def run_graph(graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         if is_loop(node):
             key = family_key(node)
             if key not in shared:
-                shared[key] = run_loop(node.op.name, inputs, **node.params)
+                shared[key] = run_loop(node.op.name, inputs, body_of(node), **node.params)
             values[node] = shared[key][int_attr(node, "output")]
         else:
             values[node] = np.asarray(node.op.eval(*inputs, **node.params))  # type: ignore[attr-defined]
     return [values[o] for o in graph.outputs]
 
 
-def run_loop(op: str, args: Sequence[np.ndarray], *, body: Graph, **attrs: Hashable) -> list[np.ndarray]:
-    """Every result of one loop whose body is a Graph, run node by node."""
+def run_loop(op: str, args: Sequence[np.ndarray], body: Graph, **attrs: Hashable) -> list[np.ndarray]:
+    """Every result of one loop whose body is a Graph, run node by node (`attrs`: the loop's, `body` left out)."""
+    attrs.pop("body", None)
     return run_family(op, args, functools.partial(run_graph, body), signature(body), **attrs)
 
 
@@ -362,11 +363,11 @@ def run_fixed_point(
 
 
 def scan_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_loop("scan", args, body=body, **attrs)[output]
+    return run_loop("scan", args, body, **attrs)[output]
 
 
 def fixed_point_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_loop("fixed_point", args, body=body, **attrs)[output]
+    return run_loop("fixed_point", args, body, **attrs)[output]
 
 
 __all__ = [

@@ -7,6 +7,8 @@ correct when the autodiff engine adds leading batch axes to a cotangent.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
@@ -31,7 +33,7 @@ def _reshape_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
     return TensorType(shape, x.dtype)
 
 
-reshape = Op(
+reshape: Op = Op(
     "reshape", _reshape_infer, lambda x, *, shape: np.reshape(x, shape),
     vjp=(lambda ct, out, x, *, shape: reshape(ct, shape=batch_of(ct, out) + x.shape),),
     jvp=(lambda t, out, x, *, shape: reshape(t, shape=batch_of(t, x) + shape),),
@@ -55,7 +57,7 @@ def _transpose_vjp(ct: Node, out: Node, x: Node, *, axes: tuple[int, ...]) -> No
     return transpose(ct, axes=batched_axes(inverse, ct.ndim - out.ndim))
 
 
-transpose = Op(
+transpose: Op = Op(
     "transpose", _transpose_infer, lambda x, *, axes: np.transpose(x, axes),
     vjp=(_transpose_vjp,),
     jvp=(lambda t, out, x, *, axes: transpose(t, axes=batched_axes(axes, t.ndim - x.ndim)),),
@@ -106,7 +108,7 @@ def _index_valid(shape: tuple[int, ...], index: Index) -> tuple[int, ...]:
     return lead
 
 
-def as_slices(index: Index) -> tuple[object, ...]:
+def as_slices(index: Index) -> tuple[types.EllipsisType | slice, ...]:
     """NumPy subscripts for the trailing axes (stop -1 with a negative step means 'to the start')."""
     slices = tuple(slice(a, None if (b < 0 and c < 0) else b, c) for a, b, c in index)
     return (Ellipsis, *slices)
@@ -131,12 +133,12 @@ def _unslice_eval(x: np.ndarray, *, index: Index, shape: tuple[int, ...]) -> np.
     return out
 
 
-slice_ = Op(
+slice_: Op = Op(
     "slice", _slice_infer, lambda x, *, index: np.asarray(x)[as_slices(index)],
     vjp=(lambda ct, out, x, *, index: unslice(ct, index=index, shape=x.shape),),
     jvp=(lambda t, out, x, *, index: slice_(t, index=index),),
 )  # fmt: skip
-unslice = Op(
+unslice: Op = Op(
     "unslice", _unslice_infer, _unslice_eval,
     vjp=(lambda ct, out, x, *, index, shape: slice_(ct, index=index),),
     jvp=(lambda t, out, x, *, index, shape: unslice(t, index=index, shape=shape),),
@@ -215,12 +217,12 @@ def _take_eval(a: np.ndarray, indices: np.ndarray, *, axis: int) -> np.ndarray:
     return np.take(a, indices, axis=axis)
 
 
-take = Op(
+take: Op = Op(
     "take", _take_infer, _take_eval,
     vjp=(lambda ct, out, a, i, *, axis: scatter_add(ct, i, axis=axis + ct.ndim - out.ndim, size=a.shape[axis]), None),
     jvp=(lambda t, out, a, i, *, axis: take(t, i, axis=axis + t.ndim - a.ndim), None),
 )  # fmt: skip
-scatter_add = Op(
+scatter_add: Op = Op(
     "scatter_add", _scatter_infer, _scatter_eval,
     vjp=(lambda ct, out, g, i, *, axis, size: take(ct, i, axis=axis + ct.ndim - out.ndim), None),
     jvp=(lambda t, out, g, i, *, axis, size: scatter_add(t, i, axis=axis + t.ndim - g.ndim, size=size), None),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from graphc.ir import Graph
 from graphc.passes.fastmath import fastmath
@@ -20,6 +21,7 @@ from graphc.passes.prune import prune
 from graphc.passes.simplify import simplify
 from graphc.passes.stability import stability
 from graphc.rewrite import Firing, recording
+from graphc.tensor import Tensor
 
 PassFn = Callable[[Graph], Graph]
 
@@ -193,16 +195,24 @@ def pipeline_for(fast_math: bool = False) -> tuple[PassFn, ...]:
     return FAST_MATH_PIPELINE if fast_math else DEFAULT_PIPELINE
 
 
-def optimize(outputs: object, *, fast_math: bool = False, fuse: bool = True, verbose: bool = False) -> object:
-    """gc.optimize: the optimized outputs as Tensors (one Tensor in, one Tensor out).
+@overload
+def optimize(outputs: Tensor, *, fast_math: bool = False, fuse: bool = True, verbose: bool = False) -> Tensor: ...
+@overload
+def optimize(
+    outputs: Sequence[Tensor], *, fast_math: bool = False, fuse: bool = True, verbose: bool = False
+) -> list[Tensor]: ...
+
+
+def optimize(
+    outputs: Tensor | Sequence[Tensor], *, fast_math: bool = False, fuse: bool = True, verbose: bool = False
+) -> Tensor | list[Tensor]:
+    """gc.optimize: the optimized outputs as Tensors (one Tensor in, one Tensor out; a list in, a list out).
 
     With fuse=True (what gc.compile runs) the result holds `fused` regions, which
     have no derivative rules; pass fuse=False to keep the result differentiable.
     """
-    from graphc.tensor import Tensor
-
     single = isinstance(outputs, Tensor)
-    tensors = [outputs] if single else list(outputs)  # type: ignore[call-overload]
+    tensors = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     passes = [p for p in pipeline_for(fast_math) if fuse or p not in FINAL_PASSES]
     graph, _ = run_pipeline(Graph(tensors), passes, verbose=verbose)
     results = [Tensor(n) for n in graph.outputs]

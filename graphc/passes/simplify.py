@@ -159,7 +159,8 @@ def transpose_transpose(node: Node) -> Node | None:
         return None
     inner = x.attr("axes")
     outer = node.attr("axes")
-    return sh.transpose(x.inputs[0], axes=tuple(inner[a] for a in outer))  # type: ignore[index, union-attr]
+    assert isinstance(inner, tuple) and isinstance(outer, tuple)
+    return sh.transpose(x.inputs[0], axes=tuple(inner[a] for a in outer))
 
 
 def reshape_reshape(node: Node) -> Node | None:

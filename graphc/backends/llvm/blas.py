@@ -107,7 +107,7 @@ def _blas() -> _Blas | None:
         double, single = found
         llvm.add_symbol(double, _address(library, double))
         llvm.add_symbol(single, _address(library, single))
-        symbols = {np.dtype(np.float64): double, np.dtype(np.float32): single}
+        symbols: dict[np.dtype, str] = {np.dtype(np.float64): double, np.dtype(np.float32): single}
         return _Blas(library, symbols)
     return None
 

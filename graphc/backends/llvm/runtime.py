@@ -52,7 +52,7 @@ from graphc.backends.llvm.plan import plan
 from graphc.backends.llvm.planner import ERROR_SLOT, Plan
 from graphc.backends.numpy_source import coerce
 from graphc.ops.loops import not_converged
-from graphc.schedule import Program
+from graphc.schedule import Program, Rendered
 
 _EXCEPTIONS: dict[str, type[Exception]] = {
     "IndexError": IndexError,
@@ -191,7 +191,7 @@ def _returned(results: list[str], single: bool) -> str:
 class LLVMFunction:
     """A compiled program: the wrapper, its source, the plan, and the native module it calls."""
 
-    function: Callable[..., object]
+    function: Rendered
     source: str
     filename: str
     plan: Plan
@@ -276,7 +276,7 @@ class Recovery:
     def __init__(self, p: Plan, rebuild: Callable[[], LLVMFunction]) -> None:
         self.plan = p
         self.rebuild = rebuild
-        self.function: Callable[..., object] | None = None
+        self.function: Rendered | None = None
         self.exact: LLVMFunction | None = None
         self.pool: collections.deque[np.ndarray] | None = None
 
