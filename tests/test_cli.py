@@ -202,6 +202,16 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert "exit 1" in script  # pytest's exit 5 (nothing collected) becomes a failure
 
 
+def test_ci_runs_the_lint_and_type_checks_of_the_dev_extra() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    for command in ("pip install -q -e '.[dev]'", "ruff check .", "ruff format --check .", "mypy graphc"):
+        assert command in script
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads(PYPROJECT.read_text())
+    assert _requirement_names(config["project"]["optional-dependencies"]["dev"]) >= {"ruff", "mypy"}
+    assert "mypy" in config["tool"] and "ruff" in config["tool"]
+
+
 def test_the_console_script_is_declared() -> None:
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads(PYPROJECT.read_text())["project"]
