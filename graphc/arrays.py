@@ -22,14 +22,27 @@ from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
 from graphc.ops import shape as sh
 from graphc.shapes import BOOL, FLOAT64, INT64, as_dtype, as_shape, is_float, normalize_axes, normalize_axis
-from graphc.tensor import Tensor, arith, as_tensor, astype, building, const, getitem, promote, reshape, take
+from graphc.tensor import (
+    DTypeLike,
+    Tensor,
+    TensorLike,
+    arith,
+    as_tensor,
+    astype,
+    building,
+    const,
+    getitem,
+    promote,
+    reshape,
+    take,
+)
 
 Axis = int | Sequence[int] | None
 
 # --- construction ---------------------------------------------------------------------------------
 
 
-def _filled(shape: object, value: object, dtype: object) -> Tensor:
+def _filled(shape: int | Sequence[int], value: TensorLike, dtype: DTypeLike | None) -> Tensor:
     """`value` (a number, an array or a Tensor) broadcast to `shape`, as numpy.full."""
     target = as_shape(shape)
     t = as_tensor(value) if isinstance(value, Tensor) else const(np.asarray(value, dtype=_numpy_dtype(dtype)))
@@ -44,44 +57,48 @@ def _numpy_dtype(dtype: object) -> np.dtype | None:
     return None if dtype is None else as_dtype(dtype)
 
 
-def zeros(shape: int | Sequence[int], dtype: object = float) -> Tensor:
+def zeros(shape: int | Sequence[int], dtype: DTypeLike = float) -> Tensor:
     """A constant of zeros, as numpy.zeros (float64 by default)."""
     with building("zeros", shape):
         return _filled(shape, 0, dtype)
 
 
-def ones(shape: int | Sequence[int], dtype: object = float) -> Tensor:
+def ones(shape: int | Sequence[int], dtype: DTypeLike = float) -> Tensor:
     """A constant of ones, as numpy.ones (float64 by default)."""
     with building("ones", shape):
         return _filled(shape, 1, dtype)
 
 
-def full(shape: int | Sequence[int], fill_value: object, dtype: object = None) -> Tensor:
+def full(shape: int | Sequence[int], fill_value: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     """`fill_value` broadcast to `shape`, as numpy.full; a Tensor fill value gives a differentiable result."""
     with building("full", shape, fill_value):
         return _filled(shape, fill_value, dtype)
 
 
-def _like(a: object, dtype: object, shape: object) -> tuple[tuple[int, ...], object]:
+def _like(
+    a: TensorLike, dtype: DTypeLike | None, shape: int | Sequence[int] | None
+) -> tuple[tuple[int, ...], DTypeLike]:
     t = as_tensor(a)
     return (t.shape if shape is None else as_shape(shape)), (t.dtype if dtype is None else dtype)
 
 
-def zeros_like(a: object, dtype: object = None, shape: int | Sequence[int] | None = None) -> Tensor:
+def zeros_like(a: TensorLike, dtype: DTypeLike | None = None, shape: int | Sequence[int] | None = None) -> Tensor:
     """Zeros with the shape and dtype of `a` (or those given), as numpy.zeros_like."""
     with building("zeros_like", a):
         target, kind = _like(a, dtype, shape)
         return _filled(target, 0, kind)
 
 
-def ones_like(a: object, dtype: object = None, shape: int | Sequence[int] | None = None) -> Tensor:
+def ones_like(a: TensorLike, dtype: DTypeLike | None = None, shape: int | Sequence[int] | None = None) -> Tensor:
     """Ones with the shape and dtype of `a` (or those given), as numpy.ones_like."""
     with building("ones_like", a):
         target, kind = _like(a, dtype, shape)
         return _filled(target, 1, kind)
 
 
-def full_like(a: object, fill_value: object, dtype: object = None, shape: int | Sequence[int] | None = None) -> Tensor:
+def full_like(
+    a: TensorLike, fill_value: TensorLike, dtype: DTypeLike | None = None, shape: int | Sequence[int] | None = None
+) -> Tensor:
     """`fill_value` with the shape of `a` and its dtype (or those given), as numpy.full_like."""
     with building("full_like", a, fill_value):
         target, kind = _like(a, dtype, shape)
@@ -94,24 +111,31 @@ def _static(name: str, *values: object) -> None:
             raise TypeError(f"{name} needs static numbers (its shape depends on them), not a Tensor: {value!r}")
 
 
-def eye(N: int, M: int | None = None, k: int = 0, dtype: object = float) -> Tensor:
+def eye(N: int, M: int | None = None, k: int = 0, dtype: DTypeLike = float) -> Tensor:
     """The identity (ones on the k-th diagonal), as numpy.eye: a constant."""
     _static("eye", N, M, k)
     with building("eye", N):
         return const(np.eye(N, M, k, dtype=as_dtype(dtype)))
 
 
-def arange(start: object, stop: object = None, step: object = None, dtype: object = None) -> Tensor:
+def arange(
+    start: float, stop: float | None = None, step: float | None = None, dtype: DTypeLike | None = None
+) -> Tensor:
     """Evenly spaced values in [start, stop), as numpy.arange: a constant (int64 for int arguments)."""
     _static("arange", start, stop, step)
     with building("arange", start, stop, step):
-        return const(np.arange(start, stop, step, dtype=_numpy_dtype(dtype)))  # type: ignore[call-overload]
+        return const(np.arange(start, stop, step, dtype=_numpy_dtype(dtype)))
 
 
 def linspace(
-    start: object, stop: object, num: int = 50, endpoint: bool = True, retstep: bool = False, dtype: object = None,
+    start: TensorLike,
+    stop: TensorLike,
+    num: int = 50,
+    endpoint: bool = True,
+    retstep: bool = False,
+    dtype: DTypeLike | None = None,
     axis: int = 0,
-) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+) -> Tensor | tuple[Tensor, Tensor]:
     """`num` evenly spaced values from start to stop, as numpy.linspace.
 
     Numbers give a constant (NumPy's own values); Tensor start or stop give NumPy's formula
@@ -128,8 +152,8 @@ def linspace(
 
 
 def _symbolic_linspace(
-    start: object, stop: object, num: int, endpoint: bool, retstep: bool, dtype: object, axis: int
-) -> Tensor | tuple[Tensor, Tensor]:  # fmt: skip
+    start: TensorLike, stop: TensorLike, num: int, endpoint: bool, retstep: bool, dtype: DTypeLike | None, axis: int
+) -> Tensor | tuple[Tensor, Tensor]:
     """NumPy's formula on Tensors: arange * step + start (arange / div * delta where a step is 0), stop last."""
     first, last = (_to_float(t) for t in promote(start, stop))
     div = num - 1 if endpoint else num
@@ -188,7 +212,7 @@ def _along(axis: int, ndim: int, index: slice) -> tuple[slice, ...]:
     return tuple(index if a == axis else slice(None) for a in range(ndim))
 
 
-def flip(m: object, axis: Axis = None) -> Tensor:
+def flip(m: TensorLike, axis: Axis = None) -> Tensor:
     """The elements in reversed order along `axis` (all axes by default), as numpy.flip."""
     with building("flip", m):
         t = as_tensor(m)
@@ -198,7 +222,7 @@ def flip(m: object, axis: Axis = None) -> Tensor:
         return getitem(t, tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(t.ndim)))
 
 
-def roll(a: object, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
+def roll(a: TensorLike, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
     """Elements shifted along `axis` with wrap-around, as numpy.roll (axis None: the flattened array)."""
     _static("roll", shift, axis)
     with building("roll", a, shift):
@@ -222,7 +246,7 @@ def roll(a: object, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
         return t
 
 
-def tile(A: object, reps: int | Sequence[int]) -> Tensor:
+def tile(A: TensorLike, reps: int | Sequence[int]) -> Tensor:
     """A repeated `reps` times along each axis, as numpy.tile (a broadcast, then a reshape)."""
     _static("tile", reps)
     with building("tile", A, reps):
@@ -239,7 +263,7 @@ def tile(A: object, reps: int | Sequence[int]) -> Tensor:
         return reshape(spread, tuple(c * n for c, n in zip(counts, shape, strict=True)))
 
 
-def repeat(a: object, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
+def repeat(a: TensorLike, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
     """Each element repeated `repeats` times along `axis` (the flattened array by default), as numpy.repeat."""
     _static("repeat", repeats)
     with building("repeat", a, repeats):
@@ -275,8 +299,10 @@ def _pairs(value: object, ndim: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} {value!r} cannot be broadcast to ({ndim}, 2)") from None
 
 
-def pad(array: object, pad_width: object, mode: str = "constant", *, constant_values: object = 0,
-        reflect_type: str = "even") -> Tensor:  # fmt: skip
+def pad(
+    array: TensorLike, pad_width: int | Sequence[int] | Sequence[Sequence[int]], mode: str = "constant", *,
+    constant_values: TensorLike = 0, reflect_type: str = "even",
+) -> Tensor:  # fmt: skip
     """The array padded along each axis, as numpy.pad, in modes constant, edge, reflect, symmetric and wrap.
 
     `pad_width` is a number, a (before, after) pair, or one pair per axis; `constant_values`
@@ -306,7 +332,7 @@ def pad(array: object, pad_width: object, mode: str = "constant", *, constant_va
         return t
 
 
-def _pad_constant(t: Tensor, widths: np.ndarray, constant_values: object) -> Tensor:
+def _pad_constant(t: Tensor, widths: np.ndarray, constant_values: TensorLike) -> Tensor:
     """Blocks of the constants joined before and after each axis in turn (later axes fill the corners, as NumPy)."""
     values = (
         constant_values if isinstance(constant_values, Tensor) else _pairs(constant_values, t.ndim, "constant_values")
@@ -323,7 +349,9 @@ def _pad_constant(t: Tensor, widths: np.ndarray, constant_values: object) -> Ten
     return t
 
 
-def diff(a: object, n: int = 1, axis: int = -1, prepend: object = None, append: object = None) -> Tensor:
+def diff(
+    a: TensorLike, n: int = 1, axis: int = -1, prepend: TensorLike | None = None, append: TensorLike | None = None
+) -> Tensor:
     """The n-th discrete difference along `axis`, as numpy.diff (not_equal for bools); prepend/append first."""
     _static("diff", n)
     with building("diff", a):
@@ -346,7 +374,7 @@ def diff(a: object, n: int = 1, axis: int = -1, prepend: object = None, append: 
         return t
 
 
-def _edge(value: object, t: Tensor, axis: int) -> Tensor | None:
+def _edge(value: TensorLike | None, t: Tensor, axis: int) -> Tensor | None:
     """prepend/append of diff: a scalar is broadcast to t's shape with length 1 along `axis`."""
     if value is None:
         return None
@@ -356,7 +384,7 @@ def _edge(value: object, t: Tensor, axis: int) -> Tensor | None:
     return v
 
 
-def _cumulative(name: str, a: object, axis: int | None, dtype: object) -> Tensor:
+def _cumulative(name: str, a: TensorLike, axis: int | None, dtype: DTypeLike | None) -> Tensor:
     with building(name, a):
         t = as_tensor(a)
         if dtype is not None:
@@ -370,17 +398,17 @@ def _cumulative(name: str, a: object, axis: int | None, dtype: object) -> Tensor
         return Tensor(op(t.node, axis=ax, reverse=False))
 
 
-def cumsum(a: object, axis: int | None = None, dtype: object = None) -> Tensor:
+def cumsum(a: TensorLike, axis: int | None = None, dtype: DTypeLike | None = None) -> Tensor:
     """Cumulative sum along `axis` (the flattened array by default), as numpy.cumsum; ints and bools in int64."""
     return _cumulative("cumsum", a, axis, dtype)
 
 
-def cumprod(a: object, axis: int | None = None, dtype: object = None) -> Tensor:
+def cumprod(a: TensorLike, axis: int | None = None, dtype: DTypeLike | None = None) -> Tensor:
     """Cumulative product, as numpy.cumprod; its derivative is exact where `a` has zeros."""
     return _cumulative("cumprod", a, axis, dtype)
 
 
-def _triangle(name: str, m: object, k: int, upper: bool) -> Tensor:
+def _triangle(name: str, m: TensorLike, k: int, upper: bool) -> Tensor:
     """where(mask, m, 0) with NumPy's constant mask over the last two axes (a 1-D m is broadcast, as NumPy)."""
     _static(name, k)
     with building(name, m):
@@ -393,17 +421,17 @@ def _triangle(name: str, m: object, k: int, upper: bool) -> Tensor:
         return Tensor(ew.where(const(keep).node, t.node, zero.node))
 
 
-def triu(m: object, k: int = 0) -> Tensor:
+def triu(m: TensorLike, k: int = 0) -> Tensor:
     """The upper triangle of the last two axes (zero below the k-th diagonal), as numpy.triu."""
     return _triangle("triu", m, k, upper=True)
 
 
-def tril(m: object, k: int = 0) -> Tensor:
+def tril(m: TensorLike, k: int = 0) -> Tensor:
     """The lower triangle of the last two axes (zero above the k-th diagonal), as numpy.tril."""
     return _triangle("tril", m, k, upper=False)
 
 
-def outer(a: object, b: object) -> Tensor:
+def outer(a: TensorLike, b: TensorLike) -> Tensor:
     """out[i, j] = a.ravel()[i] * b.ravel()[j], as numpy.outer."""
     with building("outer", a, b):
         x, y = promote(a, b)

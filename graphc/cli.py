@@ -19,6 +19,7 @@ from pathlib import Path
 import graphc as gc
 from graphc import demo
 from graphc.compile import CompiledFunction
+from graphc.viz import Inspectable
 
 INSPECT_FORMATS = ("text", "dot", "source", "llvm", "report", "html")
 
@@ -46,7 +47,7 @@ def _load(spec: str) -> object:
         raise InspectError(f"--file: evaluating {expr!r} in {path} raised {type(e).__name__}: {e}") from None
 
 
-def _target(args: argparse.Namespace) -> object:
+def _target(args: argparse.Namespace) -> Inspectable:
     """What to inspect: the expression --file names, or the demo's f(x, s)."""
     if args.file is None:
         return demo.define().f
@@ -61,7 +62,7 @@ def _target(args: argparse.Namespace) -> object:
     )
 
 
-def _compiled(target: object, backend: str) -> CompiledFunction:
+def _compiled(target: Inspectable, backend: str) -> CompiledFunction:
     """A function compiled with `backend`: the target itself when it is one, else its graph compiled."""
     if isinstance(target, CompiledFunction):
         if target.backend == backend:
@@ -74,7 +75,7 @@ def _compiled(target: object, backend: str) -> CompiledFunction:
     return gc.compile([gc.Tensor(n) for n in graph.inputs], outputs_[0] if single else outputs_, backend)
 
 
-def _artifact(args: argparse.Namespace, target: object) -> str:
+def _artifact(args: argparse.Namespace, target: Inspectable) -> str:
     """The text `graphc inspect` prints for the chosen format."""
     fmt = args.format
     if fmt == "text":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from graphc.backends import numpy_source
 from graphc.backends.interpreter import run_program
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
     Built = numpy_source.NumpyFunction | LLVMFunction
 
 BACKENDS = ("numpy", "llvm")
-
-
-_MISSING = object()
 
 
 class CompiledFunction:
@@ -69,7 +67,7 @@ class CompiledFunction:
         self._arity = len(inputs)
         self._positions = _keyword_positions(program)
 
-    def __call__(self, *args: object, **kwargs: object) -> Results:
+    def __call__(self, *args: npt.ArrayLike, **kwargs: npt.ArrayLike) -> Results:
         """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
@@ -110,23 +108,23 @@ class CompiledFunction:
     def _repr_svg_(self) -> str | None:
         return repr_svg(self.graph)
 
-    def _bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[object, ...]:
+    def _bind(self, args: tuple[npt.ArrayLike, ...], kwargs: dict[str, npt.ArrayLike]) -> tuple[npt.ArrayLike, ...]:
         """Positional and keyword arguments as one tuple in input order; TypeError naming the inputs."""
         if len(args) > self._arity:
             raise TypeError(f"{self._expects()}, got {len(args)}")
-        slots = list(args) + [_MISSING] * (self._arity - len(args))
+        given: dict[int, npt.ArrayLike] = dict(enumerate(args))
         for key, value in kwargs.items():
             i = self._positions.get(key)
             if i is None:
                 raise TypeError(f"{self._expects()}; there is no input named {key!r}")
-            if slots[i] is not _MISSING:
+            if i in given:
                 raise TypeError(f"the compiled function got two values for input {key!r}")
-            slots[i] = value
-        missing = [_label(t.node) for t, value in zip(self.inputs, slots, strict=True) if value is _MISSING]
+            given[i] = value
+        missing = [_label(t.node) for i, t in enumerate(self.inputs) if i not in given]
         if missing:
-            given = len(args) + len(kwargs)
-            raise TypeError(f"{self._expects()}, got {given}: missing {', '.join(map(repr, missing))}")
-        return tuple(slots)
+            count = len(args) + len(kwargs)
+            raise TypeError(f"{self._expects()}, got {count}: missing {', '.join(map(repr, missing))}")
+        return tuple(given[i] for i in range(self._arity))
 
     def _expects(self) -> str:
         noun = "argument" if self._arity == 1 else "arguments"
@@ -268,7 +266,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     )
 
 
-def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) -> np.ndarray | list[np.ndarray]:
+def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, npt.ArrayLike]) -> np.ndarray | list[np.ndarray]:
     """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}.
 
     The graph is scheduled and run step by step with each op's NumPy `eval` (the reference

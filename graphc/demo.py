@@ -24,7 +24,7 @@ import graphc as gc
 from graphc.compile import CompiledFunction
 from graphc.passes import Report, run_pipeline
 from graphc.testing import check_grad
-from graphc.viz import render
+from graphc.viz import Inspectable, render
 
 AGREE_RTOL = 1e-12
 TIMING_SIZE = 200_000
@@ -377,7 +377,7 @@ def step_train(tour: Tour) -> None:
 # --- 11: pictures -------------------------------------------------------------------------------------
 
 
-def write_picture(graph: object, folder: Path, stem: str) -> Path:
+def write_picture(graph: Inspectable, folder: Path, stem: str) -> Path:
     """folder/stem.svg drawn by Graphviz, or folder/stem.dot when `dot` is not installed."""
     folder.mkdir(parents=True, exist_ok=True)
     if shutil.which("dot") is not None:

@@ -23,7 +23,7 @@ from graphc.errors import ShapeError
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.shapes import BOOL, is_float
-from graphc.tensor import Tensor, building, getitem, matmul, promote, reshape, transpose
+from graphc.tensor import Tensor, TensorLike, building, getitem, matmul, promote, reshape, transpose
 
 Labels = tuple[int, ...]
 Term = tuple[Tensor, Labels]  # an operand and the label of each of its axes
@@ -31,7 +31,7 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ELLIPSIS = 1000  # labels the ellipsis stands for: 1000, 1001, ... (letters are their code points, below 128)
 
 
-def einsum(subscripts: str, *operands: object, optimize: object = False) -> Tensor:
+def einsum(subscripts: str, *operands: TensorLike, optimize: bool | str = False) -> Tensor:
     """Einstein summation, as numpy.einsum: `gc.einsum("ij,jk->ik", a, b)`.
 
     Supported subscripts: every explicit ('ij,jk->ik', 'ii->i', 'ij->') and implicit form
@@ -51,7 +51,7 @@ def einsum(subscripts: str, *operands: object, optimize: object = False) -> Tens
         return contract(tensors, inputs, output)
 
 
-def tensordot(a: object, b: object, axes: int | Sequence[object] = 2) -> Tensor:
+def tensordot(a: TensorLike, b: TensorLike, axes: int | Sequence[int] | Sequence[Sequence[int]] = 2) -> Tensor:
     """Sum of products over the given axes, as numpy.tensordot: the last `axes` of a with the first of b,
     or the axes of a and of b given as a pair of sequences (or of ints)."""
     with building("tensordot", a, b):

@@ -48,6 +48,7 @@ from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, norm
 from graphc.tensor import (
     NUMPY_FUNCTIONS,
     Tensor,
+    TensorLike,
     arith,
     as_tensor,
     astype,
@@ -69,8 +70,8 @@ from graphc.tensor import (
 Axis = int | Sequence[int] | None
 
 
-def _unary(op: Op, name: str, floats: bool) -> Callable[[object], Tensor]:
-    def function(x: object) -> Tensor:
+def _unary(op: Op, name: str, floats: bool) -> Callable[[TensorLike], Tensor]:
+    def function(x: TensorLike) -> Tensor:
         with building(name, x):
             t = to_float(x) if floats else as_tensor(x)
             return Tensor(op(t.node))
@@ -78,8 +79,8 @@ def _unary(op: Op, name: str, floats: bool) -> Callable[[object], Tensor]:
     return function
 
 
-def _binary(op: Op, name: str, floats: bool) -> Callable[[object, object], Tensor]:
-    def function(x: object, y: object) -> Tensor:
+def _binary(op: Op, name: str, floats: bool) -> Callable[[TensorLike, TensorLike], Tensor]:
+    def function(x: TensorLike, y: TensorLike) -> Tensor:
         if not floats:
             return arith(op.name, x, y)
         with building(name, x, y):
@@ -115,13 +116,13 @@ if TYPE_CHECKING:  # what type checkers see of the functions made from records
     def __getattr__(name: str) -> Callable[..., Tensor]: ...
 
 
-def square(x: object) -> Tensor:
+def square(x: TensorLike) -> Tensor:
     """x * x, as numpy.square."""
     t = as_tensor(x)
     return t * t
 
 
-def round(x: object, decimals: int = 0) -> Tensor:
+def round(x: TensorLike, decimals: int = 0) -> Tensor:
     """Round half to even, as numpy.round (only decimals=0 is supported)."""
     if decimals != 0:
         raise NotImplementedError("gc.round supports decimals=0 only")
@@ -132,7 +133,7 @@ def round(x: object, decimals: int = 0) -> Tensor:
         return Tensor(ew.round_(t.node))
 
 
-def where(condition: object, x: object, y: object) -> Tensor:
+def where(condition: TensorLike, x: TensorLike, y: TensorLike) -> Tensor:
     """x where condition else y, broadcasting all three (a non-bool condition means != 0)."""
     with building("where", condition, x, y):
         c = as_tensor(condition)
@@ -142,7 +143,7 @@ def where(condition: object, x: object, y: object) -> Tensor:
         return Tensor(ew.where(c.node, a.node, b.node))
 
 
-def clip(a: object, a_min: object, a_max: object) -> Tensor:
+def clip(a: TensorLike, a_min: TensorLike, a_max: TensorLike) -> Tensor:
     """minimum(maximum(a, a_min), a_max), as numpy.clip; either bound may be None."""
     if a_min is None and a_max is None:
         raise ValueError("clip: one of a_min and a_max must be given")
@@ -160,31 +161,31 @@ def clip(a: object, a_min: object, a_max: object) -> Tensor:
 # --- reductions -------------------------------------------------------------------------
 
 
-def sum(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def sum(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum over `axis` (None: all axes); bools and ints sum as int64."""
     return reduction("sum", a, axis, keepdims)
 
 
-def prod(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def prod(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return reduction("prod", a, axis, keepdims)
 
 
-def max(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def max(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Maximum over `axis`; the cotangent is split evenly among tied maxima."""
     return reduction("max", a, axis, keepdims)
 
 
-def min(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def min(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Minimum over `axis`; the cotangent is split evenly among tied minima."""
     return reduction("min", a, axis, keepdims)
 
 
-def logsumexp(a: object, axis: Axis = None, keepdims: bool = False) -> Tensor:
+def logsumexp(a: TensorLike, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(a))) computed with the max shift, as scipy.special.logsumexp."""
     return reduction("logsumexp", a, axis, keepdims)
 
 
-def _max_shifted(a: object, axis: int) -> Tensor:
+def _max_shifted(a: TensorLike, axis: int) -> Tensor:
     """a minus its maximum along `axis` (0 where that is not finite), as jax.nn shifts.
 
     Shifting first keeps the largest entry's result exact: a - logsumexp(a) would
@@ -198,21 +199,21 @@ def _max_shifted(a: object, axis: int) -> Tensor:
     return t - where(Tensor(ew.isfinite(m.node)), m, 0.0)
 
 
-def softmax(a: object, axis: int = -1) -> Tensor:
+def softmax(a: TensorLike, axis: int = -1) -> Tensor:
     """exp(s - logsumexp(s, axis, keepdims=True)) with s = a - max(a), as jax.nn.softmax."""
     with building("softmax", a):
         s = _max_shifted(a, axis)
         return Tensor(ew.exp((s - logsumexp(s, axis, keepdims=True)).node))
 
 
-def log_softmax(a: object, axis: int = -1) -> Tensor:
+def log_softmax(a: TensorLike, axis: int = -1) -> Tensor:
     """s - logsumexp(s, axis, keepdims=True) with s = a - max(a), as jax.nn.log_softmax."""
     with building("log_softmax", a):
         s = _max_shifted(a, axis)
         return s - logsumexp(s, axis, keepdims=True)
 
 
-def argmax(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor:
+def argmax(a: TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the first maximum (int64); not differentiable."""
     with building("argmax", a):
         t = as_tensor(a)
@@ -220,7 +221,7 @@ def argmax(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor
         return Tensor(rd.argmax(t.node, axis=ax, keepdims=bool(keepdims)))
 
 
-def argmin(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor:
+def argmin(a: TensorLike, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the first minimum (int64); not differentiable."""
     with building("argmin", a):
         t = as_tensor(a)
@@ -231,7 +232,7 @@ def argmin(a: object, axis: int | None = None, keepdims: bool = False) -> Tensor
 # --- shapes --------------------------------------------------------------------------------
 
 
-def broadcast_to(a: object, shape: int | Sequence[int]) -> Tensor:
+def broadcast_to(a: TensorLike, shape: int | Sequence[int]) -> Tensor:
     with building("broadcast_to", a, shape):
         t = as_tensor(a)
         target = as_shape(shape)
@@ -240,7 +241,7 @@ def broadcast_to(a: object, shape: int | Sequence[int]) -> Tensor:
         return Tensor(sh.broadcast_to(t.node, shape=target))
 
 
-def expand_dims(a: object, axis: int | Sequence[int]) -> Tensor:
+def expand_dims(a: TensorLike, axis: int | Sequence[int]) -> Tensor:
     """Insert length-1 axes at `axis` (positions in the result), as numpy.expand_dims."""
     with building("expand_dims", a, axis):
         t = as_tensor(a)
@@ -252,7 +253,7 @@ def expand_dims(a: object, axis: int | Sequence[int]) -> Tensor:
         return reshape(t, shape)
 
 
-def concatenate(arrays: Sequence[object], axis: int | None = 0) -> Tensor:
+def concatenate(arrays: Sequence[TensorLike], axis: int | None = 0) -> Tensor:
     """Join along an existing axis (axis=None flattens first), with NumPy's promotion."""
     with building("concatenate", *arrays):
         if not arrays:
@@ -269,7 +270,7 @@ def concatenate(arrays: Sequence[object], axis: int | None = 0) -> Tensor:
         return Tensor(sh.concatenate(*(t.node for t in tensors), axis=ax))
 
 
-def stack(arrays: Sequence[object], axis: int = 0) -> Tensor:
+def stack(arrays: Sequence[TensorLike], axis: int = 0) -> Tensor:
     """Join along a new axis; all arrays must have the same shape."""
     with building("stack", *arrays):
         if not arrays:
@@ -284,7 +285,7 @@ def stack(arrays: Sequence[object], axis: int = 0) -> Tensor:
 # --- linear algebra --------------------------------------------------------------------------
 
 
-def dot(a: object, b: object) -> Tensor:
+def dot(a: TensorLike, b: TensorLike) -> Tensor:
     """numpy.dot: products for 0-d, matmul for 1-D/2-D, sum over a's last and b's second-to-last axis."""
     with building("dot", a, b):
         x, y = promote(a, b)
@@ -303,7 +304,7 @@ def dot(a: object, b: object) -> Tensor:
 # --- gathers and encodings -------------------------------------------------------------------
 
 
-def one_hot(indices: object, n: int) -> Tensor:
+def one_hot(indices: TensorLike, n: int) -> Tensor:
     """float64 one-hot encoding with a new last axis of length n (out-of-range rows are all 0)."""
     with building("one_hot", indices):
         idx = as_tensor(indices)
@@ -323,7 +324,7 @@ __all__ = [
 __all__ += sorted(PUBLIC)
 
 
-def _ravel(a: object, order: str = "C") -> Tensor:
+def _ravel(a: TensorLike, order: str = "C") -> Tensor:
     """np.ravel(t): the elements as a 1-D Tensor in C order (the only order graphc has)."""
     if order != "C":
         raise TypeError(f"np.ravel(..., order={order!r}) is not supported on graphc Tensors: they ravel in C order")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from graphc import viz
 from graphc.errors import DTypeError, GraphError, ShapeError, located, user_location
@@ -46,7 +48,10 @@ from graphc.shapes import (
     result_dtype,
 )  # fmt: skip
 
-Operand = "Tensor | float | int | bool | np.ndarray | np.generic"
+TensorLike: TypeAlias = "Tensor | npt.ArrayLike"
+"""An operand of graphc's functions and operators: a Tensor, or what np.asarray takes (an array, a number, a list)."""
+DTypeLike: TypeAlias = npt.DTypeLike
+"""A dtype as NumPy takes it ("float32", np.float32, np.dtype(...), float); graphc has float64, float32, int64, bool."""
 
 NUMPY_FUNCTIONS: dict[str, Callable[..., object]] = {}
 """graphc's NumPy-named functions by name, for np.exp(t) and np.sum(t) (graphc.functions fills it)."""
@@ -110,11 +115,11 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self.node)
 
-    def __eq__(self, other: object) -> Tensor:  # type: ignore[override]
+    def __eq__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
         """Elementwise ==, as numpy.equal (identity is `is`)."""
         return arith("equal", self, other) if _liftable(other) else NotImplemented
 
-    def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
+    def __ne__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
         """Elementwise !=, as numpy.not_equal."""
         return arith("not_equal", self, other) if _liftable(other) else NotImplemented
 
@@ -170,40 +175,40 @@ class Tensor:
             yield self[i]
 
     # arithmetic
-    def __add__(self, other: object) -> Tensor:
+    def __add__(self, other: TensorLike) -> Tensor:
         return arith("add", self, other)
 
-    def __radd__(self, other: object) -> Tensor:
+    def __radd__(self, other: TensorLike) -> Tensor:
         return arith("add", other, self)
 
-    def __sub__(self, other: object) -> Tensor:
+    def __sub__(self, other: TensorLike) -> Tensor:
         return arith("sub", self, other)
 
-    def __rsub__(self, other: object) -> Tensor:
+    def __rsub__(self, other: TensorLike) -> Tensor:
         return arith("sub", other, self)
 
-    def __mul__(self, other: object) -> Tensor:
+    def __mul__(self, other: TensorLike) -> Tensor:
         return arith("mul", self, other)
 
-    def __rmul__(self, other: object) -> Tensor:
+    def __rmul__(self, other: TensorLike) -> Tensor:
         return arith("mul", other, self)
 
-    def __truediv__(self, other: object) -> Tensor:
+    def __truediv__(self, other: TensorLike) -> Tensor:
         return arith("div", self, other)
 
-    def __rtruediv__(self, other: object) -> Tensor:
+    def __rtruediv__(self, other: TensorLike) -> Tensor:
         return arith("div", other, self)
 
-    def __pow__(self, other: object) -> Tensor:
+    def __pow__(self, other: TensorLike) -> Tensor:
         return arith("pow", self, other)
 
-    def __rpow__(self, other: object) -> Tensor:
+    def __rpow__(self, other: TensorLike) -> Tensor:
         return arith("pow", other, self)
 
-    def __matmul__(self, other: object) -> Tensor:
+    def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
 
-    def __rmatmul__(self, other: object) -> Tensor:
+    def __rmatmul__(self, other: TensorLike) -> Tensor:
         return matmul(other, self)
 
     def __neg__(self) -> Tensor:
@@ -216,16 +221,16 @@ class Tensor:
     def __abs__(self) -> Tensor:
         return Tensor(ew.abs_(self.node))
 
-    def __lt__(self, other: object) -> Tensor:
+    def __lt__(self, other: TensorLike) -> Tensor:
         return arith("less", self, other)
 
-    def __le__(self, other: object) -> Tensor:
+    def __le__(self, other: TensorLike) -> Tensor:
         return arith("less_equal", self, other)
 
-    def __gt__(self, other: object) -> Tensor:
+    def __gt__(self, other: TensorLike) -> Tensor:
         return arith("greater", self, other)
 
-    def __ge__(self, other: object) -> Tensor:
+    def __ge__(self, other: TensorLike) -> Tensor:
         return arith("greater_equal", self, other)
 
     def __getitem__(self, key: object) -> Tensor:
@@ -245,7 +250,7 @@ class Tensor:
         target = shape[0] if len(shape) == 1 else shape
         return reshape(self, target)  # type: ignore[arg-type]
 
-    def astype(self, dtype: object) -> Tensor:
+    def astype(self, dtype: DTypeLike) -> Tensor:
         return astype(self, dtype)
 
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
@@ -258,14 +263,22 @@ class Tensor:
         return reduction("max", self, axis, keepdims)
 
     def var(
-        self, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
-    ) -> Tensor:  # fmt: skip
+        self,
+        axis: int | Sequence[int] | None = None,
+        dtype: DTypeLike | None = None,
+        ddof: int = 0,
+        keepdims: bool = False,
+    ) -> Tensor:
         """The variance, as numpy.ndarray.var (gc.variance)."""
         return variance(self, axis, dtype, ddof, keepdims)
 
     def std(
-        self, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
-    ) -> Tensor:  # fmt: skip
+        self,
+        axis: int | Sequence[int] | None = None,
+        dtype: DTypeLike | None = None,
+        ddof: int = 0,
+        keepdims: bool = False,
+    ) -> Tensor:
         """The standard deviation, as numpy.ndarray.std (gc.std)."""
         return std(self, axis, dtype, ddof, keepdims)
 
@@ -299,13 +312,13 @@ def building(name: str, *operands: object) -> Iterator[None]:
         raise located(exc, f"{name}({types})", user_location()) from None
 
 
-def var(name: str, shape: int | Sequence[int] = (), dtype: object = "float64") -> Tensor:
+def var(name: str, shape: int | Sequence[int] = (), dtype: DTypeLike = "float64") -> Tensor:
     """A symbolic input named `name`; float64 scalar by default."""
     with building("var", name):
         return Tensor(var_node(str(name), as_shape(shape), as_dtype(dtype)))
 
 
-def const(value: object, dtype: object = None) -> Tensor:
+def const(value: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     """A constant array (copied); Python floats become float64 and ints int64 unless `dtype` says."""
     with building("const", value):
         array = _as_array(value)
@@ -343,14 +356,14 @@ def _is_weak(value: object) -> bool:
     return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
 
 
-def as_tensor(value: object, dtype: object = None) -> Tensor:
+def as_tensor(value: TensorLike, dtype: DTypeLike | None = None) -> Tensor:
     """A Tensor from a Tensor, a Python scalar or an array-like (a constant)."""
     if isinstance(value, Tensor):
         return value if dtype is None else astype(value, dtype)
     return const(value, dtype)
 
 
-def promote(*operands: object) -> list[Tensor]:
+def promote(*operands: TensorLike) -> list[Tensor]:
     """The operands as Tensors of one dtype, by NumPy's rules (Python scalars are weak)."""
     strong = [o for o in operands if not _is_weak(o)]
     if not strong:
@@ -372,7 +385,7 @@ def _weak_promotion(dtype: np.dtype, weak: list[object]) -> np.dtype:
     return dtype
 
 
-def arith(name: str, a: object, b: object) -> Tensor:
+def arith(name: str, a: TensorLike, b: TensorLike) -> Tensor:
     """The binary elementwise op `name` (add, sub, ..., equal) with NumPy promotion and broadcasting."""
     with building(name, a, b):
         x, y = promote(a, b)
@@ -391,7 +404,7 @@ def _bool_arith(name: str, x: Tensor, y: Tensor) -> Tensor:
     raise DTypeError(f"{name} is not defined for bool operands (NumPy neither)")
 
 
-def astype(x: object, dtype: object) -> Tensor:
+def astype(x: TensorLike, dtype: DTypeLike) -> Tensor:
     """`x` cast to `dtype` (a no-op when it already has it)."""
     with building("astype", x):
         t = as_tensor(x)
@@ -401,13 +414,13 @@ def astype(x: object, dtype: object) -> Tensor:
         return Tensor(ew.astype(t.node, dtype=target))
 
 
-def to_float(x: object) -> Tensor:
+def to_float(x: TensorLike) -> Tensor:
     """`x` as a float tensor: ints and bools become float64 (NumPy's float functions)."""
     t = as_tensor(x)
     return t if is_float(t.dtype) else astype(t, FLOAT64)
 
 
-def reshape(x: object, shape: int | Sequence[int]) -> Tensor:
+def reshape(x: TensorLike, shape: int | Sequence[int]) -> Tensor:
     with building("reshape", x, shape):
         t = as_tensor(x)
         target = resolve_reshape(t.shape, shape)
@@ -420,7 +433,7 @@ def reduce_axes(x: Tensor, axis: int | Sequence[int] | None) -> tuple[int, ...]:
     return normalize_axes(axis, x.ndim)
 
 
-def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: bool) -> Tensor:
+def reduction(name: str, x: TensorLike, axis: int | Sequence[int] | None, keepdims: bool) -> Tensor:
     """sum/prod/max/min/logsumexp over `axis` (None: all axes) with NumPy's dtype rules."""
     with building(name, x):
         t = as_tensor(x)
@@ -435,7 +448,7 @@ def reduction(name: str, x: object, axis: int | Sequence[int] | None, keepdims: 
 # --- the functions behind methods (graphc.functions re-exports them) ---------------------
 
 
-def mean(a: object, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+def mean(a: TensorLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """sum / count in the float dtype (ints and bools average in float64)."""
     with building("mean", a):
         t = to_float(a)
@@ -445,8 +458,12 @@ def mean(a: object, axis: int | Sequence[int] | None = None, keepdims: bool = Fa
 
 
 def variance(
-    a: object, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
-) -> Tensor:  # fmt: skip
+    a: TensorLike,
+    axis: int | Sequence[int] | None = None,
+    dtype: DTypeLike | None = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+) -> Tensor:
     """Variance as numpy.var: sum((a - mean(a))^2) / max(n - ddof, 0) over `axis` (ints and bools in float64).
 
     `dtype` is the float type to compute in. Named `variance` because gc.var makes symbols;
@@ -464,14 +481,18 @@ def variance(
 
 
 def std(
-    a: object, axis: int | Sequence[int] | None = None, dtype: object = None, ddof: int = 0, keepdims: bool = False
-) -> Tensor:  # fmt: skip
+    a: TensorLike,
+    axis: int | Sequence[int] | None = None,
+    dtype: DTypeLike | None = None,
+    ddof: int = 0,
+    keepdims: bool = False,
+) -> Tensor:
     """Standard deviation as numpy.std: the square root of `variance` (same arguments)."""
     with building("std", a):
         return Tensor(ew.sqrt(variance(a, axis, dtype, ddof, keepdims).node))
 
 
-def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
+def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
     """Permute the axes (reverse them when `axes` is None), as numpy.transpose."""
     with building("transpose", a, axes):
         t = as_tensor(a)
@@ -488,7 +509,7 @@ def transpose(a: object, axes: Sequence[int] | None = None) -> Tensor:
         return Tensor(sh.transpose(t.node, axes=perm))
 
 
-def squeeze(a: object, axis: int | Sequence[int] | None = None) -> Tensor:
+def squeeze(a: TensorLike, axis: int | Sequence[int] | None = None) -> Tensor:
     """Remove length-1 axes (all of them, or those in `axis`, which must have length 1)."""
     with building("squeeze", a, axis):
         t = as_tensor(a)
@@ -499,7 +520,7 @@ def squeeze(a: object, axis: int | Sequence[int] | None = None) -> Tensor:
         return reshape(t, tuple(n for i, n in enumerate(t.shape) if i not in axes))
 
 
-def matmul(a: object, b: object) -> Tensor:
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """Matrix product with numpy.matmul's conventions (1-D operands, broadcast batch axes)."""
     with building("matmul", a, b):
         x, y = (to_float(t) for t in promote(a, b))
@@ -519,7 +540,7 @@ def matmul(a: object, b: object) -> Tensor:
         return reshape(out, shape)
 
 
-def take(a: object, indices: object, axis: int | None = None) -> Tensor:
+def take(a: TensorLike, indices: TensorLike, axis: int | None = None) -> Tensor:
     """numpy.take: gather along `axis` (None: the flattened array); negative indices count
     from the end; an out-of-range index raises IndexError when the function is called."""
     with building("take", a, indices):
@@ -598,7 +619,7 @@ def _gather(x: Tensor, index: object, axis: int, first: bool) -> Tensor:
             raise IndexError(_MASK_HELP)
         if is_float(index.dtype):
             raise IndexError(f"an index Tensor must have an integer dtype, got {index.dtype}")
-        idx: object = index
+        idx: Tensor | np.ndarray = index
     else:
         idx = _constant_index(index, x.shape[axis], axis)
     if isinstance(idx, np.ndarray) and idx.size == 1:  # one element: a static slice (a view), not a gather

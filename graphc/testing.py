@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from graphc.autodiff import vjp
 from graphc.compile import evaluate
@@ -16,7 +17,7 @@ from graphc.tensor import Tensor
 
 
 def numeric_vjp(
-    outputs: Sequence[Tensor], inputs: Sequence[Tensor], values: Mapping[Tensor, object],
+    outputs: Sequence[Tensor], inputs: Sequence[Tensor], values: Mapping[Tensor, npt.ArrayLike],
     cotangents: Sequence[np.ndarray], eps: float = 1e-6,
 ) -> list[np.ndarray]:  # fmt: skip
     """sum_k <ct_k, d outputs_k / d x> for each input x, by central differences in float64."""
@@ -41,7 +42,7 @@ def numeric_vjp(
 
 
 def check_grad(
-    outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], values: Mapping[Tensor, object], *,
+    outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], values: Mapping[Tensor, npt.ArrayLike], *,
     eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0,
 ) -> float:  # fmt: skip
     """Compare graphc's reverse-mode derivatives of `outputs` with central finite differences.

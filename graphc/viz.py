@@ -19,9 +19,10 @@ import itertools
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import numpy as np
 
@@ -31,11 +32,24 @@ from graphc.ir import ConstValue, Graph, Node, format_array, ssa_names
 if TYPE_CHECKING:
     import networkx
 
+    from graphc.tensor import Tensor
+
+
+class HasGraph(Protocol):
+    """Anything holding the Graph it runs in `.graph` (a compiled function)."""
+
+    @property
+    def graph(self) -> Graph: ...
+
+
+Inspectable: TypeAlias = "Tensor | Sequence[Tensor] | Graph | HasGraph | Node"
+"""What the inspection functions draw: a Tensor, a list of Tensors, a Graph or a compiled function."""
+
 _ATTR_TEXT_LIMIT = 40
 _HIDDEN_ATTRS = {"var": ("name", "shape", "dtype", "uid"), "const": ("value",)}
 
 
-def as_graph(x: object) -> Graph:
+def as_graph(x: Inspectable) -> Graph:
     """The Graph to inspect: from a Graph, a compiled function, a Tensor or a list of Tensors."""
     if isinstance(x, Graph):
         return x
@@ -51,7 +65,7 @@ def as_graph(x: object) -> Graph:
     )
 
 
-def show(x: object) -> str:
+def show(x: Inspectable) -> str:
     """gc.show: the canonical text form, one SSA line per node with its type (str of the Graph)."""
     return str(as_graph(x))
 
@@ -138,7 +152,7 @@ def _dot_cluster(body: Graph, name: str, owner: str, title: str, indent: str) ->
     return lines
 
 
-def to_dot(x: object) -> str:
+def to_dot(x: Inspectable) -> str:
     """gc.to_dot: Graphviz DOT source; one node per graph node, edges labelled by operand index."""
     lines = [
         "digraph graphc {",
@@ -187,7 +201,7 @@ def _networkx_graph(graph: Graph) -> networkx.MultiDiGraph:
     return result
 
 
-def to_networkx(x: object) -> networkx.MultiDiGraph:
+def to_networkx(x: Inspectable) -> networkx.MultiDiGraph:
     """gc.to_networkx: a MultiDiGraph whose nodes are numbered in toposort order.
 
     Node attributes: `op`, `shape`, `dtype` (a string), `type`, `attrs`, `name` for
@@ -199,7 +213,7 @@ def to_networkx(x: object) -> networkx.MultiDiGraph:
     return _networkx_graph(as_graph(x))
 
 
-def render(x: object, path: str | Path, format: str = "svg") -> Path:
+def render(x: Inspectable, path: str | Path, format: str = "svg") -> Path:
     """Draw the graph to `path` with the Graphviz `dot` program (format: svg, png, pdf, ...)."""
     dot = shutil.which("dot")
     if dot is None:
@@ -355,7 +369,7 @@ def _container(node: Node, x: float, y: float, w: float, h: float, body: _Pictur
     ]
 
 
-def to_svg(x: object) -> str:
+def to_svg(x: Inspectable) -> str:
     """The graph as a standalone SVG picture, laid out by graphc itself (no Graphviz needed).
 
     Bodies of fused regions and loops are drawn inside their node (each body once);
@@ -376,7 +390,7 @@ def to_svg(x: object) -> str:
 # --- Jupyter ---------------------------------------------------------------------------------
 
 
-def summary(x: object) -> str:
+def summary(x: Inspectable) -> str:
     """One paragraph of facts: node count, inputs, outputs, the most frequent ops."""
     graph = as_graph(x)
     ops = Counter(n.op.name for n in graph.nodes if n.op.name not in ("var", "const"))
@@ -386,7 +400,7 @@ def summary(x: object) -> str:
     return f"{len(graph.nodes)} nodes; inputs ({inputs}); outputs ({outputs}); ops: {common or 'none'}"
 
 
-def repr_html(x: object) -> str:
+def repr_html(x: Inspectable) -> str:
     """Jupyter's HTML view: the drawing for graphs up to INLINE_LIMIT nodes, else a summary."""
     graph = as_graph(x)
     facts = f'<p style="font-family: monospace">{html.escape(summary(graph))}</p>'
@@ -396,7 +410,7 @@ def repr_html(x: object) -> str:
     return f'<div>{facts}<div style="overflow: auto; max-height: 600px">{to_svg(graph)}</div></div>'
 
 
-def repr_svg(x: object) -> str | None:
+def repr_svg(x: Inspectable) -> str | None:
     """Jupyter's SVG view, drawn by Graphviz: None when `dot` is missing or the graph is big."""
     graph = as_graph(x)
     dot = shutil.which("dot")

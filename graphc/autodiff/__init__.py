@@ -23,7 +23,7 @@ from graphc.errors import DifferentiationError, ShapeError
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
 from graphc.shapes import is_float
-from graphc.tensor import Tensor, as_tensor, building, const
+from graphc.tensor import Tensor, TensorLike, as_tensor, building, const
 
 __all__ = ["grad", "hessian", "jacobian", "jvp", "vjp"]
 
@@ -102,16 +102,18 @@ def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Seq
 
 
 @overload
-def vjp(outputs: Tensors, wrt: Tensor, cotangents: object, *, disconnected: str = "zero") -> Tensor: ...
+def vjp(outputs: Tensors, wrt: Tensor, cotangents: TensorLike, *, disconnected: str = "zero") -> Tensor: ...
 @overload
-def vjp(outputs: Tensors, wrt: list[Tensor], cotangents: object, *, disconnected: str = "zero") -> list[Tensor]: ...
+def vjp(outputs: Tensors, wrt: list[Tensor], cotangents: TensorLike, *, disconnected: str = "zero") -> list[Tensor]: ...
 @overload
 def vjp(
-    outputs: Tensors, wrt: tuple[Tensor, ...], cotangents: object, *, disconnected: str = "zero"
+    outputs: Tensors, wrt: tuple[Tensor, ...], cotangents: TensorLike, *, disconnected: str = "zero"
 ) -> tuple[Tensor, ...]: ...
 
 
-def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
+def vjp(
+    outputs: Tensors, wrt: Tensors, cotangents: TensorLike, *, disconnected: str = "zero"
+) -> Tensor | Sequence[Tensor]:
     """Reverse mode: for each wrt, sum_k ct_k · d(outputs_k)/d(wrt), in the form of `wrt`.
 
     `cotangents` has the form of `outputs`: one value for one output, else one per output.
@@ -125,14 +127,14 @@ def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str
 
 
 @overload
-def jvp(outputs: Tensor, wrt: Tensors, tangents: object) -> Tensor: ...
+def jvp(outputs: Tensor, wrt: Tensors, tangents: TensorLike) -> Tensor: ...
 @overload
-def jvp(outputs: list[Tensor], wrt: Tensors, tangents: object) -> list[Tensor]: ...
+def jvp(outputs: list[Tensor], wrt: Tensors, tangents: TensorLike) -> list[Tensor]: ...
 @overload
-def jvp(outputs: tuple[Tensor, ...], wrt: Tensors, tangents: object) -> tuple[Tensor, ...]: ...
+def jvp(outputs: tuple[Tensor, ...], wrt: Tensors, tangents: TensorLike) -> tuple[Tensor, ...]: ...
 
 
-def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[Tensor]:
+def jvp(outputs: Tensors, wrt: Tensors, tangents: TensorLike) -> Tensor | Sequence[Tensor]:
     """Forward mode: for each output, sum_j d(output)/d(wrt_j) · t_j, in the form of `outputs`.
 
     `tangents` has the form of `wrt`: one value for one wrt, else one per wrt.
@@ -146,7 +148,7 @@ def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[T
     return out_form.unflatten(tensors)
 
 
-def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
+def _seed(value: TensorLike, like: Tensor, who: str, what: str) -> Tensor:
     """A cotangent or tangent for `like`: a Tensor, an array or a number of like's shape."""
     if not is_tensor(value) and np.asarray(value).dtype == object:
         raise TypeError(f"{who}: a {what} must be a Tensor, an array or a number, {got(value)}")

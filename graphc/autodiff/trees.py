@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from graphc.errors import DifferentiationError, located, user_location, where
 from graphc.ir import Node
-from graphc.tensor import Tensor
+from graphc.tensor import Tensor, TensorLike
 
 T = TypeVar("T")
 
@@ -61,15 +61,15 @@ def flatten(value: object, who: str, what: str) -> tuple[list[Tensor], Form]:
     return items, Form(type(value), len(items))
 
 
-def flatten_like(value: object, form: Form, who: str, what: str, per: str) -> list[object]:
+def flatten_like(value: TensorLike, form: Form, who: str, what: str, per: str) -> list[TensorLike]:
     """Values given one per Tensor of `form` (cotangents, tangents): one value, or a list or tuple of `n`."""
     if form.single:
         if type(value) in (list, tuple):
             raise TypeError(f"{who}: {what} must be one value (a Tensor, array or number), since {per} is one Tensor")
         return [value]
-    if type(value) not in (list, tuple):
+    if not isinstance(value, (list, tuple)) or type(value) not in (list, tuple):
         raise TypeError(f"{who}: {what} must be a list or tuple of {form.n} (one per {per}), {got(value)}")
-    items = list(value)  # type: ignore[call-overload]
+    items: list[TensorLike] = list(value)
     if len(items) != form.n:
         raise TypeError(f"{who}: {what} must hold {form.n} values (one per {per}), got {len(items)}")
     return items

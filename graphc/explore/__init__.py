@@ -16,7 +16,7 @@ from graphc.explore import code, model, page
 from graphc.ir import Graph
 from graphc.passes import Report
 from graphc.schedule import Program, named_nodes
-from graphc.viz import as_graph, repr_html
+from graphc.viz import Inspectable, as_graph, repr_html
 
 
 class Compiled(Protocol):
@@ -66,7 +66,7 @@ def _code(fn: Compiled, m: model.Model) -> dict[str, object]:
     return entry
 
 
-def build_data(target: object, *, fast_math: bool = False, optimize: bool = True) -> dict[str, object]:
+def build_data(target: Inspectable, *, fast_math: bool = False, optimize: bool = True) -> dict[str, object]:
     """The explorer's data for Tensors, a Graph or a compiled function (see model.py)."""
     fn = compiled(target)
     if fn is not None:
@@ -85,7 +85,7 @@ def build_data(target: object, *, fast_math: bool = False, optimize: bool = True
 
 
 def explore(
-    target: object, path: str | Path = "graph.html", *, fast_math: bool = False, optimize: bool = True,
+    target: Inspectable, path: str | Path = "graph.html", *, fast_math: bool = False, optimize: bool = True,
     title: str | None = None,
 ) -> Path:  # fmt: skip
     """gc.explore: write the graph of `target`, after every optimizer pass, to one HTML file.

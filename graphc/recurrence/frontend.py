@@ -157,7 +157,7 @@ def _tol(tol: object, iterates: list[Node]) -> float:
 
 
 def fixed_point(
-    g: Callable[..., Tree], z0: Tree, *params: object, tol: float | None = None, max_iter: int = 1000
+    g: Callable[..., Tree], z0: Tree, *params: Tree, tol: float | None = None, max_iter: int = 1000
 ) -> Tree:  # fmt: skip
     """The fixed point z* = g(z*, *params), iterating z <- g(z, *params) from z0.
 
