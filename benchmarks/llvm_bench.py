@@ -59,8 +59,9 @@ def check(got: object, expected: object, rtol: float) -> None:
         np.testing.assert_allclose(g, e, rtol=rtol, atol=rtol * 1e-3 * float(np.max(np.abs(e))))
 
 
-def compare(case: str, systems: dict[str, Callable[[], object]], expected: object, budget: float,
-            rtol: float = 1e-10) -> list[Row]:  # fmt: skip
+def compare(
+    case: str, systems: dict[str, Callable[[], object]], expected: object, budget: float, rtol: float = 1e-10
+) -> list[Row]:
     rows = []
     for name, fn in systems.items():
         check(fn(), expected, rtol)
@@ -221,8 +222,11 @@ def w8_first_result(k: int, backend: str, cache_dir: str) -> float:
     for _ in range(k):
         y = gc.sin(y) * 1.0001 + 0.1 * y
     f = gc.sum(y)
-    fn = compiled([x], [f, gc.grad(f, x)], backend, cache_dir=cache_dir) if backend == "llvm" else compiled(
-        [x], [f, gc.grad(f, x)], backend)  # fmt: skip
+    fn = (
+        compiled([x], [f, gc.grad(f, x)], backend, cache_dir=cache_dir)
+        if backend == "llvm"
+        else compiled([x], [f, gc.grad(f, x)], backend)
+    )
     fn(np.linspace(-1, 1, 1000))
     return time.perf_counter() - start
 

@@ -55,8 +55,9 @@ def build(names: list[str], dtype: type) -> tuple[llvm.ExecutionEngine, llvm.Mod
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     target = llvm.Target.from_default_triple()
-    tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-                                      opt=3)  # fmt: skip
+    tm = target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3
+    )
     module = ir.Module(name="accuracy")
     module.triple = llvm.get_process_triple()
     fp = TYPES[dtype]

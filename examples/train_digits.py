@@ -117,9 +117,14 @@ def plot(history: History, path: Path) -> None:
 
 
 def train_epoch(
-    step_fn: Any, values: list[np.ndarray], velocity: list[np.ndarray], data: tuple[np.ndarray, np.ndarray],
-    rate: float, momentum: float, rng: np.random.Generator,
-) -> float:  # fmt: skip
+    step_fn: Any,
+    values: list[np.ndarray],
+    velocity: list[np.ndarray],
+    data: tuple[np.ndarray, np.ndarray],
+    rate: float,
+    momentum: float,
+    rng: np.random.Generator,
+) -> float:
     """One pass over shuffled minibatches with SGD + momentum (in place); the mean training loss."""
     images, labels = data
     order = rng.permutation(len(images))

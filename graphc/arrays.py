@@ -300,9 +300,13 @@ def _pairs(value: object, ndim: int, name: str) -> np.ndarray:
 
 
 def pad(
-    array: TensorLike, pad_width: int | Sequence[int] | Sequence[Sequence[int]], mode: str = "constant", *,
-    constant_values: TensorLike = 0, reflect_type: str = "even",
-) -> Tensor:  # fmt: skip
+    array: TensorLike,
+    pad_width: int | Sequence[int] | Sequence[Sequence[int]],
+    mode: str = "constant",
+    *,
+    constant_values: TensorLike = 0,
+    reflect_type: str = "even",
+) -> Tensor:
     """The array padded along each axis, as numpy.pad, in modes constant, edge, reflect, symmetric and wrap.
 
     `pad_width` is a number, a (before, after) pair, or one pair per axis; `constant_values`

@@ -207,7 +207,7 @@ def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) 
 
 def _build(
     program: Program, backend: str, single: bool, cache: bool, cache_dir: str | Path | None, check_finite: bool
-) -> Built:  # fmt: skip
+) -> Built:
     if backend == "llvm":
         from graphc.backends.llvm.runtime import build as build_llvm
 

@@ -264,9 +264,15 @@ def _squeezed(t: Tensor, labels: Labels, lab: int) -> Term:
 
 
 def _matmul_pair(
-    x: Tensor, xl: Labels, y: Tensor, yl: Labels, batch: list[int], summed: list[int], x_only: list[int],
+    x: Tensor,
+    xl: Labels,
+    y: Tensor,
+    yl: Labels,
+    batch: list[int],
+    summed: list[int],
+    x_only: list[int],
     y_only: list[int],
-) -> Tensor:  # fmt: skip
+) -> Tensor:
     """(batch, M, K) @ (batch, K, N) reshapes; a contracted label of size 1 on one side is summed out of the other."""
     for lab in list(summed):
         x_size, y_size = x.shape[xl.index(lab)], y.shape[yl.index(lab)]

@@ -37,7 +37,7 @@ from graphc.arrays import (
     triu,
     zeros,
     zeros_like,
-)  # fmt: skip
+)
 from graphc.einsum import einsum, tensordot
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import OPS, Op
@@ -65,7 +65,7 @@ from graphc.tensor import (
     to_float,
     transpose,
     variance,
-)  # fmt: skip
+)
 
 Axis = int | Sequence[int] | None
 

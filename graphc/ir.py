@@ -127,9 +127,14 @@ class Node:
         loc = origin.loc if origin is not None else user_location()
         differentiates = origin if derivative else getattr(origin, "differentiates", None)
         for name, value in (
-            ("op", op), ("inputs", inputs), ("attrs", frozen),
-            ("type", type_), ("loc", loc), ("origin", origin), ("differentiates", differentiates),
-        ):  # fmt: skip
+            ("op", op),
+            ("inputs", inputs),
+            ("attrs", frozen),
+            ("type", type_),
+            ("loc", loc),
+            ("origin", origin),
+            ("differentiates", differentiates),
+        ):
             object.__setattr__(node, name, value)
         _INTERNED[key] = node
         return node

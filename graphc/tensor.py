@@ -46,7 +46,7 @@ from graphc.shapes import (
     normalize_axis,
     resolve_reshape,
     result_dtype,
-)  # fmt: skip
+)
 
 TensorLike: TypeAlias = "Tensor | npt.ArrayLike"
 """An operand of graphc's functions and operators: a Tensor, or what np.asarray takes (an array, a number, a list)."""

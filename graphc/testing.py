@@ -17,9 +17,12 @@ from graphc.tensor import Tensor
 
 
 def numeric_vjp(
-    outputs: Sequence[Tensor], inputs: Sequence[Tensor], values: Mapping[Tensor, npt.ArrayLike],
-    cotangents: Sequence[np.ndarray], eps: float = 1e-6,
-) -> list[np.ndarray]:  # fmt: skip
+    outputs: Sequence[Tensor],
+    inputs: Sequence[Tensor],
+    values: Mapping[Tensor, npt.ArrayLike],
+    cotangents: Sequence[np.ndarray],
+    eps: float = 1e-6,
+) -> list[np.ndarray]:
     """sum_k <ct_k, d outputs_k / d x> for each input x, by central differences in float64."""
     base = {k: np.array(v, dtype=np.float64 if np.asarray(v).dtype.kind == "f" else None) for k, v in values.items()}
 
@@ -42,9 +45,15 @@ def numeric_vjp(
 
 
 def check_grad(
-    outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor], values: Mapping[Tensor, npt.ArrayLike], *,
-    eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1e-7, seed: int = 0,
-) -> float:  # fmt: skip
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    values: Mapping[Tensor, npt.ArrayLike],
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    seed: int = 0,
+) -> float:
     """Compare graphc's reverse-mode derivatives of `outputs` with central finite differences.
 
     Non-scalar outputs are contracted with random cotangents. `values` maps every

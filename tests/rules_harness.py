@@ -79,10 +79,28 @@ class RuleCases:
 
 # --- special values ------------------------------------------------------------------------------
 
-SPECIALS = np.array([
-    np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300,
-    1.0, -1.0, 0.5, 2.0, -3.25, 1e-20, 1000.0, -1000.0,
-])  # fmt: skip
+SPECIALS = np.array(
+    [
+        np.nan,
+        np.inf,
+        -np.inf,
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        1e-300,
+        1e300,
+        -1e300,
+        1.0,
+        -1.0,
+        0.5,
+        2.0,
+        -3.25,
+        1e-20,
+        1000.0,
+        -1000.0,
+    ]
+)
 PAIRS = len(SPECIALS) ** 2  # a vector length that holds every ordered pair of specials
 
 

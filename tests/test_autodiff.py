@@ -179,13 +179,22 @@ case("pow-frac", lambda x: x**2.5, ((3,), pos))
 case("pow-negative-exponent", lambda x: x**-1.5, ((3,), pos))
 case("rpow", lambda x: 2.0**x, ((3,), sym))
 case("pow-const-base-array", lambda y: gc.power(np.array([0.5, 1.5, 3.0]), y), ((2, 3), sym))
-case("where-const-cond", lambda x, y: gc.where(np.array([[True, False, True], [False, False, True]]), x, y),
-     ((3,), sym), ((), sym))  # fmt: skip
+case(
+    "where-const-cond",
+    lambda x, y: gc.where(np.array([[True, False, True], [False, False, True]]), x, y),
+    ((3,), sym),
+    ((), sym),
+)
 case("where-compare", lambda x, y: gc.where(x > y, x * 2.0, y * y), ((2, 3), quarter(0.25)), ((3,), quarter(0.75)))
 case("where-scalar-branch", lambda x: gc.where(x < 0.0, 0.5, gc.sin(x)), ((2, 3), away))
 case("clip-scalars", lambda x: gc.clip(x, -0.5, 0.5), ((3, 4), quarter(0.25)))
-case("clip-tensor-bounds", lambda x, lo, hi: gc.clip(x, lo, hi), ((2, 4), quarter(0.25)), ((4,), quarter(0.5)),
-     ((), lambda r, s: np.asarray(0.75)))  # fmt: skip
+case(
+    "clip-tensor-bounds",
+    lambda x, lo, hi: gc.clip(x, lo, hi),
+    ((2, 4), quarter(0.25)),
+    ((4,), quarter(0.5)),
+    ((), lambda r, s: np.asarray(0.75)),
+)
 case("clip-lower-only", lambda x: gc.clip(x, 0.0, None), ((5,), away))
 case("compose", lambda x, y: gc.tanh(x * y) * gc.exp(-x * x) + gc.log1p(y * y), ((2, 3), sym), ((3,), sym))
 
@@ -197,8 +206,11 @@ REDUCTIONS = {
 for _name, (_fn, _gen) in REDUCTIONS.items():
     for _axis in [None, 0, 1, -1, (0, 1)]:
         for _keep in [False, True]:
-            case(f"{_name}-axis{_axis}-keep{_keep}", lambda x, f=_fn, a=_axis, k=_keep: f(x, axis=a, keepdims=k),
-                 ((3, 4), _gen))  # fmt: skip
+            case(
+                f"{_name}-axis{_axis}-keep{_keep}",
+                lambda x, f=_fn, a=_axis, k=_keep: f(x, axis=a, keepdims=k),
+                ((3, 4), _gen),
+            )
     case(f"{_name}-3d-axis(0,2)", lambda x, f=_fn: f(x, axis=(0, 2)), ((2, 3, 4), _gen))
     case(f"{_name}-vector", lambda x, f=_fn: f(x), ((5,), _gen))
     case(f"{_name}-scalar", lambda x, f=_fn: f(x), ((), _gen))
@@ -289,8 +301,7 @@ for _axis in [-1, 0]:
     case(f"softmax-axis{_axis}", lambda x, a=_axis: gc.softmax(x, axis=a), ((3, 4), sym))
     case(f"log_softmax-axis{_axis}", lambda x, a=_axis: gc.log_softmax(x, axis=a), ((3, 4), sym))
 case("softmax-vector", gc.softmax, ((5,), sym))
-case("one_hot-const", lambda x: gc.sum(gc.one_hot(gc.const(np.array([2, 0, 3])), 4) * gc.log_softmax(x)),
-     ((3, 4), sym))  # fmt: skip
+case("one_hot-const", lambda x: gc.sum(gc.one_hot(gc.const(np.array([2, 0, 3])), 4) * gc.log_softmax(x)), ((3, 4), sym))
 case("astype-f64-f32-f64", lambda x: gc.astype(gc.astype(x, "float32"), "float64") * 1.0, ((3,), sym))
 
 CASE_IDS = [c.id for c in CASES]
@@ -800,8 +811,9 @@ def test_jacobian_modes_have_the_expected_structure() -> None:
     f, x = tanh_layer(3, 5)
     rev = gc.jacobian(f, x, mode="rev")
     fwd = gc.jacobian(f, x, mode="fwd")
-    consts = {name: [n.shape for n in toposort([j.node]) if n.op.name == "const"] for name, j in
-              (("rev", rev), ("fwd", fwd))}  # fmt: skip
+    consts = {
+        name: [n.shape for n in toposort([j.node]) if n.op.name == "const"] for name, j in (("rev", rev), ("fwd", fwd))
+    }
     assert (3, 3) in consts["rev"] and (5, 5) not in consts["rev"]
     assert (5, 5) in consts["fwd"] and (3, 3) not in consts["fwd"]
     assert fwd.node.op.name in ("transpose", "reshape")

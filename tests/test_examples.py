@@ -38,8 +38,13 @@ def run(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None, t
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
@@ -68,8 +73,13 @@ def test_a_missing_optional_package_gets_a_clear_message(script: str, tmp_path: 
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(REPO)])}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode != 0
     assert f"needs {package}" in done.stderr and "pip install" in done.stderr
     assert "Traceback" not in done.stderr
@@ -141,8 +151,13 @@ def test_negative_step_counts_are_refused(script: str, flag: str, tmp_path: Path
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), flag, "-1"],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2 and "must be >= 0" in done.stderr
 
 

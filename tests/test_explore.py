@@ -274,10 +274,17 @@ def browser() -> Iterator[object]:
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="graphc-chromium-")
     for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1400,900",
-    ):  # fmt: skip
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,900",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -380,9 +387,10 @@ def test_compiled_function_page_expands_bodies_and_shows_code(browser: object, t
     assert rendered(browser)[1] > before  # the body's nodes are drawn inside
     step = next(st for st in fn.program.steps if st.op != "fused")
     node_id = next(
-        int(k) for k, ranges in data["code"]["lines"].items()
+        int(k)
+        for k, ranges in data["code"]["lines"].items()
         if fn.source.splitlines()[ranges[0][0] - 1].lstrip().startswith(f"{step.name} = ")
-    )  # fmt: skip
+    )
     browser.execute_script(  # type: ignore[attr-defined]
         "document.querySelector(arguments[0]).dispatchEvent(new MouseEvent('click', {bubbles: true}))",
         f'#scene .node[data-node="{node_id}"]',

@@ -46,8 +46,9 @@ def same(got: object, want: object) -> None:
         np.testing.assert_array_equal(got, want)
 
 
-def backends_agree(inputs: list[gc.Tensor], outputs: list[gc.Tensor], values: list[np.ndarray],
-                   ulps: int = 0, rtol: float = 0.0) -> None:  # fmt: skip
+def backends_agree(
+    inputs: list[gc.Tensor], outputs: list[gc.Tensor], values: list[np.ndarray], ulps: int = 0, rtol: float = 0.0
+) -> None:
     """Both compiled backends against gc.evaluate: the NumPy backend bit for bit, LLVM within `ulps` or `rtol`."""
     expected = evaluate(outputs, dict(zip(inputs, values, strict=True)))
     for backend in ("numpy", "llvm"):
@@ -98,8 +99,36 @@ def check_derivatives(fn: Callable[..., gc.Tensor], *values: np.ndarray, rtol: f
 
 # --- elementwise: what the generic tests cannot know ------------------------------------------------------
 
-ERF_POINTS = np.array([0.0, -0.0, 1e-310, -1e-300, 1e-8, 0.3, -0.49, 0.5, 0.51, -0.8, 1.0, 2.5, -3.0, 5.9, 6.0, 10.0,
-                       -10.0, 26.0, 26.6, 27.0, 27.3, 40.0, -40.0, np.inf, -np.inf, np.nan])  # fmt: skip
+ERF_POINTS = np.array(
+    [
+        0.0,
+        -0.0,
+        1e-310,
+        -1e-300,
+        1e-8,
+        0.3,
+        -0.49,
+        0.5,
+        0.51,
+        -0.8,
+        1.0,
+        2.5,
+        -3.0,
+        5.9,
+        6.0,
+        10.0,
+        -10.0,
+        26.0,
+        26.6,
+        27.0,
+        27.3,
+        40.0,
+        -40.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+    ]
+)
 
 
 @pytest.mark.parametrize("name", ["erf", "erfc"])
@@ -183,9 +212,14 @@ def test_elementwise_derivatives_at_infinities_and_kinks() -> None:
     logaddexp's 1/2 for two equal infinities, arctan2 NaN at the origin (as JAX and PyTorch)."""
     x, y = gc.var("x"), gc.var("y")
     for f, at, want in [
-        (gc.erf, math.inf, 0.0), (gc.erf, -math.inf, 0.0), (gc.erfc, 40.0, 0.0), (gc.arcsinh, math.inf, 0.0),
-        (gc.arccosh, math.inf, 0.0), (gc.exp2, -math.inf, 0.0), (gc.arcsinh, 1e300, 1e-300),
-    ]:  # fmt: skip
+        (gc.erf, math.inf, 0.0),
+        (gc.erf, -math.inf, 0.0),
+        (gc.erfc, 40.0, 0.0),
+        (gc.arcsinh, math.inf, 0.0),
+        (gc.arccosh, math.inf, 0.0),
+        (gc.exp2, -math.inf, 0.0),
+        (gc.arcsinh, 1e300, 1e-300),
+    ]:
         g = gc.grad(f(x), x)
         assert evaluate(g, {x: at}) == pytest.approx(want, abs=1e-310), f.__name__
         assert evaluate(gc.grad(g, x), {x: at}) == 0.0, f.__name__
@@ -212,8 +246,17 @@ def test_new_float_functions_keep_float32(dtype: np.dtype) -> None:
 
 def test_numpy_dispatch_of_the_new_ufuncs() -> None:
     x = gc.var("x", (3,))
-    for ufunc in (np.arcsin, np.arccosh, np.log10, np.exp2, np.arctan2, np.hypot, np.logaddexp, np.mod,
-                  np.floor_divide):  # fmt: skip
+    for ufunc in (
+        np.arcsin,
+        np.arccosh,
+        np.log10,
+        np.exp2,
+        np.arctan2,
+        np.hypot,
+        np.logaddexp,
+        np.mod,
+        np.floor_divide,
+    ):
         out = ufunc(x) if ufunc.nin == 1 else ufunc(x, 2.0)
         assert isinstance(out, gc.Tensor)
     assert np.var(x).node.op.name == "div" and np.std(x, ddof=1).node.op.name == "sqrt"
@@ -517,8 +560,14 @@ def test_einsum_matches_numpy(dtype: np.dtype) -> None:
     """Every form of the docstring, float results to rounding, int and bool ones exactly; both backends."""
     inputs, built, wanted = [], [], []
     for k, (subscripts, shapes) in enumerate(EINSUM):
-        values = [RNG.integers(0, 2, s).astype(dtype) if dtype == BOOL else RNG.integers(-3, 4, s).astype(dtype)
-                  if dtype == I64 else RNG.normal(size=s).astype(dtype) for s in shapes]  # fmt: skip
+        values = [
+            RNG.integers(0, 2, s).astype(dtype)
+            if dtype == BOOL
+            else RNG.integers(-3, 4, s).astype(dtype)
+            if dtype == I64
+            else RNG.normal(size=s).astype(dtype)
+            for s in shapes
+        ]
         xs = [gc.var(f"e{k}_{i}", s, dtype) for i, s in enumerate(shapes)]
         built.append(gc.einsum(subscripts, *xs))
         wanted.append(np.einsum(subscripts, *values))

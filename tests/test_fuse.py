@@ -26,9 +26,26 @@ from graphc.passes import DEFAULT_PIPELINE, FAST_MATH_PIPELINE, run_pipeline
 from graphc.passes.fuse import fuse, region_shape, unfuse
 from graphc.schedule import schedule
 
-SPECIALS = np.array([
-    np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-300, 1e300, -1e300, 1.0, -1.0, 0.5, -3.25, 700.0, 2.0,
-])  # fmt: skip
+SPECIALS = np.array(
+    [
+        np.nan,
+        np.inf,
+        -np.inf,
+        0.0,
+        -0.0,
+        5e-324,
+        -5e-324,
+        1e-300,
+        1e300,
+        -1e300,
+        1.0,
+        -1.0,
+        0.5,
+        -3.25,
+        700.0,
+        2.0,
+    ]
+)
 
 
 def same_bits(got: np.ndarray, want: np.ndarray) -> bool:

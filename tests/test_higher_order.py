@@ -214,8 +214,9 @@ COMPOSITES: dict[str, Function] = {
     "clip-x3": lambda x: gc.clip(x * x * x, -1.0, 1.0),
     "sqrt-norm": lambda x: gc.sqrt(gc.sum(x * x)),
 }
-FUNCTIONS: dict[str, Function] = {op.name: (lambda x, op=op: gc.Tensor(op(x.node, axis=(0,), keepdims=False)))
-                                  for op in REDUCTIONS} | COMPOSITES  # fmt: skip
+FUNCTIONS: dict[str, Function] = {
+    op.name: (lambda x, op=op: gc.Tensor(op(x.node, axis=(0,), keepdims=False))) for op in REDUCTIONS
+} | COMPOSITES
 DIRECTIONS = [np.array([1.0, -0.5, 0.25, 2.0]), np.array([0.5, 1.0, -1.0, 0.25]), np.array([-1.0, 0.5, 1.5, 1.0])]
 
 

@@ -313,8 +313,15 @@ def test_text_form_of_special_constants() -> None:
     x = gc.var("x")
     values = [np.nan, -0.0, np.inf, 0.1, 1e-300, True, 7]
     text = str(Graph([x + v for v in values[:5]] + [gc.const(v) for v in values[5:]]))
-    for spelled in ("const(nan) : f64[]", "const(-0.) : f64[]", "const(inf) : f64[]", "const(0.1) : f64[]",
-                    "const(1.e-300) : f64[]", "const(True) : bool[]", "const(7) : i64[]"):  # fmt: skip
+    for spelled in (
+        "const(nan) : f64[]",
+        "const(-0.) : f64[]",
+        "const(inf) : f64[]",
+        "const(0.1) : f64[]",
+        "const(1.e-300) : f64[]",
+        "const(True) : bool[]",
+        "const(7) : i64[]",
+    ):
         assert spelled in text
 
 
@@ -324,8 +331,9 @@ def test_text_form_is_the_same_in_every_process() -> None:
     outputs = set()
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
-        done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
-                              check=True, timeout=60)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60
+        )
         outputs.add(done.stdout)
     assert outputs == {GOLDEN + "\n"}
 

@@ -170,8 +170,10 @@ def violations(name: str, source: str, filename: str = "<module>") -> list[str]:
                 problems.append(f"{where}: {name} imports {target} at module level; import it inside a function")
             if top != "graphc":
                 if not allowed_outside(top):
-                    problems.append(f"{where}: {name} imports {target}, which is neither the standard library nor "
-                                    "a dependency or extra that pyproject.toml declares")  # fmt: skip
+                    problems.append(
+                        f"{where}: {name} imports {target}, which is neither the standard library nor "
+                        "a dependency or extra that pyproject.toml declares"
+                    )
                 continue
             if name in EXEMPT:
                 continue
@@ -257,9 +259,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _strongconnect(
-    root: str, graph: dict[str, set[str]], index: dict[str, int], low: dict[str, int], stack: list[str],
+    root: str,
+    graph: dict[str, set[str]],
+    index: dict[str, int],
+    low: dict[str, int],
+    stack: list[str],
     found: list[list[str]],
-) -> None:  # fmt: skip
+) -> None:
     """Tarjan's algorithm, iteratively."""
     work = [(root, iter(sorted(graph[root])))]
     index[root] = low[root] = len(index)
@@ -384,6 +390,7 @@ def test_import_graphc_loads_no_optional_dependency() -> None:
         "import sys, graphc\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {LAZY!r} or m.startswith('graphc.backends.llvm')))"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True,
-                          timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+    )
     assert done.stdout.strip() == "[]"

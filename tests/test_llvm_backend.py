@@ -34,8 +34,28 @@ I64 = np.dtype("int64")
 BOOL = np.dtype("bool")
 FLOATS = (F64, F32)
 RNG = np.random.default_rng(5)
-SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.5, -2.5, 1e-300, -1e-310, 700.0, -700.0, 1e300, -1e300,
-                    3e5, np.inf, -np.inf, np.nan])  # fmt: skip
+SPECIAL = np.array(
+    [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        -0.5,
+        2.5,
+        -2.5,
+        1e-300,
+        -1e-310,
+        700.0,
+        -700.0,
+        1e300,
+        -1e300,
+        3e5,
+        np.inf,
+        -np.inf,
+        np.nan,
+    ]
+)
 MAX_ULP = {F64: 4, F32: 2}
 
 
@@ -239,8 +259,9 @@ def test_casts(source: np.dtype, target: np.dtype) -> None:
     x = var("x", (40,), source)
     value = sample((40,), source)
     if source.kind == "f":
-        value = np.concatenate([value[:20], np.array([2.0**63, -(2.0**63), 2.0**62, 1e19, 0.7, -0.7] * 3 + [8, 9],
-                                                     dtype=source)])  # fmt: skip
+        value = np.concatenate(
+            [value[:20], np.array([2.0**63, -(2.0**63), 2.0**62, 1e19, 0.7, -0.7] * 3 + [8, 9], dtype=source)]
+        )
     got, expected = run_both([x], [ew.astype(x, dtype=target)], [value])
     assert_same(got[0], expected[0])
 
@@ -273,8 +294,9 @@ def test_bool_reductions(name: str) -> None:
     value = sample((5, 40), BOOL)
     value[2] = True
     value[3] = False
-    got, expected = run_both([x], [OPS[name](x, axis=(1,), keepdims=False), OPS[name](x, axis=(0, 1), keepdims=True)],
-                             [value])  # fmt: skip
+    got, expected = run_both(
+        [x], [OPS[name](x, axis=(1,), keepdims=False), OPS[name](x, axis=(0, 1), keepdims=True)], [value]
+    )
     for g, e in zip(got, expected, strict=True):
         assert_same(g, e)
 
@@ -302,8 +324,12 @@ def test_max_and_min_propagate_nan_and_argmax_finds_the_first() -> None:
     value[1, 3] = value[1, 40] = 9.0
     value[2, 5] = value[2, 6] = np.nan
     outputs = [OPS[name](x, axis=axis, keepdims=False) for name in ("max", "min") for axis in [(1,), (0, 1)]]
-    outputs += [OPS[name](x, axis=axis, keepdims=kd) for name in ("argmax", "argmin") for axis in (None, 0, 1)
-                for kd in (False, True)]  # fmt: skip
+    outputs += [
+        OPS[name](x, axis=axis, keepdims=kd)
+        for name in ("argmax", "argmin")
+        for axis in (None, 0, 1)
+        for kd in (False, True)
+    ]
     got, expected = run_both([x], outputs, [value])
     for g, e in zip(got, expected, strict=True):
         assert_same(g, e)

@@ -58,8 +58,9 @@ def assert_same(got: object, expected: object) -> None:
 
 
 def assert_close(got: object, expected: object) -> None:
-    for g, e in zip(got if isinstance(got, tuple) else [got], expected if isinstance(expected, list) else [expected],
-                    strict=True):  # fmt: skip
+    for g, e in zip(
+        got if isinstance(got, tuple) else [got], expected if isinstance(expected, list) else [expected], strict=True
+    ):
         assert (g.dtype, g.shape) == (e.dtype, e.shape)
         np.testing.assert_allclose(g, e, rtol=1e-13, atol=1e-15)
 
@@ -106,8 +107,9 @@ def test_an_out_of_range_constant_index_raises_naming_take_and_the_line(optimize
 @pytest.mark.parametrize("optimize", [False, True])
 def test_take_from_a_one_element_constant(optimize: bool) -> None:
     i = gc.var("i", (), dtype="int64")
-    fn = compiled([i], [gc.take(gc.const(np.array([5.0])), i), gc.take(gc.const(np.array([[7.5]])), i, axis=1)],
-                  "llvm", optimize)  # fmt: skip
+    fn = compiled(
+        [i], [gc.take(gc.const(np.array([5.0])), i), gc.take(gc.const(np.array([[7.5]])), i, axis=1)], "llvm", optimize
+    )
     value, column = fn(0)
     assert (value.tolist(), column.tolist()) == (5.0, [7.5])
     assert fn(-1)[0].tolist() == 5.0
@@ -242,6 +244,7 @@ def test_loops_read_one_element_constants_through_gathers() -> None:
     loss = gc.sum(h_t) + gc.sum(ys)
     check_everywhere([h0], [h_t, ys, loss, gc.grad(loss, h0)], [np.array([1.0, -0.5, 2.0])])
     p = gc.var("p", ())
-    z = gc.fixed_point(lambda z, p: gc.take(weights, 0) * z + p * gc.take(gc.const(np.array([1.0])), 0),
-                       gc.const(np.array(0.0)), p)  # fmt: skip
+    z = gc.fixed_point(
+        lambda z, p: gc.take(weights, 0) * z + p * gc.take(gc.const(np.array([1.0])), 0), gc.const(np.array(0.0)), p
+    )
     check_everywhere([p], [z, gc.grad(z, p)], [np.array(0.25)])

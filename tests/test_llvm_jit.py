@@ -175,9 +175,11 @@ def build_gemm_caller(dtype: np.dtype) -> ir.Module:
 
 
 GEMM = ctypes.CFUNCTYPE(
-    None, *[ctypes.c_int32] * 2, *[ctypes.c_int64] * 3,
+    None,
+    *[ctypes.c_int32] * 2,
+    *[ctypes.c_int64] * 3,
     *[ctypes.c_void_p, ctypes.c_int64] * 3,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -226,11 +228,18 @@ def test_gemm_matches_numpy_matmul(gemm_functions, dtype, shape, trans_a: bool, 
     flag_a = blas.TRANS if trans_a else blas.NO_TRANS
     flag_b = blas.TRANS if trans_b else blas.NO_TRANS
     gemm(
-        flag_a, flag_b, m, n, k,
-        pointer(stored_a), stored_a.shape[1],
-        pointer(stored_b), stored_b.shape[1],
-        pointer(c), n,
-    )  # fmt: skip
+        flag_a,
+        flag_b,
+        m,
+        n,
+        k,
+        pointer(stored_a),
+        stored_a.shape[1],
+        pointer(stored_b),
+        stored_b.shape[1],
+        pointer(c),
+        n,
+    )
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(c, a @ b, rtol=tolerance, atol=tolerance)
 

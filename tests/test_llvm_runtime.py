@@ -301,8 +301,15 @@ PROGRAM = textwrap.dedent(
 
 
 def run_program(cache_dir: Path) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROGRAM, str(cache_dir)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(cache_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     return done.stdout.split()
 
 

@@ -160,8 +160,14 @@ def test_report_per_round_lists_every_run():
     rows = [line.split() for line in lines[2:-1]]
     assert len(rows) == len(report)
     for row, r in zip(rows, report, strict=True):
-        assert row == ["final" if r.final else str(r.round), r.name, str(r.nodes_before), "->", str(r.nodes_after),
-                       f"{r.seconds * 1e3:.2f}ms"]  # fmt: skip
+        assert row == [
+            "final" if r.final else str(r.round),
+            r.name,
+            str(r.nodes_before),
+            "->",
+            str(r.nodes_after),
+            f"{r.seconds * 1e3:.2f}ms",
+        ]
     assert lines[-1].split()[:4] == ["total", str(len(Graph(outs).nodes)), "->", str(len(result.nodes))]
 
 
@@ -338,11 +344,18 @@ def random_graphs(draw: st.DrawFn) -> tuple[list[gc.Tensor], list[gc.Tensor]]:
             f = draw(st.sampled_from([gc.sum, gc.max, gc.logsumexp, gc.mean, gc.prod]))
             out = f(a, axis=axis, keepdims=draw(st.booleans()))
         elif kind == "shape":
-            out = draw(st.sampled_from([
-                lambda t: t.reshape(-1), lambda t: t.T, lambda t: gc.broadcast_to(t, (2, *t.shape)),
-                lambda t: t[None], lambda t: t[..., ::-1] if t.ndim else t,
-                lambda t: t[..., 1:] if t.ndim and t.shape[-1] > 1 else t,
-            ]))(a)  # fmt: skip
+            out = draw(
+                st.sampled_from(
+                    [
+                        lambda t: t.reshape(-1),
+                        lambda t: t.T,
+                        lambda t: gc.broadcast_to(t, (2, *t.shape)),
+                        lambda t: t[None],
+                        lambda t: t[..., ::-1] if t.ndim else t,
+                        lambda t: t[..., 1:] if t.ndim and t.shape[-1] > 1 else t,
+                    ]
+                )
+            )(a)
         elif kind == "where":
             out = gc.where(a > b, a, b) if broadcastable(a, b) else gc.where(a > 0.0, a, -a)
         else:

@@ -202,7 +202,13 @@ def test_closure_over_computed_outer_tensors() -> None:
     x_t, ys = gc.scan(step, x0, None, length=5)
     body = x_t.node.attr("body")
     assert [n.op.name for n in body.nodes if n.op.name not in ("var", "const")] == [
-        "reshape", "matmul", "reshape", "add", "sin", "sum"]  # fmt: skip
+        "reshape",
+        "matmul",
+        "reshape",
+        "add",
+        "sin",
+        "sum",
+    ]
     values = {w: RNG.normal(size=(3, 3)) * 0.5, s: 0.7, x0: RNG.normal(size=3)}
     check_grad(gc.sum(x_t) + gc.sum(ys), [w, s, x0], values)
 

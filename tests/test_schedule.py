@@ -94,8 +94,19 @@ def test_input_names_are_sanitized_and_deduplicated() -> None:
     names = ["x", "x", "my var", "lambda", "2d", "v0", "np", "rt", "c12", "x_1", "ﬁ", "fi"]
     nodes = [gc.var(n).node for n in names]
     assert input_names(nodes) == [
-        "x", "x_1", "my_var", "lambda_1", "_2d", "v0_1", "np_1", "rt_1", "c12_1", "x_1_1", "fi", "fi_1",
-    ]  # fmt: skip
+        "x",
+        "x_1",
+        "my_var",
+        "lambda_1",
+        "_2d",
+        "v0_1",
+        "np_1",
+        "rt_1",
+        "c12_1",
+        "x_1_1",
+        "fi",
+        "fi_1",
+    ]
     assert all(identifier(n).isidentifier() for n in names)
 
 

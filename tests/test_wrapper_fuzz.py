@@ -218,8 +218,14 @@ print(json.dumps(results))
 
 
 def run_child(backend: str) -> list[dict]:
-    done = subprocess.run([sys.executable, "-c", CHILD, backend], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, backend],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, f"the child crashed or failed (status {done.returncode}):\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -240,8 +246,25 @@ def test_no_argument_crashes_or_leaks_an_internal_error(backend: str) -> None:
             problems.append(f"{where}: the message does not name the input")
     assert problems == []
     accepted = {r["case"] for r in results if r["position"] == "x" and "same result" in r}
-    assert {"proxy", "subclass", "misaligned", "fortran", "reversed (negative strides)", "byte-swapped",
-            "memmap", "float32", "bool", "memoryview"} <= accepted  # fmt: skip
+    assert {
+        "proxy",
+        "subclass",
+        "misaligned",
+        "fortran",
+        "reversed (negative strides)",
+        "byte-swapped",
+        "memmap",
+        "float32",
+        "bool",
+        "memoryview",
+    } <= accepted
     refused = {r["case"] for r in results if r["position"] == "x" and "error" in r}
-    assert {"lying __class__/dtype/shape/strides", "Mock(spec=ndarray)", "object array", "structured",
-            "bytes", "0-size", "subclass lying about its shape"} <= refused  # fmt: skip
+    assert {
+        "lying __class__/dtype/shape/strides",
+        "Mock(spec=ndarray)",
+        "object array",
+        "structured",
+        "bytes",
+        "0-size",
+        "subclass lying about its shape",
+    } <= refused

@@ -134,10 +134,16 @@ def sigmoid_by_hand(node: Node) -> Node | None:
 
 
 RULES = rule_table(
-    ("log", log_one_plus), ("log", log_sum_exp), ("log", log_exp), ("log", log_sigmoid),
-    ("log", log_product), ("log1p", log1p_exp), ("sub", exp_minus_one), ("sub", one_minus_sigmoid),
+    ("log", log_one_plus),
+    ("log", log_sum_exp),
+    ("log", log_exp),
+    ("log", log_sigmoid),
+    ("log", log_product),
+    ("log1p", log1p_exp),
+    ("sub", exp_minus_one),
+    ("sub", one_minus_sigmoid),
     ("div", sigmoid_by_hand),
-)  # fmt: skip
+)
 
 
 def canonicalize(outputs: Sequence[Node]) -> list[Node]:

@@ -40,9 +40,14 @@ def vjp_graph(
 
 
 def _pull_back(
-    node: Node, ct: Node, nb: int, active: set[Node], tainted: dict[Node, Node],
-    cts: dict[Node, list[Node]], wrt: Sequence[Node],
-) -> None:  # fmt: skip
+    node: Node,
+    ct: Node,
+    nb: int,
+    active: set[Node],
+    tainted: dict[Node, Node],
+    cts: dict[Node, list[Node]],
+    wrt: Sequence[Node],
+) -> None:
     """Apply the node's rules to its cotangent and add the results to its inputs' cotangents."""
     for i, x in enumerate(node.inputs):
         if x in tainted:

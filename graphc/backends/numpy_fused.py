@@ -244,6 +244,12 @@ def plan(program: Program, spell: Spell, taken: set[str]) -> FusedPlan | None:
     buffers += list(zip(result_names, result_types, strict=True))
     results = {step: result_names[slot] for step, slot in slot_of.items()}
     return FusedPlan(
-        functions, buffers, results, lines,
-        namer.fresh("pool"), namer.fresh("allocate"), namer.fresh("held"), namer.fresh("result"),
-    )  # fmt: skip
+        functions,
+        buffers,
+        results,
+        lines,
+        namer.fresh("pool"),
+        namer.fresh("allocate"),
+        namer.fresh("held"),
+        namer.fresh("result"),
+    )

@@ -186,9 +186,7 @@ class LoopPlan:
         return self.drivers[key]
 
 
-def _scan_driver(
-    name: str, body: str, step: Step, outputs: tuple[int, ...], listed: frozenset[int]
-) -> list[str]:  # fmt: skip
+def _scan_driver(name: str, body: str, step: Step, outputs: tuple[int, ...], listed: frozenset[int]) -> list[str]:
     """The driver of a scan family computing `outputs` (`step`: its first); the stacks in `listed` are lists."""
     program = step.body
     assert program is not None
@@ -224,7 +222,7 @@ def _scan_driver(
 
 def _prologue(
     body: Program, nc: int, ny: int, length: int, k: int, outputs: tuple[int, ...], listed: frozenset[int]
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """The carries' first values and the stacks to fill: arrays, or lists holding each step's value."""
     lines = []
     for i in range(nc):

@@ -85,9 +85,13 @@ def build_data(target: Inspectable, *, fast_math: bool = False, optimize: bool =
 
 
 def explore(
-    target: Inspectable, path: str | Path = "graph.html", *, fast_math: bool = False, optimize: bool = True,
+    target: Inspectable,
+    path: str | Path = "graph.html",
+    *,
+    fast_math: bool = False,
+    optimize: bool = True,
     title: str | None = None,
-) -> Path:  # fmt: skip
+) -> Path:
     """gc.explore: write the graph of `target`, after every optimizer pass, to one HTML file.
 
     `target` is a Tensor, a list of Tensors, a Graph or a compiled function (then the code

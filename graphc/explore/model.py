@@ -125,14 +125,16 @@ class Model:
         edges = [(position[i], position[n]) for n in nodes for i in n.inputs]
         operand = [j for n in nodes for j in range(len(n.inputs))]
         drawing = layout(sizes, edges)
-        self.layouts.append({
-            "items": items,
-            "x": [round(v, 1) for v in drawing.x],
-            "layer": list(drawing.layer),
-            "edges": [[a, b, j, *route] for (a, b), j, route in zip(edges, operand, drawing.routes, strict=True)],
-            "outputs": [position[o] for o in graph.outputs],
-            "inputs": [position[i] for i in graph.inputs],
-        })  # fmt: skip
+        self.layouts.append(
+            {
+                "items": items,
+                "x": [round(v, 1) for v in drawing.x],
+                "layer": list(drawing.layer),
+                "edges": [[a, b, j, *route] for (a, b), j, route in zip(edges, operand, drawing.routes, strict=True)],
+                "outputs": [position[o] for o in graph.outputs],
+                "inputs": [position[i] for i in graph.inputs],
+            }
+        )
         return len(self.layouts) - 1
 
 

@@ -145,9 +145,12 @@ def _hoisted(order: list[Node], outputs: Sequence[Node], variant: set[Node]) -> 
 
 
 def close_over(
-    outputs: Sequence[Node], variant: Sequence[Node], names: Sequence[str], fixed: Mapping[Node, Node] | None = None,
+    outputs: Sequence[Node],
+    variant: Sequence[Node],
+    names: Sequence[str],
+    fixed: Mapping[Node, Node] | None = None,
     droppable: Sequence[Node] = (),
-) -> tuple[Graph, list[Node], list[Node]]:  # fmt: skip
+) -> tuple[Graph, list[Node], list[Node]]:
     """A body computing `outputs` from `variant` (what changes each iteration) and its closures.
 
     Every maximal computation that does not depend on `variant` but reaches a var is hoisted
@@ -223,9 +226,15 @@ def scan_output_type(body: Graph, n_carry: int, length: int, checkpoint: int, ou
 
 
 def scan_infer(
-    *types: TensorType, body: Graph, n_carry: int, n_xs: int, length: int, reverse: bool, checkpoint: int,
+    *types: TensorType,
+    body: Graph,
+    n_carry: int,
+    n_xs: int,
+    length: int,
+    reverse: bool,
+    checkpoint: int,
     output: int,
-) -> TensorType:  # fmt: skip
+) -> TensorType:
     nc, nx, nk, ny = scan_counts(body, n_carry, n_xs)
     if min(nc, nx, nk, ny) < 0 or len(types) != len(body.inputs):
         raise GraphError(f"a body of {len(body.inputs)} inputs cannot take {nc} carries, {nx} xs, {len(types)} inputs")
@@ -242,7 +251,7 @@ def scan_infer(
 
 def fixed_point_infer(
     *types: TensorType, body: Graph, n_z: int, tol: float, max_iter: int, output: int, role: str = ""
-) -> TensorType:  # fmt: skip
+) -> TensorType:
     if len(types) != len(body.inputs) or len(body.outputs) != n_z or not 0 <= output < n_z:
         raise GraphError(f"a body of {len(body.inputs)} inputs and {len(body.outputs)} outputs, {n_z} iterates")
     if not (tol >= 0 and math.isfinite(tol)) or max_iter < 1:
@@ -285,7 +294,7 @@ def run_loop(op: str, args: Sequence[np.ndarray], body: Graph, **attrs: Hashable
 
 def run_family(
     op: str, args: Sequence[np.ndarray], run_body: RunBody, body: Signature, **attrs: Hashable
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     """Every result of one loop (indexed by `output`), its body run by `run_body`."""
     attrs.pop("output", None)
     if op == "scan":
@@ -294,9 +303,16 @@ def run_family(
 
 
 def run_scan(
-    args: Sequence[np.ndarray], run_body: RunBody, *, body: Signature, n_carry: int, n_xs: int, length: int,
-    reverse: bool, checkpoint: int,
-) -> list[np.ndarray]:  # fmt: skip
+    args: Sequence[np.ndarray],
+    run_body: RunBody,
+    *,
+    body: Signature,
+    n_carry: int,
+    n_xs: int,
+    length: int,
+    reverse: bool,
+    checkpoint: int,
+) -> list[np.ndarray]:
     nc, nx, _, _ = scan_counts(body, n_carry, n_xs)
     carries = [np.asarray(a) for a in args[:nc]]
     xs = args[nc : nc + nx]
@@ -346,7 +362,7 @@ def not_converged(iterations: int, r: float, tol: float, max_iter: int, role: st
 
 def run_fixed_point(
     args: Sequence[np.ndarray], run_body: RunBody, *, n_z: int, tol: float, max_iter: int, role: str = ""
-) -> list[np.ndarray]:  # fmt: skip
+) -> list[np.ndarray]:
     z = [np.asarray(a) for a in args[:n_z]]
     closures = list(args[n_z:])
     r = math.inf

@@ -57,9 +57,12 @@ def exp_log(node: Node) -> Node | None:
 
 
 RULES = rule_table(
-    ("mul", mul_zero), ("add", add_zero), ("sub", sub_self), ("div", div_self),
+    ("mul", mul_zero),
+    ("add", add_zero),
+    ("sub", sub_self),
+    ("div", div_self),
     ("exp", exp_log),
-)  # fmt: skip
+)
 
 
 def fastmath(graph: Graph) -> Graph:

@@ -138,7 +138,7 @@ def build(group: Group, inputs: list[Node]) -> dict[tuple[str, object], Node]:
     names += [f"x{i}" for i in range(nx)]
     new_body, kept, outer = close_over(
         optimized.outputs, [*carry_params, *x_params], names, fixed=closures, droppable=x_params
-    )  # fmt: skip
+    )
     kept_xs = [inputs[nc + x_params.index(p)] for p in kept[len(live) :]]
     attrs = {**head.params, "body": new_body, "output": 0}
     if head.op.name == "scan":

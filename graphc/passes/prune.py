@@ -47,9 +47,12 @@ def slice_identity(node: Node) -> Node | None:
 
 
 RULES = rule_table(
-    ("transpose", transpose_identity), ("reshape", reshape_identity), ("broadcast_to", broadcast_identity),
-    ("astype", astype_identity), ("slice", slice_identity),
-)  # fmt: skip
+    ("transpose", transpose_identity),
+    ("reshape", reshape_identity),
+    ("broadcast_to", broadcast_identity),
+    ("astype", astype_identity),
+    ("slice", slice_identity),
+)
 
 
 def prune(graph: Graph) -> Graph:

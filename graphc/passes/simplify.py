@@ -215,13 +215,28 @@ def sum_broadcast(node: Node) -> Node | None:
 
 
 RULES = rule_table(
-    ("mul", mul_one), ("mul", mul_minus_one), ("mul", mul_neg_neg),
-    ("mul", mul_neg), ("add", add_minus_zero), ("add", add_neg), ("add", neg_add), ("where", where_constant),
-    ("sub", sub_zero), ("sub", sub_neg),
-    ("div", div_one), ("neg", neg_neg), ("pow", pow_two), ("pow", pow_one), ("pow", pow_half), ("where", where_same),
-    ("transpose", transpose_transpose), ("reshape", reshape_reshape), ("broadcast_to", broadcast_broadcast),
-    ("astype", astype_roundtrip), ("sum", sum_broadcast),
-)  # fmt: skip
+    ("mul", mul_one),
+    ("mul", mul_minus_one),
+    ("mul", mul_neg_neg),
+    ("mul", mul_neg),
+    ("add", add_minus_zero),
+    ("add", add_neg),
+    ("add", neg_add),
+    ("where", where_constant),
+    ("sub", sub_zero),
+    ("sub", sub_neg),
+    ("div", div_one),
+    ("neg", neg_neg),
+    ("pow", pow_two),
+    ("pow", pow_one),
+    ("pow", pow_half),
+    ("where", where_same),
+    ("transpose", transpose_transpose),
+    ("reshape", reshape_reshape),
+    ("broadcast_to", broadcast_broadcast),
+    ("astype", astype_roundtrip),
+    ("sum", sum_broadcast),
+)
 
 
 def simplify(graph: Graph) -> Graph:

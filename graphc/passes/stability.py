@@ -115,8 +115,11 @@ def cancel_one_plus_exp(node: Node) -> Node | None:
 
 
 GRADIENT_RULES = rule_table(
-    ("mul", softmax_cotangent), ("mul", cancel_exp), ("mul", cancel_sigmoid), ("mul", cancel_one_plus_exp),
-)  # fmt: skip
+    ("mul", softmax_cotangent),
+    ("mul", cancel_exp),
+    ("mul", cancel_sigmoid),
+    ("mul", cancel_one_plus_exp),
+)
 
 RULES = {
     op: [*FORWARD_RULES.get(op, ()), *GRADIENT_RULES.get(op, ())] for op in sorted({*FORWARD_RULES, *GRADIENT_RULES})

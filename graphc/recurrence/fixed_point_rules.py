@@ -49,8 +49,16 @@ def _parts(node: Node) -> tuple[Graph, int, tuple[Node, ...], tuple[Node, ...], 
 
 def make_fixed_point(init: list[Node], closures: list[Node], body: Graph, like: Node, role: str) -> Node:
     """The fixed_point node of result 0 with `like`'s tol and max_iter; `role` names it in errors."""
-    return fixed_point(*init, *closures, body=body, n_z=len(init), tol=like.attr("tol"),
-                       max_iter=like.attr("max_iter"), output=0, role=role)  # fmt: skip
+    return fixed_point(
+        *init,
+        *closures,
+        body=body,
+        n_z=len(init),
+        tol=like.attr("tol"),
+        max_iter=like.attr("max_iter"),
+        output=0,
+        role=role,
+    )
 
 
 def adjoint(node: Node, ct: Node) -> list[Node | None]:
@@ -65,9 +73,7 @@ def adjoint(node: Node, ct: Node) -> list[Node | None]:
     new_w = [g if g is not None else zeros(wm.type) for g, wm in zip(pulled, w, strict=True)]
     new_w[o] = ew.add(new_w[o], v)
     at_fixed_point = dict(zip(zp, zstar, strict=True)) | dict(zip(pp, params, strict=True))
-    adjoint_body, _, closures = close_over(
-        new_w, w, [f"z{m}" for m in range(nz)], fixed=at_fixed_point | {v: ct}
-    )  # fmt: skip
+    adjoint_body, _, closures = close_over(new_w, w, [f"z{m}" for m in range(nz)], fixed=at_fixed_point | {v: ct})
     init = [ct if m == o else zeros(wm.type) for m, wm in enumerate(w)]
     solved = make_fixed_point(init, closures, adjoint_body, node, "adjoint")
     wanted = [i for i, p in enumerate(params) if active(p)]
@@ -109,9 +115,14 @@ def _fixed_point_jvp(t: Node, out: Node, *inputs: Node, index: int, **attrs: obj
 
 
 fixed_point = Op(
-    "fixed_point", fixed_point_infer, fixed_point_eval, vjp=(_fixed_point_vjp,), jvp=(_fixed_point_jvp,),
-    kind=Kind.OPAQUE, variadic=True,
-)  # fmt: skip
+    "fixed_point",
+    fixed_point_infer,
+    fixed_point_eval,
+    vjp=(_fixed_point_vjp,),
+    jvp=(_fixed_point_jvp,),
+    kind=Kind.OPAQUE,
+    variadic=True,
+)
 """fixed_point(z0.., closures..; body, n_z, tol, max_iter, output): see ops/loops.py."""
 
 __all__ = ["adjoint", "fixed_point", "make_fixed_point", "tangent"]

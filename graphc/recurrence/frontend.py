@@ -108,9 +108,14 @@ def _split_step_result(result: object) -> tuple[object, object]:
 
 
 def scan(
-    step: Callable[[Tree, Tree], tuple[Tree, Tree]], init: Tree, xs: Tree = None, length: int | None = None, *,
-    reverse: bool = False, checkpoint: int = 1,
-) -> tuple[Tree, Tree]:  # fmt: skip
+    step: Callable[[Tree, Tree], tuple[Tree, Tree]],
+    init: Tree,
+    xs: Tree = None,
+    length: int | None = None,
+    *,
+    reverse: bool = False,
+    checkpoint: int = 1,
+) -> tuple[Tree, Tree]:
     """Loop `step(carry, x_t) -> (carry, y_t)` over the leading axis of `xs`; returns (final carry, stacked ys).
 
     `xs=None` runs `length` steps with x_t = None. `reverse=True` visits t = T-1 .. 0 (the
@@ -158,7 +163,7 @@ def _tol(tol: object, iterates: list[Node]) -> float:
 
 def fixed_point(
     g: Callable[..., Tree], z0: Tree, *params: Tree, tol: float | None = None, max_iter: int = 1000
-) -> Tree:  # fmt: skip
+) -> Tree:
     """The fixed point z* = g(z*, *params), iterating z <- g(z, *params) from z0.
 
     Converged when max |z_new - z| <= tol over every element of every iterate (the

@@ -168,12 +168,28 @@ class Scan:
 
 
 def make_scan(
-    init: list[Node], xs: list[Node], closures: list[Node], body: Graph, *, length: int, reverse: bool = False,
+    init: list[Node],
+    xs: list[Node],
+    closures: list[Node],
+    body: Graph,
+    *,
+    length: int,
+    reverse: bool = False,
     checkpoint: int = 1,
-) -> Node:  # fmt: skip
+) -> Node:
     """The scan node of result 0 (siblings: `sibling(node, i)`)."""
-    return scan(*init, *xs, *closures, body=body, n_carry=len(init), n_xs=len(xs), length=length,
-                reverse=reverse, checkpoint=checkpoint, output=0)  # fmt: skip
+    return scan(
+        *init,
+        *xs,
+        *closures,
+        body=body,
+        n_carry=len(init),
+        n_xs=len(xs),
+        length=length,
+        reverse=reverse,
+        checkpoint=checkpoint,
+        output=0,
+    )
 
 
 def _names(prefix: str, count: int, start: int = 0) -> list[str]:
@@ -238,9 +254,14 @@ def with_outputs(f: Scan, values: list[Node]) -> tuple[Scan, dict[Node, int]]:
 
 
 def reverse_scan(
-    f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    acc_init: dict[int, Node], batch: tuple[int, ...], want: tuple[list[int], list[int]],
-) -> Cotangents:  # fmt: skip
+    f: Scan,
+    carry_cts: dict[int, Node],
+    y_cts: dict[int, Node],
+    saved_cts: dict[int, Node],
+    acc_init: dict[int, Node],
+    batch: tuple[int, ...],
+    want: tuple[list[int], list[int]],
+) -> Cotangents:
     """The reverse scan over f's per-step saved carries (f.checkpoint must be 1).
 
     Cotangents carry the leading `batch` axes; `y_cts` and `saved_cts` are loop-major
@@ -277,7 +298,7 @@ def reverse_scan(
     names = _names("carry", len(carries)) + _names("x", len(slices))
     new_body, kept, closures = close_over(
         backward, [*carries, *slices], names, fixed=dict(zip(kp, f.closures, strict=True)), droppable=slices
-    )  # fmt: skip
+    )
     init = [carry_cts.get(m, zeros(v.type)) for m, v in zip(fc, a, strict=True)]
     init += [acc_init.get(i, zeros(v.type)) for i, v in zip(fk, acc, strict=True)]
     xs = [outer[v] for v in kept[len(carries) :]]
@@ -291,9 +312,13 @@ def reverse_scan(
 
 
 def checkpointed_reverse(
-    f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    batch: tuple[int, ...], want: tuple[list[int], list[int]],
-) -> Cotangents:  # fmt: skip
+    f: Scan,
+    carry_cts: dict[int, Node],
+    y_cts: dict[int, Node],
+    saved_cts: dict[int, Node],
+    batch: tuple[int, ...],
+    want: tuple[list[int], list[int]],
+) -> Cotangents:
     """The pullback of a forward scan that saved every k-th carry: segments recomputed, then reversed."""
     k, length = f.checkpoint, f.length
     full, tail = divmod(length, k)
@@ -319,9 +344,14 @@ def checkpointed_reverse(
 
 
 def _segments(
-    f: Scan, full: int, cts: Cotangents, y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    batch: tuple[int, ...], want: tuple[list[int], list[int]],
-) -> Cotangents:  # fmt: skip
+    f: Scan,
+    full: int,
+    cts: Cotangents,
+    y_cts: dict[int, Node],
+    saved_cts: dict[int, Node],
+    batch: tuple[int, ...],
+    want: tuple[list[int], list[int]],
+) -> Cotangents:
     """The reverse scan over the first `full` segments of k steps; each step re-runs its segment."""
     k = f.checkpoint
     fc, (_, fk) = f.float_carries(), want
@@ -344,9 +374,12 @@ def _segments(
     outer += [rows(ct, 0, full) for _, ct in sorted(saved_cts.items())]
     names = _names("carry", len(carries)) + _names("x", len(slices))
     new_body, kept, closures = close_over(
-        [*new_a, *(step.closures[i] for i in fk), *(g for _, g in dx)], [*carries, *slices], names,
-        fixed=dict(zip(kp, f.closures, strict=True)), droppable=slices,
-    )  # fmt: skip
+        [*new_a, *(step.closures[i] for i in fk), *(g for _, g in dx)],
+        [*carries, *slices],
+        names,
+        fixed=dict(zip(kp, f.closures, strict=True)),
+        droppable=slices,
+    )
     by_slice = dict(zip(slices, outer, strict=True))
     init = [cts.init.get(m, zeros(a[m].type)) for m in fc] + [cts.closures.get(i, zeros(acc[i].type)) for i in fk]
     r = make_scan(init, [by_slice[v] for v in kept[len(carries) :]], closures, new_body, length=full, reverse=True)
@@ -425,7 +458,7 @@ def pushforward(f: Scan, j: int, t: Node) -> Scan:
     names = _names("carry", len(carries)) + _names("x", len(slices))
     new_body, kept, closures = close_over(
         [*body.outputs[:nc], *d_carries, *d_ys], [*carries, *slices], names, fixed=fixed, droppable=slices
-    )  # fmt: skip
+    )
     init = list(f.init) + [t if j == m else zeros(d.type) for m, d in zip(fc, dc, strict=True)]
     outer = dict(zip(slices, xs, strict=True))
     xs = [outer[v] for v in kept[len(carries) :]]

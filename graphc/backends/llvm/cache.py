@@ -89,8 +89,10 @@ class ObjectCache:
         if directory is None:
             directory = _default_directory()
         if isinstance(directory, str) and not directory.strip():
-            raise ValueError("cache_dir='' would put compiled code in the current directory; "
-                             "pass a directory, or cache=False for no cache")  # fmt: skip
+            raise ValueError(
+                "cache_dir='' would put compiled code in the current directory; "
+                "pass a directory, or cache=False for no cache"
+            )
         self.directory = Path(directory)
         self.enabled = enabled
         self.hits = 0
@@ -109,9 +111,12 @@ class ObjectCache:
             self._trusted = reason is None
             if reason is not None and str(self.directory) not in _WARNED:
                 _WARNED.add(str(self.directory))
-                warnings.warn(f"graphc is not using the compile cache {self.directory}: {reason}; "
-                              "compiling without it (make it yours and private: chmod 700)",
-                              RuntimeWarning, stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"graphc is not using the compile cache {self.directory}: {reason}; "
+                    "compiling without it (make it yours and private: chmod 700)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return self._trusted
 
     def _check_directory(self) -> str | None:

@@ -35,9 +35,12 @@ def split_long(
     chunks = _chunks(instrs)
     chunk_of = {i: c for c, members in enumerate(chunks) for i in members}
     needed = {
-        a for c, members in enumerate(chunks) for i in members for a in instrs[i].args
+        a
+        for c, members in enumerate(chunks)
+        for i in members
+        for a in instrs[i].args
         if instrs[i].op != "load" and chunk_of.get(a, c) < c
-    }  # fmt: skip
+    }
     temps = {a: fresh(shape, instrs[a].dtype) for a in sorted(needed)}  # fresh: safe at any depth
     for c, members in enumerate(chunks):
         local_operands, local, position = _chunk_instrs(operands, instrs, members, c, chunk_of, temps)
@@ -70,9 +73,13 @@ def _chunks(instrs: Sequence[Instr]) -> list[list[int]]:
 
 
 def _chunk_instrs(
-    operands: Sequence[Layout], instrs: Sequence[Instr], members: list[int], chunk: int,
-    chunk_of: dict[int, int], temps: dict[int, Layout],
-) -> tuple[list[Layout], list[Instr], dict[int, int]]:  # fmt: skip
+    operands: Sequence[Layout],
+    instrs: Sequence[Instr],
+    members: list[int],
+    chunk: int,
+    chunk_of: dict[int, int],
+    temps: dict[int, Layout],
+) -> tuple[list[Layout], list[Instr], dict[int, int]]:
     """One chunk as its own body (loads of operands and earlier chunks' temps, then its members).
 
     Also returns where each original instruction landed in the chunk's list.

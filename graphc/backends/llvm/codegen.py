@@ -201,8 +201,9 @@ def _ordered(values: list[ir.Value], axes: list[int], ndim: int) -> list[ir.Valu
     return full
 
 
-def _accumulate_inner(body: Body, k: Reduce, lanes: ir.Value, fixed: dict[int, ir.Value],
-                      bounds: tuple[ir.Value, ir.Value]) -> None:  # fmt: skip
+def _accumulate_inner(
+    body: Body, k: Reduce, lanes: ir.Value, fixed: dict[int, ir.Value], bounds: tuple[ir.Value, ir.Value]
+) -> None:
     """lanes[l] = op(lanes[l], value) along the last axis: full blocks of LANES, then the tail."""
     b = body.b
     dtype = k.out.dtype

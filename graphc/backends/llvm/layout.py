@@ -163,9 +163,9 @@ def _group_strides(old: list[tuple[int, int]], new: list[int]) -> list[int] | No
 # --- loop nests ---------------------------------------------------------------------------------------
 
 
-def coalesce(shape: Shape, strides: Sequence[Shape], reduced: frozenset[int] = frozenset()) -> tuple[
-    Shape, list[Shape], frozenset[int]
-]:  # fmt: skip
+def coalesce(
+    shape: Shape, strides: Sequence[Shape], reduced: frozenset[int] = frozenset()
+) -> tuple[Shape, list[Shape], frozenset[int]]:
     """Drop axes of length 1 and merge neighbours that every stride list walks as one axis.
 
     Returns the new shape, the new stride lists and the new reduced axes; a reduced axis

@@ -320,8 +320,9 @@ class Caller:
         b = self.b
         fn = b.function
         start = b.block
-        loop, more, again, fail, done = (fn.append_basic_block(f"fp{k.depth}.{n}")
-                                         for n in ("loop", "more", "again", "fail", "done"))  # fmt: skip
+        loop, more, again, fail, done = (
+            fn.append_basic_block(f"fp{k.depth}.{n}") for n in ("loop", "more", "again", "fail", "done")
+        )
         b.branch(loop)
         b.position_at_end(loop)
         iteration = b.phi(I64, name=f"it{k.depth}")

@@ -97,15 +97,21 @@ class Group:
         """The merged kernel; stores to places not in `live` are dropped (None: keep every store)."""
         last = {_place(out): k for k, (_, out) in enumerate(self.stores)}  # a place stored twice: the last wins
         stores = [
-            (v, out) for k, (v, out) in enumerate(self.stores)
+            (v, out)
+            for k, (v, out) in enumerate(self.stores)
             if last[_place(out)] == k and (live is None or _place(out) in live)
-        ]  # fmt: skip
+        ]
         instrs = list(self.instrs)
         if self.reduce is not None:
             instrs.append(Instr("copy", (self.reduced_value,), instrs[self.reduced_value].dtype))
             extra_values, extra_outs = _split(stores)
-            return replace(self.reduce, operands=tuple(self.operands), instrs=tuple(instrs),
-                           extra_values=extra_values, extra_outs=extra_outs)  # fmt: skip
+            return replace(
+                self.reduce,
+                operands=tuple(self.operands),
+                instrs=tuple(instrs),
+                extra_values=extra_values,
+                extra_outs=extra_outs,
+            )
         if not stores:
             stores = self.stores[-1:]
         last_value, out = stores[-1]

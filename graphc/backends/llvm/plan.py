@@ -92,9 +92,16 @@ def _reduce_attrs(attrs: dict) -> tuple[tuple[int, ...], bool]:
 
 
 def _reduction(
-    p: Planner, kind: str, shape: Shape, operands: list[Layout], expr: Expr, value: int,
-    axes: tuple[int, ...], keepdims: bool, dest: Layout,
-) -> None:  # fmt: skip
+    p: Planner,
+    kind: str,
+    shape: Shape,
+    operands: list[Layout],
+    expr: Expr,
+    value: int,
+    axes: tuple[int, ...],
+    keepdims: bool,
+    dest: Layout,
+) -> None:
     if kind != "logsumexp":
         expr.instrs = expr.instrs[: value + 1]
         p.add_reduce(shape, operands, expr.instrs, kind, axes, keepdims, dest)
@@ -110,9 +117,15 @@ def _fixed_max(expr: Expr, operand: int, dtype: np.dtype) -> int:
 
 
 def _logsumexp(
-    p: Planner, shape: Shape, operands: list[Layout], expr: Expr, value: int,
-    axes: tuple[int, ...], keepdims: bool, dest: Layout,
-) -> None:  # fmt: skip
+    p: Planner,
+    shape: Shape,
+    operands: list[Layout],
+    expr: Expr,
+    value: int,
+    axes: tuple[int, ...],
+    keepdims: bool,
+    dest: Layout,
+) -> None:
     """m = max(x); s = sum(exp(x - fix(m))); out = log(s) + fix(m), fix(m) = m where finite, else 0."""
     dtype = dest.dtype
     kept = reduced_shape(shape, axes, True)

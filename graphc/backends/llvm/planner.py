@@ -130,10 +130,15 @@ class Planner:
     """
 
     def __init__(
-        self, program: Program, rules: Mapping[str, Rule], memory: Memory | None = None,
-        inputs: Sequence[Layout] | None = None, outputs: Sequence[Layout] | None = None, depth: int = 0,
+        self,
+        program: Program,
+        rules: Mapping[str, Rule],
+        memory: Memory | None = None,
+        inputs: Sequence[Layout] | None = None,
+        outputs: Sequence[Layout] | None = None,
+        depth: int = 0,
         check_finite: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.program = program
         self.rules = rules
         self.check_finite = check_finite
@@ -185,9 +190,13 @@ class Planner:
     # --- kernels --------------------------------------------------------------------------------
 
     def add_map(
-        self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr], out: Layout,
+        self,
+        shape: Shape,
+        operands: Sequence[Layout],
+        instrs: Sequence[Instr],
+        out: Layout,
         extra: Sequence[tuple[int, Layout]] = (),
-    ) -> None:  # fmt: skip
+    ) -> None:
         """out = the per-point value over `shape` (and each extra (instruction, layout) stored too)."""
         if math.prod(shape) == 0:
             return
@@ -198,8 +207,15 @@ class Planner:
         layouts = [_restrided(layout, new_shape, s) for layout, s in zip(layouts, strides, strict=True)]
         n = len(operands)
         extra_values = tuple(value for value, _ in extra)
-        kernel = Map(new_shape, tuple(layouts[:n]), instrs, layouts[-1], self._power_site(instrs),
-                     extra_values, tuple(layouts[n:-1]))  # fmt: skip
+        kernel = Map(
+            new_shape,
+            tuple(layouts[:n]),
+            instrs,
+            layouts[-1],
+            self._power_site(instrs),
+            extra_values,
+            tuple(layouts[n:-1]),
+        )
         self.kernels.append(kernel)
 
     def copy(self, source: Layout, out: Layout) -> None:
@@ -209,9 +225,15 @@ class Planner:
         self.add_map(out.shape, [], [Instr("const", (), out.dtype, (("value", value),))], out)
 
     def add_reduce(
-        self, shape: Shape, operands: Sequence[Layout], instrs: Sequence[Instr], kind: str,
-        axes: Sequence[int], keepdims: bool, dest: Layout,
-    ) -> None:  # fmt: skip
+        self,
+        shape: Shape,
+        operands: Sequence[Layout],
+        instrs: Sequence[Instr],
+        kind: str,
+        axes: Sequence[int],
+        keepdims: bool,
+        dest: Layout,
+    ) -> None:
         """dest = reduction of the per-point value over `axes` of `shape`."""
         if math.prod(shape) == 0:
             self.fill(identity(kind, dest.dtype), dest)

@@ -101,8 +101,17 @@ def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout
     for new, z in zip(following, current, strict=True):
         inner.copy(new, z)
     site = p.site("ConvergenceError", str(step.params.get("role", "")), tol, max_iter)
-    loop = Loop("fixed_point", max_iter, False, depth, tuple(inner.kernels), (1,) * len(inner.kernels),
-                tuple(residuals), tol, site)  # fmt: skip
+    loop = Loop(
+        "fixed_point",
+        max_iter,
+        False,
+        depth,
+        tuple(inner.kernels),
+        (1,) * len(inner.kernels),
+        tuple(residuals),
+        tol,
+        site,
+    )
     p.kernels.append(loop)
     return current
 

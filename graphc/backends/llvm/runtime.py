@@ -240,9 +240,15 @@ def _link_environment() -> str:
 
 
 def build(
-    program: Program, *, single: bool = False, cache: bool = True, cache_dir: str | Path | None = None,
-    check_finite: bool = False, exact: bool = False, p: Plan | None = None,
-) -> LLVMFunction:  # fmt: skip
+    program: Program,
+    *,
+    single: bool = False,
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+    check_finite: bool = False,
+    exact: bool = False,
+    p: Plan | None = None,
+) -> LLVMFunction:
     """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower.
 
     `check_finite` checks every float step's result (graphc.backends.finite); `exact`
