@@ -27,12 +27,10 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 import numpy as np
 
 from graphc import layered
-from graphc.ir import ConstValue, Graph, Node, format_array, ssa_names
+from graphc.ir import ConstValue, Graph, HasNode, Node, format_array, ssa_names
 
 if TYPE_CHECKING:
     import networkx
-
-    from graphc.tensor import Tensor
 
 
 class HasGraph(Protocol):
@@ -42,7 +40,7 @@ class HasGraph(Protocol):
     def graph(self) -> Graph: ...
 
 
-Inspectable: TypeAlias = "Tensor | Sequence[Tensor] | Graph | HasGraph | Node"
+Inspectable: TypeAlias = "HasNode | Sequence[HasNode] | Graph | HasGraph | Node"
 """What the inspection functions draw: a Tensor, a list of Tensors, a Graph or a compiled function."""
 
 _ATTR_TEXT_LIMIT = 40
