@@ -112,6 +112,8 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    "diag": "rt.diag({0})",
+    "index_add": "rt.index_add({0}, {1}, {2}, axis={axis})",
     # reductions
     "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
@@ -130,7 +132,19 @@ SPELLINGS: dict[str, Spelling] = {
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
-HELPERS = ("pow", "sigmoid", "softplus", "relu", "erf", "erfc", "unslice", "scatter_add", "logsumexp")
+HELPERS = (
+    "pow",
+    "sigmoid",
+    "softplus",
+    "relu",
+    "erf",
+    "erfc",
+    "unslice",
+    "scatter_add",
+    "logsumexp",
+    "diag",
+    "index_add",
+)
 
 
 def _literal(value: Hashable) -> str:

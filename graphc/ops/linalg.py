@@ -12,6 +12,7 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
 from graphc.ops.base import Kind, Op
 from graphc.ops.shape import transpose
+from graphc.ops.sparsity import matrix_product
 from graphc.shapes import TensorType, broadcast_shapes, is_float
 
 
@@ -36,5 +37,5 @@ matmul = Op(
     "matmul", _matmul_infer, np.matmul,
     vjp=(lambda ct, out, x, y: matmul(ct, swap_last(y)), lambda ct, out, x, y: matmul(swap_last(x), ct)),
     jvp=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),
-    kind=Kind.OPAQUE, aligns=True, numpy="matmul",
+    kind=Kind.OPAQUE, aligns=True, numpy="matmul", sparsity=matrix_product,
 )  # fmt: skip

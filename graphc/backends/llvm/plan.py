@@ -496,6 +496,20 @@ def _plan_unslice(p: Planner, step: Step) -> None:
     p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attrs["index"]))  # type: ignore[arg-type]
 
 
+def diagonal_view(layout: Layout) -> Layout:
+    """The diagonal of the last two (square) axes: one axis whose stride steps one row and one column."""
+    *lead, n, _ = layout.shape
+    strides = layout.strides
+    return replace(layout, shape=(*lead, n), strides=(*strides[:-2], strides[-2] + strides[-1]))
+
+
+def _plan_diag(p: Planner, step: Step) -> None:
+    """diag(v): zeros, then v copied onto the diagonal view."""
+    dest = p.dest(step)
+    p.fill(0, dest)
+    p.copy(p.layouts[step.args[0]], diagonal_view(dest))
+
+
 def _plan_concatenate(p: Planner, step: Step) -> None:
     dest = p.dest(step)
     axis = int(step.attrs["axis"])  # type: ignore[call-overload]
@@ -541,6 +555,18 @@ def _plan_accumulate(p: Planner, step: Step) -> None:
     kind = "sum" if step.op == "cumsum" else "prod"
     axis = int(step.attrs["axis"])  # type: ignore[call-overload]
     p.kernels.append(Accumulate(kind, p.layouts[step.args[0]], dest, axis, bool(step.attrs["reverse"])))
+
+
+def _plan_index_add(p: Planner, step: Step) -> None:
+    """index_add(base, updates, indices): base copied, then updates scattered onto it (as scatter_add's kernel)."""
+    base = p.layouts[step.args[0]]
+    updates, indices = (p.layouts[a] for a in step.args[1:])
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    dest = p.dest(step)
+    p.copy(base, dest)
+    if updates.size == 0:
+        return
+    p.kernels.append(Scatter(updates, indices, axis, dest, _index_site(p, step, axis, base.shape[axis])))
 
 
 def matrix_order(layout: Layout) -> tuple[bool, int] | None:
@@ -611,6 +637,8 @@ PLANNERS: dict[str, Rule] = {
     "scatter_add": _plan_scatter,
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
+    "diag": _plan_diag,
+    "index_add": _plan_index_add,
     "matmul": _plan_matmul,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
