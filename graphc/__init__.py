@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
-from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
+from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
@@ -51,6 +51,7 @@ __all__ = [
     "show",
     "to_dot",
     "to_networkx",
+    "value_and_grad",
     "var",
     "vjp",
 ]

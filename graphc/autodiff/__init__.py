@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from graphc.autodiff.canonical import canonicalize
-from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
+from graphc.autodiff.jacobian import jacobian_graphs  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
@@ -24,7 +24,7 @@ from graphc.ops import shape as sh
 from graphc.shapes import is_float
 from graphc.tensor import Tensor, as_tensor, building, const
 
-__all__ = ["grad", "hessian", "jacobian", "jvp", "vjp"]
+__all__ = ["grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
 
 Tensors = Tensor | Sequence[Tensor]
 
@@ -49,12 +49,17 @@ def _scalar(f: object, who: str) -> Tensor:
     return f
 
 
+def zeros(shape: tuple[int, ...], dtype: np.dtype) -> Tensor:
+    """A zero Tensor of this shape and dtype (one constant, broadcast)."""
+    zero = const(np.zeros((), dtype=dtype))
+    if shape == ():
+        return zero
+    return Tensor(sh.broadcast_to(zero.node, shape=shape))
+
+
 def zeros_like(x: Tensor) -> Tensor:
     """A zero Tensor of x's shape and dtype (one constant, broadcast)."""
-    zero = const(np.zeros((), dtype=x.dtype))
-    if x.shape == ():
-        return zero
-    return Tensor(sh.broadcast_to(zero.node, shape=x.shape))
+    return zeros(x.shape, x.dtype)
 
 
 def _finish(result: Node | None, like: Tensor, outputs: list[Tensor], disconnected: str) -> Tensor:
@@ -133,13 +138,19 @@ def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
         return t
 
 
+def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, object]:
+    """(f, the gradient of f with respect to wrt), the gradient in the form of `wrt` (one Tensor or a list)."""
+    return f, grad(f, wrt, disconnected=disconnected)
+
+
 def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[object]:
     """d f / d x with shape f.shape + x.shape, as one batched graph.
 
-    mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
-    mode="fwd" pushes forward the basis of x's space (one batched JVP); "auto"
-    picks reverse when f has no more elements than x (m <= n), forward otherwise.
-    The graph's size does not grow with m or n: the seed is one constant.
+    mode="rev" pulls back the whole basis of f's space at once (one batched VJP, which
+    gives the Jacobians for every x together), mode="fwd" pushes forward the basis of
+    each x's space (one batched JVP per x, for every f together); "auto" picks reverse
+    for an f with no more elements than all the x together (m <= n), forward otherwise.
+    The graph's size does not grow with m or n: the seed is structure (autodiff/seeds.py).
     A list of wrt gives a list (one Jacobian per wrt); a list of f gives a list of those.
     """
     if mode not in ("auto", "rev", "fwd"):
@@ -149,27 +160,43 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[ob
         if not is_float(fi.dtype):
             raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
     xs, x_form = _wrt(x, "gc.jacobian", "x")
-    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in _forward(fs)]
+    table = _jacobians(_forward(fs), xs, mode)
+    rows = [x_form.unflatten(row) for row in table]
     return f_form.unflatten(rows)  # type: ignore[return-value]
 
 
-def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
-    """The Tensor of d f/d x (f already in its stable form)."""
-    if mode == "auto":
-        mode = "rev" if f.type.size <= x.size else "fwd"
-    result = jacobian_graph(f, x.node, mode)
-    if result is None:
-        return zeros_like(Tensor(sh.broadcast_to(const(np.zeros((), f.dtype)).node, shape=f.shape + x.shape)))
-    return Tensor(result)
+def _jacobians(fs: list[Node], xs: list[Tensor], mode: str) -> list[list[Tensor]]:
+    """J[i][j] = d fs[i] / d xs[j] as Tensors (zeros where there is no dependence); fs in their stable forms."""
+    n = sum(x.size for x in xs)
+    table: list[list[Tensor | None]] = [[None] * len(xs) for _ in fs]
+    for chosen in ("rev", "fwd"):
+        rows = [i for i, f in enumerate(fs) if _mode_for(f, n, mode) == chosen]
+        if not rows:
+            continue
+        found = jacobian_graphs([fs[i] for i in rows], [x.node for x in xs], chosen)
+        for i, row in zip(rows, found, strict=True):
+            table[i] = [_zero_if_none(node, fs[i], x) for node, x in zip(row, xs, strict=True)]
+    return table  # type: ignore[return-value]
+
+
+def _mode_for(f: Node, n: int, mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "rev" if f.type.size <= n else "fwd"
+
+
+def _zero_if_none(node: Node | None, f: Node, x: Tensor) -> Tensor:
+    return Tensor(node) if node is not None else zeros(f.shape + x.shape, f.dtype)
 
 
 def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
-    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.
+    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape (one
+    batched JVP per x_j, through every gradient at once).
     """
     f = _scalar(f, "gc.hessian")
     xs, form = _wrt(x, "gc.hessian", "x")
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
-    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in _forward(grads)]
-    return form.unflatten(rows)  # type: ignore[return-value]
+    table = _jacobians(_forward(grads), xs, "fwd")
+    return form.unflatten([form.unflatten(row) for row in table])  # type: ignore[return-value]

@@ -181,7 +181,7 @@ def sum_structured(node: Node) -> Node | None:
     found = structured(x)
     if found is None:
         return None
-    v, s = found
+    v = found[0]
     axes = node.attr("axis")
     if axes == tuple(range(x.ndim)):
         return sh.reshape(rd.sum_(v, axis=(0,), keepdims=False), shape=node.shape)
