@@ -8,7 +8,19 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
-from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from graphc.autodiff import (
+    SparseTensor,
+    grad,
+    hessian,
+    hessian_sparsity,
+    jacobian,
+    jacobian_sparsity,
+    jvp,
+    sparse_hessian,
+    sparse_jacobian,
+    value_and_grad,
+    vjp,
+)
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
@@ -34,6 +46,7 @@ __all__ = [
     "Graph",
     "GraphError",
     "ShapeError",
+    "SparseTensor",
     "Tensor",
     "as_tensor",
     "astype",
@@ -44,11 +57,15 @@ __all__ = [
     "fixed_point",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "jacobian",
+    "jacobian_sparsity",
     "jvp",
     "optimize",
     "scan",
     "show",
+    "sparse_hessian",
+    "sparse_jacobian",
     "to_dot",
     "to_networkx",
     "value_and_grad",

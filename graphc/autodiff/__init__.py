@@ -16,15 +16,20 @@ import numpy as np
 from graphc.autodiff.canonical import canonicalize
 from graphc.autodiff.jacobian import jacobian_graphs  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
+from graphc.autodiff.sparse import SparseTensor, sparse_hessian_graph, sparse_jacobian_graph
+from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
-from graphc.errors import DifferentiationError, ShapeError
+from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
 from graphc.shapes import is_float
 from graphc.tensor import Tensor, as_tensor, building, const
 
-__all__ = ["grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
+__all__ = [
+    "SparseTensor", "grad", "hessian", "hessian_sparsity", "jacobian", "jacobian_sparsity", "jvp", "sparse_hessian",
+    "sparse_jacobian", "value_and_grad", "vjp",
+]  # fmt: skip
 
 Tensors = Tensor | Sequence[Tensor]
 
@@ -35,7 +40,8 @@ def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
     check_vars(ws, form, who, what)
     for w in ws:
         if not is_float(w.dtype):
-            raise DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            error = DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            raise located(error, who, user_location())
     return ws, form
 
 
@@ -45,7 +51,8 @@ def _scalar(f: object, who: str) -> Tensor:
         raise TypeError(f"{who}: f must be one scalar Tensor, {got(f)}; for several outputs use gc.vjp or gc.jacobian")
     assert isinstance(f, Tensor)
     if f.shape != () or not is_float(f.dtype):
-        raise DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        error = DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        raise located(error, who, user_location())
     return f
 
 
@@ -200,3 +207,71 @@ def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
     table = _jacobians(_forward(grads), xs, "fwd")
     return form.unflatten([form.unflatten(row) for row in table])  # type: ignore[return-value]
+
+
+# --- sparsity -------------------------------------------------------------------------------------------
+
+
+def _one_float(f: object, who: str) -> Tensor:
+    """`f` as one float Tensor (the function whose sparse Jacobian is asked for)."""
+    if not is_tensor(f):
+        raise TypeError(f"{who}: f must be one Tensor, {got(f)}")
+    assert isinstance(f, Tensor)
+    if not is_float(f.dtype):
+        error = DifferentiationError(f"{who} needs a float function, got {f!r}")
+        raise located(error, who, user_location())
+    return f
+
+
+def _one_wrt(x: object, who: str) -> Tensor:
+    """`x` as one float var."""
+    if not is_tensor(x):
+        raise TypeError(f"{who}: x must be one var Tensor (made with gc.var), {got(x)}")
+    (w,), _ = _wrt(x, who, "x")
+    return w
+
+
+def jacobian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d f / d x: a scipy.sparse.csr_array of bools, shape (f.size, x.size).
+
+    Conservative (an entry that some input can make nonzero is always there), and exact for
+    elementwise ops, broadcasting, slices, concatenation, gathers and scatters with constant
+    indices, reductions and matmul (a constant operand's zeros count); found from the graph.
+    """
+    f = _one_float(f, "gc.jacobian_sparsity")
+    w = _one_wrt(x, "gc.jacobian_sparsity")
+    return jacobian_pattern(_forward([f])[0], w.node)
+
+
+def hessian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d²f / dx² for a scalar f: a symmetric csr_array of bools, shape (x.size, x.size)."""
+    f = _scalar(f, "gc.hessian_sparsity")
+    w = _one_wrt(x, "gc.hessian_sparsity")
+    return hessian_pattern(_gradient(f, w), w.node)
+
+
+def _gradient(f: Tensor, w: Tensor) -> Node:
+    """The gradient graph of f with respect to w, in its stable form (as gc.hessian differentiates it)."""
+    (g,) = _pull_back([f], [w], [const(np.ones((), dtype=f.dtype))], "zero")
+    return _forward([g])[0]
+
+
+def sparse_jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> SparseTensor:
+    """d f / d x as a SparseTensor of shape (f.size, x.size): pattern, coloring, one compressed VJP or JVP.
+
+    mode="fwd" compresses columns (one JVP per color), "rev" rows (one VJP per color);
+    "auto" takes the one needing fewer colors (forward on a tie). Compiled, the result is a
+    scipy.sparse.csr_array; `values` (one per stored entry, in CSR order) is a Tensor.
+    """
+    if mode not in ("auto", "rev", "fwd"):
+        raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', not {mode!r}")
+    f = _one_float(f, "gc.sparse_jacobian")
+    w = _one_wrt(x, "gc.sparse_jacobian")
+    return sparse_jacobian_graph(_forward([f])[0], w.node, mode)
+
+
+def sparse_hessian(f: Tensor, x: Tensor) -> SparseTensor:
+    """d²f / dx² for a scalar f as a SparseTensor of shape (x.size, x.size), by a symmetric (star) coloring."""
+    f = _scalar(f, "gc.sparse_hessian")
+    w = _one_wrt(x, "gc.sparse_hessian")
+    return sparse_hessian_graph(_gradient(f, w), w.node)

@@ -78,6 +78,9 @@ def _index_add_eval(base: np.ndarray, updates: np.ndarray, indices: np.ndarray, 
     out = np.array(base, copy=True)
     indices = np.asarray(indices)
     updates = np.asarray(updates)
+    if axis == 0 and out.ndim == 1 and indices.ndim == 1:
+        np.add.at(out, indices, updates)
+        return out
     moved = np.moveaxis(out, axis, 0)
     values = updates.reshape((*updates.shape[:axis], -1, *updates.shape[axis + indices.ndim :]))
     np.add.at(moved, indices.reshape(-1), np.moveaxis(values, axis, 0))
