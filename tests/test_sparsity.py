@@ -246,6 +246,11 @@ def _vector(t: gc.Tensor) -> gc.Tensor:
     return v
 
 
+def _spread_out(v: gc.Tensor) -> gc.Tensor:
+    """v at the odd positions of a vector of zeros (unslice)."""
+    return gc.Tensor(sh.unslice(v.node, index=((1, 2 * v.size, 2),), shape=(2 * v.size + 1,)))
+
+
 STRUCTURAL: dict[str, Callable[[gc.Tensor], gc.Tensor]] = {
     "where": lambda t: gc.where(t > 0.1, t * 2.0, gc.sin(t)),
     "astype": lambda t: gc.astype(gc.astype(t, "float32"), "float64"),
@@ -253,9 +258,7 @@ STRUCTURAL: dict[str, Callable[[gc.Tensor], gc.Tensor]] = {
     "transpose": lambda t: gc.transpose(t),
     "broadcast_to": lambda t: gc.broadcast_to(t, (2, *t.shape)),
     "slice": lambda t: _vector(t)[::-2],
-    "unslice": lambda t: (lambda v: gc.Tensor(sh.unslice(v.node, index=((1, 2 * v.size, 2),), shape=(2 * v.size + 1,))))(
-        _vector(t)
-    ),
+    "unslice": lambda t: _spread_out(_vector(t)),
     "concatenate": lambda t: gc.concatenate([_vector(t), np.ones(2), _vector(t)[:1] * 3.0]),
     "take": lambda t: gc.take(_vector(t), np.array([0, -1, 0])),
     "scatter_add": lambda t: gc.Tensor(sh.scatter_add(_vector(t)[:3].node, I2.node, axis=0, size=4)),
