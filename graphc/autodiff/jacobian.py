@@ -20,13 +20,17 @@ from graphc.ops import shape as sh
 
 def _rows_to_jacobian(rows: Node, f: Node, x: Node) -> Node:
     """(m,) + x.shape -> f.shape + x.shape"""
-    return sh.reshape(rows, shape=f.shape + x.shape) if f.shape != (f.type.size,) else rows
+    return _reshaped(rows, f.shape + x.shape)
 
 
 def _columns_to_jacobian(cols: Node, f: Node, x: Node) -> Node:
     """(n,) + f.shape -> f.shape + x.shape (the batch axis moves last)"""
-    flat = sh.reshape(cols, shape=(x.type.size, f.type.size))
-    return sh.reshape(sh.transpose(flat, axes=(1, 0)), shape=f.shape + x.shape)
+    flat = _reshaped(cols, (x.type.size, f.type.size))
+    return _reshaped(sh.transpose(flat, axes=(1, 0)), f.shape + x.shape)
+
+
+def _reshaped(node: Node, shape: tuple[int, ...]) -> Node:
+    return node if node.shape == shape else sh.reshape(node, shape=shape)
 
 
 def jacobian_graph(f: Node, x: Node, mode: str) -> Node | None:

@@ -7,6 +7,7 @@ structure again, so a Jacobian reads like the one written by hand:
 
     diag(v) * w -> diag(v * w)           (w constant along the seed axis, or w's diagonal)
     diag(a) + diag(b) -> diag(a + b)     M + diag(v) -> M with v added on its diagonal (index_add)
+                                         (the engines build sums with add: a sub's rule negates)
     sum(diag(v), axis) -> v              (one entry per row and per column: no sum is left)
     M @ diag(v) -> M * v                 diag(v) @ M -> v[:, None] * M
     Aᵀ @ (a batch of columns diag(v)) -> (A * v[:, None]) in the batch's layout
@@ -136,27 +137,19 @@ def _on_diagonal(m: Node, v: Node) -> Node:
     return sh.reshape(out, shape=m.shape)
 
 
-def _sum_or_difference(node: Node, combine: Callable[[Node, Node], Node], negate: bool) -> Node | None:
-    """diag(a) ± diag(b) -> diag(a ± b),  M ± diag(v) -> index_add(M, ±v),  diag(v) ± M -> index_add(±M, v)"""
-    x, y = node.inputs
-    fx, fy = structured(x), structured(y)
-    if fx is not None and fy is not None and fx[1] == fy[1] and x.shape == y.shape == node.shape:
-        return _build(combine(fx[0], fy[0]), fx[1])
-    if fy is not None and x.shape == y.shape == node.shape:
-        return _on_diagonal(x, ew.neg(fy[0]) if negate else fy[0])
-    if fx is not None and x.shape == y.shape == node.shape:
-        return _on_diagonal(ew.neg(y) if negate else y, fx[0])
-    return None
-
-
 def add_structured(node: Node) -> Node | None:
     """diag(a) + diag(b) -> diag(a + b),  M + diag(v) -> index_add(M, v, the diagonal)"""
-    return _sum_or_difference(node, ew.add, negate=False)
-
-
-def sub_structured(node: Node) -> Node | None:
-    """diag(a) - diag(b) -> diag(a - b),  M - diag(v) -> index_add(M, -v),  diag(v) - M -> index_add(-M, v)"""
-    return _sum_or_difference(node, ew.sub, negate=True)
+    x, y = node.inputs
+    fx, fy = structured(x), structured(y)
+    if x.shape != node.shape or y.shape != node.shape:
+        return None
+    if fx is not None and fy is not None and fx[1] == fy[1]:
+        return _build(ew.add(fx[0], fy[0]), fx[1])
+    if fy is not None:
+        return _on_diagonal(x, fy[0])
+    if fx is not None:
+        return _on_diagonal(y, fx[0])
+    return None
 
 
 def where_structured(node: Node) -> Node | None:
@@ -216,7 +209,7 @@ def transpose_diag(node: Node) -> Node | None:
 
 RULES: tuple[tuple[str, Rule], ...] = (
     ("mul", mul_structured), ("div", div_structured), ("neg", neg_structured), ("astype", astype_structured),
-    ("add", add_structured), ("sub", sub_structured), ("where", where_structured), ("sum", sum_structured),
+    ("add", add_structured), ("where", where_structured), ("sum", sum_structured),
     ("matmul", matmul_structured), ("transpose", transpose_diag),
 )  # fmt: skip
 
