@@ -7,11 +7,12 @@ Jacobians (column compression, Curtis-Powell-Reid): columns that share no row ma
 a color, so J @ S, with S the n x colors seed of the coloring, holds every entry of J
 once. This is a distance-1 coloring of the column intersection graph (columns adjacent
 when they share a row). The greedy coloring (each column in turn takes the smallest
-color none of its neighbors has) runs on the pattern itself in the natural and the
-largest-degree-first order, in one pass over the entries; graphs small enough for
-networkx are also colored by its greedy_color with the largest_first and smallest_last
-orderings, and saturation_largest_first (DSATUR, quadratic there) on the smallest. The
-coloring with the fewest colors wins.
+color none of its neighbors has) runs on the pattern itself, in one pass over the
+entries, in the natural order and (up to LARGEST_FIRST_COLUMNS) the largest-degree-first
+order; graphs small enough for networkx are also colored by its greedy_color with the
+largest_first and smallest_last orderings, and saturation_largest_first (DSATUR,
+quadratic there) on the smallest. The fewest colors win; the search stops as soon as a
+coloring reaches the lower bound (the longest row), as it does on banded patterns.
 
 Hessians (symmetric, star coloring; Gebremedhin, Manne and Pothen, "What color is your
 Jacobian? Graph coloring for computing derivatives", SIAM Review 47(4), 2005): a
@@ -27,6 +28,7 @@ another neighbor of w's color (else v - w - x - y would be a two-colored path).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +42,8 @@ else:
 
 NETWORKX_EDGES = 20_000
 """networkx also colors intersection graphs up to this many edges (larger ones: `greedy_columns` alone)."""
+LARGEST_FIRST_COLUMNS = 50_000
+"""The largest-first order is tried on patterns up to this many columns (the natural order on all)."""
 DSATUR_NODES = 200
 """networkx's saturation strategy is quadratic in the nodes: it is tried on graphs up to this size."""
 STAR_WORK = 3_000_000
@@ -57,14 +61,37 @@ def intersection_graph(p: Pattern) -> Pattern:
 
 
 def color_columns(p: Pattern) -> np.ndarray:
-    """A coloring of p's columns (colors 0, 1, ...) in which no two columns of one color share a row."""
+    """A coloring of p's columns (colors 0, 1, ...) in which no two columns of one color share a row.
+
+    Colorings are tried cheapest first, and the search stops at one that reaches the lower
+    bound (the longest row: its columns all differ).
+    """
     n = p.shape[1]
-    degree = _intersection_degrees(p)
-    candidates = [greedy_columns(p, np.arange(n)), greedy_columns(p, np.argsort(-degree, kind="stable"))]
-    adjacency = intersection_graph(p) if int(degree.sum()) // 2 <= NETWORKX_EDGES else None
-    if adjacency is not None:
-        candidates.extend(_networkx_colorings(adjacency, n))
-    return min(candidates, key=count)
+    bound = lower_bound(p)
+    best = greedy_columns(p, np.arange(n))
+    for attempt in _other_colorings(p):
+        if count(best) <= bound:
+            break
+        candidate = attempt()
+        if count(candidate) < count(best):
+            best = candidate
+    return best
+
+
+def lower_bound(p: Pattern) -> int:
+    """The most entries in one row: no column coloring needs fewer colors."""
+    return int(np.diff(p.tocsr().indptr).max(initial=0))
+
+
+def _other_colorings(p: Pattern) -> list[Callable[[], np.ndarray]]:
+    """The further colorings to try, cheapest first: largest-first, then networkx's on small graphs."""
+    n = p.shape[1]
+    attempts: list[Callable[[], np.ndarray]] = []
+    if n <= LARGEST_FIRST_COLUMNS:
+        attempts.append(lambda: greedy_columns(p, np.argsort(-_intersection_degrees(p), kind="stable")))
+    if int(_intersection_degrees(p).sum()) // 2 <= NETWORKX_EDGES:
+        attempts.extend(_networkx_attempts(p))
+    return attempts
 
 
 def count(colors: np.ndarray) -> int:
@@ -102,19 +129,28 @@ def greedy_columns(p: Pattern, order: np.ndarray) -> np.ndarray:
     return np.array(colors, dtype=np.int64)
 
 
-def _networkx_colorings(adjacency: Pattern, n: int) -> list[np.ndarray]:
-    """networkx's greedy colorings of the intersection graph, one per strategy."""
-    import networkx as nx
-
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    rows, cols = adjacency.nonzero()
-    graph.add_edges_from((int(i), int(j)) for i, j in zip(rows, cols, strict=True) if i < j)
+def _networkx_attempts(p: Pattern) -> list[Callable[[], np.ndarray]]:
+    """networkx's greedy colorings of the intersection graph, one attempt per strategy."""
+    n = p.shape[1]
     strategies = ["largest_first", "smallest_last"]
     if n <= DSATUR_NODES:
         strategies.append("saturation_largest_first")
-    found = [nx.greedy_color(graph, strategy=strategy) for strategy in strategies]
-    return [np.array([f[v] for v in range(n)], dtype=np.int64) for f in found]
+    graph: list[object] = []  # built once, by the first attempt that runs
+
+    def attempt(strategy: str) -> np.ndarray:
+        import networkx as nx
+
+        if not graph:
+            adjacency = intersection_graph(p)
+            g = nx.Graph()
+            g.add_nodes_from(range(n))
+            rows, cols = adjacency.nonzero()
+            g.add_edges_from((int(i), int(j)) for i, j in zip(rows, cols, strict=True) if i < j)
+            graph.append(g)
+        found = nx.greedy_color(graph[0], strategy=strategy)
+        return np.array([found[v] for v in range(n)], dtype=np.int64)
+
+    return [lambda s=s: attempt(s) for s in strategies]  # type: ignore[misc]
 
 
 def is_column_coloring(p: Pattern, colors: np.ndarray) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphc.autodiff.coloring import color_columns, count, star_coloring
+from graphc.autodiff.coloring import color_columns, count, lower_bound, star_coloring
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.recovery import recover
 from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
@@ -120,8 +120,14 @@ def choose_mode(p: Pattern, mode: str) -> tuple[str, np.ndarray]:
     if mode == "rev":
         return "rev", color_columns(p.T.tocsr())
     columns = color_columns(p)
+    if count(columns) <= lower_bound(p.T) or _symmetric(p):  # rows cannot do better / would color alike
+        return "fwd", columns
     rows = color_columns(p.T.tocsr())
     return ("fwd", columns) if count(columns) <= count(rows) else ("rev", rows)
+
+
+def _symmetric(p: Pattern) -> bool:
+    return p.shape[0] == p.shape[1] and (p != p.T).nnz == 0
 
 
 def sparse_jacobian_graph(f: Node, x: Node, mode: str = "auto") -> SparseTensor:
