@@ -48,7 +48,10 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
                                        "concatenate", "stack", "pad", "tile", "repeat", "flip", "roll", "diff",
                                        "triu", "tril", "matmul", "dot", "outer", "tensordot", "einsum"]),
     ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
-     ["grad", "vjp", "jvp", "jacobian", "hessian"]),
+     ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]),
+    ("Sparsity", "Patterns from the graph, compressed Jacobians and Hessians, CSR results. "
+     "See [jacobians.md](jacobians.md).",
+     ["jacobian_sparsity", "hessian_sparsity", "sparse_jacobian", "sparse_hessian", "SparseTensor"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
