@@ -241,3 +241,19 @@ def test_identity_seed_is_structure() -> None:
     assert all(n.type.size < 36 for n in toposort([seed]) if n.op.name == "const")
     np.testing.assert_array_equal(gc.evaluate(gc.Tensor(seed), {}), np.eye(6).reshape(6, 2, 3))
     assert isinstance(seed, Node) and len(Graph([seed]).nodes) <= 5
+
+
+def test_index_add_writes_its_base_in_place_only_when_the_base_dies() -> None:
+    """The llvm planner lets the kernel computing index_add's base write the result directly; with the base
+    still needed (an output, or used later) it must copy instead."""
+    a = gc.var("a", (5, 5))
+    v = gc.var("v", (5,))
+    base = gc.exp(a) * 2.0
+    where = gc.const(np.arange(5) * 6)
+    added = gc.Tensor(structure_ops.index_add(gc.reshape(base, (25,)).node, gc.sin(v).node, where.node, axis=0))
+    feed = {a: np.linspace(-1, 1, 25).reshape(5, 5), v: np.linspace(0, 2, 5)}
+    for outputs in ([added], [added, base], [added, gc.sum(base * 3.0)], [gc.reshape(added, (5, 5)) @ base]):
+        expected = gc.evaluate(outputs, feed)
+        got = gc.compile([a, v], outputs, backend="llvm")(feed[a], feed[v])
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e, rtol=1e-14)
