@@ -134,17 +134,31 @@ def _unslice_eval(x: np.ndarray, *, index: Index, shape: tuple[int, ...]) -> np.
     return out
 
 
+def _slice_pattern(patterns: sp.Patterns, out: Node, x: Node, *, index: Index) -> sp.Pattern | None:
+    """out element k reads the element of x the slice puts there."""
+    return sp.gather(sp.positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])
+
+
+def _unslice_pattern(
+    patterns: sp.Patterns, out: Node, x: Node, *, index: Index, shape: tuple[int, ...]
+) -> sp.Pattern | None:
+    """The slice reads x; every other element is a constant zero."""
+    where = np.full(out.shape, -1, dtype=np.int64)
+    where[as_slices(index)] = sp.positions(x.shape)
+    return sp.gather(where.reshape(-1), patterns[0])
+
+
 slice_ = Op(
     "slice", _slice_infer, lambda x, *, index: np.asarray(x)[as_slices(index)],
     vjp=(lambda ct, out, x, *, index: unslice(ct, index=index, shape=x.shape),),
     jvp=(lambda t, out, x, *, index: slice_(t, index=index),),
-    sparsity=sp.sliced,
+    sparsity=_slice_pattern,
 )  # fmt: skip
 unslice = Op(
     "unslice", _unslice_infer, _unslice_eval,
     vjp=(lambda ct, out, x, *, index, shape: slice_(ct, index=index),),
     jvp=(lambda t, out, x, *, index, shape: unslice(t, index=index, shape=shape),),
-    sparsity=sp.unsliced,
+    sparsity=_unslice_pattern,
 )  # fmt: skip
 
 # --- concatenate --------------------------------------------------------------------

@@ -178,23 +178,6 @@ def broadcast(patterns: Patterns, out: Node, x: Node, *, shape: tuple[int, ...])
     return gather(broadcast_index(out.shape, x.shape), patterns[0])
 
 
-def sliced(patterns: Patterns, out: Node, x: Node, *, index: tuple[tuple[int, int, int], ...]) -> Pattern | None:
-    from graphc.ops.shape import as_slices
-
-    return gather(positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])
-
-
-def unsliced(
-    patterns: Patterns, out: Node, x: Node, *, index: tuple[tuple[int, int, int], ...], shape: tuple[int, ...]
-) -> Pattern | None:
-    """unslice: the slice reads x, everything else is a constant zero."""
-    from graphc.ops.shape import as_slices
-
-    where = np.full(out.shape, -1, dtype=np.int64)
-    where[as_slices(index)] = positions(x.shape)
-    return gather(where.reshape(-1), patterns[0])
-
-
 def concatenated(patterns: Patterns, out: Node, *xs: Node, axis: int) -> Pattern | None:
     """concatenate: each input fills its own region of the output."""
     parts = []
@@ -338,6 +321,7 @@ def matrix_product(patterns: Patterns, out: Node, x: Node, y: Node) -> Pattern |
 
 __all__ = [
     "Pattern", "broadcast", "concatenated", "connect", "dense", "diag_pattern", "elementwise", "empty", "gather",
-    "identity", "index_add_pattern", "matrix_product", "permuted", "product", "reduced", "same", "scatter_pattern",
-    "selection", "sliced", "taken", "union", "unsliced",
+    "identity", "index_add_pattern", "matrix_product", "permuted", "positions", "product", "reduced", "same",
+    "scatter_pattern",
+    "selection", "taken", "union",
 ]  # fmt: skip
