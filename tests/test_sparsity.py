@@ -104,6 +104,11 @@ EXACT: dict[str, tuple[Callable[[], gc.Tensor], gc.Tensor, Callable[[], np.ndarr
     "comparison-floor-sign": (lambda: gc.floor(V) + gc.sign(V) * 3.0 + gc.where(V > 0, 1.0, 2.0), V,
                               lambda: np.zeros((5, 5), dtype=bool)),
     "prod": (lambda: gc.prod(X, axis=0), X, lambda: np.equal.outer(np.arange(4), np.arange(12) % 4)),
+    "cumsum": (lambda: gc.cumsum(X, axis=1), X, lambda: np.equal.outer(np.arange(12) // 4, np.arange(12) // 4)
+               & np.greater_equal.outer(np.arange(12) % 4, np.arange(12) % 4)),
+    "cumprod-flipped": (lambda: gc.cumprod(V[::-1])[::-1], V, lambda: np.less_equal.outer(np.arange(5), np.arange(5))),
+    "cumsum-reverse": (lambda: gc.Tensor(OPS["cumsum"](V.node, axis=0, reverse=True)), V,
+                       lambda: np.less_equal.outer(np.arange(5), np.arange(5))),
     "scalar-var": (lambda: gc.exp(gc.var("s") * 0 + V), V, lambda: np.eye(5, dtype=bool)),
 }  # fmt: skip
 
@@ -264,6 +269,8 @@ STRUCTURAL: dict[str, Callable[[gc.Tensor], gc.Tensor]] = {
     "scatter_add": lambda t: gc.Tensor(sh.scatter_add(_vector(t)[:3].node, I2.node, axis=0, size=4)),
     "sum": lambda t: gc.sum(t, axis=0) if t.ndim else t * 1.0,
     "prod": lambda t: gc.prod(gc.tanh(t) + 2.0, axis=-1) if t.ndim else t * 2.0,
+    "cumsum": lambda t: gc.cumsum(t, axis=0) if t.ndim else t * 1.5,
+    "cumprod": lambda t: gc.cumprod(gc.tanh(t) + 2.0, axis=-1) if t.ndim else t * 0.5,
     "max": lambda t: gc.max(t, axis=0) if t.ndim else t,
     "min": lambda t: gc.min(t) * 2.0,
     "logsumexp": lambda t: gc.logsumexp(t, axis=-1) if t.ndim else t,

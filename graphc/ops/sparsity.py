@@ -288,6 +288,19 @@ def reduced(patterns: Patterns, out: Node, x: Node, *, axis: tuple[int, ...], ke
     return connect((target, np.arange(x.type.size, dtype=np.int64)), out.type.size, p)
 
 
+def accumulated(patterns: Patterns, out: Node, x: Node, *, axis: int, reverse: bool) -> Pattern | None:
+    """cumsum, cumprod: out[..., i, ...] depends on x[..., j, ...] for j <= i along the axis (j >= i reversed)."""
+    p = patterns[0]
+    if p is None:
+        return None
+    before, n, after = _moved(x.shape, axis, (x.shape[axis],))
+    i, j = np.nonzero(np.tril(np.ones((n, n), dtype=bool)) if not reverse else np.triu(np.ones((n, n), dtype=bool)))
+    grid = positions((before, n, after))
+    o = grid[:, i, :].reshape(-1)
+    s = grid[:, j, :].reshape(-1)
+    return connect((o, s), out.type.size, p)
+
+
 def _nonzero_or_all(node: Node, shape: tuple[int, ...]) -> np.ndarray:
     """Where a matmul operand can be nonzero, broadcast to `shape` (everywhere, unless it is constant)."""
     mask = nonzero_mask(node)
@@ -320,8 +333,8 @@ def matrix_product(patterns: Patterns, out: Node, x: Node, y: Node) -> Pattern |
 
 
 __all__ = [
-    "Pattern", "broadcast", "concatenated", "connect", "dense", "diag_pattern", "elementwise", "empty", "gather",
-    "identity", "index_add_pattern", "matrix_product", "permuted", "positions", "product", "reduced", "same",
+    "Pattern", "accumulated", "broadcast", "concatenated", "connect", "dense", "diag_pattern", "elementwise", "empty",
+    "gather", "identity", "index_add_pattern", "matrix_product", "permuted", "positions", "product", "reduced", "same",
     "scatter_pattern",
     "selection", "taken", "union",
 ]  # fmt: skip
