@@ -9,6 +9,7 @@ part first (W5's 1/h^2 Laplacian). Imports numpy only.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,9 +109,9 @@ def is_sparse(value: object) -> bool:
     return hasattr(value, "tocsr") and hasattr(value, "nnz")
 
 
-def as_sparse(value: object) -> object:
+def as_sparse(value: object) -> Any:
     """A sparse result as a scipy CSR matrix: scipy's own, CasADi's DM (through .sparse()), or a dense array."""
-    import scipy.sparse
+    import scipy.sparse  # type: ignore[import-untyped]
 
     if is_sparse(value):
         return value.tocsr()  # type: ignore[attr-defined]
@@ -119,18 +120,18 @@ def as_sparse(value: object) -> object:
     return scipy.sparse.csr_array(to_numpy(value))
 
 
-def _sparse_error(i: int, value: object, want: object, rtol: float, view: Callable[[object], object] | None) -> float:
+def _sparse_error(i: int, value: object, expected: object, rtol: float, view: Callable[..., Any] | None) -> float:
     """verify() for one sparse output, with sparse arithmetic only."""
     have = as_sparse(value)
-    want = as_sparse(want)
-    if have.shape != want.shape:  # type: ignore[attr-defined]
-        raise VerificationError(f"output {i} has shape {have.shape}, expected {want.shape}")  # type: ignore[attr-defined]
-    if not np.all(np.isfinite(have.data)):  # type: ignore[attr-defined]
+    want = as_sparse(expected)
+    if have.shape != want.shape:
+        raise VerificationError(f"output {i} has shape {have.shape}, expected {want.shape}")
+    if not np.all(np.isfinite(have.data)):
         raise VerificationError(f"output {i} has non-finite values")
     if view is not None:
         have, want = view(have), view(want)
-    scale = max(float(abs(want).max()), np.finfo(float).tiny)  # type: ignore[operator]
-    error = float(abs(have - want).max()) / scale  # type: ignore[operator]
+    scale = max(float(abs(want).max()), np.finfo(float).tiny)
+    error = float(abs(have - want).max()) / scale
     if error > rtol:
         raise VerificationError(f"output {i} is off by {error:.2e} (relative, max-norm) > rtol {rtol:.0e}")
     return error

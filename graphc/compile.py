@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,7 +152,7 @@ def _with_csr(function: Callable[..., object], sparse: dict[int, SparseTensor], 
     return entry
 
 
-def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], object]:
+def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], Any]:
     """values -> scipy.sparse.csr_array with the tensor's (shared, read-only) indices and indptr, built cheaply.
 
     scipy's constructor checks the index arrays on every call (O(nnz)); here a template is
@@ -160,17 +160,17 @@ def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], object]:
     The maker is checked against the constructor once; if scipy's internals ever differ,
     every call uses the constructor.
     """
-    from scipy.sparse import csr_array
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
 
-    def construct(values: np.ndarray) -> object:
+    def construct(values: np.ndarray) -> Any:
         return csr_array((values, tensor.indices, tensor.indptr), shape=tensor.shape)
 
     template = construct(np.zeros(tensor.nnz, dtype=tensor.dtype))
     _ = template.has_canonical_format  # computed once, kept in the attributes every result copies
     fields = dict(vars(template))
-    kind = type(template)
+    kind: Any = type(template)
 
-    def make(values: np.ndarray) -> object:
+    def make(values: np.ndarray) -> Any:
         result = kind.__new__(kind)
         result.__dict__.update(fields)
         result.data = values

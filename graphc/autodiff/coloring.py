@@ -29,16 +29,12 @@ another neighbor of w's color (else v - w - x - y would be a two-colored path).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from scipy.sparse import csr_array
-
-    Pattern = csr_array
-else:
-    Pattern = Any
+Pattern: TypeAlias = Any
+"""A scipy.sparse.csr_array of bools (scipy ships no type stubs, so it is Any to the type checker)."""
 
 NETWORKX_EDGES = 20_000
 """networkx also colors intersection graphs up to this many edges (larger ones: `greedy_columns` alone)."""
@@ -52,7 +48,7 @@ STAR_WORK = 3_000_000
 
 def intersection_graph(p: Pattern) -> Pattern:
     """The column intersection graph of a pattern: columns adjacent when they share a row (no self loops)."""
-    from scipy.sparse import csr_array
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
 
     a = csr_array(p.T.astype(bool) @ p.astype(bool))
     a.setdiag(False)
@@ -138,7 +134,7 @@ def _networkx_attempts(p: Pattern) -> list[Callable[[], np.ndarray]]:
     graph: list[object] = []  # built once, by the first attempt that runs
 
     def attempt(strategy: str) -> np.ndarray:
-        import networkx as nx
+        import networkx as nx  # type: ignore[import-untyped]
 
         if not graph:
             adjacency = intersection_graph(p)
@@ -185,7 +181,7 @@ def star_coloring(p: Pattern) -> np.ndarray | None:
 
 def _smallest_last(neighbors: list[list[int]]) -> np.ndarray:
     """networkx's smallest-last order (vertices of least degree removed last-first)."""
-    import networkx as nx
+    import networkx as nx  # type: ignore[import-untyped]
 
     graph = nx.Graph()
     graph.add_nodes_from(range(len(neighbors)))

@@ -73,7 +73,7 @@ def constant_value(node: Node, ctx: Context) -> np.ndarray:
         if n in ctx.values:
             continue
         if n.op is const_op:
-            ctx.values[n] = np.asarray(n.attr("value").array)  # type: ignore[union-attr]
+            ctx.values[n] = np.asarray(n.attr("value").array)  # type: ignore[attr-defined]
             continue
         args = [ctx.values[i] for i in n.inputs]
         with np.errstate(all="ignore"):
@@ -122,11 +122,11 @@ def _moved(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered:
     """transpose, broadcast_to, slice: the input's position of every output position."""
     x = node.inputs[0]
     if node.op is sh.transpose:
-        source = np.transpose(positions(x.shape), node.attr("axes")).reshape(-1)  # type: ignore[arg-type]
+        source = np.transpose(positions(x.shape), node.attr("axes")).reshape(-1)  # type: ignore[call-overload]
     elif node.op is sh.broadcast_to:
         source = broadcast_index(node.shape, x.shape)
     else:
-        source = positions(x.shape)[sh.as_slices(node.attr("index"))].reshape(-1)  # type: ignore[arg-type]
+        source = positions(x.shape)[sh.as_slices(node.attr("index"))].reshape(-1)  # type: ignore[arg-type, index]
     return gather(x, source[where], ctx, depth)
 
 
@@ -135,7 +135,7 @@ def _placed(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered
     total = Gathered(np.zeros(len(where), node.dtype))
     if node.op is sh.unslice:
         source = np.full(node.shape, -1, dtype=np.int64)
-        source[sh.as_slices(node.attr("index"))] = positions(node.inputs[0].shape)  # type: ignore[arg-type]
+        source[sh.as_slices(node.attr("index"))] = positions(node.inputs[0].shape)  # type: ignore[arg-type, index]
         owners = [(node.inputs[0], source.reshape(-1))]
     else:
         owners = _regions(node)

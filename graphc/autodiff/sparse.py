@@ -19,7 +19,7 @@ column coloring when that needs no more colors or the star coloring is too costl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -33,12 +33,8 @@ from graphc.ops import shape as sh
 from graphc.ops.source import const
 from graphc.tensor import Tensor
 
-if TYPE_CHECKING:
-    from scipy.sparse import csr_array
-
-    Pattern = csr_array
-else:
-    Pattern = Any
+Pattern: TypeAlias = Any
+"""A scipy.sparse.csr_array of bools (scipy ships no type stubs, so it is Any to the type checker)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +148,7 @@ def sparse_jacobian_graph(f: Node, x: Node, mode: str = "auto") -> SparseTensor:
 def star_positions(p: Pattern, colors: np.ndarray) -> np.ndarray:
     """For each entry (i, j) of a symmetric pattern, its position in B = H @ S (shape (colors, n)): (color(j), i)
     when j is the only neighbor of i with its color, else (color(i), j) (the star coloring's guarantee)."""
-    from scipy.sparse import csr_array
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
 
     n = p.shape[0]
     rows = np.repeat(np.arange(n), np.diff(p.indptr))

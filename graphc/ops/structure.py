@@ -50,7 +50,7 @@ def _diag_vjp(ct: Node, out: Node, v: Node) -> Node:
     return diagonal(ct)
 
 
-diag = Op(
+diag: Op = Op(
     "diag", _diag_infer, _diag_eval,
     vjp=(_diag_vjp,), jvp=(lambda t, out, v: diag(t),),
     sparsity=diag_pattern,
@@ -96,7 +96,7 @@ def _index_add_jvp_updates(t: Node, out: Node, base: Node, updates: Node, indice
     return scatter_add(t, indices, axis=axis + nb, size=base.shape[axis])
 
 
-index_add = Op(
+index_add: Op = Op(
     "index_add", _index_add_infer, _index_add_eval,
     vjp=(lambda ct, out, base, updates, indices, *, axis: ct, _index_add_vjp_updates, None),
     jvp=(lambda t, out, base, updates, indices, *, axis: t, _index_add_jvp_updates, None),
