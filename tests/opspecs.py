@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 from opcases import (
     BOOL,
     CONDITION,
@@ -79,6 +80,37 @@ def _unslice_regions(shape: tuple[int, ...]) -> list[tuple[tuple[tuple[int, int,
         return []
     b = shape[-1]
     return [(((1, 1 + b, 1),), (b + 2,)), (((0, 2 * b, 2),), (2 * b,))]
+
+
+def _image(x: Operand, ndim: int) -> gc.Tensor:
+    """The operand as an image batch of `ndim` axes: its elements along the last one."""
+    t = gc.as_tensor(x)
+    return gc.reshape(t, (1,) * (ndim - 1) + (t.size,))
+
+
+def _im2col_windows(shape: tuple[int, ...]) -> list[tuple]:
+    """(kernel, stride, padding, dilation, fill): taps 2 apart padded both sides; max pooling's -inf padding."""
+    return [((1, 2), (1, 1), ((0, 0), (1, 1)), (1, 2), 0.0), ((1, 1), (1, 2), ((1, 1), (1, 1)), (1, 1), -np.inf)]
+
+
+def _im2col(x: Operand, window: tuple) -> gc.Tensor:
+    kernel, stride, padding, dilation, fill = window
+    return primitive("im2col", kernel=kernel, stride=stride, padding=padding, dilation=dilation, fill=fill)(
+        _image(x, 4)
+    )
+
+
+def _col2im_windows(shape: tuple[int, ...]) -> list[tuple]:
+    """(kernel, stride, padding, dilation, size) whose n columns come from an image 2n - 1 wide, cropped by 1."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return [((1, 1), (1, 2), ((0, 0), (0, 1)), (1, 1), (1, 2 * n - 1))]
+
+
+def _col2im(x: Operand, window: tuple) -> gc.Tensor:
+    kernel, stride, padding, dilation, size = window
+    return primitive("col2im", kernel=kernel, stride=stride, padding=padding, dilation=dilation, size=size)(
+        _image(x, 6)
+    )
 
 
 def _arg_choices(shape: tuple[int, ...]) -> list[tuple[int | None, bool]]:
@@ -237,6 +269,8 @@ def _specs() -> dict[str, list]:
     specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
                                        NUMERIC)]  # fmt: skip
     specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
+    specs["im2col"] = [Unary(_im2col, _im2col_windows, FLOATS)]
+    specs["col2im"] = [Unary(_col2im, _col2im_windows, FLOATS)]
     specs["const"] = [Explicit(_source_rows)]
     specs["var"] = [Explicit(_var_rows)]
     specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize

@@ -33,6 +33,7 @@ LEVELS = {
     "graphc.einsum": 3,  # einsum, tensordot: functions re-exports them
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
+    "graphc.nn": 3,  # gc.nn: convolution and pooling built from tensor's functions
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
     "graphc.rewrite": 3,
     "graphc.viz": 3,

@@ -85,6 +85,15 @@ def _spell_cumulative(step: Step) -> str:
     return f"np.flip(np.{name}(np.flip({step.args[0]}, {axis}), axis={axis}, dtype={dtype}), {axis})"
 
 
+def _spell_im2col(step: Step) -> str:
+    """rt.im2col with its window attributes; an infinite fill as float('-inf') (repr would say -inf)."""
+    attrs = dict(step.node.attrs)
+    fill = float(attrs.pop("fill"))  # type: ignore[arg-type]
+    window = ", ".join(f"{key}={value!r}" for key, value in attrs.items())
+    fill_text = repr(fill) if np.isfinite(fill) else f"float('{fill}')"
+    return f"rt.im2col({step.args[0]}, {window}, fill={fill_text})"
+
+
 def _spell_fused(step: Step) -> str:
     raise NotImplementedError("a fused step is rendered as a call of its body function (see numpy_fused.plan)")
 
@@ -112,6 +121,9 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    # sliding windows (ops/nn.py)
+    "im2col": _spell_im2col,
+    "col2im": "rt.col2im({0}, kernel={kernel}, stride={stride}, padding={padding}, dilation={dilation}, size={size})",
     # reductions
     "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
@@ -130,7 +142,19 @@ SPELLINGS: dict[str, Spelling] = {
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
-HELPERS = ("pow", "sigmoid", "softplus", "relu", "erf", "erfc", "unslice", "scatter_add", "logsumexp")
+HELPERS = (
+    "pow",
+    "sigmoid",
+    "softplus",
+    "relu",
+    "erf",
+    "erfc",
+    "unslice",
+    "scatter_add",
+    "logsumexp",
+    "im2col",
+    "col2im",
+)
 
 
 def _literal(value: Hashable) -> str:

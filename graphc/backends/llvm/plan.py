@@ -589,6 +589,12 @@ def _plan_loop(p: Planner, step: Step) -> None:
     plan_loop(p, step)
 
 
+def _plan_window(p: Planner, step: Step) -> None:
+    from graphc.backends.llvm.windows import plan_col2im, plan_im2col
+
+    (plan_im2col if step.op == "im2col" else plan_col2im)(p, step)
+
+
 Rule = Callable[[Planner, Step], None]
 
 PLANNERS: dict[str, Rule] = {
@@ -612,6 +618,8 @@ PLANNERS: dict[str, Rule] = {
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
+    "im2col": _plan_window,
+    "col2im": _plan_window,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
 }
