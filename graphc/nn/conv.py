@@ -66,7 +66,8 @@ def batched(x: Tensor) -> tuple[Tensor, bool]:
 
 
 def windows(x: Tensor, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair, fill: float) -> Tensor:
-    """im2col of x (N, C, H, W): (C, kh, kw, N, Ho, Wo)."""
+    """im2col of x (N, C, H, W): (C, kh, kw, N, Ho, Wo); a window that does not fit is the caller's ShapeError."""
+    ops_nn.out_size(x.shape[-2:], kernel, stride, padding, dilation)  # type: ignore[arg-type]
     node = ops_nn.im2col(x.node, kernel=kernel, stride=stride, padding=padding, dilation=dilation, fill=float(fill))
     return Tensor(node)
 
