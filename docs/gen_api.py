@@ -50,6 +50,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
      ["grad", "vjp", "jvp", "jacobian", "hessian"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
+    ("Convolutional networks: `gc.nn`", "As `torch.nn.functional`'s, built from `im2col` and `matmul`.",
+     ["nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
@@ -135,10 +137,12 @@ def api_sections() -> tuple[list[str], set[str]]:
             names = names + [name for name in functions.PUBLIC if name not in listed]
         lines += [f"## {title}", ""] + ([intro, ""] if intro else [])
         for name in names:
-            if name not in gc.__all__:
+            namespace, _, member = name.rpartition(".")
+            if (namespace or member) not in gc.__all__:
                 continue
-            covered.add(name)
-            lines += entry(f"gc.{name}", getattr(gc, name))
+            covered.add(namespace or member)
+            owner = getattr(gc, namespace) if namespace else gc
+            lines += entry(f"gc.{name}", getattr(owner, member))
             if name == "Tensor":
                 public = [n for n in dir(gc.Tensor) if not n.startswith("_")]
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
