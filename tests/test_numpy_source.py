@@ -14,7 +14,7 @@ import graphc as gc
 from graphc.backends.interpreter import run_program
 from graphc.backends.numpy_source import HELPERS, SPELLINGS, build, numpy_reference, render, spell
 from graphc.ir import Graph, Node
-from graphc.ops import OPS, accepts, elementwise_ops
+from graphc.ops import OPS, accepts, elementwise_ops, nn
 from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
@@ -123,6 +123,10 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "argmin": unary(lambda a: rd.argmin(a, axis=None, keepdims=True)),
     "cumsum": unary(lambda a: cu.cumsum(a, axis=1, reverse=True), dtype=I64),
     "cumprod": unary(lambda a: cu.cumprod(a, axis=0, reverse=False), dtype=F32),
+    "im2col": unary(lambda a: nn.im2col(a, kernel=(2, 2), stride=(1, 2), padding=((1, 0), (1, 1)), dilation=(1, 1),
+                                        fill=-np.inf), shape=(2, 1, 3, 4)),
+    "col2im": unary(lambda c: nn.col2im(c, kernel=(2, 1), stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(2, 1),
+                                        size=(3, 2)), shape=(2, 2, 1, 1, 1, 2)),
     "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
     "scan": unary(lambda a: gc.scan(lambda c, x: (gc.tanh(c * x), c), gc.Tensor(a)[0], gc.Tensor(a))[1].node),
     "fixed_point": unary(lambda a: gc.fixed_point(lambda z: 0.5 * gc.cos(z) + gc.Tensor(a), gc.Tensor(a)).node),
