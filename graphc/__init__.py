@@ -16,7 +16,7 @@ from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
-from graphc.recurrence import fixed_point, scan
+from graphc.recurrence import cond, fixed_point, scan, while_loop
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -38,6 +38,7 @@ __all__ = [
     "as_tensor",
     "astype",
     "compile",
+    "cond",
     "const",
     "evaluate",
     "explore",
@@ -53,6 +54,7 @@ __all__ = [
     "to_networkx",
     "var",
     "vjp",
+    "while_loop",
 ]
 __all__ += _functions.__all__
 __all__.sort()

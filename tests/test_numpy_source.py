@@ -126,6 +126,9 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
     "scan": unary(lambda a: gc.scan(lambda c, x: (gc.tanh(c * x), c), gc.Tensor(a)[0], gc.Tensor(a))[1].node),
     "fixed_point": unary(lambda a: gc.fixed_point(lambda z: 0.5 * gc.cos(z) + gc.Tensor(a), gc.Tensor(a)).node),
+    "cond": unary(lambda a: gc.cond(gc.sum(gc.Tensor(a)) > 0, gc.sin, lambda u: 2.0 * u, gc.Tensor(a)).node),
+    "while_loop": unary(lambda a: gc.while_loop(lambda c: gc.max(c) < 10.0, lambda c: c * 2.0 + 0.5,
+                                                gc.Tensor(a), max_iter=7).node),
 }  # fmt: skip
 
 

@@ -127,6 +127,8 @@ SPELLINGS: dict[str, Spelling] = {
     # loops: one call of a generated driver per family of sibling steps (numpy_loops.py)
     "scan": _spell_loop,
     "fixed_point": _spell_loop,
+    "cond": _spell_loop,
+    "while_loop": _spell_loop,
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
