@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
+from graphc import nn, random
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
@@ -47,7 +48,9 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "nn",
     "optimize",
+    "random",
     "scan",
     "show",
     "to_dot",

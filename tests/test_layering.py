@@ -34,6 +34,8 @@ LEVELS = {
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
+    "graphc.random": 3,  # gc.random: Threefry over integer ops, with tensor and functions
+    "graphc.nn": 3,  # gc.nn: dropout (with random), convolutions
     "graphc.rewrite": 3,
     "graphc.viz": 3,
     "graphc.layered": 0,  # the layered layout: plain numbers, imports nothing of graphc

@@ -85,6 +85,12 @@ def _spell_cumulative(step: Step) -> str:
     return f"np.flip(np.{name}(np.flip({step.args[0]}, {axis}), axis={axis}, dtype={dtype}), {axis})"
 
 
+def _spell_iota(step: Step) -> str:
+    shape = step.node.attr("shape")
+    assert isinstance(shape, tuple)
+    return f"np.arange({step.type.size}, dtype=np.int64).reshape({shape!r})"
+
+
 def _spell_fused(step: Step) -> str:
     raise NotImplementedError("a fused step is rendered as a call of its body function (see numpy_fused.plan)")
 
@@ -112,6 +118,9 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    # random numbers' counter and permutation sort (ops/random.py)
+    "iota": _spell_iota,
+    "sort": "np.sort({0}, axis=-1)",
     # reductions
     "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
