@@ -12,7 +12,7 @@ import pytest
 import graphc as gc
 from graphc.testing import check_grad
 
-BACKENDS = ["numpy"]
+BACKENDS = ["numpy", "llvm"]
 RNG = np.random.default_rng(3)
 
 

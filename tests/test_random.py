@@ -16,7 +16,7 @@ import pytest
 import graphc as gc
 from graphc.testing import check_grad
 
-BACKENDS = ["numpy"]
+BACKENDS = ["numpy", "llvm"]
 REPO = Path(__file__).resolve().parents[1]
 
 # Random123's kat_vectors for threefry2x32_20 (Salmon et al. 2011): (key, counter, result)
@@ -144,11 +144,11 @@ def digest(backend: str) -> str:
 
 
 def test_reproducible_in_another_process() -> None:
-    code = "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'))"
+    code = "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'), t.digest('llvm'))"
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "123"}
     child = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                            check=True, timeout=300)  # fmt: skip
-    assert child.stdout.split() == [digest("numpy")]
+    assert child.stdout.split() == [digest("numpy"), digest("llvm")]
 
 
 def test_keys_and_splits_give_different_streams() -> None:
@@ -173,7 +173,7 @@ def samples() -> dict[str, np.ndarray]:
     outputs = [gc.random.uniform(k, (N,)), gc.random.uniform(k, (N,), "float32"), gc.random.normal(k, (N,)),
                gc.random.normal(k, (N,), "float32"), gc.random.bernoulli(k, 0.3, (N,)),
                gc.random.uniform(k, (N,), minval=-3.0, maxval=5.0)]  # fmt: skip
-    values = gc.compile([k], outputs, backend="numpy")(gc.evaluate(gc.random.key(2024), {}))
+    values = gc.compile([k], outputs, backend="llvm")(gc.evaluate(gc.random.key(2024), {}))
     return dict(zip(names, values, strict=True))
 
 
@@ -248,7 +248,7 @@ def test_dropout_rates_zero_and_one() -> None:
 def test_dropout_statistics() -> None:
     x = gc.var("x", (200_000,), "float32")
     k = gc.var("k", (2,), "int64")
-    y = gc.compile([k, x], gc.nn.dropout(k, x, 0.3), backend="numpy")(np.array([1, 2]), np.ones(200_000, np.float32))
+    y = gc.compile([k, x], gc.nn.dropout(k, x, 0.3), backend="llvm")(np.array([1, 2]), np.ones(200_000, np.float32))
     kept = y != 0
     assert abs(kept.mean() - 0.7) < 5 * np.sqrt(0.21 / y.size)
     assert np.all(y[kept] == np.float32(1.0) / np.float32(0.7))

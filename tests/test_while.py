@@ -13,7 +13,7 @@ import graphc as gc
 from graphc.recurrence.while_rules import default_checkpoint
 from graphc.testing import check_grad
 
-BACKENDS = ["numpy"]
+BACKENDS = ["numpy", "llvm"]
 
 
 def compiled_agree(inputs: list[gc.Tensor], outputs: list[gc.Tensor], feeds: list[list[object]]) -> None:

@@ -154,15 +154,18 @@ class Accumulate:
 
 @dataclass(frozen=True)
 class Loop:
-    """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point).
+    """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point),
+    or while a condition holds (while_loop).
 
     The layouts inside may move with t (Layout.dynamic at this `depth`). guards[k] > 1 runs
     body[k] only when t % guards[k] == 0. A fixed_point loop stops after an iteration whose
     residual (the largest of its 0-d `residuals`, NaN propagating) is <= tol; a NaN
-    residual, or `count` iterations without convergence, fail at `site`.
+    residual, or `count` iterations without convergence, fail at `site`. A while_loop runs
+    its `condition` kernels before each iteration and stops when the bool they leave at
+    `predicate` is false, or after `count` iterations (count < 0: no bound).
     """
 
-    kind: str  # "scan" | "fixed_point"
+    kind: str  # "scan" | "fixed_point" | "while_loop"
     count: int
     reverse: bool
     depth: int
@@ -171,9 +174,36 @@ class Loop:
     residuals: tuple[Layout, ...] = ()
     tol: float = 0.0
     site: int = 0
+    condition: tuple[Kernel, ...] = ()
+    predicate: Layout | None = None
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop
+@dataclass(frozen=True)
+class Branch:
+    """cond: the `then` kernels when the bool at `pred` is true, else the `otherwise` kernels; never both."""
+
+    pred: Layout
+    then: tuple[Kernel, ...]
+    otherwise: tuple[Kernel, ...]
+
+
+@dataclass(frozen=True)
+class Sort:
+    """out sorted in place along its last axis (int64, ascending; out is C-contiguous)."""
+
+    out: Layout
+
+
+Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop | Branch | Sort
+
+
+def nested(kernel: Kernel) -> tuple[Kernel, ...]:
+    """The kernels a Loop or a Branch runs (a loop's condition first); () for the others."""
+    if isinstance(kernel, Loop):
+        return (*kernel.condition, *kernel.body)
+    if isinstance(kernel, Branch):
+        return (*kernel.then, *kernel.otherwise)
+    return ()
 
 
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
@@ -213,7 +243,11 @@ def layouts(kernel: Kernel) -> list[Layout]:
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):
-        return list(kernel.residuals)
+        return [*kernel.residuals, *([kernel.predicate] if kernel.predicate is not None else [])]
+    if isinstance(kernel, Branch):
+        return [kernel.pred]
     if isinstance(kernel, Check):
         return [kernel.operand]
+    if isinstance(kernel, Sort):
+        return [kernel.out]
     return [kernel.values, kernel.indices, kernel.out]

@@ -28,11 +28,12 @@ from graphc.backends.llvm.kernels import (
     Gemm,
     Instr,
     Kernel,
-    Loop,
     Map,
     Reduce,
     Scatter,
+    Sort,
     layouts,
+    nested,
 )
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
@@ -291,7 +292,7 @@ class Planner:
 def _reads_constants(kernels: Sequence[Kernel]) -> bool:
     """Whether a kernel (loop bodies included) reads the constant blob through an address."""
     for kernel in kernels:
-        if isinstance(kernel, Loop) and _reads_constants(kernel.body):
+        if _reads_constants(nested(kernel)):
             return True
         if any(layout.buffer.place == L.CONST for layout in layouts(kernel)):
             return True
@@ -583,6 +584,19 @@ def _plan_matmul(p: Planner, step: Step) -> None:
     p.kernels.append(Gemm(a, b, dest))
 
 
+def _plan_iota(p: Planner, step: Step) -> None:
+    """Each element's flat C-order index, computed in the loop (the `index` instruction)."""
+    p.add_map(step.type.shape, [], [Instr("index", (), step.type.dtype)], p.dest(step))
+
+
+def _plan_sort(p: Planner, step: Step) -> None:
+    """A contiguous copy sorted in place, row by row."""
+    dest = p.dest(step)
+    p.copy(p.layouts[step.args[0]], dest)
+    if dest.size:
+        p.kernels.append(Sort(dest))
+
+
 def _plan_loop(p: Planner, step: Step) -> None:
     from graphc.backends.llvm.recurrence import plan_loop
 
@@ -614,6 +628,10 @@ PLANNERS: dict[str, Rule] = {
     "matmul": _plan_matmul,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
+    "cond": _plan_loop,
+    "while_loop": _plan_loop,
+    "iota": _plan_iota,
+    "sort": _plan_sort,
 }
 
 
