@@ -50,6 +50,12 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
      ["grad", "vjp", "jvp", "jacobian", "hessian"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
+    ("Control flow", "Branches and loops decided at run time. See [control-flow.md](control-flow.md).",
+     ["cond", "while_loop"]),
+    ("Random numbers and layers", "Counter-based random numbers inside graphs (`gc.random`) and network layers "
+     "(`gc.nn`). See [random.md](random.md).",
+     ["random.key", "random.split", "random.uniform", "random.normal", "random.bernoulli", "random.permutation",
+      "random.bits", "random.threefry_2x32", "nn.dropout"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
@@ -126,6 +132,14 @@ def members(cls: type, names: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def attribute(dotted: str) -> object:
+    """gc.<dotted>: a name of graphc, or of one of its namespaces (random.uniform)."""
+    obj: object = gc
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def api_sections() -> tuple[list[str], set[str]]:
     lines: list[str] = []
     covered: set[str] = set()
@@ -135,10 +149,10 @@ def api_sections() -> tuple[list[str], set[str]]:
             names = names + [name for name in functions.PUBLIC if name not in listed]
         lines += [f"## {title}", ""] + ([intro, ""] if intro else [])
         for name in names:
-            if name not in gc.__all__:
+            if name.split(".")[0] not in gc.__all__:
                 continue
-            covered.add(name)
-            lines += entry(f"gc.{name}", getattr(gc, name))
+            covered.add(name.split(".")[0])
+            lines += entry(f"gc.{name}", attribute(name))
             if name == "Tensor":
                 public = [n for n in dir(gc.Tensor) if not n.startswith("_")]
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]

@@ -40,6 +40,7 @@ from opcases import (
 
 import graphc as gc
 from graphc.ops import OPS
+from graphc.ops import random as rops
 
 # --- the specs: one per op ---------------------------------------------------------------------------
 
@@ -181,6 +182,27 @@ def _var_rows(sweep: str) -> list[tuple]:
     return [("", (form,), (X,), dtype, lambda v: v) for dtype in EVERY for form in VARS]
 
 
+def _cond(x: Operand, y: Operand) -> gc.Tensor:
+    """Both branches over both operands; the predicate reads x (an empty x takes the false branch)."""
+    return gc.cond(gc.sum(x) > 0.0, lambda a, b: gc.tanh(a) * b, lambda a, b: a - b * 2.0, x, y)
+
+
+def _while_loop(z0: Operand, p: Operand) -> gc.Tensor:
+    """Three iterations of z <- tanh(z) / 2 + p, counted in an int carry (max_iter allows reverse mode)."""
+    step = lambda c: (0.5 * gc.tanh(c[0]) + p, c[1] + 1)  # noqa: E731
+    return gc.while_loop(lambda c: c[1] < 3, step, (z0, gc.const(0)), max_iter=5)[0]
+
+
+def _with_iota(x: Operand) -> gc.Tensor:
+    """x plus each element's flat index (iota has no operands of its own)."""
+    t = gc.as_tensor(x)
+    return t + gc.Tensor(rops.iota(shape=t.shape))
+
+
+def _sort(x: Operand) -> gc.Tensor:
+    return gc.Tensor(rops.sort(node(x)))
+
+
 def _fixed_point_nan_rows(sweep: str) -> list[tuple]:
     """A NaN parameter: the iteration's residual is NaN, which every backend reports (ConvergenceError)."""
     return [("nan", (Form("var", (N,)), Form("var", (N,))), (FINITE, Role("nan")), F64, _fixed_point)]
@@ -242,6 +264,14 @@ def _specs() -> dict[str, list]:
     specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize
     specs["scan"] = [Positional(_scan, (X, X), _scan_shapes)]
     specs["fixed_point"] = [Positional(_fixed_point, (FINITE, FINITE), _same_shapes), Explicit(_fixed_point_nan_rows)]
+    specs["cond"] = [Positional(_cond, (X, X), _same_shapes)]
+    specs["while_loop"] = [Positional(_while_loop, (FINITE, FINITE), _same_shapes)]
+    for name in ("bitwise_and", "bitwise_or", "bitwise_xor"):  # integer-only records: ints first, floats refused
+        specs[name] = [Elementwise(getattr(gc, name), (X, X), (I64, BOOL, F64))]
+    for name in ("left_shift", "right_shift"):
+        specs[name] = [Elementwise(getattr(gc, name), (X, X), (I64, F64))]
+    specs["iota"] = [Elementwise(_with_iota, (X,), NUMERIC)]
+    specs["sort"] = [Elementwise(_sort, (X,), (I64, F64))]
     return specs
 
 
