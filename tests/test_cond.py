@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.passes.loops import loops
 from graphc.testing import check_grad
 
 BACKENDS = ["numpy", "llvm"]
@@ -208,3 +209,17 @@ def test_the_predicate_and_integer_operands_get_no_derivative() -> None:
     assert gc.evaluate(gc.grad(y, x), {x: 2.0, k: 3}) == 3.0
     assert gc.evaluate(gc.grad(y, x), {x: -2.0, k: 3}) == -1.0
     assert gc.evaluate(gc.grad(gc.cond(x > 0.0, lambda a: 1.0, lambda a: 2.0, x), x), {x: 1.0}) == 0.0
+
+
+def test_check_finite_sees_only_the_taken_branch_and_the_loops_pass_is_idempotent() -> None:
+    p, x = gc.var("p", (), "bool"), gc.var("x", (3,))
+    y = gc.cond(p, gc.log, lambda a: a * 2.0, x)
+    xv = np.array([-1.0, 2.0, 3.0])
+    for backend in BACKENDS:
+        fn = gc.compile([p, x], y, backend=backend, check_finite=True)
+        assert fn(False, xv).tolist() == [-2.0, 4.0, 6.0]
+        with pytest.raises(FloatingPointError, match="log"), np.errstate(invalid="ignore"):
+            fn(True, xv)
+    graph = gc.Graph([y.node, gc.grad(gc.sum(y), x).node])
+    once = loops(graph)
+    assert loops(once) is once
