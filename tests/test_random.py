@@ -56,9 +56,10 @@ def test_keys_splits_and_bits_are_jaxs() -> None:
     for seed in (0, 42, 2**31 - 1):
         k = jax.random.PRNGKey(seed)
         assert gc.evaluate(gc.random.key(seed), {}).tolist() == np.asarray(k).tolist()
-        assert gc.evaluate(gc.random.split(gc.random.key(seed), 5), {}).tolist() == np.asarray(
-            jax.random.split(k, 5)
-        ).tolist()
+        assert (
+            gc.evaluate(gc.random.split(gc.random.key(seed), 5), {}).tolist()
+            == np.asarray(jax.random.split(k, 5)).tolist()
+        )
         bits = np.asarray(jax.random.bits(k, (3, 4), np.uint32)).astype(np.int64)
         assert gc.evaluate(gc.random.bits(gc.random.key(seed), (3, 4)), {}).tolist() == bits.tolist()
 
@@ -144,7 +145,9 @@ def digest(backend: str) -> str:
 
 
 def test_reproducible_in_another_process() -> None:
-    code = "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'), t.digest('llvm'))"
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'), t.digest('llvm'))"  # noqa: E501
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "123"}
     child = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                            check=True, timeout=300)  # fmt: skip
