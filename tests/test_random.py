@@ -146,7 +146,7 @@ def digest(backend: str) -> str:
 
 def test_reproducible_in_another_process() -> None:
     code = (
-        "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'), t.digest('llvm'))"  # noqa: E501
+        "import sys; sys.path.insert(0, 'tests'); import test_random as t; print(t.digest('numpy'), t.digest('llvm'))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "123"}
     child = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
