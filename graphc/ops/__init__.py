@@ -4,7 +4,17 @@ Imports errors, shapes, ir. Importing this package defines (and registers) all o
 """
 
 from graphc.ops import (
-    control, control_flow, cumulative, elementwise, linalg, loops, random, reduce, shape, source, special,
+    control,
+    control_flow,
+    cumulative,
+    elementwise,
+    linalg,
+    loops,
+    random,
+    reduce,
+    shape,
+    source,
+    special,
 )  # fmt: skip
 from graphc.ops.base import OPS, Domain, Kind, Op, Public, accepts, elementwise_ops, zero
 
