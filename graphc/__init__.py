@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
+from graphc import linalg
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
@@ -46,6 +47,7 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "linalg",
     "optimize",
     "scan",
     "show",
