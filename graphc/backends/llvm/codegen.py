@@ -47,7 +47,20 @@ from graphc.backends.llvm.emitters import (
     store,
     value_type,
 )
-from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
+from graphc.backends.llvm.kernels import (
+    Accumulate,
+    ArgReduce,
+    Check,
+    Gather,
+    Gemm,
+    Instr,
+    Kernel,
+    Lapack,
+    Map,
+    Reduce,
+    Scatter,
+)
+from graphc.backends.llvm.lapack import emit_lapack
 from graphc.backends.llvm.layout import Layout, contiguous_strides
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
 from graphc.backends.llvm.plan import identity, matrix_order
@@ -437,6 +450,7 @@ EMIT = {
     Reduce: emit_reduce,
     ArgReduce: emit_arg_reduce,
     Gemm: emit_gemm,
+    Lapack: emit_lapack,
     Gather: emit_gather,
     Scatter: emit_scatter,
     Check: emit_check,

@@ -105,6 +105,26 @@ class Gemm:
 
 
 @dataclass(frozen=True)
+class Lapack:
+    """One LAPACK call per matrix of a stack, on float64 column-major copies in `scratch`, as numpy.linalg makes them.
+
+    routine "solve": out = a^-1 rhs (a^T when `transposed`) by gesv; "inv": out = a^-1 by gesv
+    of the identity; "slogdet": out[b] = (sign, log|det|) by getrf; "cholesky": out = the
+    lower factor by potrf (lower triangle). A singular (not positive-definite) matrix stops
+    the program at `site` (slogdet never fails: it gives (0, -inf)).
+    """
+
+    routine: str
+    a: Layout  # batch + (n, n)
+    rhs: Layout | None  # batch + (n, k): solve's right-hand sides
+    out: Layout  # batch + the result's shape
+    scratch: Layout  # (n*n + n*k,) float64: the column-major matrix, then the right-hand sides (k = n for inv)
+    pivots: Layout  # (n,) int64
+    transposed: bool = False
+    site: int = 0
+
+
+@dataclass(frozen=True)
 class Gather:
     """out[p, j, q] = operand[p, indices[j], q] (`take`); a bad index stops the program at `site`."""
 
@@ -173,7 +193,7 @@ class Loop:
     site: int = 0
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop
+Kernel = Map | Reduce | ArgReduce | Gemm | Lapack | Gather | Scatter | Check | Accumulate | Loop
 
 
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
@@ -210,6 +230,9 @@ def layouts(kernel: Kernel) -> list[Layout]:
         return [kernel.operand, kernel.out]
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]
+    if isinstance(kernel, Lapack):
+        operands = [kernel.a] if kernel.rhs is None else [kernel.a, kernel.rhs]
+        return [*operands, kernel.scratch, kernel.pivots, kernel.out]
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):

@@ -48,6 +48,7 @@ from graphc.backends.llvm.kernels import (
     Gather,
     Gemm,
     Kernel,
+    Lapack,
     Loop,
     Map,
     Reduce,
@@ -128,7 +129,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
-    elif isinstance(kernel, (Map, Reduce)) and kernel.site:
+    elif isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site:
         fields["site"] = 1
     return replace(kernel, **fields), pointers  # type: ignore[arg-type]
 
@@ -139,6 +140,8 @@ def total_work(plan: Plan) -> int:
     for kernel in plan.kernels:
         if isinstance(kernel, Gemm):
             total += math.prod(kernel.out.shape) * kernel.a.shape[-1]
+        elif isinstance(kernel, Lapack):
+            total += math.prod(kernel.a.shape) * kernel.a.shape[-1]
         elif isinstance(kernel, Loop):
             total += kernel.count * total_work(replace(plan, kernels=kernel.body))
         elif isinstance(kernel, (Map, Reduce)):
@@ -177,7 +180,7 @@ class Lowering:
     def status_bits(self, kernel: Kernel) -> int:
         """The status bits a kernel's function may return (0: it cannot fail)."""
         bits = 0
-        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
+        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site):
             bits |= STATUS_FAILED
         if checks_range(kernel) and not self.exact:
             bits |= STATUS_RANGE

@@ -5,7 +5,7 @@ llvmlite). The planner follows the Program's buffer plan: a step that may reuse 
 buffer writes into that buffer's workspace slot; a step computing an output writes
 straight into the fresh output array. Views are layouts (no kernel); a reshape that
 strides cannot express copies first. Each op has one planning rule in PLANNERS (loops:
-recurrence.py). Finally merge.py joins consecutive kernels over one iteration space.
+recurrence.py; linear algebra: lapack.py). Finally merge.py joins consecutive kernels over one iteration space.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from graphc.backends.llvm.kernels import (
     Scatter,
     layouts,
 )
+from graphc.backends.llvm.lapack import plan_linalg
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
 from graphc.errors import where
@@ -612,6 +613,10 @@ PLANNERS: dict[str, Rule] = {
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
+    "solve": plan_linalg,
+    "inv": plan_linalg,
+    "slogdet": plan_linalg,
+    "cholesky": plan_linalg,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
 }
