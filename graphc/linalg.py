@@ -9,8 +9,7 @@ matrix raises `numpy.linalg.LinAlgError` when the function is called, on every b
 
 The primitives are in graphc/ops/linalg.py; here NumPy's conventions are mapped onto
 them: a 1-D right-hand side of `solve`, `det` as `sign * exp(logabsdet)` (what NumPy
-computes too), `cholesky(upper=True)` as the transposed factor of the transposed matrix,
-and `norm` as reductions. Every function is differentiable; `norm` has a zero (not NaN)
+computes too) and `norm` as reductions. Every function is differentiable; `norm` has a zero (not NaN)
 gradient where the norm is 0. Matrix norms that need singular values (`ord=2`, `-2`,
 `'nuc'`) are not supported.
 """
@@ -27,7 +26,7 @@ from graphc import functions as fn
 from graphc.errors import GraphError, ShapeError
 from graphc.ops import linalg as la
 from graphc.shapes import normalize_axis
-from graphc.tensor import NUMPY_FUNCTIONS, Tensor, building, const, promote, reshape, to_float, transpose
+from graphc.tensor import NUMPY_FUNCTIONS, Tensor, building, const, promote, reshape, to_float
 
 Order = float | str | None
 
@@ -47,10 +46,6 @@ def _matrices(t: Tensor) -> None:
         raise ShapeError(f"the last 2 dimensions must be square, got {t.shape}")
 
 
-def _swap(t: Tensor) -> Tensor:
-    return transpose(t, (*range(t.ndim - 2), t.ndim - 1, t.ndim - 2))
-
-
 def solve(a: object, b: object) -> Tensor:
     """The solution x of a @ x = b, as numpy.linalg.solve.
 
@@ -63,6 +58,10 @@ def solve(a: object, b: object) -> Tensor:
         if y.ndim == 0:
             raise ShapeError("the right-hand side is 0-dimensional: expected (M,) or (..., M, K)")
         vector = y.ndim == 1
+        rows = y.shape[0] if vector else y.shape[-2]
+        if rows != x.shape[-1]:
+            expected = f"({x.shape[-1]},) or (..., {x.shape[-1]}, K)"
+            raise ShapeError(f"right-hand side {y.shape} does not match the matrix {x.shape}: expected {expected}")
         rhs = reshape(y, (y.shape[0], 1)) if vector else y
         out = Tensor(la.solve(x.node, rhs.node, transposed=False))
         return reshape(out, out.shape[:-1]) if vector else out
@@ -95,6 +94,7 @@ def det(a: object) -> Tensor:
     Its derivative is det(A)·A⁻ᵀ, which raises LinAlgError at call time for a singular matrix.
     """
     with building("det", a):
+        _matrices(to_float(a))
         sign, logabsdet = slogdet(a)
         return sign * fn.exp(logabsdet)
 
@@ -110,9 +110,7 @@ def cholesky(a: object, /, *, upper: bool = False) -> Tensor:
     with building("cholesky", a):
         t = to_float(a)
         _matrices(t)
-        if upper:
-            return _swap(Tensor(la.cholesky(_swap(t).node)))
-        return Tensor(la.cholesky(t.node))
+        return Tensor(la.cholesky(t.node, upper=bool(upper)))
 
 
 # --- norm ---------------------------------------------------------------------------------
@@ -143,7 +141,9 @@ def _two_norm(t: Tensor, axis: tuple[int, ...] | None, keepdims: bool) -> Tensor
 
 def _extreme(t: Tensor, axis: int, keepdims: bool, largest: bool) -> Tensor:
     """max (with NumPy's initial=0: 0 over an empty axis) or min along one axis."""
-    if largest and t.shape[axis] == 0:
+    if t.shape[axis] == 0 and not largest:
+        raise ShapeError("zero-size array to reduction operation minimum which has no identity")
+    if t.shape[axis] == 0:
         shape = tuple(1 if i == axis else n for i, n in enumerate(t.shape) if keepdims or i != axis)
         return const(np.zeros(shape, dtype=t.dtype))
     return fn.max(t, axis=axis, keepdims=keepdims) if largest else fn.min(t, axis=axis, keepdims=keepdims)

@@ -143,9 +143,8 @@ def _solve_rows(sweep: str) -> list[tuple]:
 
 
 def _cholesky_upper(a: Operand) -> gc.Tensor:
-    """The upper factor of the transposed SPD matrix (cholesky(upper=True) reads the upper triangle)."""
-    t = gc.as_tensor(a)
-    return gc.linalg.cholesky(gc.transpose(t, (*range(t.ndim - 2), t.ndim - 1, t.ndim - 2)), upper=True)
+    """The upper factor, from the upper triangle."""
+    return gc.linalg.cholesky(a, upper=True)
 
 
 def _concat_shapes(position: int, form: Form) -> tuple[Form, ...]:

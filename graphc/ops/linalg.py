@@ -173,8 +173,8 @@ def _phi(x: Node) -> Node:
     return mul(x, _mask(x, 1.0, 0.5, 0.0))
 
 
-def _cholesky_vjp(ct: Node, out: Node, a: Node) -> Node:
-    """Ā = Φ(S + Sᵀ), S = L⁻ᵀ·Φ(Lᵀ·L̄)·L⁻¹ (Murray 2016, section 3).
+def _lower_vjp(ct: Node, out: Node) -> Node:
+    """A_bar = Φ(S + Sᵀ), S = L⁻ᵀ·Φ(Lᵀ·L_bar)·L⁻¹ (Murray 2016, section 3).
 
     numpy.linalg.cholesky reads only the lower triangle of A, so this is the exact
     derivative: zero above the diagonal, S + Sᵀ below it. For an input that is
@@ -186,7 +186,7 @@ def _cholesky_vjp(ct: Node, out: Node, a: Node) -> Node:
     return _phi(add(s, swap_last(s)))
 
 
-def _cholesky_jvp(t: Node, out: Node, a: Node) -> Node:
+def _lower_jvp(t: Node, out: Node) -> Node:
     """dL = L·Φ(L⁻¹·dA·L⁻ᵀ), dA the symmetric matrix of t's lower triangle."""
     lower = mul(t, _mask(t, 1.0, 1.0, 0.0))
     da = add(lower, swap_last(mul(t, _mask(t, 1.0, 0.0, 0.0))))
@@ -195,6 +195,28 @@ def _cholesky_jvp(t: Node, out: Node, a: Node) -> Node:
     return matmul(out, _phi(c))
 
 
-cholesky = Op("cholesky", _square_infer, np.linalg.cholesky, vjp=(_cholesky_vjp,), jvp=(_cholesky_jvp,))
+def _cholesky_vjp(ct: Node, out: Node, a: Node, *, upper: bool) -> Node:
+    """The lower factor's rule; the upper factor U of A is the lower one of Aᵀ, transposed."""
+    if upper:
+        return swap_last(_lower_vjp(swap_last(ct), swap_last(out)))
+    return _lower_vjp(ct, out)
+
+
+def _cholesky_jvp(t: Node, out: Node, a: Node, *, upper: bool) -> Node:
+    if upper:
+        return swap_last(_lower_jvp(swap_last(t), swap_last(out)))
+    return _lower_jvp(t, out)
+
+
+def _cholesky_infer(a: TensorType, *, upper: bool) -> TensorType:
+    return _square_infer(a)
+
+
+def _cholesky_eval(a: np.ndarray, *, upper: bool) -> np.ndarray:
+    """numpy.linalg.cholesky: L from the lower triangle, or (upper) U = Lᵀ from the upper triangle."""
+    return np.linalg.cholesky(a, upper=upper)
+
+
+cholesky = Op("cholesky", _cholesky_infer, _cholesky_eval, vjp=(_cholesky_vjp,), jvp=(_cholesky_jvp,))
 
 __all__ = ["cholesky", "inv", "matmul", "slogdet", "solve", "swap_last"]

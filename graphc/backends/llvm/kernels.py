@@ -121,6 +121,7 @@ class Lapack:
     scratch: Layout  # (n*n + n*k,) float64: the column-major matrix, then the right-hand sides (k = n for inv)
     pivots: Layout  # (n,) int64
     transposed: bool = False
+    upper: bool = False
     site: int = 0
 
 

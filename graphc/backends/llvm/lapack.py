@@ -8,7 +8,7 @@ for bit. Like NumPy, float32 matrices are computed in float64 and the results ro
 once. Each matrix is copied into a column-major scratch matrix (solve, inv: gesv with
 the right-hand sides, or the identity, copied alike; slogdet: getrf, then the sign from
 the pivots and the sum of log|u_ii| in order; cholesky: potrf of the lower triangle,
-zeros above) and the result copied back. A singular or non-positive-definite matrix
+zeros above, or of the upper one, zeros below) and the result copied back. A singular or non-positive-definite matrix
 (LAPACK's info != 0) stops the program at the kernel's error site, which the wrapper
 raises as numpy.linalg.LinAlgError naming the op and the user's line.
 """
@@ -88,8 +88,9 @@ def plan_linalg(p: Planner, step: Step) -> None:
         message = f"{MESSAGES[step.op]} in {step.op}{where(step.node.loc)}"
         site = p.site("LinAlgError", message.replace("{", "{{").replace("}", "}}"))
     transposed = bool(step.attrs.get("transposed", False))
+    upper = bool(step.attrs.get("upper", False))
     stack = L.broadcast(a, (*batch, n, n))
-    p.kernels.append(Lapack(step.op, stack, rhs, dest, scratch, pivots, transposed, site))
+    p.kernels.append(Lapack(step.op, stack, rhs, dest, scratch, pivots, transposed, upper, site))
 
 
 # --- code ---------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class _Call:
             b.store(i64(value), self.slots[name])
         self.columns = columns
         self.uplo = b.alloca(ir.IntType(8), name="uplo")
-        b.store(ir.Constant(ir.IntType(8), ord("L")), self.uplo)
+        b.store(ir.Constant(ir.IntType(8), ord("U" if k.upper else "L")), self.uplo)
         self.matrix = body.params[k.scratch.buffer.index]
         self.rhs = element(b, self.matrix, F64, i64(self.n * self.n))
         self.pivots = body.params[k.pivots.buffer.index]
@@ -151,8 +152,8 @@ class _Call:
 
         nest(b, full_bounds((self.n, self.n)), point, name="eye")
 
-    def back(self, out: Layout, at: Sequence[ir.Value], base: int, lower: bool) -> None:
-        """out[at..., i, j] = scratch[base + i + j*n] (0 above the diagonal when `lower`)."""
+    def back(self, out: Layout, at: Sequence[ir.Value], base: int, triangle: str = "") -> None:
+        """out[at..., i, j] = scratch[base + i + j*n], 0 outside the `triangle` ("lower", "upper"; "": none)."""
         b = self.body.b
         rows, cols = out.shape[-2:]
         zero = ir.Constant(F64, 0.0)
@@ -160,8 +161,8 @@ class _Call:
         def point(ij: list[ir.Value]) -> None:
             i, j = ij
             value = b.load(self.scratch(b.add(i64(base), b.add(i, b.mul(j, i64(rows))))), typ=F64)
-            if lower:
-                value = b.select(b.icmp_signed(">=", i, j), value, zero)
+            if triangle:
+                value = b.select(b.icmp_signed(">=" if triangle == "lower" else "<=", i, j), value, zero)
             self.body.write(self.rounded(value), out, [*at, i, j])
 
         nest(b, full_bounds((rows, cols)), point, name="back")
@@ -239,9 +240,9 @@ def emit_lapack(body: Body, k: Lapack) -> None:
             return
         call.fail_unless_zero(info)
         if k.routine == "cholesky":
-            call.back(k.out, at, 0, lower=True)
+            call.back(k.out, at, 0, "upper" if k.upper else "lower")
         else:
-            call.back(k.out, at, n * n, lower=False)
+            call.back(k.out, at, n * n)
 
     nest(body.b, full_bounds(batch), matrix, name="matrix")
     body.finish()
