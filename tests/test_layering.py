@@ -31,6 +31,7 @@ LEVELS = {
     "graphc.functions": 3,
     "graphc.arrays": 3,  # zeros, pad, cumsum, ...: functions re-exports them
     "graphc.einsum": 3,  # einsum, tensordot: functions re-exports them
+    "graphc.linalg": 3,  # gc.linalg: numpy.linalg's functions, beside graphc.functions
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine

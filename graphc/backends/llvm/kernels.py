@@ -106,20 +106,23 @@ class Gemm:
 
 @dataclass(frozen=True)
 class Lapack:
-    """One LAPACK call per matrix of a stack, on float64 column-major copies in `scratch`, as numpy.linalg makes them.
+    """LAPACK per matrix of a stack, on float64 column-major copies, as numpy.linalg makes them.
 
-    routine "solve": out = a^-1 rhs (a^T when `transposed`) by gesv; "inv": out = a^-1 by gesv
-    of the identity; "slogdet": out[b] = (sign, log|det|) by getrf; "cholesky": out = the
-    lower factor by potrf (lower triangle). A singular (not positive-definite) matrix stops
-    the program at `site` (slogdet never fails: it gives (0, -inf)).
+    routine "solve": out = a^-1 rhs (a^T when `transposed`); "inv": out = a^-1; "slogdet":
+    out[b] = (sign, log|det|); "cholesky": the lower factor (`upper`: the upper one); "lu":
+    the factors and pivots of each matrix (out is `factors`), for later kernels. With `a`,
+    a kernel copies each matrix into `factors` and factors it itself (gesv, getrf, potrf);
+    without, it uses what an "lu" kernel left there (getrs). A singular or non-positive-
+    definite matrix stops the program at `site` (slogdet gives (0, -inf) instead).
     """
 
     routine: str
-    a: Layout  # batch + (n, n)
+    a: Layout | None  # batch + (n, n)
     rhs: Layout | None  # batch + (n, k): solve's right-hand sides
     out: Layout  # batch + the result's shape
-    scratch: Layout  # (n*n + n*k,) float64: the column-major matrix, then the right-hand sides (k = n for inv)
-    pivots: Layout  # (n,) int64
+    factors: Layout  # batch + (n*n,) float64: the column-major matrix, factored in place
+    pivots: Layout  # batch + (n + 1,) int64: the pivots, then LAPACK's info
+    work: Layout | None  # (n*k,) float64: the right-hand sides, column-major (solve; inv: the identity)
     transposed: bool = False
     upper: bool = False
     site: int = 0
@@ -232,8 +235,9 @@ def layouts(kernel: Kernel) -> list[Layout]:
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]
     if isinstance(kernel, Lapack):
-        operands = [kernel.a] if kernel.rhs is None else [kernel.a, kernel.rhs]
-        return [*operands, kernel.scratch, kernel.pivots, kernel.out]
+        operands = [x for x in (kernel.a, kernel.rhs) if x is not None]
+        scratch = [x for x in (kernel.factors, kernel.pivots, kernel.work) if x is not None]
+        return [*operands, *scratch, kernel.out]
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):

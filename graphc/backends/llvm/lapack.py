@@ -1,16 +1,24 @@
 """Linear algebra in native code: LAPACK from NumPy's bundled OpenBLAS, as numpy.linalg calls it.
 
 Imports llvmlite and the backend's blas, emitters, kernels, layout and loops (plan.py takes
-its planning rule, codegen.py its code; both only type-check against them). The routines are the ILP64 Fortran
-ones of the library blas.py found (`scipy_dgesv_64_`, ...), resolved at run time like its
-gemm, and called exactly as numpy.linalg's gufuncs call them, so results are NumPy's bit
-for bit. Like NumPy, float32 matrices are computed in float64 and the results rounded
-once. Each matrix is copied into a column-major scratch matrix (solve, inv: gesv with
-the right-hand sides, or the identity, copied alike; slogdet: getrf, then the sign from
-the pivots and the sum of log|u_ii| in order; cholesky: potrf of the lower triangle,
-zeros above, or of the upper one, zeros below) and the result copied back. A singular or non-positive-definite matrix
-(LAPACK's info != 0) stops the program at the kernel's error site, which the wrapper
-raises as numpy.linalg.LinAlgError naming the op and the user's line.
+its planning rule and codegen.py its code from here; this module only type-checks against
+them). The routines are the ILP64 Fortran ones of the library blas.py found
+(`scipy_dgesv_64_`, ...), resolved at run time like its gemm, and called as numpy.linalg's
+gufuncs call them: each matrix is copied into a float64 column-major scratch matrix
+(float32 is computed in float64 and rounded once, as NumPy does); solve and inv call gesv
+on the right-hand sides (the identity) copied alike; slogdet calls getrf, then takes the
+sign from the pivots and sums log|u_ii| in order; cholesky calls potrf on the lower (upper)
+triangle and zeroes the other one. So a result is NumPy's bit for bit.
+
+Steps that factor the same matrix (a solve and the transposed solve of its gradient, det
+and the inverse of its gradient) share one factorization: the first plans an "lu" kernel
+(getrf), and each step solves with the factors (getrs, 'T' for a transposed solve). Their
+results agree with NumPy's to rounding; single-threaded OpenBLAS gives the same bits for
+the untransposed ones. Only steps outside loops share.
+
+A singular or non-positive-definite matrix (LAPACK's info != 0) stops the program at the
+kernel's error site, which the wrapper raises as numpy.linalg.LinAlgError naming the op
+and the user's line.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 from llvmlite import ir
 
 from graphc.backends.llvm import blas
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.emitters import F64, I32, I64, PTR, intrinsic, load, value_type
+from graphc.backends.llvm.emitters import F64, I32, I64, PTR, intrinsic, value_type
 from graphc.backends.llvm.kernels import Lapack
 from graphc.backends.llvm.layout import Layout
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, nest
@@ -34,20 +43,20 @@ if TYPE_CHECKING:
     from graphc.backends.llvm.codegen import Body
     from graphc.backends.llvm.plan import Planner
 
-ROUTINES = {"solve": "gesv", "inv": "gesv", "slogdet": "getrf", "cholesky": "potrf"}
+ROUTINES = ("gesv", "getrf", "getrs", "potrf")
+_ARITY = {"gesv": 8, "getrf": 6, "getrs": 9, "potrf": 5}  # Fortran passes every argument by pointer
 MESSAGES = {"solve": "Singular matrix", "inv": "Singular matrix", "cholesky": "Matrix is not positive definite"}
-# the Fortran arguments after the matrix sizes: all pointers (ILP64 integers are i64)
-_ARITY = {"gesv": 8, "getrf": 6, "potrf": 5}
+LU_USERS = ("solve", "inv", "slogdet")
 
 
 def symbol(routine: str) -> str | None:
-    """The registered symbol of the float64 `routine` (gesv, getrf, potrf), or None."""
+    """The registered symbol of the float64 `routine` (gesv, getrf, getrs, potrf), or None."""
     return blas.fortran_symbol("d" + routine)
 
 
 def register() -> list[str | None]:
     """Register every routine the backend calls (before cached object code is loaded); their symbols."""
-    return [symbol(r) for r in sorted(set(ROUTINES.values()))]
+    return [symbol(r) for r in ROUTINES]
 
 
 def declare(module: ir.Module, routine: str) -> ir.Function:
@@ -75,177 +84,216 @@ def plan_linalg(p: Planner, step: Step) -> None:
         return
     if dest.size == 0:
         return
-    rhs = None
-    columns = n if step.op == "inv" else 0
-    if step.op == "solve":
-        rhs = p.layouts[step.args[1]]
-        rhs = L.broadcast(rhs, batch + rhs.shape[-2:])
-        columns = rhs.shape[-1]
-    scratch = p.fresh((n * n + n * columns,), FLOAT64)
-    pivots = p.fresh((n,), INT64)
-    site = 0
-    if step.op in MESSAGES:
-        message = f"{MESSAGES[step.op]} in {step.op}{where(step.node.loc)}"
-        site = p.site("LinAlgError", message.replace("{", "{{").replace("}", "}}"))
-    transposed = bool(step.attrs.get("transposed", False))
-    upper = bool(step.attrs.get("upper", False))
-    stack = L.broadcast(a, (*batch, n, n))
-    p.kernels.append(Lapack(step.op, stack, rhs, dest, scratch, pivots, transposed, upper, site))
+    rhs = p.layouts[step.args[1]] if step.op == "solve" else None
+    rhs = None if rhs is None else L.broadcast(rhs, batch + rhs.shape[-2:])
+    columns = n if step.op == "inv" else (0 if rhs is None else rhs.shape[-1])
+    work = p.fresh((n * columns,), FLOAT64) if columns else None
+    shared = _shared_factors(p, step)
+    if shared is None:
+        stack: Layout | None = L.broadcast(a, (*batch, n, n))
+        factors = L.broadcast(p.fresh((n * n,), FLOAT64), (*batch, n * n))
+        pivots = L.broadcast(p.fresh((n + 1,), INT64), (*batch, n + 1))
+    else:
+        stack = None
+        factors, pivots = (L.broadcast(f, (*batch, f.shape[-1])) for f in shared)
+    flags = {key: bool(step.attrs.get(key, False)) for key in ("transposed", "upper")}
+    site = _site(p, step)
+    p.kernels.append(Lapack(step.op, stack, rhs, dest, factors, pivots, work, **flags, site=site))
+
+
+def _site(p: Planner, step: Step) -> int:
+    """The error site of a singular (not positive-definite) matrix; 0 for slogdet, which cannot fail."""
+    if step.op not in MESSAGES:
+        return 0
+    message = f"{MESSAGES[step.op]} in {step.op}{where(step.node.loc)}"
+    return p.site("LinAlgError", message.replace("{", "{{").replace("}", "}}"))
+
+
+def _shared_factors(p: Planner, step: Step) -> tuple[Layout, Layout] | None:
+    """(factors, pivots) of the step's matrix when several top-level steps factor it; the first plans them."""
+    name = step.args[0]
+    if step.op not in LU_USERS or p.depth > 0:
+        return None
+    if sum(1 for s in p.program.steps if s.op in LU_USERS and s.args[0] == name) < 2:
+        return None
+    if name not in p.factors:
+        a = p.layouts[name]
+        n = a.shape[-1]
+        factors = p.fresh((*a.shape[:-2], n * n), FLOAT64)
+        pivots = p.fresh((*a.shape[:-2], n + 1), INT64)
+        p.kernels.append(Lapack("lu", a, None, factors, factors, pivots, None))
+        p.factors[name] = (factors, pivots)
+    return p.factors[name]
 
 
 # --- code ---------------------------------------------------------------------------------------
 
 
 class _Call:
-    """One kernel function's LAPACK call: the integer arguments in stack slots, the scratch addresses."""
+    """One kernel function: the integer arguments in stack slots, the current matrix's scratch addresses."""
 
     def __init__(self, body: Body, k: Lapack) -> None:
         self.body = body
         self.k = k
-        self.n = k.a.shape[-1]
-        self.dtype = k.out.dtype  # the scratch matrices are float64, whatever the dtype
+        self.n = k.pivots.shape[-1] - 1
+        self.columns = 0 if k.work is None else k.work.shape[0] // max(self.n, 1)
+        self.dtype = k.out.dtype
+        self.matrix, self.pivots, self.info = self.at([i64(0)] * (len(k.pivots.shape) - 1))
         b = body.b
-        self.slots = {name: b.alloca(I64, name=name) for name in ("n", "lda", "nrhs", "info")}
-        columns = (k.scratch.shape[0] - self.n * self.n) // max(self.n, 1)
-        for name, value in (("n", self.n), ("lda", max(self.n, 1)), ("nrhs", columns)):
+        self.slots = {name: b.alloca(I64, name=name) for name in ("n", "lda", "nrhs", "status")}
+        for name, value in (("n", self.n), ("lda", max(self.n, 1)), ("nrhs", self.columns)):
             b.store(i64(value), self.slots[name])
-        self.columns = columns
-        self.uplo = b.alloca(ir.IntType(8), name="uplo")
-        b.store(ir.Constant(ir.IntType(8), ord("U" if k.upper else "L")), self.uplo)
-        self.matrix = body.params[k.scratch.buffer.index]
-        self.rhs = element(b, self.matrix, F64, i64(self.n * self.n))
-        self.pivots = body.params[k.pivots.buffer.index]
+        self.chars = {name: b.alloca(ir.IntType(8), name=name) for name in ("uplo", "trans")}
+        b.store(ir.Constant(ir.IntType(8), ord("U" if k.upper else "L")), self.chars["uplo"])
+        b.store(ir.Constant(ir.IntType(8), ord("T" if k.transposed else "N")), self.chars["trans"])
+        self.work = None if k.work is None else body.params[k.work.buffer.index]
         self.sign = b.alloca(F64, name="sign")
         self.logdet = b.alloca(F64, name="logdet")
         self.swaps = b.alloca(I64, name="swaps")
 
-    def scratch(self, offset: ir.Value) -> ir.Value:
-        return element(self.body.b, self.matrix, F64, offset)
+    def at(self, indices: Sequence[ir.Value]) -> tuple[ir.Value, ir.Value, ir.Value]:
+        """The factors, pivots and info of the matrix at these batch indices."""
+        matrix = self.body.pointer(self.k.factors, [*indices, i64(0)])
+        pivots = self.body.pointer(self.k.pivots, [*indices, i64(0)])
+        return matrix, pivots, self.body.pointer(self.k.pivots, [*indices, i64(self.n)])
 
-    def widened(self, value: ir.Value) -> ir.Value:
-        return value if self.dtype == FLOAT64 else self.body.b.fpext(value, F64)
+    def element(self, base: ir.Value, offset: ir.Value) -> ir.Value:
+        return element(self.body.b, base, F64, offset)
+
+    def widened(self, value: ir.Value, dtype: np.dtype) -> ir.Value:
+        return value if dtype == FLOAT64 else self.body.b.fpext(value, F64)
 
     def rounded(self, value: ir.Value) -> ir.Value:
         return value if self.dtype == FLOAT64 else self.body.b.fptrunc(value, value_type(self.dtype))
 
-    def column_major(self, source: Layout, at: Sequence[ir.Value], rows: int, cols: int, base: int, swap: bool) -> None:
-        """scratch[base + i + j*rows] = source[at..., i, j] (source[at..., j, i] when `swap`)."""
+    def column_major(self, source: Layout, at: Sequence[ir.Value], base: ir.Value, rows: int, swap: bool) -> None:
+        """base[i + j*rows] = source[at..., i, j] (source[at..., j, i] when `swap`), j outermost."""
         b = self.body.b
+        cols = source.shape[-1] if not swap else source.shape[-2]
 
-        def point(ij: list[ir.Value]) -> None:
-            i, j = ij
-            value = self.widened(self.body.read(source, [*at, j, i] if swap else [*at, i, j]))
-            offset = b.add(i64(base), b.add(i, b.mul(j, i64(rows))))
-            b.store(value, self.scratch(offset))
+        def point(ji: list[ir.Value]) -> None:
+            j, i = ji
+            value = self.widened(self.body.read(source, [*at, j, i] if swap else [*at, i, j]), source.dtype)
+            b.store(value, self.element(base, b.add(i, b.mul(j, i64(rows)))))
 
-        nest(b, [(i64(0), i64(cols)), (i64(0), i64(rows))], lambda ji: point([ji[1], ji[0]]), name="copy")
+        nest(b, [(i64(0), i64(cols)), (i64(0), i64(rows))], point, name="copy")
 
     def identity(self) -> None:
-        """The identity in the right-hand-side block (inv)."""
+        """The identity in the work area (inv's right-hand sides)."""
         b = self.body.b
         zero, one = ir.Constant(F64, 0.0), ir.Constant(F64, 1.0)
 
         def point(ji: list[ir.Value]) -> None:
             j, i = ji
-            offset = b.add(i64(self.n * self.n), b.add(i, b.mul(j, i64(self.n))))
-            b.store(b.select(b.icmp_signed("==", i, j), one, zero), self.scratch(offset))
+            value = b.select(b.icmp_signed("==", i, j), one, zero)
+            b.store(value, self.element(self.work, b.add(i, b.mul(j, i64(self.n)))))
 
         nest(b, full_bounds((self.n, self.n)), point, name="eye")
 
-    def back(self, out: Layout, at: Sequence[ir.Value], base: int, triangle: str = "") -> None:
-        """out[at..., i, j] = scratch[base + i + j*n], 0 outside the `triangle` ("lower", "upper"; "": none)."""
+    def back(self, base: ir.Value, at: Sequence[ir.Value], triangle: str = "") -> None:
+        """out[at..., i, j] = base[i + j*n], 0 outside the `triangle` ("lower", "upper"; "": none)."""
         b = self.body.b
+        out = self.k.out
         rows, cols = out.shape[-2:]
         zero = ir.Constant(F64, 0.0)
 
         def point(ij: list[ir.Value]) -> None:
             i, j = ij
-            value = b.load(self.scratch(b.add(i64(base), b.add(i, b.mul(j, i64(rows))))), typ=F64)
+            value = b.load(self.element(base, b.add(i, b.mul(j, i64(rows)))), typ=F64)
             if triangle:
                 value = b.select(b.icmp_signed(">=" if triangle == "lower" else "<=", i, j), value, zero)
             self.body.write(self.rounded(value), out, [*at, i, j])
 
         nest(b, full_bounds((rows, cols)), point, name="back")
 
-    def lapack(self) -> ir.Value:
-        """Call the routine on the scratch copies; LAPACK's info."""
+    def call(self, routine: str) -> None:
+        """One LAPACK call on the current matrix (its info goes after the pivots; getrs's to a slot)."""
         b = self.body.b
-        routine = ROUTINES[self.k.routine]
-        fn = declare(b.module, routine)
-        s = self.slots
-        if routine == "gesv":
-            args = [s["n"], s["nrhs"], self.matrix, s["lda"], self.pivots, self.rhs, s["lda"], s["info"]]
-        elif routine == "getrf":
-            args = [s["n"], s["n"], self.matrix, s["lda"], self.pivots, s["info"]]
-        else:
-            args = [self.uplo, s["n"], self.matrix, s["lda"], s["info"]]
-        b.call(fn, args)
-        return b.load(s["info"], typ=I64)
+        s, c = self.slots, self.chars
+        arguments = {
+            "gesv": [s["n"], s["nrhs"], self.matrix, s["lda"], self.pivots, self.work, s["lda"], self.info],
+            "getrf": [s["n"], s["n"], self.matrix, s["lda"], self.pivots, self.info],
+            "getrs": [c["trans"], s["n"], s["nrhs"], self.matrix, s["lda"], self.pivots, self.work, s["lda"],
+                      s["status"]],
+            "potrf": [c["uplo"], s["n"], self.matrix, s["lda"], self.info],
+        }  # fmt: skip
+        b.call(declare(b.module, routine), arguments[routine])
 
-    def fail_unless_zero(self, info: ir.Value) -> None:
-        """Leave the kernel with status 1 (its error site) when info != 0."""
+    def fail_unless_factored(self) -> None:
+        """Leave the kernel with status 1 (its error site) when the factorization's info is not 0."""
         b = self.body.b
+        info = b.load(self.info, typ=I64)
         with b.if_then(b.icmp_signed("!=", info, i64(0)), likely=False):
             b.ret(ir.Constant(I32, 1))
 
-    def slogdet(self, info: ir.Value, at: Sequence[ir.Value]) -> None:
+    def slogdet(self, at: Sequence[ir.Value]) -> None:
         """(sign, log|det|) from the factors, as NumPy: the pivots' parity, then each u_ii in order."""
         b = self.body.b
-        real = F64
-        sign, logdet, swaps = self.sign, self.logdet, self.swaps
-        b.store(i64(0), swaps)
-        b.store(ir.Constant(real, 0.0), logdet)
+        b.store(i64(0), self.swaps)
+        b.store(ir.Constant(F64, 0.0), self.logdet)
 
         def swap(i: ir.Value) -> None:
-            pivot = load(b, element(b, self.pivots, I64, i), INT64)
+            pivot = b.load(element(b, self.pivots, I64, i), typ=I64)
             moved = b.zext(b.icmp_signed("!=", pivot, b.add(i, i64(1))), I64)
-            b.store(b.add(b.load(swaps, typ=I64), moved), swaps)
+            b.store(b.add(b.load(self.swaps, typ=I64), moved), self.swaps)
 
         def diagonal(i: ir.Value) -> None:
-            u = b.load(self.scratch(b.mul(i, i64(self.n + 1))), typ=F64)
-            negative = b.fcmp_ordered("<", u, ir.Constant(real, 0.0))
-            current = b.load(sign, typ=real)
-            b.store(b.select(negative, b.fneg(current), current), sign)
+            u = b.load(self.element(self.matrix, b.mul(i, i64(self.n + 1))), typ=F64)
+            negative = b.fcmp_ordered("<", u, ir.Constant(F64, 0.0))
+            current = b.load(self.sign, typ=F64)
+            b.store(b.select(negative, b.fneg(current), current), self.sign)
             magnitude = b.select(negative, b.fneg(u), u)
-            b.store(b.fadd(b.load(logdet, typ=real), intrinsic(b, "log", magnitude)), logdet)
+            b.store(b.fadd(b.load(self.logdet, typ=F64), intrinsic(b, "log", magnitude)), self.logdet)
 
-        with b.if_else(b.icmp_signed("==", info, i64(0))) as (factored, singular):
-            with factored:
+        factored = b.icmp_signed("==", b.load(self.info, typ=I64), i64(0))
+        with b.if_else(factored) as (then, otherwise):
+            with then:
                 counted_loop(b, i64(0), i64(self.n), swap, "pivot")
-                odd = b.trunc(b.load(swaps, typ=I64), ir.IntType(1))
-                b.store(b.select(odd, ir.Constant(real, -1.0), ir.Constant(real, 1.0)), sign)
+                odd = b.trunc(b.load(self.swaps, typ=I64), ir.IntType(1))
+                b.store(b.select(odd, ir.Constant(F64, -1.0), ir.Constant(F64, 1.0)), self.sign)
                 counted_loop(b, i64(0), i64(self.n), diagonal, "diagonal")
-            with singular:
-                b.store(ir.Constant(real, 0.0), sign)
-                b.store(ir.Constant(real, float("-inf")), logdet)
-        self.body.write(self.rounded(b.load(sign, typ=real)), self.k.out, [*at, i64(0)])
-        self.body.write(self.rounded(b.load(logdet, typ=real)), self.k.out, [*at, i64(1)])
+            with otherwise:
+                b.store(ir.Constant(F64, 0.0), self.sign)
+                b.store(ir.Constant(F64, float("-inf")), self.logdet)
+        self.body.write(self.rounded(b.load(self.sign, typ=F64)), self.k.out, [*at, i64(0)])
+        self.body.write(self.rounded(b.load(self.logdet, typ=F64)), self.k.out, [*at, i64(1)])
+
+
+def _matrix(call: _Call, k: Lapack, at: list[ir.Value]) -> None:
+    """One matrix: copy it in (unless factored already), call LAPACK, check info, copy the result out."""
+    call.matrix, call.pivots, call.info = call.at(at)
+    if k.a is not None:
+        call.column_major(k.a, at, call.matrix, call.n, k.transposed and k.routine == "solve")
+    if k.routine in ("lu", "slogdet"):
+        if k.a is not None:
+            call.call("getrf")
+        if k.routine == "slogdet":
+            call.slogdet(at)
+        return
+    if k.routine == "cholesky":
+        call.call("potrf")
+        call.fail_unless_factored()
+        call.back(call.matrix, at, "upper" if k.upper else "lower")
+        return
+    if k.rhs is not None:
+        call.column_major(k.rhs, at, call.work, call.n, False)
+    else:
+        call.identity()
+    if k.a is not None:
+        call.call("gesv")
+        call.fail_unless_factored()
+    else:
+        call.fail_unless_factored()
+        call.call("getrs")
+    call.back(call.work, at)
 
 
 def emit_lapack(body: Body, k: Lapack) -> None:
-    """For every matrix of the stack: copy in (column-major), call LAPACK, check info, copy the result out."""
+    """The kernel's function: `_matrix` for every matrix of the stack."""
     call = _Call(body, k)
-    n = call.n
-    batch = k.out.shape[:-1] if k.routine == "slogdet" else k.out.shape[:-2]
-
-    def matrix(at: list[ir.Value]) -> None:
-        call.column_major(k.a, at, n, n, 0, k.transposed)
-        if k.rhs is not None:
-            call.column_major(k.rhs, at, n, call.columns, n * n, False)
-        elif k.routine == "inv":
-            call.identity()
-        info = call.lapack()
-        if k.routine == "slogdet":
-            call.slogdet(info, at)
-            return
-        call.fail_unless_zero(info)
-        if k.routine == "cholesky":
-            call.back(k.out, at, 0, "upper" if k.upper else "lower")
-        else:
-            call.back(k.out, at, n * n)
-
-    nest(body.b, full_bounds(batch), matrix, name="matrix")
+    batch = k.pivots.shape[:-1]
+    nest(body.b, full_bounds(batch), lambda at: _matrix(call, k, at), name="matrix")
     body.finish()
 
 
-__all__ = ["ROUTINES", "declare", "emit_lapack", "plan_linalg", "register", "symbol"]
+__all__ = ["LU_USERS", "ROUTINES", "declare", "emit_lapack", "plan_linalg", "register", "symbol"]

@@ -140,8 +140,9 @@ def total_work(plan: Plan) -> int:
     for kernel in plan.kernels:
         if isinstance(kernel, Gemm):
             total += math.prod(kernel.out.shape) * kernel.a.shape[-1]
-        elif isinstance(kernel, Lapack):
-            total += math.prod(kernel.a.shape) * kernel.a.shape[-1]
+        elif isinstance(kernel, Lapack):  # n^3 per matrix (n^2 per right-hand side once factored)
+            n = kernel.pivots.shape[-1] - 1
+            total += math.prod(kernel.pivots.shape[:-1]) * n * n * (n if kernel.a is not None else 1)
         elif isinstance(kernel, Loop):
             total += kernel.count * total_work(replace(plan, kernels=kernel.body))
         elif isinstance(kernel, (Map, Reduce)):

@@ -158,6 +158,7 @@ class Planner:
         self.kernels: list[Kernel] = []
         self.slots: dict[str, int] = {}
         self.families: dict[object, list[Layout]] = {}
+        self.factors: dict[str, tuple[Layout, Layout]] = {}  # LU factors shared by one matrix's steps (lapack.py)
         self.direct = direct_outputs(program)
         if inputs is None:
             inputs = [
