@@ -148,6 +148,15 @@ def api_sections() -> tuple[list[str], set[str]]:
     return lines, covered
 
 
+def linalg_section(covered: set[str]) -> list[str]:
+    """gc.linalg's functions (numpy.linalg's names), under one heading."""
+    covered.add("linalg")
+    lines = ["## Linear algebra: `gc.linalg`", "", "numpy.linalg's names and semantics. See [linalg.md](linalg.md).", ""]
+    for name in gc.linalg.__all__:
+        lines += entry(f"gc.linalg.{name}", getattr(gc.linalg, name))
+    return lines
+
+
 def other_section(covered: set[str]) -> list[str]:
     rest = [n for n in gc.__all__ if n not in covered]
     lines = ["## Other", ""] if rest else []
@@ -203,6 +212,7 @@ def generate() -> str:
         "",
     ]
     body, covered = api_sections()
+    body += linalg_section(covered)
     text = head + body + other_section(covered) + extras_section() + passes_section()
     return "\n".join(text).rstrip() + "\n"
 
