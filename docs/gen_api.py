@@ -151,7 +151,8 @@ def api_sections() -> tuple[list[str], set[str]]:
 def linalg_section(covered: set[str]) -> list[str]:
     """gc.linalg's functions (numpy.linalg's names), under one heading."""
     covered.add("linalg")
-    lines = ["## Linear algebra: `gc.linalg`", "", "numpy.linalg's names and semantics. See [linalg.md](linalg.md).", ""]
+    intro = "numpy.linalg's names and semantics. See [linalg.md](linalg.md)."
+    lines = ["## Linear algebra: `gc.linalg`", "", intro, ""]
     for name in gc.linalg.__all__:
         lines += entry(f"gc.linalg.{name}", getattr(gc.linalg, name))
     return lines
