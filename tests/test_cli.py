@@ -18,7 +18,7 @@ from graphc.cli import main
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PYPROJECT = REPO / "pyproject.toml"
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q"
+TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q -n auto"
 DEMO_COMMAND = "pip install -e . && graphc demo"
 
 
