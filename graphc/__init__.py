@@ -11,12 +11,13 @@ from graphc import functions as _functions
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
-from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import fixed_point, scan
+from graphc.serialize import dumps, load, loads, save
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -33,12 +34,14 @@ __all__ = [
     "DifferentiationError",
     "Graph",
     "GraphError",
+    "GraphFormatError",
     "ShapeError",
     "Tensor",
     "as_tensor",
     "astype",
     "compile",
     "const",
+    "dumps",
     "evaluate",
     "explore",
     "fixed_point",
@@ -46,7 +49,10 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "load",
+    "loads",
     "optimize",
+    "save",
     "scan",
     "show",
     "to_dot",

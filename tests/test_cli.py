@@ -241,7 +241,7 @@ def _distributions(module: str) -> set[str]:
 
 @pytest.mark.parametrize(
     ("folder", "extras"),
-    [("graphc", ("viz", "examples", "bench")), ("tests", ("test",))],
+    [("graphc", ("viz", "examples", "bench", "distributed")), ("tests", ("test",))],
 )
 def test_every_third_party_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:
     tomllib = pytest.importorskip("tomllib")
