@@ -259,6 +259,12 @@ def test_every_op_on_the_llvm_backend_and_the_same_cache_key(tmp_path: Path) -> 
         assert same_bits(w, g)
 
 
+def test_a_node_may_use_one_operand_twice() -> None:
+    x = gc.var("x")
+    inputs, y = gc.loads(gc.dumps([x], x * x))  # node 1 refers to node 0 twice
+    assert gc.evaluate([y], {inputs[0]: 3.0})[0] == 9.0  # type: ignore[list-item]
+
+
 def test_a_single_output_comes_back_single_and_inputs_keep_their_order() -> None:
     x, y = gc.var("x", (3,)), gc.var("y", (3,))
     inputs, output = gc.loads(gc.dumps([y, x], gc.sum(x * y)))

@@ -90,6 +90,7 @@ class _Reader:
     """Builds the nodes of one document's table in order, checking each field."""
 
     def __init__(self, limits: dict[str, int], sidecar: _Sidecar) -> None:
+        self.max_nodes = limits["max_nodes"]
         self.max_elements = limits["max_elements"]
         self.max_depth = limits["max_depth"]
         self.sidecar = sidecar
@@ -163,8 +164,14 @@ class _Reader:
         record = json_object(raw, path, ("inputs", "outputs"))
         outer = self.nesting
         self.nesting = 0
-        inputs = [self.ref(r, f"{path}.inputs[{k}]") for k, r in enumerate(json_list(record["inputs"], path, 10**6))]
-        outputs = [self.ref(r, f"{path}.outputs[{k}]") for k, r in enumerate(json_list(record["outputs"], path, 10**6))]
+        inputs = [
+            self.ref(r, f"{path}.inputs[{k}]")
+            for k, r in enumerate(json_list(record["inputs"], f"{path}.inputs", self.max_nodes))
+        ]
+        outputs = [
+            self.ref(r, f"{path}.outputs[{k}]")
+            for k, r in enumerate(json_list(record["outputs"], f"{path}.outputs", self.max_nodes))
+        ]
         self.nesting = max(outer, self.nesting + 1)
         if self.nesting > self.max_depth:
             fail(path, f"bodies nest deeper than max_depth={self.max_depth}")
@@ -252,7 +259,7 @@ class _Reader:
         if op is None:
             fail(f"{path}.op", f"unknown op {short(name)}")
         self.nesting = 0
-        refs = json_list(record["inputs"], f"{path}.inputs", len(self.nodes))
+        refs = json_list(record["inputs"], f"{path}.inputs", self.max_nodes)  # x * x: more refs than nodes
         inputs = [self.ref(r, f"{path}.inputs[{k}]") for k, r in enumerate(refs)]
         spec = attr_spec(op)
         if len(inputs) < spec.min_inputs or (spec.max_inputs is not None and len(inputs) > spec.max_inputs):
@@ -354,6 +361,6 @@ def read_document(text: str | bytes, directory: Path | None, limits: dict[str, i
     raw_outputs = doc["outputs"]
     if type(raw_outputs) is int:
         return [Tensor(n) for n in inputs], Tensor(reader.ref(raw_outputs, "$.outputs"))
-    refs = json_list(raw_outputs, "$.outputs", len(records) + 10**6)
+    refs = json_list(raw_outputs, "$.outputs", limits["max_nodes"])
     outputs = [Tensor(reader.ref(r, f"$.outputs[{k}]")) for k, r in enumerate(refs)]
     return [Tensor(n) for n in inputs], outputs
