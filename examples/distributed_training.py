@@ -71,7 +71,7 @@ def connect(args: argparse.Namespace) -> object:
     if args.scheduler:
         return distributed.Client(args.scheduler)
     cluster = distributed.LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )  # fmt: skip
     return distributed.Client(cluster)
 

@@ -31,7 +31,7 @@ ROWS, FEATURES, HIDDEN, CLASSES = 600, 5, 7, 3
 @pytest.fixture(scope="module")
 def client() -> Iterator[distributed.Client]:
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
     )  # fmt: skip
     with distributed.Client(cluster) as c:
         yield c
@@ -223,13 +223,23 @@ def test_the_distributed_training_example(client, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, str(REPO / "examples" / "distributed_training.py"), "--fast",
-         "--scheduler", client.scheduler.address],
+         "--backend", "numpy", "--scheduler", client.scheduler.address],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "matches the single-process gradient" in done.stdout
     losses = [float(line.split()[-1]) for line in done.stdout.splitlines() if line.startswith("loss")]
     assert len(losses) >= 2 and losses[-1] < 0.8 * losses[0]
+
+
+def test_the_scaling_benchmark_verifies_before_it_times(client) -> None:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks import distributed_scaling
+
+    times = distributed_scaling.scaling({2: client}, 800, 100, "numpy", reps=1)
+    assert set(times) == {"2 worker", "one process, no dask"} and all(t > 0 for t in times.values())
+    assert len(distributed_scaling.overhead(client, "numpy", reps=1)) == 2
 
 
 # --- a worker restarted mid-run (last: it disturbs the cluster) ------------------------------------

@@ -731,6 +731,32 @@ def nested_loops_document() -> str:
     return gc.dumps([x], final)
 
 
+def test_many_bodies_over_one_long_chain_fail_fast_instead_of_taking_quadratic_time() -> None:
+    n = 3000
+    param = {"op": "var", "inputs": [], "attrs": {"dtype": {"dtype": "float64"}, "name": "p", "shape": [],
+             "uid": -1}, "dtype": "float64", "shape": []}  # fmt: skip
+    nodes = [param] + [{"op": "neg", "inputs": [k], "attrs": {}, "dtype": "float64", "shape": []} for k in range(n)]
+    for k in range(n):  # distinct bodies (their input lists differ), each reaching the whole chain
+        extra = {**param, "attrs": {**param["attrs"], "name": f"q{k}"}}
+        nodes.append(extra)
+        body = {"graph": {"inputs": [0, len(nodes) - 1], "outputs": [n]}}
+        nodes.append({"op": "fused", "inputs": [0, 0], "attrs": {"body": body}, "dtype": "float64", "shape": []})
+    text = json.dumps({"format": "graphc.graph", "version": 1, "inputs": [], "outputs": [n], "nodes": nodes})
+    start = time.perf_counter()
+    with pytest.raises(gc.GraphFormatError, match="overlap"):
+        gc.loads(text)
+    assert time.perf_counter() - start < 5.0
+
+
+def test_a_long_chain_needs_no_recursion() -> None:
+    x = gc.var("x")
+    y = x
+    for _ in range(3 * sys.getrecursionlimit()):
+        y = gc.sin(y)
+    _, y2 = gc.loads(gc.dumps([x], y))
+    assert len(Graph([y2.node])) == len(Graph([y.node]))  # type: ignore[union-attr]
+
+
 def test_a_hostile_huge_constant_allocates_nothing_big() -> None:
     doc = json.loads(gc.dumps([], [gc.const(np.zeros(3))]))
     doc["nodes"][0]["attrs"]["value"]["array"]["shape"] = [10**9]
