@@ -1,6 +1,6 @@
 """graphc.distributed: a compiled function over the chunks of dask arrays, on a dask.distributed cluster.
 
-Imports compile, serialize and tensor; dask and distributed are imported inside the
+Imports compile and serialize; dask and distributed are imported inside the
 functions that use them. Workers never receive native code or pickled graphs: a
 function travels as its gc.dumps text with its compile options (a `Payload`), scattered
 to the workers once per client, and each worker compiles it on first use with its own
