@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 import graphc as gc
-from benchmarks import checks
+from benchmarks import checks, harness
 from benchmarks.w1_mlp import graphc_build, make_inputs, numpy_forward_backward
 from graphc import distributed as gd
 
@@ -50,12 +50,16 @@ def chunk_function(rows: int, backend: str) -> gc.compile:  # type: ignore[valid
 
 
 def on_cluster(client: object, inputs: list[np.ndarray], chunk_rows: int) -> list[object]:
-    """X and y as dask arrays of `chunk_rows`-row chunks, persisted on the client's workers."""
+    """X and y as dask arrays of `chunk_rows`-row chunks, persisted on the client's workers, evenly."""
     import dask.array as da
+    from distributed import wait
 
     x, y = inputs[:2]
     arrays = [da.from_array(x, chunks=(chunk_rows, x.shape[1])), da.from_array(y, chunks=chunk_rows)]
-    return client.persist(arrays)  # type: ignore[attr-defined]
+    persisted = client.persist(arrays)  # type: ignore[attr-defined]
+    wait(persisted)
+    client.rebalance(persisted)  # type: ignore[attr-defined]  # chunks spread evenly: each worker gets its share
+    return persisted
 
 
 def verified_call(client: object, fn: object, inputs: list[np.ndarray], data: list[object]) -> Callable[[], object]:
@@ -113,8 +117,11 @@ def main() -> None:
     args = parser.parse_args()
     rows, reps = (20_000, args.reps or 3) if args.quick else (200_000, args.reps or 9)
     clients = {1: cluster(1), 2: cluster(2)}
+    notes: list[str] = []
     try:
-        times = scaling(clients, rows, rows // 8, args.backend, reps)
+        with harness.limit_threads(1, notes):  # this process's BLAS, for the one-process row
+            times = scaling(clients, rows, rows // 8, args.backend, reps)
+        print("; ".join(notes))
         print(f"W1 loss+grads over {rows} rows in 8 chunks, backend={args.backend}, median of {reps}:")
         for name, t in times.items():
             print(f"  {name:28s} {t * 1e3:9.1f} ms")

@@ -4,7 +4,9 @@ Imports compile and serialize; dask and distributed are imported inside the
 functions that use them. Workers never receive native code or pickled graphs: a
 function travels as its gc.dumps text with its compile options (a `Payload`), scattered
 to the workers once per client, and each worker compiles it on first use with its own
-compile cache (then keeps it, least recently used first out).
+compile cache (then keeps it, least recently used first out). Each worker gets one task
+that runs every chunk it holds (an even share at most) and sums them; a tree of tasks then
+sums the workers' results.
 
 Chunk sizes. Until named dimensions exist (API §7), a compiled function has fixed
 shapes, so every chunk must have the rows its chunked inputs were compiled for: with a
@@ -105,6 +107,13 @@ def apply_chunk(payload: Payload, weight: int | None, *args: object) -> list[np.
     if weight is None:
         return outputs
     return [np.asarray(np.multiply(o, weight)) for o in outputs]
+
+
+def apply_chunks(payload: Payload, weight: int | None, n_shared: int, width: int, *args: object) -> list[np.ndarray]:
+    """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments)."""
+    shared, blocks = args[:n_shared], args[n_shared:]
+    parts = [apply_chunk(payload, weight, *shared, *blocks[i : i + width]) for i in range(0, len(blocks), width)]
+    return combine(*parts)
 
 
 def combine(*parts: list[np.ndarray]) -> list[np.ndarray]:
@@ -268,6 +277,27 @@ def _blocks(client: Client, arrays: list[dask.array.Array]) -> list[list[Future]
     return [list(row) for row in zip(*columns, strict=True)]  # type: ignore[arg-type]
 
 
+def _owners(client: Client, blocks: list[list[Future]]) -> list[str | None]:
+    """For each chunk, the worker to run it: one holding it, at most an even share of chunks each.
+
+    One task per worker then runs all of its chunks, instead of one task per chunk: a task
+    costs a round trip to the scheduler, which dominates when chunks are small.
+    """
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        return [None] * len(blocks)
+    who = client.who_has([row[0] for row in blocks])
+    share = -(-len(blocks) // len(workers))
+    load = dict.fromkeys(workers, 0)
+    owners: list[str | None] = []
+    for row in blocks:
+        holders = [w for w in sorted(who.get(row[0].key, ())) if load.get(w, share) < share]
+        owner = holders[0] if holders else min(workers, key=load.__getitem__)
+        load[owner] += 1
+        owners.append(owner)
+    return owners
+
+
 def _tree(client: Client, parts: list[Future]) -> Future:
     """One future summing all parts, FAN_IN at a time."""
     while len(parts) > 1:
@@ -302,10 +332,16 @@ def map_reduce(
     payloads = {n: ship(client, payload_of(f)) for n, f in functions.items()}
     # hash=False: a new key per call; equal data under one key races with the release of the last call's
     shared = client.scatter(broadcast, broadcast=True, hash=False) if broadcast else []
+    blocks = _blocks(client, arrays)
+    groups: dict[tuple[str | None, int], list[Future]] = {}
+    for n, owner, row in zip(arrays[0].chunks[0], _owners(client, blocks), blocks, strict=True):
+        groups.setdefault((owner, n), []).extend(row)
     parts = []
-    for n, blocks in zip(arrays[0].chunks[0], _blocks(client, arrays), strict=True):
+    for (owner, n), args in groups.items():
         weight = n if reduce == "mean" else None
-        parts.append(client.submit(apply_chunk, payloads[n], weight, *shared, *blocks, pure=False))
+        task = (apply_chunks, payloads[n], weight, len(shared), len(arrays), *shared, *args)
+        workers = None if owner is None else [owner]
+        parts.append(client.submit(*task, pure=False, workers=workers, allow_other_workers=owner is not None))
     outputs = _tree(client, parts).result()
     if reduce == "mean":
         outputs = [np.asarray(o / rows) for o in outputs]
