@@ -16,8 +16,10 @@ of benchmarks/w1_mlp.py on all rows. Run: `python -m benchmarks.distributed_scal
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
+import typing
 from collections.abc import Callable
 
 import numpy as np
@@ -78,35 +80,69 @@ def seconds(call: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def alternate(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """The median time of each call, the calls taking turns."""
+MAP_REDUCE = "map_reduce"
+HAND = "hand NumPy"
+
+
+def label(what: str, workers: int) -> str:
+    return f"{what}, {workers} worker{'s' if workers > 1 else ''}"
+
+
+class Timing(typing.NamedTuple):
+    median: float
+    best: float
+
+
+def alternate(calls: dict[str, Callable[[], object]], reps: int) -> dict[str, Timing]:
+    """The median and the best time of each call, the calls taking turns."""
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(reps):
         for name, call in calls.items():
             samples[name].append(seconds(call))
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return {name: Timing(statistics.median(times), min(times)) for name, times in samples.items()}
 
 
-def scaling(clients: dict[int, object], rows: int, chunk_rows: int, backend: str, reps: int) -> dict[str, float]:
+def hand_share(rows: int, chunks: int) -> None:
+    """On a worker: the hand NumPy forward and backward pass on `chunks` chunks of `rows` rows."""
+    inputs = make_inputs(rows, D, HIDDEN, CLASSES)
+    for _ in range(chunks):
+        numpy_forward_backward(*inputs)
+
+
+def scaling(clients: dict[int, object], rows: int, chunk_rows: int, backend: str, reps: int) -> dict[str, Timing]:
+    """map_reduce on each cluster, one compiled call on all rows here, and the machine's own scaling.
+
+    "hand NumPy, N workers" runs the same arithmetic, split the same way, on the workers
+    without graphc or map_reduce (client.run): what this machine gives N processes right now.
+    """
     inputs = make_inputs(rows, D, HIDDEN, CLASSES)
     fn = chunk_function(chunk_rows, backend)
-    calls = {}
+    calls: dict[str, Callable[[], object]] = {}
+    chunks = rows // chunk_rows
     for workers, client in clients.items():
-        calls[f"{workers} worker"] = verified_call(client, fn, inputs, on_cluster(client, inputs, chunk_rows))
+        data = on_cluster(client, inputs, chunk_rows)
+        calls[label(MAP_REDUCE, workers)] = verified_call(client, fn, inputs, data)
+        share = functools.partial(hand_share, chunk_rows, chunks // workers)
+        calls[label(HAND, workers)] = functools.partial(client.run, share)  # type: ignore[attr-defined]
     whole = chunk_function(rows, backend)
     ordered = [*inputs[2:], *inputs[:2]]
     checks.verify(tuple(whole(*ordered)), tuple(numpy_forward_backward(*inputs)), rtol=1e-10)  # type: ignore[arg-type]
-    calls["one process, no dask"] = lambda: whole(*ordered)
+    calls["one call on all rows, no dask"] = lambda: whole(*ordered)
     return alternate(calls, reps)
 
 
-def overhead(client: object, backend: str, reps: int) -> dict[str, float]:
+def overhead(client: object, backend: str, reps: int) -> dict[str, Timing]:
     chunk_rows, chunks = 16, 8
     inputs = make_inputs(chunk_rows * chunks, D, HIDDEN, CLASSES)
     fn = chunk_function(chunk_rows, backend)
     call = verified_call(client, fn, inputs, on_cluster(client, inputs, chunk_rows))
     local = [*inputs[2:], inputs[0][:chunk_rows], inputs[1][:chunk_rows]]
     return alternate({"map_reduce, 8 chunks of 16 rows": call, "one local call of a chunk": lambda: fn(*local)}, reps)
+
+
+def report(times: dict[str, Timing]) -> None:
+    for name, t in times.items():
+        print(f"  {name:36s} median {t.median * 1e3:9.2f} ms   best {t.best * 1e3:9.2f} ms")
 
 
 def main() -> None:
@@ -122,14 +158,13 @@ def main() -> None:
         with harness.limit_threads(1, notes):  # this process's BLAS, for the one-process row
             times = scaling(clients, rows, rows // 8, args.backend, reps)
         print("; ".join(notes))
-        print(f"W1 loss+grads over {rows} rows in 8 chunks, backend={args.backend}, median of {reps}:")
-        for name, t in times.items():
-            print(f"  {name:28s} {t * 1e3:9.1f} ms")
-        print(f"  speed-up, 2 workers over 1:  {times['1 worker'] / times['2 worker']:.2f}x")
-        small = overhead(clients[2], args.backend, max(reps, 15))
+        print(f"W1 loss+grads over {rows} rows in 8 chunks, backend={args.backend}, {reps} runs:")
+        report(times)
+        for what in (MAP_REDUCE, HAND):
+            one, two = times[label(what, 1)], times[label(what, 2)]
+            print(f"  {what}: 2 over 1 = {one.median / two.median:.2f}x (medians), {one.best / two.best:.2f}x (best)")
         print("overhead of one call on 2 workers:")
-        for name, t in small.items():
-            print(f"  {name:34s} {t * 1e3:9.3f} ms")
+        report(overhead(clients[2], args.backend, max(reps, 15)))
     finally:
         for client in clients.values():
             client.close()  # type: ignore[attr-defined]
