@@ -71,8 +71,8 @@ def payload_of(fn: CompiledFunction) -> Payload:
 
 def _payload(fn: CompiledFunction) -> Payload:
     text = dumps(list(fn.inputs), fn.outputs[0] if fn.single else list(fn.outputs))
-    optimize = bool(fn.options.get("optimize", True))
-    fast_math = bool(fn.options.get("fast_math", False))
+    optimize = fn.optimized
+    fast_math = fn.fast_math
     key = f"{fn.backend} optimize={optimize} fast_math={fast_math}\n{text}"
     return Payload(hashlib.sha256(key.encode()).hexdigest(), text, fn.backend, optimize, fast_math)
 

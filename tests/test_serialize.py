@@ -49,9 +49,9 @@ SIGNATURES: list[tuple[tuple[tuple[int, ...], str], ...]] = [
 
 
 def auto_case(name: str) -> Case:
-    """An op without attrs on the first operand types its infer accepts (vars named by position)."""
+    """An op without attrs on the first operand types its infer accepts (vars named after the op)."""
     for signature in SIGNATURES:
-        xs = [gc.var(f"a{k}", shape, dtype) for k, (shape, dtype) in enumerate(signature)]
+        xs = [gc.var(f"{name}_{k}", shape, dtype) for k, (shape, dtype) in enumerate(signature)]
         try:
             node = OPS[name](*(x.node for x in xs))
         except (GraphError, TypeError):
@@ -60,25 +60,25 @@ def auto_case(name: str) -> Case:
     raise AssertionError(f"no operand signature fits {name}: give it a case in CASES")
 
 
-def var_case() -> Case:
-    x = gc.var("x", (2, 3))
-    unused = gc.var("unused", (4,), "int64")
+def var_case(p: str = "") -> Case:
+    x = gc.var(f"{p}x", (2, 3))
+    unused = gc.var(f"{p}unused", (4,), "int64")
     return [x, unused], [x]
 
 
-def const_case() -> Case:
-    x = gc.var("x", (3,))
+def const_case(p: str = "") -> Case:
+    x = gc.var(f"{p}x", (3,))
     return [x], [x + gc.const(np.array([1.5, -0.0, np.inf])), gc.const(np.arange(6).reshape(2, 3))]
 
 
-def fused_case() -> Case:
-    x, y = gc.var("x", (4, 3)), gc.var("y", (3,))
+def fused_case(p: str = "") -> Case:
+    x, y = gc.var(f"{p}x", (4, 3)), gc.var(f"{p}y", (3,))
     loss = gc.sum(gc.tanh(x * y) ** 2 + gc.exp(-x))
     return [x, y], gc.optimize([loss, gc.grad(loss, y)])
 
 
-def scan_case() -> Case:
-    W, xs, h0 = gc.var("W", (3, 3)), gc.var("xs", (5, 2, 3)), gc.var("h0", (2, 3))
+def scan_case(p: str = "") -> Case:
+    W, xs, h0 = gc.var(f"{p}W", (3, 3)), gc.var(f"{p}xs", (5, 2, 3)), gc.var(f"{p}h0", (2, 3))
 
     def step(h: gc.Tensor, x_t: gc.Tensor) -> tuple[gc.Tensor, gc.Tensor]:
         h = gc.tanh(h @ W + x_t)
@@ -89,23 +89,23 @@ def scan_case() -> Case:
     return [W, xs, h0], [loss, *gc.grad(loss, [W, h0])]
 
 
-def fixed_point_case() -> Case:
-    P, u = gc.var("P", (3, 3)), gc.var("u", (3,))
+def fixed_point_case(p: str = "") -> Case:
+    P, u = gc.var(f"{p}P", (3, 3)), gc.var(f"{p}u", (3,))
     z = gc.fixed_point(lambda z, P, u: gc.tanh(0.3 * (P @ z) + u), gc.const(np.zeros(3)), P, u, tol=1e-12)
     loss = gc.sum(z**2)
     return [P, u], [z, gc.grad(loss, P)]
 
 
 def gather_case(name: str) -> Case:
-    x, idx = gc.var("x", (2, 5)), gc.var("idx", (4,), "int64")
+    x, idx = gc.var(f"{name}_x", (2, 5)), gc.var(f"{name}_idx", (4,), "int64")
     if name == "take":
         return [x, idx], [gc.take(x, idx, axis=1)]
-    g = gc.var("g", (2, 4))
+    g = gc.var(f"{name}_g", (2, 4))
     return [g, idx], [gc.Tensor(OPS["scatter_add"](g.node, idx.node, axis=1, size=5))]
 
 
 def reduce_case(name: str) -> Case:
-    x = gc.var("x", (2, 3, 4))
+    x = gc.var(f"{name}_x", (2, 3, 4))
     functions: dict[str, Callable[..., gc.Tensor]] = {
         "sum": lambda: gc.sum(x, axis=1),
         "prod": lambda: gc.prod(x, axis=(0, 2), keepdims=True),
@@ -119,7 +119,7 @@ def reduce_case(name: str) -> Case:
 
 
 def shape_case(name: str) -> Case:
-    x = gc.var("x", (2, 3))
+    x = gc.var(f"{name}_x", (2, 3))
     functions: dict[str, Callable[[], gc.Tensor]] = {
         "astype": lambda: x.astype("float32"),
         "reshape": lambda: x.reshape((3, 2)),
@@ -133,11 +133,11 @@ def shape_case(name: str) -> Case:
 
 
 CASES: dict[str, Callable[[], Case]] = {
-    "var": var_case,
-    "const": const_case,
-    "fused": fused_case,
-    "scan": scan_case,
-    "fixed_point": fixed_point_case,
+    "var": lambda: var_case("var_"),
+    "const": lambda: const_case("const_"),
+    "fused": lambda: fused_case("fused_"),
+    "scan": lambda: scan_case("scan_"),
+    "fixed_point": lambda: fixed_point_case("fixed_point_"),
     **{name: (lambda name=name: gather_case(name)) for name in ("take", "scatter_add")},
     **{
         name: (lambda name=name: reduce_case(name))
