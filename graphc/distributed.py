@@ -5,8 +5,9 @@ functions that use them. Workers never receive native code or pickled graphs: a
 function travels as its gc.dumps text with its compile options (a `Payload`), scattered
 to the workers once per client, and each worker compiles it on first use with its own
 compile cache (then keeps it, least recently used first out). Each worker gets one task
-that runs every chunk it holds (an even share at most) and sums them; a tree of tasks then
-sums the workers' results.
+per call that runs every chunk it holds (an even share at most) and sums them; a tree of
+tasks then sums the workers' results. The broadcast arguments reach each worker once per
+call: inside its task, or scattered first when they are large (SCATTER_BYTES).
 
 Chunk sizes. Until named dimensions exist (API §7), a compiled function has fixed
 shapes, so every chunk must have the rows its chunked inputs were compiled for: with a
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 REDUCTIONS = ("sum", "mean")
 FAN_IN = 8  # partial results combined per task of the reduction tree
+SCATTER_BYTES = 1 << 20  # broadcast arguments this large are scattered before the tasks, not sent with them
 _KEEP = 16  # compiled functions a worker keeps; payload futures a client process keeps
 
 Builder = Callable[[int], CompiledFunction]
@@ -298,6 +300,18 @@ def _owners(client: Client, blocks: list[list[Future]]) -> list[str | None]:
     return owners
 
 
+def _shared(client: Client, broadcast: list[np.ndarray]) -> list[np.ndarray] | list[Future]:
+    """The broadcast arguments as the worker tasks will receive them, sent once to each worker.
+
+    Small ones travel inside the one task each worker gets (a scatter would cost another
+    round trip); from SCATTER_BYTES on they are scattered to every worker first.
+    """
+    if sum(b.nbytes for b in broadcast) < SCATTER_BYTES:
+        return broadcast
+    # hash=False: a new key per call; equal data under one key races with the release of the last call's
+    return client.scatter(broadcast, broadcast=True, hash=False)  # type: ignore[no-any-return]
+
+
 def _tree(client: Client, parts: list[Future]) -> Future:
     """One future summing all parts, FAN_IN at a time."""
     while len(parts) > 1:
@@ -330,8 +344,7 @@ def map_reduce(
     functions, arrays = _functions(fn, broadcast, arrays)
     client = _client(client)
     payloads = {n: ship(client, payload_of(f)) for n, f in functions.items()}
-    # hash=False: a new key per call; equal data under one key races with the release of the last call's
-    shared = client.scatter(broadcast, broadcast=True, hash=False) if broadcast else []
+    shared = _shared(client, broadcast)
     blocks = _blocks(client, arrays)
     groups: dict[tuple[str | None, int], list[Future]] = {}
     for n, owner, row in zip(arrays[0].chunks[0], _owners(client, blocks), blocks, strict=True):

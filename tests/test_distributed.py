@@ -137,6 +137,17 @@ def test_float32_and_the_default_client(client) -> None:
     np.testing.assert_allclose(got, np.mean(values * values, axis=0), rtol=1e-6)
 
 
+def test_large_broadcast_arguments_are_scattered_first(client) -> None:
+    n = 400  # a 400 x 400 float64 parameter: more than SCATTER_BYTES
+    assert n * n * 8 >= gd.SCATTER_BYTES
+    x, W = gc.var("x", (10, n)), gc.var("W", (n, n))
+    fn = gc.compile([W, x], gc.sum(x @ W, axis=0), backend="numpy")
+    rng = np.random.default_rng(5)
+    Wv, xv = rng.normal(size=(n, n)), rng.normal(size=(40, n))
+    got = gd.map_reduce(fn, Wv, da.from_array(xv, chunks=(10, n)), client=client)
+    np.testing.assert_allclose(got, (xv @ Wv).sum(axis=0), rtol=1e-12, atol=1e-10)  # sums cancel
+
+
 # --- the graph travels as text, once per worker ----------------------------------------------------
 
 
