@@ -3,7 +3,7 @@
 The training set (inputs X and labels Y from a hidden "teacher" network) lives on the
 workers as dask arrays chunked by rows; it never passes through this process. graphc
 compiles the mean cross-entropy of a tanh MLP and its gradient for one chunk. At every
-step graphc.distributed.map_reduce scatters the parameters to the workers once, runs the
+step graphc.distributed.map_reduce sends the parameters to each worker once, runs the
 compiled loss and gradient on each chunk where the chunk lives, and averages the results
 weighted by rows: the full-batch loss and gradient, which scipy's L-BFGS (or plain
 gradient descent, --method gd) turns into a step.

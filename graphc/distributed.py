@@ -328,7 +328,7 @@ def map_reduce(
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """fn's outputs over matching first-axis chunks of `chunked_args`, summed (or averaged) across chunks.
 
-    `fn`'s inputs are the broadcast arguments (parameters: scattered once per call to every
+    `fn`'s inputs are the broadcast arguments (parameters: sent once per call to every
     worker) followed by the chunked ones (dask arrays, or NumPy arrays). reduce="mean"
     weights each chunk's outputs by its rows, so a per-chunk mean loss and its gradients
     average to the full-data ones. Chunk sizes: see the module docstring. Returns what fn
