@@ -55,6 +55,7 @@ class Payload:
     backend: str
     optimize: bool
     fast_math: bool
+    check_finite: bool
 
     def __dask_tokenize__(self) -> str:
         return self.digest
@@ -73,10 +74,9 @@ def payload_of(fn: CompiledFunction) -> Payload:
 
 def _payload(fn: CompiledFunction) -> Payload:
     text = dumps(list(fn.inputs), fn.outputs[0] if fn.single else list(fn.outputs))
-    optimize = fn.optimized
-    fast_math = fn.fast_math
-    key = f"{fn.backend} optimize={optimize} fast_math={fast_math}\n{text}"
-    return Payload(hashlib.sha256(key.encode()).hexdigest(), text, fn.backend, optimize, fast_math)
+    options = (fn.backend, fn.optimized, fn.fast_math, fn.check_finite)
+    key = f"{options}\n{text}"
+    return Payload(hashlib.sha256(key.encode()).hexdigest(), text, *options)
 
 
 # --- on the workers ------------------------------------------------------------------------------
@@ -92,7 +92,8 @@ def compiled(payload: Payload) -> CompiledFunction:
         if fn is None:
             inputs, outputs = loads(payload.text)
             fn = compile_graph(
-                inputs, outputs, backend=payload.backend, optimize=payload.optimize, fast_math=payload.fast_math
+                inputs, outputs, backend=payload.backend, optimize=payload.optimize, fast_math=payload.fast_math,
+                check_finite=payload.check_finite,
             )  # fmt: skip
             _COMPILED[payload.digest] = fn
         _COMPILED.move_to_end(payload.digest)

@@ -164,15 +164,24 @@ def test_workers_compile_the_text_once(client, data) -> None:
     assert_close(again, list(first))  # type: ignore[arg-type]
     payload = gd.payload_of(fn)
     assert gc.dumps(*gc.loads(payload.text)) == payload.text  # plain gc.dumps text, nothing native
-    assert (payload.backend, payload.optimize, payload.fast_math) == ("numpy", True, False)
+    assert (payload.backend, payload.optimize, payload.fast_math, payload.check_finite) == ("numpy", True, False, False)
 
 
-def test_fast_math_and_optimize_travel_with_the_function() -> None:
+def test_compile_options_travel_with_the_function() -> None:
     x = gc.var("x", (4,))
     fn = gc.compile([x], gc.sum(x * 0.0), backend="numpy", fast_math=True, optimize=True)
     payload = gd.payload_of(fn)
-    assert payload.fast_math and payload.optimize
+    assert payload.fast_math and payload.optimize and not payload.check_finite
     assert payload.digest != gd.payload_of(gc.compile([x], gc.sum(x * 0.0), backend="numpy")).digest
+    checked = gd.payload_of(gc.compile([x], gc.sum(gc.log(x)), backend="numpy", check_finite=True))
+    assert checked.check_finite and not checked.fast_math
+
+
+def test_check_finite_runs_on_the_workers(client) -> None:
+    x = gc.var("x", (2,))
+    fn = gc.compile([x], gc.sum(gc.log(x)), backend="numpy", check_finite=True)
+    with pytest.raises(FloatingPointError, match="log"):
+        gd.map_reduce(fn, [], [da.from_array(np.array([1.0, 2.0, -1.0, 3.0]), chunks=2)], client=client)
 
 
 # --- bad calls -------------------------------------------------------------------------------------
