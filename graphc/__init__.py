@@ -12,12 +12,13 @@ from graphc import linalg
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
-from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import fixed_point, scan
+from graphc.serialize import dumps, load, loads, save
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -34,12 +35,14 @@ __all__ = [
     "DifferentiationError",
     "Graph",
     "GraphError",
+    "GraphFormatError",
     "ShapeError",
     "Tensor",
     "as_tensor",
     "astype",
     "compile",
     "const",
+    "dumps",
     "evaluate",
     "explore",
     "fixed_point",
@@ -48,7 +51,10 @@ __all__ = [
     "jacobian",
     "jvp",
     "linalg",
+    "load",
+    "loads",
     "optimize",
+    "save",
     "scan",
     "show",
     "to_dot",
