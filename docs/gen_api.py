@@ -59,7 +59,10 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
-    ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError"]),
+    ("Graphs as files", "Versioned JSON, validated on load: see [format.md](format.md).",
+     ["save", "load", "dumps", "loads"]),
+    ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError",
+                    "GraphFormatError"]),
 ]  # fmt: skip
 
 EXTRAS = [
@@ -69,6 +72,7 @@ EXTRAS = [
     ("graphc.testing", "numeric_vjp"),
     ("graphc.passes", "run_pipeline"),
     ("graphc.passes", "Report"),
+    ("graphc.distributed", "map_reduce"),
 ]
 
 
@@ -162,6 +166,16 @@ def api_sections() -> tuple[list[str], set[str]]:
     return lines, covered
 
 
+def linalg_section(covered: set[str]) -> list[str]:
+    """gc.linalg's functions (numpy.linalg's names), under one heading."""
+    covered.add("linalg")
+    intro = "numpy.linalg's names and semantics. See [linalg.md](linalg.md)."
+    lines = ["## Linear algebra: `gc.linalg`", "", intro, ""]
+    for name in gc.linalg.__all__:
+        lines += entry(f"gc.linalg.{name}", getattr(gc.linalg, name))
+    return lines
+
+
 def other_section(covered: set[str]) -> list[str]:
     rest = [n for n in gc.__all__ if n not in covered]
     lines = ["## Other", ""] if rest else []
@@ -217,6 +231,7 @@ def generate() -> str:
         "",
     ]
     body, covered = api_sections()
+    body += linalg_section(covered)
     text = head + body + other_section(covered) + extras_section() + passes_section()
     return "\n".join(text).rstrip() + "\n"
 

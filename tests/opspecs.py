@@ -19,7 +19,9 @@ from opcases import (
     FLOATS,
     HUGE,
     I64,
+    MATRIX,
     NUMERIC,
+    SPD,
     TAME_X,
     VARS,
     Case,
@@ -101,6 +103,49 @@ def _matmul_shapes(position: int, form: Form) -> tuple[Form, ...]:
         return form, partner
     k = s[0] if len(s) == 1 else (s[-2] if s else N)
     return Form("var", (3, k)), form
+
+
+def _solve_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """The var partner: a right-hand side (n, 2) for a matrix form, a square matrix for a right-hand side form."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", (s[-1] if s else N, 2))
+    k = s[0] if len(s) == 1 else (s[-2] if s else N)
+    return Form("var", (k, k)), form
+
+
+def _alone(position: int, form: Form) -> tuple[Form, ...]:
+    return (form,)
+
+
+def _slogdet(a: Operand) -> tuple[gc.Tensor, gc.Tensor]:
+    """(logabsdet, sign): the vjp of a case is taken of its first result, and only logabsdet has one."""
+    sign, logabsdet = gc.linalg.slogdet(a)
+    return logabsdet, sign
+
+
+STACKS = ((0, 3, 3), (1, 3, 3), (2, 4, 4), (0, 0), (3, 0, 0))
+
+
+def _stack_rows(fn: Callable[..., object], role: Role, tag: str = "") -> Callable[[str], list[tuple]]:
+    """Stacks of matrices (none, one, several; empty matrices), and a 3x3 var with special values."""
+    forms = tuple(Form("var", s) for s in STACKS)
+    rows = [(f"stack{tag}", (form,), (role,), dtype, fn) for dtype in FLOATS for form in forms]
+    return lambda sweep: [*rows, (f"specials{tag}", (Form("var", (3, 3)),), (X,), F64, fn)]
+
+
+def _solve_rows(sweep: str) -> list[tuple]:
+    """Right-hand sides against stacks: one vector for all, broadcast batch axes, empty stacks and systems."""
+    pairs = [((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 1)), ((3, 3), (4, 3, 2)), ((2, 1, 3, 3), (4, 3, 2)),
+             ((0, 3, 3), (3,)), ((0, 0), (0, 2)), ((3, 3), (3, 0))]  # fmt: skip
+    rows = [("stack", (Form("var", sa), Form("var", sb)), (MATRIX, X), dtype, gc.linalg.solve)
+            for dtype in FLOATS for sa, sb in pairs]  # fmt: skip
+    return [*rows, ("specials", (Form("var", (3, 3)), Form("var", (3,))), (X, X), F64, gc.linalg.solve)]
+
+
+def _cholesky_upper(a: Operand) -> gc.Tensor:
+    """The upper factor, from the upper triangle."""
+    return gc.linalg.cholesky(a, upper=True)
 
 
 def _concat_shapes(position: int, form: Form) -> tuple[Form, ...]:
@@ -259,6 +304,11 @@ def _specs() -> dict[str, list]:
     specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
                                        NUMERIC)]  # fmt: skip
     specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
+    specs["solve"] = [Positional(gc.linalg.solve, (MATRIX, X), _solve_shapes), Explicit(_solve_rows)]
+    specs["inv"] = [Positional(gc.linalg.inv, (MATRIX,), _alone), Explicit(_stack_rows(gc.linalg.inv, MATRIX))]
+    specs["slogdet"] = [Positional(_slogdet, (MATRIX,), _alone), Explicit(_stack_rows(_slogdet, MATRIX))]
+    specs["cholesky"] = [Positional(gc.linalg.cholesky, (SPD,), _alone), Explicit(_stack_rows(gc.linalg.cholesky, SPD)),
+                         Explicit(_stack_rows(_cholesky_upper, SPD, "-upper"))]  # fmt: skip
     specs["const"] = [Explicit(_source_rows)]
     specs["var"] = [Explicit(_var_rows)]
     specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize

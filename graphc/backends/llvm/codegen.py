@@ -55,11 +55,13 @@ from graphc.backends.llvm.kernels import (
     Gemm,
     Instr,
     Kernel,
+    Lapack,
     Map,
     Reduce,
     Scatter,
     Sort,
 )
+from graphc.backends.llvm.lapack import emit_lapack
 from graphc.backends.llvm.layout import Layout, contiguous_strides
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
 from graphc.backends.llvm.plan import identity, matrix_order
@@ -454,6 +456,7 @@ EMIT = {
     Reduce: emit_reduce,
     ArgReduce: emit_arg_reduce,
     Gemm: emit_gemm,
+    Lapack: emit_lapack,
     Gather: emit_gather,
     Scatter: emit_scatter,
     Check: emit_check,

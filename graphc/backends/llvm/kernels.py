@@ -105,6 +105,30 @@ class Gemm:
 
 
 @dataclass(frozen=True)
+class Lapack:
+    """LAPACK per matrix of a stack, on float64 column-major copies, as numpy.linalg makes them.
+
+    routine "solve": out = a^-1 rhs (a^T when `transposed`); "inv": out = a^-1; "slogdet":
+    out[b] = (sign, log|det|); "cholesky": the lower factor (`upper`: the upper one); "lu":
+    the factors and pivots of each matrix (out is `factors`), for later kernels. With `a`,
+    a kernel copies each matrix into `factors` and factors it itself (gesv, getrf, potrf);
+    without, it uses what an "lu" kernel left there (getrs). A singular or non-positive-
+    definite matrix stops the program at `site` (slogdet gives (0, -inf) instead).
+    """
+
+    routine: str
+    a: Layout | None  # batch + (n, n)
+    rhs: Layout | None  # batch + (n, k): solve's right-hand sides
+    out: Layout  # batch + the result's shape
+    factors: Layout  # batch + (n*n,) float64: the column-major matrix, factored in place
+    pivots: Layout  # batch + (n + 1,) int64: the pivots, then LAPACK's info
+    work: Layout | None  # (n*k,) float64: the right-hand sides, column-major (solve; inv: the identity)
+    transposed: bool = False
+    upper: bool = False
+    site: int = 0
+
+
+@dataclass(frozen=True)
 class Gather:
     """out[p, j, q] = operand[p, indices[j], q] (`take`); a bad index stops the program at `site`."""
 
@@ -194,7 +218,7 @@ class Sort:
     out: Layout
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop | Branch | Sort
+Kernel = Map | Reduce | ArgReduce | Gemm | Lapack | Gather | Scatter | Check | Accumulate | Loop | Branch | Sort
 
 
 def nested(kernel: Kernel) -> tuple[Kernel, ...]:
@@ -240,6 +264,10 @@ def layouts(kernel: Kernel) -> list[Layout]:
         return [kernel.operand, kernel.out]
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]
+    if isinstance(kernel, Lapack):
+        operands = [x for x in (kernel.a, kernel.rhs) if x is not None]
+        scratch = [x for x in (kernel.factors, kernel.pivots, kernel.work) if x is not None]
+        return [*operands, *scratch, kernel.out]
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):

@@ -49,6 +49,7 @@ from graphc.backends.llvm.kernels import (
     Gather,
     Gemm,
     Kernel,
+    Lapack,
     Loop,
     Map,
     Reduce,
@@ -131,7 +132,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
-    elif isinstance(kernel, (Map, Reduce)) and kernel.site:
+    elif isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site:
         fields["site"] = 1
     return replace(kernel, **fields), pointers  # type: ignore[arg-type]
 
@@ -142,6 +143,9 @@ def total_work(plan: Plan) -> int:
     for kernel in plan.kernels:
         if isinstance(kernel, Gemm):
             total += math.prod(kernel.out.shape) * kernel.a.shape[-1]
+        elif isinstance(kernel, Lapack):  # n^3 per matrix (n^2 per right-hand side once factored)
+            n = kernel.pivots.shape[-1] - 1
+            total += math.prod(kernel.pivots.shape[:-1]) * n * n * (n if kernel.a is not None else 1)
         elif isinstance(kernel, Loop):
             count = kernel.count if kernel.count >= 0 else UNBOUNDED_COUNT
             total += count * total_work(replace(plan, kernels=nested(kernel)))
@@ -183,7 +187,7 @@ class Lowering:
     def status_bits(self, kernel: Kernel) -> int:
         """The status bits a kernel's function may return (0: it cannot fail)."""
         bits = 0
-        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
+        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site):
             bits |= STATUS_FAILED
         if checks_range(kernel) and not self.exact:
             bits |= STATUS_RANGE

@@ -5,7 +5,7 @@ llvmlite). The planner follows the Program's buffer plan: a step that may reuse 
 buffer writes into that buffer's workspace slot; a step computing an output writes
 straight into the fresh output array. Views are layouts (no kernel); a reshape that
 strides cannot express copies first. Each op has one planning rule in PLANNERS (loops:
-recurrence.py). Finally merge.py joins consecutive kernels over one iteration space.
+recurrence.py; linear algebra: lapack.py). Finally merge.py joins consecutive kernels over one iteration space.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from graphc.backends.llvm.kernels import (
     layouts,
     nested,
 )
+from graphc.backends.llvm.lapack import plan_linalg
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
 from graphc.errors import where
@@ -158,6 +159,7 @@ class Planner:
         self.kernels: list[Kernel] = []
         self.slots: dict[str, int] = {}
         self.families: dict[object, list[Layout]] = {}
+        self.factors: dict[str, tuple[Layout, Layout]] = {}  # LU factors shared by one matrix's steps (lapack.py)
         self.direct = direct_outputs(program)
         if inputs is None:
             inputs = [
@@ -626,6 +628,10 @@ PLANNERS: dict[str, Rule] = {
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
+    "solve": plan_linalg,
+    "inv": plan_linalg,
+    "slogdet": plan_linalg,
+    "cholesky": plan_linalg,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
     "cond": _plan_loop,
