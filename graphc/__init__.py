@@ -8,16 +8,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
-from graphc import nn
+from graphc import linalg, nn, random
 from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
-from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
-from graphc.recurrence import fixed_point, scan
+from graphc.recurrence import cond, fixed_point, scan, while_loop
+from graphc.serialize import dumps, load, loads, save
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -34,12 +35,15 @@ __all__ = [
     "DifferentiationError",
     "Graph",
     "GraphError",
+    "GraphFormatError",
     "ShapeError",
     "Tensor",
     "as_tensor",
     "astype",
     "compile",
+    "cond",
     "const",
+    "dumps",
     "evaluate",
     "explore",
     "fixed_point",
@@ -47,14 +51,20 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "linalg",
+    "load",
+    "loads",
     "nn",
     "optimize",
+    "random",
+    "save",
     "scan",
     "show",
     "to_dot",
     "to_networkx",
     "var",
     "vjp",
+    "while_loop",
 ]
 __all__ += _functions.__all__
 __all__.sort()

@@ -48,6 +48,7 @@ class CompiledFunction:
         backend: str,
         fast_math: bool = False,
         optimized: bool = True,
+        check_finite: bool = False,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -60,6 +61,7 @@ class CompiledFunction:
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
+        self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
         self._entry: Callable[..., object] = built.function
         self._arity = len(inputs)
@@ -261,4 +263,5 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         backend=backend,
         fast_math=fast_math,
         optimized=optimize,
+        check_finite=check_finite,
     )
