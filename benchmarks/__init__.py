@@ -1,4 +1,4 @@
-"""graphc's benchmark suite: the workloads W1-W9, BA and HT of ../shared/BENCHMARKS.md, verified, then timed.
+"""graphc's benchmark suite: the workloads W1-W10, BA, HT (and LA, a linear solve) of BENCHMARKS.md, verified, then timed.
 
 One module per workload (w1_mlp.py ... w8_compile_scaling.py) turns a size into `Case`s:
 the inputs, the expected outputs (a hand-written NumPy forward+backward, itself checked
@@ -25,5 +25,7 @@ WORKLOADS: dict[str, str] = {
     "W9": "w9_bratu2d",
     "BA": "ba_bundle",
     "HT": "ht_hand",
+    "W10": "w10_cnn",
+    "LA": "linalg_solve",
 }
 """Workload id -> the module (in this package) whose `cases(options)` builds it."""

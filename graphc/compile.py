@@ -52,6 +52,7 @@ class CompiledFunction:
         fast_math: bool = False,
         optimized: bool = True,
         sparse: dict[int, SparseTensor] | None = None,
+        check_finite: bool = False,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -64,6 +65,7 @@ class CompiledFunction:
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
+        self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
         self._entry: Callable[..., object] = built.function
         self.sparse = sparse or {}
@@ -330,4 +332,5 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         fast_math=fast_math,
         optimized=optimize,
         sparse=sparse,
+        check_finite=check_finite,
     )

@@ -4,8 +4,8 @@
     < backends < compile < cli
 
 A module may import graphc modules at its own level or lower, at module level or inside
-a function alike. graphc/__init__.py (the re-exports) is exempt. llvmlite, networkx and
-graphviz are imported lazily: inside a function body (or under `if TYPE_CHECKING:`),
+a function alike. graphc/__init__.py (the re-exports) is exempt. llvmlite, networkx,
+graphviz and dask are imported lazily: inside a function body (or under `if TYPE_CHECKING:`),
 except in graphc/backends/llvm/, which `import graphc` never loads.
 """
 
@@ -31,9 +31,13 @@ LEVELS = {
     "graphc.functions": 3,
     "graphc.arrays": 3,  # zeros, pad, cumsum, ...: functions re-exports them
     "graphc.einsum": 3,  # einsum, tensordot: functions re-exports them
+    "graphc.linalg": 3,  # gc.linalg: numpy.linalg's functions, beside graphc.functions
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
+    "graphc.nn": 3,  # gc.nn: convolution and pooling built from tensor's functions
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
+    "graphc.random": 3,  # gc.random: Threefry over integer ops, with tensor and functions
+    "graphc.nn": 3,  # gc.nn: dropout (with random), convolutions
     "graphc.rewrite": 3,
     "graphc.viz": 3,
     "graphc.layered": 0,  # the layered layout: plain numbers, imports nothing of graphc
@@ -42,6 +46,8 @@ LEVELS = {
     "graphc.backends": 6,
     "graphc.compile": 7,
     "graphc.explore": 7,  # beside compile: fn.explore calls it, and it never imports compile
+    "graphc.serialize": 8,  # gc.save / gc.load: the JSON format
+    "graphc.distributed": 8,  # map_reduce on dask: ships gc.dumps text to workers
     "graphc.cli": 8,
     "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
@@ -49,7 +55,7 @@ LEVELS = {
 }
 ROOT_LEVEL = 8  # `import graphc` runs __init__.py, which re-exports every level
 EXEMPT = {"graphc"}  # graphc/__init__.py
-LAZY = ("llvmlite", "networkx", "graphviz")
+LAZY = ("llvmlite", "networkx", "graphviz", "dask", "distributed")
 EAGER_ALLOWED = ("graphc.backends.llvm",)  # loaded only when the llvm backend is asked for
 
 
