@@ -251,6 +251,15 @@ def _vector(t: gc.Tensor) -> gc.Tensor:
     return v
 
 
+WELL = gc.const(np.array([[3.0, 1.0, 0.0], [0.5, 4.0, 1.0], [0.0, 1.0, 5.0]]))  # well conditioned
+KERNEL = gc.const(np.array([[[[1.0, -2.0], [0.5, 3.0]]]]))
+
+
+def _matrix(t: gc.Tensor) -> gc.Tensor:
+    """A 2x2 matrix from t, with 3 added on the diagonal (far from singular for the values drawn)."""
+    return gc.reshape(_vector(t)[:4], (2, 2)) + gc.const(3.0 * np.eye(2))
+
+
 def _spread_out(v: gc.Tensor) -> gc.Tensor:
     """v at the odd positions of a vector of zeros (unslice)."""
     return gc.Tensor(sh.unslice(v.node, index=((1, 2 * v.size, 2),), shape=(2 * v.size + 1,)))
@@ -276,6 +285,14 @@ STRUCTURAL: dict[str, Callable[[gc.Tensor], gc.Tensor]] = {
     "logsumexp": lambda t: gc.logsumexp(t, axis=-1) if t.ndim else t,
     "matmul": lambda t: gc.tanh(_vector(t)[:6]) @ np.array([1.0, 0.0, 2.0, 0.0, 0.0, -1.0]),
     "matmul-var": lambda t: _vector(t)[:3] @ gc.tanh(gc.reshape(_vector(t)[-6:], (3, 2))),
+    "solve": lambda t: gc.linalg.solve(WELL, _vector(t)[:3]),
+    "inv": lambda t: gc.linalg.inv(_matrix(t)),
+    "slogdet": lambda t: gc.linalg.slogdet(_matrix(t))[1],
+    "cholesky": lambda t: gc.linalg.cholesky(_matrix(t) @ gc.transpose(_matrix(t))).reshape(-1),
+    "im2col": lambda t: gc.nn.conv2d(gc.reshape(_vector(t)[:6], (1, 1, 2, 3)), KERNEL).reshape(-1),
+    "col2im": lambda t: gc.Tensor(OPS["col2im"](gc.reshape(_vector(t)[:4], (1, 2, 1, 1, 1, 2)).node, dilation=(1, 1),
+                                                kernel=(2, 1), padding=((0, 0), (0, 0)), size=(2, 2), stride=(1, 1))),
+    "cond": lambda t: gc.cond(gc.sum(t) > 0.0, lambda a: a * 2.0, gc.sin, t),
     "diag": lambda t: gc.Tensor(structure_ops.diag(_vector(t).node)),
     "index_add": lambda t: gc.Tensor(structure_ops.index_add(_vector(t).node, gc.sin(_vector(t)[:3]).node,
                                                              I2.node, axis=0)),
@@ -283,7 +300,8 @@ STRUCTURAL: dict[str, Callable[[gc.Tensor], gc.Tensor]] = {
 NOT_DRAWN = {
     "var": "a source", "const": "a source", "fused": "built by the optimizer, after differentiation",
     "argmax": "int result", "argmin": "int result", "scan": "test_loops_are_conservative",
-    "fixed_point": "a loop: conservative like scan",
+    "fixed_point": "a loop: conservative like scan", "while_loop": "a loop: conservative like scan",
+    "iota": "int result", "sort": "int result (an internal op of gc.random.permutation)",
 }  # fmt: skip
 BOOL_OPS = {op.name for op in elementwise_ops() if op.name not in FLOAT_UNARY + FLOAT_BINARY}
 
