@@ -8,14 +8,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
-from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
+from graphc import linalg, nn, random
+from graphc.autodiff import (
+    SparseTensor,
+    grad,
+    hessian,
+    hessian_sparsity,
+    jacobian,
+    jacobian_sparsity,
+    jvp,
+    sparse_hessian,
+    sparse_jacobian,
+    value_and_grad,
+    vjp,
+)
 from graphc.compile import compile, evaluate
-from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
-from graphc.recurrence import fixed_point, scan
+from graphc.recurrence import cond, fixed_point, scan, while_loop
+from graphc.serialize import dumps, load, loads, save
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -32,26 +46,42 @@ __all__ = [
     "DifferentiationError",
     "Graph",
     "GraphError",
+    "GraphFormatError",
     "ShapeError",
+    "SparseTensor",
     "Tensor",
     "as_tensor",
     "astype",
     "compile",
+    "cond",
     "const",
+    "dumps",
     "evaluate",
     "explore",
     "fixed_point",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "jacobian",
+    "jacobian_sparsity",
     "jvp",
+    "linalg",
+    "load",
+    "loads",
+    "nn",
     "optimize",
+    "random",
+    "save",
     "scan",
     "show",
+    "sparse_hessian",
+    "sparse_jacobian",
     "to_dot",
     "to_networkx",
+    "value_and_grad",
     "var",
     "vjp",
+    "while_loop",
 ]
 __all__ += _functions.__all__
 __all__.sort()

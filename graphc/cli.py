@@ -158,7 +158,7 @@ def _add_inspect(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser(
         "bench",
-        help="run the benchmark suite W1-W8 (graphc.bench): verify every system, then time it",
+        help="run the benchmark suite W1-W10, BA, HT, LA (graphc.bench): verify every system, then time it",
         description="Run the benchmark suite: each workload is verified against hand-written NumPy (and scipy) "
         "before it is timed. Prints a markdown report; exit status 1 if any result was wrong.",
     )

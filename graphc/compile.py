@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from graphc.autodiff.sparse import SparseTensor
 from graphc.backends import numpy_source
 from graphc.backends.interpreter import run_program
 from graphc.errors import GraphError, where
@@ -50,6 +51,8 @@ class CompiledFunction:
         backend: str,
         fast_math: bool = False,
         optimized: bool = True,
+        sparse: dict[int, SparseTensor] | None = None,
+        check_finite: bool = False,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -62,8 +65,12 @@ class CompiledFunction:
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
+        self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
         self._entry: Rendered = built.function
+        self.sparse = sparse or {}
+        if self.sparse:
+            self._entry = _with_csr(built.function, self.sparse, single)
         self._arity = len(inputs)
         self._positions = _keyword_positions(program)
 
@@ -131,6 +138,59 @@ class CompiledFunction:
         return f"the compiled function expects {self._arity} {noun} {self._parameters()}"
 
 
+def _with_csr(function: Callable[..., object], sparse: dict[int, SparseTensor], single: bool) -> Callable[..., object]:
+    """The entry with the values of each sparse output made into a scipy.sparse.csr_array."""
+    makers = {k: csr_maker(t) for k, t in sparse.items()}
+    if single:
+        make = makers[0]
+        return lambda *args: make(function(*args))  # type: ignore[arg-type]
+
+    def entry(*args: object) -> tuple[object, ...]:
+        results = list(function(*args))  # type: ignore[call-overload]
+        for k, make_k in makers.items():
+            results[k] = make_k(results[k])
+        return tuple(results)
+
+    return entry
+
+
+def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], Any]:
+    """values -> scipy.sparse.csr_array with the tensor's (shared, read-only) indices and indptr, built cheaply.
+
+    scipy's constructor checks the index arrays on every call (O(nnz)); here a template is
+    built and checked once and each result is a copy of its attributes with fresh values.
+    The maker is checked against the constructor once; if scipy's internals ever differ,
+    every call uses the constructor.
+    """
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+
+    def construct(values: np.ndarray) -> Any:
+        return csr_array((values, tensor.indices, tensor.indptr), shape=tensor.shape)
+
+    template = construct(np.zeros(tensor.nnz, dtype=tensor.dtype))
+    _ = template.has_canonical_format  # computed once, kept in the attributes every result copies
+    fields = dict(vars(template))
+    kind: Any = type(template)
+
+    def make(values: np.ndarray) -> Any:
+        result = kind.__new__(kind)
+        result.__dict__.update(fields)
+        result.data = values
+        return result
+
+    probe = np.arange(1, tensor.nnz + 1, dtype=tensor.dtype)
+    if not _same_csr(make(probe), construct(probe.copy())):
+        return construct
+    return make
+
+
+def _same_csr(a: object, b: object) -> bool:
+    try:
+        return bool(abs(a - b).max() == 0) and a.shape == b.shape and a.has_canonical_format  # type: ignore[operator, attr-defined]
+    except Exception:
+        return False
+
+
 def _label(node: Node) -> str:
     return str(node.attr("name"))
 
@@ -190,11 +250,16 @@ def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
         )
 
 
-def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...]]:
-    """(single, the outputs as a tuple): one Tensor, or a list or tuple of them."""
+def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...], dict[int, SparseTensor]]:
+    """(single, the outputs as a tuple, the sparse ones by position): one Tensor or SparseTensor, or a list
+    or tuple of them; a SparseTensor stands for its values (the call makes them a csr_array)."""
+    items = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    sparse = {k: item for k, item in enumerate(items) if isinstance(item, SparseTensor)}
+    for k, item in sparse.items():
+        items[k] = item.values
     if isinstance(outputs, (list, tuple)):
-        return False, tuple(_as_tensor(o, f"output {i}") for i, o in enumerate(outputs))
-    return True, (_as_tensor(outputs, "the output"),)
+        return False, tuple(_as_tensor(o, f"output {i}") for i, o in enumerate(items)), sparse
+    return True, (_as_tensor(items[0], "the output"),), sparse
 
 
 def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) -> tuple[Graph, Report]:
@@ -221,7 +286,7 @@ def _build(
 
 def compile(  # the API's name: shadows the builtin inside graphc only
     inputs: Sequence[Tensor] | Tensor,
-    outputs: Sequence[Tensor] | Tensor,
+    outputs: Sequence[Tensor | SparseTensor] | Tensor | SparseTensor,
     backend: str = "llvm",
     optimize: bool = True,
     fast_math: bool = False,
@@ -232,7 +297,9 @@ def compile(  # the API's name: shadows the builtin inside graphc only
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
-    Every var the outputs depend on must be among the inputs; unused inputs are allowed.
+    Every var the outputs depend on must be among the inputs; unused inputs are allowed. A
+    SparseTensor output (gc.sparse_jacobian, gc.sparse_hessian) is returned as a
+    scipy.sparse.csr_array (scipy required then); fn.report says how it was compressed.
     backend="llvm" keeps compiled machine code in an on-disk cache: `cache_dir`, else
     $GRAPHC_CACHE_DIR, else ~/.cache/graphc; `cache=False` neither reads nor writes it.
     The cache is used only if its directory is yours and no one else can write it
@@ -244,12 +311,13 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     """
     _check_backend(backend)
     input_tensors = _as_inputs(inputs)
-    single, output_tensors = _as_outputs(outputs)
+    single, output_tensors, sparse = _as_outputs(outputs)
     graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
     missing = missing_vars(graph)
     if missing:
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
     optimized, report = _optimize(graph, optimize, fast_math, fuse=not check_finite)
+    report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
     program = schedule(optimized)
     built = _build(program, backend, single, cache, cache_dir, check_finite)
     return CompiledFunction(
@@ -263,6 +331,8 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         backend=backend,
         fast_math=fast_math,
         optimized=optimize,
+        sparse=sparse,
+        check_finite=check_finite,
     )
 
 

@@ -4,9 +4,10 @@ Imports errors, shapes, ir and ops (the op records). A Program names every value
 inputs after their vars (sanitized to identifiers, deduplicated), constants `c0, c1, ...`,
 step results `v0, v1, ...`, in a deterministic order. Each step records the names whose
 last use it is, and a buffer plan says which dead buffer of the same type a step may
-overwrite. A fused region or a loop's body is a nested Program of its own (`Step.body`),
-scheduled and planned the same way, so renderers never walk graphs: they read Programs,
-and a Step carries what they need (op record, attributes, type, provenance), never a Node.
+overwrite. A fused region, a loop's body and each branch of a cond is a nested Program of
+its own (`Step.bodies`, by attribute name), scheduled and planned the same way, so
+renderers never walk graphs: they read Programs, and a Step carries what they need (op
+record, attributes, type, provenance), never a Node.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from graphc.shapes import TensorType
 # Ops whose result may share memory with their first argument (NumPy returns views).
 VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})
 
-# Ops that hold a body Graph (attribute `body`), scheduled into a nested Program.
-BODY_OPS = frozenset({"fused", "scan", "fixed_point"})
+# Ops that hold body Graphs (attributes `body`; cond: `true_body`, `false_body`; while_loop:
+# `cond_body`, `body`), each scheduled into a nested Program.
+BODY_OPS = frozenset({"fused", "scan", "fixed_point", "cond", "while_loop"})
 
 # In a fused body, ops that may not write over an operand that dies at them: `where` is
 # rendered in two passes (y, then x where the condition holds), which would read
@@ -69,8 +71,9 @@ class Origin:
 class Step:
     """`name = op(*args; attrs)`; `frees` are the names used here for the last time.
 
-    `record` is the op's record (kind, cost class, reference eval); `body` the nested
-    Program of a fused region or a loop (its `body` attribute, scheduled). `loc` is where
+    `record` is the op's record (kind, cost class, reference eval); `bodies` the nested
+    Programs of a fused region, a loop or a cond: (attribute name, its Graph scheduled), in
+    the node's attribute order; `body` is the one named "body". `loc` is where
     the user built the node, `differentiates` the forward node a derivative's step
     belongs to (error messages name both).
 
@@ -86,7 +89,7 @@ class Step:
     type: TensorType
     frees: tuple[str, ...] = ()
     reuse: str | None = None
-    body: Program | None = None
+    bodies: tuple[tuple[str, Program], ...] = ()
     loc: Location | None = None
     differentiates: Origin | None = None
 
@@ -97,6 +100,18 @@ class Step:
     @property
     def kind(self) -> Kind:
         return self.record.kind
+
+    @property
+    def body(self) -> Program | None:
+        """The nested Program of the `body` attribute (fused, scan, fixed_point, while_loop), else None."""
+        return dict(self.bodies).get("body")
+
+    def nested(self, key: str) -> Program:
+        """The nested Program of the Graph attribute `key` (`true_body`, `cond_body`, ...)."""
+        for name, program in self.bodies:
+            if name == key:
+                return program
+        raise KeyError(f"{self.op} has no body {key!r}")
 
     @property
     def params(self) -> dict[str, Hashable]:
@@ -203,9 +218,13 @@ def format_program(program: Program, indent: str = "") -> list[str]:
         if notes:
             line += "  # " + "; ".join(notes)
         lines.append(line)
-        if step.body is not None and id(step.body) not in listed:
-            listed.add(id(step.body))
-            lines += format_program(step.body, indent + "    ")
+        for key, body in step.bodies:
+            if id(body) in listed:
+                continue
+            listed.add(id(body))
+            if key != "body":
+                lines.append(f"{indent}    # {key}:")
+            lines += format_program(body, indent + "    ")
     lines.append(f"{indent}  return {', '.join(program.outputs)}")
     lines.append(f"{indent}}}")
     return lines
@@ -323,15 +342,19 @@ def _last_uses(steps: list[tuple[str, tuple[str, ...]]], outputs: tuple[str, ...
 
 
 def make_step(
-    node: Node, name: str, args: Sequence[str], frees: Sequence[str] = (), body: Program | None = None
+    node: Node,
+    name: str,
+    args: Sequence[str],
+    frees: Sequence[str] = (),
+    bodies: tuple[tuple[str, Program], ...] = (),
 ) -> Step:
-    """The step computing `node` as `name` from the values named `args` (its body Graph left out)."""
+    """The step computing `node` as `name` from the values named `args` (its body Graphs left out)."""
     op = node.op
     assert isinstance(op, Op)
-    attrs = tuple(kv for kv in node.attrs if kv[0] != "body")
+    attrs = tuple(kv for kv in node.attrs if not isinstance(kv[1], Graph))
     origin = getattr(node, "differentiates", None)
     differentiates = None if origin is None else Origin(origin.op.name, origin.loc)
-    return Step(name, op, tuple(args), attrs, node.type, tuple(frees), None, body, node.loc, differentiates)
+    return Step(name, op, tuple(args), attrs, node.type, tuple(frees), None, bodies, node.loc, differentiates)
 
 
 def _input(node: Node, name: str) -> Input:
@@ -342,8 +365,8 @@ def _input(node: Node, name: str) -> Input:
 def schedule(graph: Graph) -> Program:
     """The graph as a Program: steps in toposort order, named, with last uses and a buffer plan.
 
-    The body of a fused region or a loop becomes the step's nested Program (one Program
-    per body Graph, shared by a loop's sibling steps). Raises GraphError when the outputs
+    The body of a fused region, a loop or a cond becomes the step's nested Program (one
+    Program per body Graph, shared by a loop's sibling steps). Raises GraphError when the outputs
     reach a var that is not among graph.inputs.
     """
     return _schedule(graph, {}, fused_body=False)
@@ -359,7 +382,7 @@ def _schedule(graph: Graph, bodies: dict[tuple[Graph, bool], Program], fused_bod
     outputs = tuple(names[n] for n in graph.outputs)
     frees = _last_uses(pairs, outputs)
     steps = tuple(
-        make_step(node, name, args, sorted(frees.get(k, []), key=_name_order), _body(node, bodies))
+        make_step(node, name, args, sorted(frees.get(k, []), key=_name_order), _bodies(node, bodies))
         for k, (node, (name, args)) in enumerate(zip(computed, pairs, strict=True))
     )
     program = Program(
@@ -374,16 +397,19 @@ def _schedule(graph: Graph, bodies: dict[tuple[Graph, bool], Program], fused_bod
     return plan_buffers(program)
 
 
-def _body(node: Node, bodies: dict[tuple[Graph, bool], Program]) -> Program | None:
-    """The nested Program of a fused region or a loop (scheduled once per body Graph), else None."""
+def _bodies(node: Node, bodies: dict[tuple[Graph, bool], Program]) -> tuple[tuple[str, Program], ...]:
+    """The nested Programs of a fused region, a loop or a cond, by attribute (scheduled once per body Graph)."""
     if node.op.name not in BODY_OPS:
-        return None
-    graph = node.attr("body")
-    assert isinstance(graph, Graph)
-    key = (graph, node.op.name == "fused")
-    if key not in bodies:
-        bodies[key] = _schedule(graph, bodies, fused_body=key[1])
-    return bodies[key]
+        return ()
+    found = []
+    for name, graph in node.attrs:
+        if not isinstance(graph, Graph):
+            continue
+        key = (graph, node.op.name == "fused")
+        if key not in bodies:
+            bodies[key] = _schedule(graph, bodies, fused_body=key[1])
+        found.append((name, bodies[key]))
+    return tuple(found)
 
 
 def in_body_buffer(program: Program, step: Step) -> bool:
@@ -399,8 +425,9 @@ def _name_order(name: str) -> tuple[int, str, int]:
 
 
 def loop_family(step: Step) -> tuple[object, ...]:
-    """What the sibling steps of one loop share: op, arguments, body and every attribute but `output`."""
-    return (step.op, step.args, id(step.body), tuple(kv for kv in step.attrs if kv[0] != "output"))
+    """What the sibling steps of one loop or cond share: op, arguments, bodies and every attribute but `output`."""
+    bodies = tuple(id(body) for _, body in step.bodies)
+    return (step.op, step.args, bodies, tuple(kv for kv in step.attrs if kv[0] != "output"))
 
 
 # --- buffer plan ----------------------------------------------------------------------------

@@ -9,9 +9,9 @@ they never import graphc.ir, graphc.tensor or graphc.functions. No import cycles
 modules, lazy imports (inside functions) included; imports under `if TYPE_CHECKING:` are
 for the type checker only and do not count. The package imports nothing outside itself
 but the standard library and the distributions pyproject.toml declares (dependencies and
-extras). llvmlite, networkx, graphviz, scipy and dask are imported lazily: inside a
-function body (or under `if TYPE_CHECKING:`), except in graphc/backends/llvm/, which
-`import graphc` never loads.
+extras). llvmlite, networkx, graphviz, scipy, dask and distributed are imported lazily:
+inside a function body (or under `if TYPE_CHECKING:`), except in graphc/backends/llvm/,
+which `import graphc` never loads.
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ LEVELS = {
     "graphc.functions": 3,
     "graphc.arrays": 3,  # zeros, pad, cumsum, ...: functions re-exports them
     "graphc.einsum": 3,  # einsum, tensordot: functions re-exports them
+    "graphc.linalg": 3,  # gc.linalg: numpy.linalg's functions, beside graphc.functions
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
+    "graphc.random": 3,  # gc.random: Threefry over integer ops, with tensor and functions
+    "graphc.nn": 3,  # gc.nn: dropout (with random), convolutions
     "graphc.rewrite": 3,
     "graphc.viz": 3,
     "graphc.layered": 0,  # the layered layout: plain numbers, imports nothing of graphc
@@ -51,6 +54,8 @@ LEVELS = {
     "graphc.backends": 6,
     "graphc.compile": 7,
     "graphc.explore": 7,  # beside compile: fn.explore calls it, and it never imports compile
+    "graphc.serialize": 8,  # gc.save / gc.load: the JSON format
+    "graphc.distributed": 8,  # map_reduce on dask: ships gc.dumps text to workers
     "graphc.cli": 8,
     "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
@@ -59,7 +64,7 @@ LEVELS = {
 }
 ROOT_LEVEL = 8  # `import graphc` runs __init__.py, which re-exports every level
 EXEMPT = {"graphc"}  # graphc/__init__.py
-LAZY = ("llvmlite", "networkx", "graphviz", "scipy", "dask")
+LAZY = ("llvmlite", "networkx", "graphviz", "scipy", "dask", "distributed")
 EAGER_ALLOWED = ("graphc.backends.llvm",)  # loaded only when the llvm backend is asked for
 # Modules that must not import these (and what they import instead):
 FORBIDDEN = {
@@ -207,7 +212,26 @@ def declared_distributions() -> set[str]:
     requirements = list(project["dependencies"])
     for extra in project.get("optional-dependencies", {}).values():
         requirements += extra
-    return {_normalized(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) for r in requirements}
+    names = {_normalized(re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0]) for r in requirements}
+    for requirement in requirements:  # `dask[distributed]` declares what dask's extra requires too
+        match = re.match(r"([\w.-]+)\[([\w,\s-]+)\]", requirement)
+        if match:
+            names |= _extra_requirements(match.group(1), [e.strip() for e in match.group(2).split(",")])
+    return names
+
+
+def _extra_requirements(distribution: str, extras: list[str]) -> set[str]:
+    """The distributions that these extras of an installed distribution require (none if it is not installed)."""
+    try:
+        requires = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return set()
+    found = set()
+    for requirement in requires:
+        marker = re.search(r"extra\s*==\s*['\"]([\w-]+)['\"]", requirement)
+        if marker and marker.group(1) in extras:
+            found.add(_normalized(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]))
+    return found
 
 
 def _import_names(distributions: Iterable[str]) -> set[str]:

@@ -15,17 +15,22 @@ from typing import Any, overload
 import numpy as np
 
 from graphc.autodiff.canonical import canonicalize
-from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
+from graphc.autodiff.jacobian import jacobian_graphs  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
+from graphc.autodiff.sparse import SparseTensor, sparse_hessian_graph, sparse_jacobian_graph
+from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
-from graphc.errors import DifferentiationError, ShapeError
+from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
 from graphc.shapes import is_float
 from graphc.tensor import Tensor, TensorLike, as_tensor, building, const
 
-__all__ = ["grad", "hessian", "jacobian", "jvp", "vjp"]
+__all__ = [
+    "SparseTensor", "grad", "hessian", "hessian_sparsity", "jacobian", "jacobian_sparsity", "jvp", "sparse_hessian",
+    "sparse_jacobian", "value_and_grad", "vjp",
+]  # fmt: skip
 
 Tensors = Tensor | Sequence[Tensor]
 
@@ -36,7 +41,8 @@ def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
     check_vars(ws, form, who, what)
     for w in ws:
         if not is_float(w.dtype):
-            raise DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            error = DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            raise located(error, who, user_location())
     return ws, form
 
 
@@ -46,16 +52,22 @@ def _scalar(f: object, who: str) -> Tensor:
         raise TypeError(f"{who}: f must be one scalar Tensor, {got(f)}; for several outputs use gc.vjp or gc.jacobian")
     assert isinstance(f, Tensor)
     if f.shape != () or not is_float(f.dtype):
-        raise DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        error = DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        raise located(error, who, user_location())
     return f
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype) -> Tensor:
+    """A zero Tensor of this shape and dtype (one constant, broadcast)."""
+    zero = const(np.zeros((), dtype=dtype))
+    if shape == ():
+        return zero
+    return Tensor(sh.broadcast_to(zero.node, shape=shape))
 
 
 def zeros_like(x: Tensor) -> Tensor:
     """A zero Tensor of x's shape and dtype (one constant, broadcast)."""
-    zero = const(np.zeros((), dtype=x.dtype))
-    if x.shape == ():
-        return zero
-    return Tensor(sh.broadcast_to(zero.node, shape=x.shape))
+    return zeros(x.shape, x.dtype)
 
 
 def _finish(result: Node | None, like: Tensor, outputs: list[Tensor], disconnected: str) -> Tensor:
@@ -162,6 +174,11 @@ def _seed(value: TensorLike, like: Tensor, who: str, what: str) -> Tensor:
         return t
 
 
+def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, Any]:
+    """(f, the gradient of f with respect to wrt), the gradient in the form of `wrt` (one Tensor or a list)."""
+    return f, grad(f, wrt, disconnected=disconnected)
+
+
 @overload
 def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor: ...
 @overload
@@ -175,10 +192,11 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[An
 def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[Any]:
     """d f / d x with shape f.shape + x.shape, as one batched graph.
 
-    mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
-    mode="fwd" pushes forward the basis of x's space (one batched JVP); "auto"
-    picks reverse when f has no more elements than x (m <= n), forward otherwise.
-    The graph's size does not grow with m or n: the seed is one constant.
+    mode="rev" pulls back the whole basis of f's space at once (one batched VJP, which
+    gives the Jacobians for every x together), mode="fwd" pushes forward the basis of
+    each x's space (one batched JVP per x, for every f together); "auto" picks reverse
+    for an f with no more elements than all the x together (m <= n), forward otherwise.
+    The graph's size does not grow with m or n: the seed is structure (autodiff/seeds.py).
     A list of wrt gives a list (one Jacobian per wrt); a list of f gives a list of those.
     """
     if mode not in ("auto", "rev", "fwd"):
@@ -188,18 +206,33 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[An
         if not is_float(fi.dtype):
             raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
     xs, x_form = _wrt(x, "gc.jacobian", "x")
-    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in _forward(fs)]
+    table = _jacobians(_forward(fs), xs, mode)
+    rows = [x_form.unflatten(row) for row in table]
     return f_form.unflatten(rows)
 
 
-def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
-    """The Tensor of d f/d x (f already in its stable form)."""
-    if mode == "auto":
-        mode = "rev" if f.type.size <= x.size else "fwd"
-    result = jacobian_graph(f, x.node, mode)
-    if result is None:
-        return zeros_like(Tensor(sh.broadcast_to(const(np.zeros((), f.dtype)).node, shape=f.shape + x.shape)))
-    return Tensor(result)
+def _jacobians(fs: list[Node], xs: list[Tensor], mode: str) -> list[list[Tensor]]:
+    """J[i][j] = d fs[i] / d xs[j] as Tensors (zeros where there is no dependence); fs in their stable forms."""
+    n = sum(x.size for x in xs)
+    table: list[list[Tensor | None]] = [[None] * len(xs) for _ in fs]
+    for chosen in ("rev", "fwd"):
+        rows = [i for i, f in enumerate(fs) if _mode_for(f, n, mode) == chosen]
+        if not rows:
+            continue
+        found = jacobian_graphs([fs[i] for i in rows], [x.node for x in xs], chosen)
+        for i, row in zip(rows, found, strict=True):
+            table[i] = [_zero_if_none(node, fs[i], x) for node, x in zip(row, xs, strict=True)]
+    return table  # type: ignore[return-value]
+
+
+def _mode_for(f: Node, n: int, mode: str) -> str:
+    if mode != "auto":
+        return mode
+    return "rev" if f.type.size <= n else "fwd"
+
+
+def _zero_if_none(node: Node | None, f: Node, x: Tensor) -> Tensor:
+    return Tensor(node) if node is not None else zeros(f.shape + x.shape, f.dtype)
 
 
 @overload
@@ -213,10 +246,79 @@ def hessian(f: Tensor, x: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], ...]:
 def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[Any]:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
-    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.
+    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape (one
+    batched JVP per x_j, through every gradient at once).
     """
     f = _scalar(f, "gc.hessian")
     xs, form = _wrt(x, "gc.hessian", "x")
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
-    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in _forward(grads)]
-    return form.unflatten(rows)
+    table = _jacobians(_forward(grads), xs, "fwd")
+    return form.unflatten([form.unflatten(row) for row in table])
+
+
+# --- sparsity -------------------------------------------------------------------------------------------
+
+
+def _one_float(f: object, who: str) -> Tensor:
+    """`f` as one float Tensor (the function whose sparse Jacobian is asked for)."""
+    if not is_tensor(f):
+        raise TypeError(f"{who}: f must be one Tensor, {got(f)}")
+    assert isinstance(f, Tensor)
+    if not is_float(f.dtype):
+        error = DifferentiationError(f"{who} needs a float function, got {f!r}")
+        raise located(error, who, user_location())
+    return f
+
+
+def _one_wrt(x: object, who: str) -> Tensor:
+    """`x` as one float var."""
+    if not is_tensor(x):
+        raise TypeError(f"{who}: x must be one var Tensor (made with gc.var), {got(x)}")
+    (w,), _ = _wrt(x, who, "x")
+    return w
+
+
+def jacobian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d f / d x: a scipy.sparse.csr_array of bools, shape (f.size, x.size).
+
+    Conservative (an entry that some input can make nonzero is always there), and exact for
+    elementwise ops, broadcasting, slices, concatenation, gathers and scatters with constant
+    indices, reductions and matmul (a constant operand's zeros count); found from the graph.
+    """
+    f = _one_float(f, "gc.jacobian_sparsity")
+    w = _one_wrt(x, "gc.jacobian_sparsity")
+    return jacobian_pattern(_forward([f])[0], w.node)
+
+
+def hessian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d²f / dx² for a scalar f: a symmetric csr_array of bools, shape (x.size, x.size)."""
+    f = _scalar(f, "gc.hessian_sparsity")
+    w = _one_wrt(x, "gc.hessian_sparsity")
+    return hessian_pattern(_gradient(f, w), w.node)
+
+
+def _gradient(f: Tensor, w: Tensor) -> Node:
+    """The gradient graph of f with respect to w, in its stable form (as gc.hessian differentiates it)."""
+    (g,) = _pull_back([f], [w], [const(np.ones((), dtype=f.dtype))], "zero")
+    return _forward([g])[0]
+
+
+def sparse_jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> SparseTensor:
+    """d f / d x as a SparseTensor of shape (f.size, x.size): pattern, coloring, one compressed VJP or JVP.
+
+    mode="fwd" compresses columns (one JVP per color), "rev" rows (one VJP per color);
+    "auto" takes the one needing fewer colors (forward on a tie). Compiled, the result is a
+    scipy.sparse.csr_array; `values` (one per stored entry, in CSR order) is a Tensor.
+    """
+    if mode not in ("auto", "rev", "fwd"):
+        raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', not {mode!r}")
+    f = _one_float(f, "gc.sparse_jacobian")
+    w = _one_wrt(x, "gc.sparse_jacobian")
+    return sparse_jacobian_graph(_forward([f])[0], w.node, mode)
+
+
+def sparse_hessian(f: Tensor, x: Tensor) -> SparseTensor:
+    """d²f / dx² for a scalar f as a SparseTensor of shape (x.size, x.size), by a symmetric (star) coloring."""
+    f = _scalar(f, "gc.sparse_hessian")
+    w = _one_wrt(x, "gc.sparse_hessian")
+    return sparse_hessian_graph(_gradient(f, w), w.node)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from graphc.ops.control_flow import CONTROL_OPS, run_control
 from graphc.ops.loops import LOOP_OPS, Signature, run_family
 from graphc.schedule import Input, Program, Step, loop_family
 
@@ -48,22 +49,30 @@ def run_step(step: Step, args: Sequence[np.ndarray], shared: Shared) -> np.ndarr
     else:
         try:
             value = np.asarray(step.record.eval(*args, **step.params))
-        except IndexError as exc:  # an index out of range (take): name the op and the user's line
-            raise IndexError(f"{exc} in {step.op}{step.where}") from None
+        except (IndexError, np.linalg.LinAlgError) as exc:  # an index out of range (take), a singular matrix
+            raise type(exc)(f"{exc} in {step.op}{step.where}") from None  # name the op and the user's line
     if value.shape != step.type.shape or value.dtype != step.type.dtype:
         raise EvaluationError(f"{step.op} produced {value.dtype}{list(value.shape)}, its type says {step.type}")
     return value
 
 
 def _loop_result(step: Step, args: Sequence[np.ndarray], shared: Shared) -> np.ndarray:
-    """The step's result of its loop, running the loop the first time one of its siblings asks."""
-    body = step.body
-    assert body is not None
+    """The step's result of its loop (or cond), running it the first time one of its siblings asks."""
     key = loop_family(step)
     if key not in shared:
-        signature = Signature(body.input_types, body.output_types)
-        shared[key] = run_family(step.op, args, functools.partial(_run, body), signature, **step.params)
+        shared[key] = _run_loop(step, args)
     return shared[key][step.int_attr("output")]
+
+
+def _run_loop(step: Step, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Every result of the step's loop or cond, its body Programs run here."""
+    if step.op in CONTROL_OPS:
+        bodies = {key: functools.partial(_run, body) for key, body in step.bodies}
+        return run_control(step.op, args, bodies, **step.params)
+    body = step.body
+    assert body is not None
+    signature = Signature(body.input_types, body.output_types)
+    return run_family(step.op, args, functools.partial(_run, body), signature, **step.params)
 
 
 def _run(program: Program, args: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -11,7 +11,9 @@ Program (the loop body, scheduled) rendered line by line like the main function 
 drivers of their own). A scan driver preallocates the stacks it must return — only the
 per-step outputs and saved carries some sibling uses — and copies each step's values in;
 a fixed_point driver checks the residual with the same `residual` as the reference, so
-both stop at the same iteration and raise the same ConvergenceError.
+both stop at the same iteration and raise the same ConvergenceError. A cond is an `if`
+calling one branch Program's function (`Step.nested("true_body")`, ...), a while_loop a
+Python loop calling its condition's and its body's functions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from graphc.backends import finite
+from graphc.ops.control_flow import CONTROL_OPS
 from graphc.ops.loops import LOOP_OPS, not_converged, residual, saved_count, scan_counts
 from graphc.schedule import Program, Step, loop_family
 
@@ -170,20 +173,83 @@ class LoopPlan:
 
     def driver(self, family: Family) -> str:
         head = family.head
-        program = head.body
-        assert program is not None
         outputs = tuple(s.int_attr("output") for s in family.by_output())
-        key = (head.op, id(program), loop_family(head)[3], outputs, family.listed)
+        bodies = tuple(id(body) for _, body in head.bodies)
+        key = (head.op, bodies, loop_family(head)[3], outputs, family.listed)
         if key not in self.drivers:
-            body = self.body(program)
-            name = self.fresh("loop")
-            if head.op == "scan":
-                lines = _scan_driver(name, body, head, outputs, family.listed)
+            if head.op in CONTROL_OPS:
+                name, lines = self.control_driver(head, outputs)
             else:
-                lines = _fixed_point_driver(name, body, head, outputs)
+                name, lines = self.loop_driver(family, outputs)
             self.lines += [*lines, ""]
             self.drivers[key] = name
         return self.drivers[key]
+
+    def loop_driver(self, family: Family, outputs: tuple[int, ...]) -> tuple[str, list[str]]:
+        """The name and lines of a scan or fixed_point driver (its body rendered first)."""
+        head = family.head
+        program = head.body
+        assert program is not None
+        body = self.body(program)
+        name = self.fresh("loop")
+        if head.op == "scan":
+            return name, _scan_driver(name, body, head, outputs, family.listed)
+        return name, _fixed_point_driver(name, body, head, outputs)
+
+    def control_driver(self, step: Step, outputs: tuple[int, ...]) -> tuple[str, list[str]]:
+        """The name and lines of a cond or while_loop driver (its bodies rendered first): an `if` or a loop."""
+        if step.op == "cond":
+            true_body, false_body = step.nested("true_body"), step.nested("false_body")
+            true_branch = (self.body(true_body), true_body)
+            false_branch = (self.body(false_body), false_body)
+            name = self.fresh("cond")
+            return name, _cond_driver(name, true_branch, false_branch, outputs)
+        cond_fn = self.body(step.nested("cond_body"))
+        body_fn = self.body(step.nested("body"))
+        name = self.fresh("while_loop")
+        return name, _while_driver(name, cond_fn, body_fn, step, outputs)
+
+
+def _branch_lines(function: str, program: Program, args: str, outputs: tuple[int, ...], indent: str) -> list[str]:
+    """Call one branch and return the results asked for, copied where they could alias an argument."""
+    count = len(program.outputs)
+    targets = ", ".join(f"r{o}" for o in range(count)) + ("," if count == 1 else "")
+    results = []
+    for o in outputs:
+        copy = _may_alias(program, program.outputs[o])
+        results.append(f"np.array(r{o}, copy=True)" if copy else f"r{o}")
+    return [f"{indent}{targets} = {function}({args})", f"{indent}return ({', '.join(results)},)"]
+
+
+def _cond_driver(
+    name: str, true_branch: tuple[str, Program], false_branch: tuple[str, Program], outputs: tuple[int, ...]
+) -> list[str]:  # fmt: skip
+    """`if pred:` the true body's function, else the false one's: only the taken branch runs."""
+    args = ", ".join(i.name for i in true_branch[1].inputs)
+    lines = [f"def {name}(pred, {args}):", f'    """cond: {true_branch[0]} if pred else {false_branch[0]}"""']
+    lines.append("    if pred:")
+    lines += _branch_lines(*true_branch, args, outputs, "        ")
+    lines += _branch_lines(*false_branch, args, outputs, "    ")
+    return lines
+
+
+def _while_driver(name: str, cond_fn: str, body_fn: str, step: Step, outputs: tuple[int, ...]) -> list[str]:
+    """A Python loop: test the condition, stop at max_iter; the carries returned are always fresh copies."""
+    program = step.nested("body")
+    nc, max_iter = step.int_attr("n_carry"), step.attr("max_iter")
+    nk = len(program.inputs) - nc
+    carries = [f"carry{i}" for i in range(nc)]
+    args = ", ".join([*carries, *(f"k{i}" for i in range(nk))])
+    params = [f"init{i}" for i in range(nc)] + [f"k{i}" for i in range(nk)]
+    lines = [f"def {name}({', '.join(params)}):"]
+    lines.append(f'    """while_loop: {body_fn} while {cond_fn}, max_iter={max_iter}"""')
+    lines += [f"    carry{i} = init{i}" for i in range(nc)]
+    lines.append("    while True:" if max_iter is None else f"    for _ in range({max_iter}):")
+    lines.append(f"        go, = {cond_fn}({args})")
+    lines += ["        if not go:", "            break"]
+    lines.append(f"        {', '.join(carries)}{',' if nc == 1 else ''} = {body_fn}({args})")
+    lines.append(f"    return ({', '.join(f'np.array(carry{o}, copy=True)' for o in outputs)},)")
+    return lines
 
 
 def _scan_driver(name: str, body: str, step: Step, outputs: tuple[int, ...], listed: frozenset[int]) -> list[str]:

@@ -1,11 +1,11 @@
-"""graphc's benchmark suite, which `graphc bench` runs: the workloads W1-W8, verified, then timed.
+"""graphc's benchmark suite, which `graphc bench` runs: the workloads W1-W10, BA, HT (and LA, a linear solve) of BENCHMARKS.md, verified, then timed.
 
 Imports the public API and, lazily, scipy (the references) and the peers (JAX, PyTorch,
 PyTensor through peers.py; matplotlib for plots): the `bench` extra installs them. It is
 part of the package so that `graphc bench` works wherever graphc is installed; the
 repository's benchmarks/ folder holds separate scripts that predate the suite.
 
-One module per workload (w1_mlp.py ... w8_compile_scaling.py) turns a size into `Case`s:
+One module per workload (w1_mlp.py ... w10_cnn.py, ba_bundle.py, ht_hand.py, linalg_solve.py) turns a size into `Case`s:
 the inputs, the expected outputs (a hand-written NumPy forward+backward, itself checked
 against scipy or finite differences) and one `Impl` per system. harness.py verifies
 each system's first result and only then times it; report.py prints the table, writes
@@ -25,5 +25,10 @@ WORKLOADS: dict[str, str] = {
     "W6": "w6_hessian",
     "W7": "w7_rnn_bptt",
     "W8": "w8_compile_scaling",
+    "W9": "w9_bratu2d",
+    "BA": "ba_bundle",
+    "HT": "ht_hand",
+    "W10": "w10_cnn",
+    "LA": "linalg_solve",
 }
 """Workload id -> the module (in this package) whose `cases(options)` builds it."""

@@ -20,6 +20,7 @@ import importlib
 import multiprocessing
 import tempfile
 import time
+import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -181,13 +182,18 @@ def _graphc_setup(
 
 
 def graphc_impl(
-    options: Options, backend: str, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = ""
+    options: Options,
+    backend: str,
+    build: Callable[[], GraphcBuild],
+    inputs: Sequence[np.ndarray],
+    note: str = "",
+    system: str | None = None,
 ) -> Impl:
-    """graphc with one backend: setup = build + differentiate + optimize + compile (into options.cache_dir)."""
+    """graphc with one backend: setup = build + differentiate + optimize + compile (into options.cache_dir; `system`: another row name)."""
     setup = functools.partial(_graphc_setup, build, inputs, backend, options.cache_dir)
     if backend == "numpy":
-        return Impl(GRAPHC_NUMPY, setup, note=note)
-    return Impl(GRAPHC_LLVM, setup, note=note, requires="llvm", warm_cache=True)
+        return Impl(system or GRAPHC_NUMPY, setup, note=note)
+    return Impl(system or GRAPHC_LLVM, setup, note=note, requires="llvm", warm_cache=True)
 
 
 def graphc_impls(
@@ -195,6 +201,13 @@ def graphc_impls(
 ) -> list[Impl]:
     """graphc with the numpy and with the llvm backend."""
     return [graphc_impl(options, backend, build, inputs, note) for backend in ("numpy", "llvm")]
+
+
+def scipy_sparse() -> types.ModuleType:
+    """scipy.sparse, imported on first use (the references' CSR arrays; the bench extra installs scipy)."""
+    import scipy.sparse
+
+    return scipy.sparse
 
 
 @cache

@@ -53,12 +53,10 @@ def _code(fn: Compiled, m: model.Model) -> dict[str, object]:
         entry: dict[str, object] = {"label": "fn.source (numpy backend)", "granularity": "step"}
     else:
         text = fn.llvm_ir.optimized  # type: ignore[attr-defined]
-        kernels = code.llvm_kernels(fn.program, nodes, fn._built.plan)  # type: ignore[attr-defined]
-        lines = code.llvm_lines(text, kernels or {})
+        kernels = code.llvm_kernels(nodes, fn._built.plan)  # type: ignore[attr-defined]
+        lines = code.llvm_lines(text, kernels)
         entry = {"label": "fn.llvm_ir.optimized (llvm backend)", "granularity": "kernel function"}
-        entry["kernels"] = {str(m.node(n)): names for n, names in (kernels or {}).items()}
-        if kernels is None:
-            entry["note"] = "the kernels could not be matched to steps"
+        entry["kernels"] = {str(m.node(n)): names for n, names in kernels.items()}
     if len(text) > LLVM_TEXT_LIMIT:
         text = text[:LLVM_TEXT_LIMIT] + "\n; ... cut here: the explorer embeds at most 4,000,000 characters"
     entry["text"] = text

@@ -1,14 +1,14 @@
 """Which lines of a compiled function's code each node of its graph became.
 
 Imports ir and schedule (`named_nodes`: the node each step's name stands for); for the
-llvm backend, that backend's plan, merge and lower modules (only when a function compiled
-by it is explored). Granularity:
+llvm backend, that backend's kernels and lower modules (only when a function compiled by
+it is explored). Granularity:
 - numpy: one line of the generated function per step (`v3 = np.tanh(v2)  # f64[3]`); a
   fused region or a loop adds the lines of the helper function(s) its line calls
   (`fused_0`, a loop's driver and body functions).
-- llvm: one native function per kernel. The program is planned again step by step, so each
-  kernel is known by the step(s) that made it, and kernels that the backend merges into
-  one loop nest map to every step they came from. A step gets the lines of each kernel
+- llvm: one native function per kernel. The plan records the step(s) each kernel came
+  from (`Plan.sources`), so kernels that the backend merges into one loop nest map to
+  every step they came from. A step gets the lines of each kernel
   function it runs in (from `define` to its closing brace of the optimized IR) and the
   entry's lines that call them. Views (reshape, transpose, a stepped slice) are layouts
   without code, and get no lines.
@@ -19,8 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from typing import TYPE_CHECKING
+
 from graphc.ir import Node
 from graphc.schedule import Program
+
+if TYPE_CHECKING:
+    from graphc.backends.llvm.planner import Plan
 
 Ranges = list[tuple[int, int]]  # 1-based, inclusive line ranges
 
@@ -79,75 +84,29 @@ def numpy_lines(
     return found
 
 
-def _step_kernels(program: Program, nodes: Mapping[str, Node]) -> tuple[list[object], list[Node | None]]:
-    """The kernels the llvm planner makes, before merging, and the node of the step that made each."""
-    from graphc.backends.llvm.plan import PLANNERS
-    from graphc.backends.llvm.planner import Planner
-
-    planner = Planner(program, PLANNERS)
-    owners: list[Node | None] = []
-    for given, layout in zip(program.inputs, planner.inputs, strict=True):
-        planner.layouts[given.name] = layout
-    for name, array in program.constants.items():
-        planner.layouts[name] = planner.memory.constant(array)
-    for step in program.steps:
-        before = len(planner.kernels)
-        PLANNERS[step.op](planner, step)
-        owners += [nodes[step.name]] * (len(planner.kernels) - before)
-    for k, name in enumerate(program.outputs):
-        if planner.direct.get(name) != k:
-            before = len(planner.kernels)
-            planner.copy(planner.layouts[name], planner.outputs[k])
-            owners += [None] * (len(planner.kernels) - before)
-    return list(planner.kernels), owners
-
-
-def _groups(kernels: Sequence[object]) -> list[range]:
-    """Runs of consecutive kernels that the backend's merge joins into one (it is greedy, left to right)."""
-    from graphc.backends.llvm.merge import merge
-
-    groups = []
-    start = 0
-    while start < len(kernels):
-        end = start + 1
-        while end < len(kernels) and len(merge(kernels[start : end + 1], drop_dead=False)) == 1:  # type: ignore[arg-type]
-            end += 1
-        groups.append(range(start, end))
-        start = end
-    return groups
-
-
-def _kernel_names(plan: object) -> list[list[str]]:
+def _kernel_names(plan: Plan) -> list[list[str]]:
     """For each kernel of the plan, the native functions it calls (a loop: those of its body)."""
     from graphc.backends.llvm import pyentry
-    from graphc.backends.llvm.kernels import Loop
+    from graphc.backends.llvm.kernels import Branch, Loop, nested
     from graphc.backends.llvm.lower import Lowering, signature
 
-    lowering = Lowering(plan, pyentry.available())  # type: ignore[arg-type]
+    lowering = Lowering(plan, pyentry.available())
     lowering.build()
 
     def names(kernel: object) -> list[str]:
-        if isinstance(kernel, Loop):
-            return [name for inner in kernel.body for name in names(inner)]
+        if isinstance(kernel, (Loop, Branch)):
+            return [name for inner in nested(kernel) for name in names(inner)]
         return [lowering.functions[signature(kernel)[0]].name]  # type: ignore[arg-type]
 
-    return [names(k) for k in plan.kernels]  # type: ignore[attr-defined]
+    return [names(k) for k in plan.kernels]
 
 
-def llvm_kernels(program: Program, nodes: Mapping[str, Node], plan: object) -> dict[Node, list[str]] | None:
-    """Node -> the native kernel functions its step runs in; None when the planning cannot be matched."""
-    kernels, owners = _step_kernels(program, nodes)
-    groups = _groups(kernels)
-    names = _kernel_names(plan)
-    if len(groups) != len(names):
-        return None
+def llvm_kernels(nodes: Mapping[str, Node], plan: Plan) -> dict[Node, list[str]]:
+    """Node -> the native kernel functions its step runs in (the plan records each kernel's steps)."""
     found: dict[Node, list[str]] = {}
-    for group, functions in zip(groups, names, strict=True):
-        for k in group:
-            node = owners[k]
-            if node is None:
-                continue
-            known = found.setdefault(node, [])
+    for steps, functions in zip(plan.sources, _kernel_names(plan), strict=True):
+        for name in steps:
+            known = found.setdefault(nodes[name], [])
             known += [f for f in functions if f not in known]
     return found
 

@@ -1,5 +1,8 @@
 """Loops: the types, the reference semantics and the body surgery of `scan` and `fixed_point`.
 
+(`cond` and `while_loop` are families too: their types and semantics are in
+ops/control_flow.py, whose `run_control` runs them given their bodies as functions.)
+
 Imports errors, shapes, ir and ops.base/ops.source. The two primitives' Op records are made
 one level up, in graphc.recurrence: their derivative rules are graph transforms of the body
 by the autodiff engine, which sits above ops. Everything below that level lives here —
@@ -41,10 +44,11 @@ import numpy as np
 
 from graphc.errors import ConvergenceError, DTypeError, GraphError, ShapeError
 from graphc.ir import Graph, Node, derived_from, toposort
+from graphc.ops.control_flow import CONTROL_OPS, run_control
 from graphc.ops.source import var_op
 from graphc.shapes import TensorType, is_float
 
-LOOP_OPS = ("scan", "fixed_point")
+LOOP_OPS = ("scan", "fixed_point", *CONTROL_OPS)  # every op whose nodes come in families of siblings
 BODY_UID = -2
 TEMP_UID = -3
 
@@ -279,17 +283,21 @@ def run_graph(graph: Graph, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         if is_loop(node):
             key = family_key(node)
             if key not in shared:
-                shared[key] = run_loop(node.op.name, inputs, body_of(node), **node.params)
+                shared[key] = run_loop(node.op.name, inputs, **node.params)
             values[node] = shared[key][int_attr(node, "output")]
         else:
             values[node] = np.asarray(node.op.eval(*inputs, **node.params))  # type: ignore[attr-defined]
     return [values[o] for o in graph.outputs]
 
 
-def run_loop(op: str, args: Sequence[np.ndarray], body: Graph, **attrs: Hashable) -> list[np.ndarray]:
-    """Every result of one loop whose body is a Graph, run node by node (`attrs`: the loop's, `body` left out)."""
-    attrs.pop("body", None)
-    return run_family(op, args, functools.partial(run_graph, body), signature(body), **attrs)
+def run_loop(op: str, args: Sequence[np.ndarray], **attrs: Hashable) -> list[np.ndarray]:
+    """Every result of one loop or cond whose bodies are Graphs (among `attrs`, the node's), run node by node."""
+    graphs = {key: value for key, value in attrs.items() if isinstance(value, Graph)}
+    rest = {key: value for key, value in attrs.items() if key not in graphs}
+    if op in CONTROL_OPS:
+        return run_control(op, args, {key: functools.partial(run_graph, g) for key, g in graphs.items()}, **rest)
+    body = graphs["body"]
+    return run_family(op, args, functools.partial(run_graph, body), signature(body), **rest)
 
 
 def run_family(
@@ -378,12 +386,20 @@ def run_fixed_point(
     raise not_converged(it, r, tol, max_iter, role)
 
 
-def scan_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_loop("scan", args, body, **attrs)[output]
+def scan_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("scan", args, **attrs)[output]
 
 
-def fixed_point_eval(*args: np.ndarray, body: Graph, output: int, **attrs: Hashable) -> np.ndarray:
-    return run_loop("fixed_point", args, body, **attrs)[output]
+def fixed_point_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("fixed_point", args, **attrs)[output]
+
+
+def cond_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("cond", args, **attrs)[output]
+
+
+def while_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_loop("while_loop", args, **attrs)[output]
 
 
 __all__ = [
@@ -393,6 +409,7 @@ __all__ = [
     "body_of",
     "body_param",
     "close_over",
+    "cond_eval",
     "family_key",
     "fixed_point_eval",
     "fixed_point_infer",
@@ -413,4 +430,5 @@ __all__ = [
     "signature",
     "substitute",
     "temp_param",
+    "while_eval",
 ]  # fmt: skip

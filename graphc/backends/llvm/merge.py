@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts
+from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts, nested
 from graphc.backends.llvm.layout import Layout
 
 Place = tuple[str, int]  # (buffer place, index): one block of memory
@@ -125,10 +125,8 @@ def _split(stores: list[tuple[int, Layout]]) -> tuple[tuple[int, ...], tuple[Lay
 
 
 def _touched(kernel: Kernel) -> list[Layout]:
-    """Every layout a kernel touches, loop bodies included."""
-    if isinstance(kernel, Loop):
-        return [layout for inner in kernel.body for layout in _touched(inner)] + list(kernel.residuals)
-    return layouts(kernel)
+    """Every layout a kernel touches, loop bodies, loop conditions and both sides of a branch included."""
+    return [layout for inner in nested(kernel) for layout in _touched(inner)] + layouts(kernel)
 
 
 def _live_after(kernels: Sequence[Kernel], start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
@@ -160,14 +158,19 @@ def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
 
     `drop_dead=False` keeps every store (a loop body: a later iteration may read it).
     """
-    result: list[Kernel] = []
+    return [kernel for kernel, _ in merge_runs(kernels, drop_dead)]
+
+
+def merge_runs(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[tuple[Kernel, range]]:
+    """merge's kernels, each with the positions of the kernels it was made from (a run of consecutive ones)."""
+    result: list[tuple[Kernel, range]] = []
     group: Group | None = None
     for position, kernel in enumerate(kernels):
         if group is not None and group.accepts(kernel):
             group.add(kernel)  # type: ignore[arg-type]
             continue
         if group is not None:
-            result.append(_finish(group, kernels, position, drop_dead))
+            result.append((_finish(group, kernels, position, drop_dead), range(position - group.count, position)))
             group = None
         if isinstance(kernel, (Map, Reduce)) and not kernel.site and Group(kernel.shape).accepts(kernel):
             group = Group(kernel.shape)
@@ -175,9 +178,10 @@ def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
             continue
         if isinstance(kernel, Loop):
             kernel = _merge_loop(kernel)
-        result.append(kernel)
+        result.append((kernel, range(position, position + 1)))
     if group is not None:
-        result.append(_finish(group, kernels, len(kernels), drop_dead))
+        end = len(kernels)
+        result.append((_finish(group, kernels, end, drop_dead), range(end - group.count, end)))
     return result
 
 
@@ -203,4 +207,4 @@ def _finish(group: Group, kernels: Sequence[Kernel], position: int, drop_dead: b
     return group.kernel(live)
 
 
-__all__ = ["merge"]
+__all__ = ["merge", "merge_runs"]

@@ -1,23 +1,28 @@
 """Program -> Plan: one planning rule per op, and `plan`, which runs the Planner with them.
 
-Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout, kernels, planner
-and recurrence (never llvmlite, never a Graph: a fused region is its step's nested
-Program, planned as one per-point expression). Views are layouts (no kernel); a reshape
-that strides cannot express copies first. Loops are planned by recurrence.py.
+Imports numpy, graphc.ops, graphc.schedule and the llvm backend's layout, kernels, planner,
+recurrence and windows (never llvmlite, never a Graph: a fused region is its
+step's nested Program, planned as one per-point expression). Views are layouts (no
+kernel); a reshape that strides cannot express copies first. Loops, cond and while_loop
+are planned by recurrence.py, conv windows by windows.py; lapack.py emits the linear
+algebra kernels planned here.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Gather, Gemm, Scatter
+from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Gather, Gemm, Instr, Lapack, Map, Scatter, Sort
 from graphc.backends.llvm.layout import Layout, Shape, matrix_order
 from graphc.backends.llvm.planner import Expr, Plan, Planner, Rule, reduce_out
 from graphc.backends.llvm.recurrence import plan_loop
+from graphc.backends.llvm.windows import plan_col2im, plan_im2col
 from graphc.ops import OPS, Kind
 from graphc.schedule import Program, Step
-from graphc.shapes import BOOL, reduced_shape
+from graphc.shapes import BOOL, FLOAT64, INT64, reduced_shape
 
 ELEMENTWISE = frozenset(
     name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.BROADCAST) and name != "broadcast_to"
@@ -183,6 +188,20 @@ def _plan_unslice(p: Planner, step: Step) -> None:
     p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attr("index")))  # type: ignore[arg-type]
 
 
+def diagonal_view(layout: Layout) -> Layout:
+    """The diagonal of the last two (square) axes: one axis whose stride steps one row and one column."""
+    *lead, n, _ = layout.shape
+    strides = layout.strides
+    return replace(layout, shape=(*lead, n), strides=(*strides[:-2], strides[-2] + strides[-1]))
+
+
+def _plan_diag(p: Planner, step: Step) -> None:
+    """diag(v): zeros, then v copied onto the diagonal view."""
+    dest = p.dest(step)
+    p.fill(0, dest)
+    p.copy(p.layouts[step.args[0]], diagonal_view(dest))
+
+
 def _plan_concatenate(p: Planner, step: Step) -> None:
     dest = p.dest(step)
     axis = step.int_attr("axis")
@@ -230,6 +249,47 @@ def _plan_accumulate(p: Planner, step: Step) -> None:
     p.kernels.append(Accumulate(kind, p.layouts[step.args[0]], dest, axis, bool(step.attr("reverse"))))
 
 
+def _plan_index_add(p: Planner, step: Step) -> None:
+    """index_add(base, updates, indices): base copied, then updates scattered onto it (as scatter_add's kernel).
+
+    When the base was just computed by the last kernel and dies here, that kernel writes
+    straight into the result instead (no copy): a Jacobian's dense part and its diagonal.
+    """
+    base = p.layouts[step.args[0]]
+    updates, indices = (p.layouts[a] for a in step.args[1:])
+    axis = step.int_attr("axis")
+    dest = p.dest(step)
+    if not _retarget_last_kernel(p, step, base, dest):
+        p.copy(base, dest)
+    if updates.size == 0:
+        return
+    p.kernels.append(Scatter(updates, indices, axis, dest, _index_site(p, step, axis, base.shape[axis])))
+
+
+def _retarget_last_kernel(p: Planner, step: Step, base: Layout, dest: Layout) -> bool:
+    """Make the last kernel write `dest` instead of `base`, when it computed all of base, contiguously, and the
+    base's buffer dies at this step; True when it did."""
+    if not p.kernels or not isinstance(p.kernels[-1], Map):
+        return False
+    kernel = p.kernels[-1]
+    contiguous = base.strides == L.contiguous_strides(base.shape) and dest.strides == L.contiguous_strides(dest.shape)
+    out = kernel.out
+    whole = out.buffer == base.buffer and out.offset == base.offset and out.size == base.size and not base.dynamic
+    if not (contiguous and whole and not kernel.extra_outs and _dies_at(p.program, step)):
+        return False
+    p.kernels[-1] = replace(kernel, out=replace(out, buffer=dest.buffer, offset=dest.offset))
+    return True
+
+
+def _dies_at(program: Program, step: Step) -> bool:
+    """Whether the buffer of the step's first argument (a computed value) is used by no later step and no output."""
+    root = program.base(step.args[0])
+    if program.step(root) is None or root in {program.base(name) for name in program.outputs}:
+        return False
+    later = program.steps[program.steps.index(step) + 1 :]
+    return all(program.base(arg) != root for s in later for arg in s.args)
+
+
 def _gemm_operand(p: Planner, layout: Layout, shape: Shape) -> Layout:
     """`layout` broadcast to batch + its matrix shape, copied first if gemm cannot read it."""
     if matrix_order(layout) is None:
@@ -253,6 +313,84 @@ def _plan_matmul(p: Planner, step: Step) -> None:
     p.kernels.append(Gemm(a, b, dest))
 
 
+LINALG_MESSAGES = {"solve": "Singular matrix", "inv": "Singular matrix", "cholesky": "Matrix is not positive definite"}
+LU_USERS = ("solve", "inv", "slogdet")  # steps that may share one LU factorization of their matrix
+
+
+# --- linear algebra (lapack.py emits the kernels) -----------------------------------------------------------------------------------
+
+
+def _plan_linalg(p: Planner, step: Step) -> None:
+    """A Lapack kernel over the stack (batch axes broadcast); nothing for an empty result."""
+    a = p.layouts[step.args[0]]
+    n = a.shape[-1]
+    dest = p.dest(step)
+    batch = dest.shape[:-1] if step.op == "slogdet" else dest.shape[:-2]
+    if step.op == "slogdet" and n == 0:  # the empty product: sign 1, log|det| 0
+        p.fill(1.0, L.sliced(dest, ((0, 1, 1),)))
+        p.fill(0.0, L.sliced(dest, ((1, 2, 1),)))
+        return
+    if dest.size == 0:
+        return
+    rhs = p.layouts[step.args[1]] if step.op == "solve" else None
+    rhs = None if rhs is None else L.broadcast(rhs, batch + rhs.shape[-2:])
+    columns = n if step.op == "inv" else (0 if rhs is None else rhs.shape[-1])
+    work = p.fresh((n * columns,), FLOAT64) if columns else None
+    shared = _shared_factors(p, step)
+    if shared is None:
+        stack: Layout | None = L.broadcast(a, (*batch, n, n))
+        factors = L.broadcast(p.fresh((n * n,), FLOAT64), (*batch, n * n))
+        pivots = L.broadcast(p.fresh((n + 1,), INT64), (*batch, n + 1))
+    else:
+        stack = None
+        factors, pivots = (L.broadcast(f, (*batch, f.shape[-1])) for f in shared)
+    flags = {key: bool(step.params.get(key, False)) for key in ("transposed", "upper")}
+    site = _site(p, step)
+    p.kernels.append(Lapack(step.op, stack, rhs, dest, factors, pivots, work, **flags, site=site))
+
+
+def _site(p: Planner, step: Step) -> int:
+    """The error site of a singular (not positive-definite) matrix; 0 for slogdet, which cannot fail."""
+    if step.op not in LINALG_MESSAGES:
+        return 0
+    message = f"{LINALG_MESSAGES[step.op]} in {step.op}{step.where}"
+    return p.site("LinAlgError", message.replace("{", "{{").replace("}", "}}"))
+
+
+def _shared_factors(p: Planner, step: Step) -> tuple[Layout, Layout] | None:
+    """(factors, pivots) of the step's matrix when several top-level steps factor it; the first plans them."""
+    name = step.args[0]
+    if step.op not in LU_USERS or p.depth > 0:
+        return None
+    if sum(1 for s in p.program.steps if s.op in LU_USERS and s.args[0] == name) < 2:
+        return None
+    if name not in p.factors:
+        a = p.layouts[name]
+        n = a.shape[-1]
+        factors = p.fresh((*a.shape[:-2], n * n), FLOAT64)
+        pivots = p.fresh((*a.shape[:-2], n + 1), INT64)
+        p.kernels.append(Lapack("lu", a, None, factors, factors, pivots, None))
+        p.factors[name] = (factors, pivots)
+    return p.factors[name]
+
+
+def _plan_iota(p: Planner, step: Step) -> None:
+    """Each element's flat C-order index, computed in the loop (the `index` instruction)."""
+    p.add_map(step.type.shape, [], [Instr("index", (), step.type.dtype)], p.dest(step))
+
+
+def _plan_sort(p: Planner, step: Step) -> None:
+    """A contiguous copy sorted in place, row by row."""
+    dest = p.dest(step)
+    p.copy(p.layouts[step.args[0]], dest)
+    if dest.size:
+        p.kernels.append(Sort(dest))
+
+
+def _plan_window(p: Planner, step: Step) -> None:
+    (plan_im2col if step.op == "im2col" else plan_col2im)(p, step)
+
+
 PLANNERS: dict[str, Rule] = {
     **{name: _plan_elementwise for name in sorted(ELEMENTWISE)},
     "fused": _plan_fused,
@@ -273,9 +411,21 @@ PLANNERS: dict[str, Rule] = {
     "scatter_add": _plan_scatter,
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
+    "diag": _plan_diag,
+    "index_add": _plan_index_add,
     "matmul": _plan_matmul,
+    "im2col": _plan_window,
+    "col2im": _plan_window,
+    "solve": _plan_linalg,
+    "inv": _plan_linalg,
+    "slogdet": _plan_linalg,
+    "cholesky": _plan_linalg,
     "scan": plan_loop,
     "fixed_point": plan_loop,
+    "cond": plan_loop,
+    "while_loop": plan_loop,
+    "iota": _plan_iota,
+    "sort": _plan_sort,
 }
 
 

@@ -6,7 +6,9 @@ Program's buffer plan: a step that may reuse a dead buffer writes into that buff
 workspace slot; a step computing an output writes straight into the fresh output array.
 How each op is planned is a rule of a table the Planner is given (plan.PLANNERS); a loop
 body is planned by a nested Planner with the same table. `Planner.run` ends with merge.py,
-which joins consecutive kernels over one iteration space, and returns the Plan.
+which joins consecutive kernels over one iteration space, and returns the Plan, which
+records the step(s) each of its kernels came from (`Plan.sources`: what explore maps code
+back to the graph with).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import numpy as np
 from graphc.backends import finite
 from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.chunks import split_long
-from graphc.backends.llvm.kernels import LANES, Check, Instr, Kernel, Loop, Map, Reduce, layouts
+from graphc.backends.llvm.kernels import LANES, Check, Instr, Kernel, Map, Reduce, layouts, nested
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
-from graphc.backends.llvm.merge import merge
+from graphc.backends.llvm.merge import merge_runs
 from graphc.schedule import VIEW_OPS, Program, Step
 from graphc.shapes import BOOL, TensorType
 
@@ -61,6 +63,7 @@ class Plan:
     constant_bytes: int
     workspace_bytes: int
     errors: tuple[ErrorSite, ...]  # site k is errors[k - 1]
+    sources: tuple[tuple[str, ...], ...] = ()  # per kernel: the steps it computes (names in the Program)
 
     def key(self) -> str:
         """Everything the native code depends on, as deterministic text (constant values are data)."""
@@ -146,8 +149,10 @@ class Planner:
         self.depth = depth
         self.layouts: dict[str, Layout] = {}
         self.kernels: list[Kernel] = []
+        self.owners: list[str | None] = []  # per kernel: the step that planned it (None: an output's copy)
         self.slots: dict[str, int] = {}
         self.families: dict[object, list[Layout]] = {}
+        self.factors: dict[str, tuple[Layout, Layout]] = {}  # LU factors shared by one matrix's steps (lapack.py)
         self.direct = direct_outputs(program)
         if inputs is None:
             inputs = [
@@ -183,9 +188,12 @@ class Planner:
         """A new error site (see ErrorSite); its number, which the native code returns as status."""
         return self.memory.site(ErrorSite(exception, message, tol, max_iter))
 
-    def nested(self, program: Program, inputs: Sequence[Layout], outputs: Sequence[Layout]) -> Planner:
-        """The planner of a loop body: this program's memory, one loop deeper."""
-        return Planner(program, self.rules, self.memory, inputs, outputs, self.depth + 1, self.check_finite)
+    def nested(
+        self, program: Program, inputs: Sequence[Layout], outputs: Sequence[Layout], deeper: bool = True
+    ) -> Planner:
+        """The planner of a body: this program's memory; one loop deeper unless `deeper` is False (a cond's branch)."""
+        depth = self.depth + 1 if deeper else self.depth
+        return Planner(program, self.rules, self.memory, inputs, outputs, depth, self.check_finite)
 
     # --- kernels --------------------------------------------------------------------------------
 
@@ -280,14 +288,21 @@ class Planner:
                 self.kernels.append(
                     Check(self.layouts[step.name], self.site("FloatingPointError", finite.message(step)))
                 )
+            self._own(step.name)
         for k, name in enumerate(program.outputs):
             if self.direct.get(name) != k:
                 self.copy(self.layouts[name], self.outputs[k])
+        self._own(None)
         return self.kernels
+
+    def _own(self, name: str | None) -> None:
+        """Record `name` as the owner of the kernels appended since the last call."""
+        self.owners += [name] * (len(self.kernels) - len(self.owners))
 
     def run(self) -> Plan:
         """The plan; no constant blob when every constant read was folded into the code."""
-        kernels = merge(self.walk())
+        runs = merge_runs(self.walk())
+        kernels = [kernel for kernel, _ in runs]
         memory = self.memory
         blob = _reads_constants(kernels)
         return Plan(
@@ -298,13 +313,18 @@ class Planner:
             constant_bytes=memory.constant_bytes if blob else 0,
             workspace_bytes=memory.workspace if memory.workspace > ALIGN or memory.errors else 0,
             errors=tuple(memory.errors),
+            sources=tuple(self._sources(positions) for _, positions in runs),
         )
+
+    def _sources(self, positions: range) -> tuple[str, ...]:
+        """The steps that planned the kernels at `positions`, each once, in order."""
+        return tuple(dict.fromkeys(name for name in (self.owners[k] for k in positions) if name is not None))
 
 
 def _reads_constants(kernels: Sequence[Kernel]) -> bool:
     """Whether a kernel (loop bodies included) reads the constant blob through an address."""
     for kernel in kernels:
-        if isinstance(kernel, Loop) and _reads_constants(kernel.body):
+        if _reads_constants(nested(kernel)):
             return True
         if any(layout.buffer.place == L.CONST for layout in layouts(kernel)):
             return True

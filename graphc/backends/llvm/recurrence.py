@@ -1,4 +1,4 @@
-"""Planning rules for the loop primitives `scan` and `fixed_point`: one Loop kernel per loop family.
+"""Planning rules for `scan`, `fixed_point`, `while_loop` (one Loop kernel per family) and `cond` (a Branch).
 
 Imports graphc.ops.loops, graphc.schedule and the backend's kernels and layout (the
 Planner only for types; plan.py lists plan_loop among its rules). A loop's siblings (one step per
@@ -8,7 +8,9 @@ Planner whose inputs are the current carries, x[t] (a layout that moves with t) 
 closures, and whose outputs are the next carries and y[t]. Carries are double-buffered:
 the body writes the next ones, a copy at the end of each iteration makes them current.
 Every buffer of a loop is fresh (never reused by the enclosing buffer plan), so results
-can be read in place by later steps.
+can be read in place by later steps. A cond plans both branch Programs into the same
+fresh result buffers, as the two sides of one Branch kernel; a while_loop's condition
+Program runs before each iteration and leaves a bool.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from graphc.backends.llvm.kernels import Instr, Loop
+import numpy as np
+
+from graphc.backends.llvm.kernels import Branch, Instr, Loop
 from graphc.backends.llvm.layout import Layout
 from graphc.ops.loops import saved_count, scan_counts
 from graphc.schedule import Program, Step, loop_family
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from graphc.backends.llvm.planner import Planner
+
+BOOL = np.dtype("bool")
 
 
 def plan_loop(p: Planner, step: Step) -> None:
@@ -30,8 +38,7 @@ def plan_loop(p: Planner, step: Step) -> None:
     key = loop_family(step)
     if key not in p.families:
         args = [p.layouts[a] for a in step.args]
-        plan = _plan_scan if step.op == "scan" else _plan_fixed_point
-        p.families[key] = plan(p, step, args)
+        p.families[key] = _PLANS[step.op](p, step, args)
     result = p.families[key][step.int_attr("output")]
     if step.name in p.direct:
         p.copy(result, p.dest(step))
@@ -114,6 +121,48 @@ def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout
     )
     p.kernels.append(loop)
     return current
+
+
+def _plan_cond(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
+    """A Branch: each branch Program planned into the same fresh result buffers; only one side runs."""
+    true_body, false_body = step.nested("true_body"), step.nested("false_body")
+    results = [p.fresh(t.shape, t.dtype) for t in true_body.output_types]
+    sides = [tuple(p.nested(body, args[1:], results, deeper=False).walk()) for body in (true_body, false_body)]
+    p.kernels.append(Branch(args[0], sides[0], sides[1]))
+    return results
+
+
+def _plan_while(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
+    """A while Loop: the condition's kernels leave a bool, the body writes the next carries (double-buffered)."""
+    cond_body, body = step.nested("cond_body"), _body(step)
+    nc = step.int_attr("n_carry")
+    depth = p.depth + 1
+    types = body.input_types[:nc]
+    current = [p.fresh(t.shape, t.dtype) for t in types]
+    following = [p.fresh(t.shape, t.dtype) for t in types]
+    for init, carry in zip(args[:nc], current, strict=True):
+        p.copy(init, carry)
+    predicate = p.fresh((), BOOL)
+    test = p.nested(cond_body, [*current, *args[nc:]], [predicate])
+    inner = p.nested(body, [*current, *args[nc:]], following)
+    inner.walk()
+    for new, carry in zip(following, current, strict=True):
+        inner.copy(new, carry)
+    max_iter = step.attr("max_iter")
+    count = -1 if max_iter is None else int(max_iter)  # type: ignore[call-overload]
+    guards = (1,) * len(inner.kernels)
+    condition = tuple(test.walk())
+    loop = Loop("while_loop", count, False, depth, tuple(inner.kernels), guards, condition=condition, predicate=predicate)
+    p.kernels.append(loop)
+    return current
+
+
+_PLANS: dict[str, Callable[[Planner, Step, list[Layout]], list[Layout]]] = {
+    "scan": _plan_scan,
+    "fixed_point": _plan_fixed_point,
+    "cond": _plan_cond,
+    "while_loop": _plan_while,
+}
 
 
 __all__ = ["at_step", "plan_loop"]
