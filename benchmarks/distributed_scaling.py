@@ -25,9 +25,9 @@ from collections.abc import Callable
 import numpy as np
 
 import graphc as gc
+from graphc import distributed as gd
 from graphc.bench import checks, harness
 from graphc.bench.w1_mlp import graphc_build, make_inputs, numpy_forward_backward
-from graphc import distributed as gd
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 D, HIDDEN, CLASSES = 64, 128, 10

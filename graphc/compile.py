@@ -10,9 +10,9 @@ only binds keyword arguments and reports a wrong number of arguments.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -70,7 +70,8 @@ class CompiledFunction:
         self._entry: Rendered = built.function
         self.sparse = sparse or {}
         if self.sparse:
-            self._entry = _with_csr(built.function, self.sparse, single)
+            # a sparse output comes back as a scipy.sparse.csr_array where Results says ndarray
+            self._entry = cast(Rendered, _with_csr(built.function, self.sparse, single))
         self._arity = len(inputs)
         self._positions = _keyword_positions(program)
 
@@ -162,7 +163,7 @@ def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], Any]:
     The maker is checked against the constructor once; if scipy's internals ever differ,
     every call uses the constructor.
     """
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     def construct(values: np.ndarray) -> Any:
         return csr_array((values, tensor.indices, tensor.indptr), shape=tensor.shape)

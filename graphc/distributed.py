@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from graphc.compile import CompiledFunction
 from graphc.compile import compile as compile_graph
@@ -102,17 +103,19 @@ def compiled(payload: Payload) -> CompiledFunction:
     return fn
 
 
-def apply_chunk(payload: Payload, weight: int | None, *args: object) -> list[np.ndarray]:
+def apply_chunk(payload: Payload, weight: int | None, *args: npt.ArrayLike) -> list[np.ndarray]:
     """The function's outputs on one chunk, each times `weight` (its rows) when given."""
     fn = compiled(payload)
     result = fn(*args)
-    outputs = [np.asarray(o) for o in ([result] if fn.single else result)]  # type: ignore[attr-defined]
+    outputs = [np.asarray(o) for o in ([result] if fn.single else result)]
     if weight is None:
         return outputs
     return [np.asarray(np.multiply(o, weight)) for o in outputs]
 
 
-def apply_chunks(payload: Payload, weight: int | None, n_shared: int, width: int, *args: object) -> list[np.ndarray]:
+def apply_chunks(
+    payload: Payload, weight: int | None, n_shared: int, width: int, *args: npt.ArrayLike
+) -> list[np.ndarray]:
     """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments)."""
     shared, blocks = args[:n_shared], args[n_shared:]
     parts = [apply_chunk(payload, weight, *shared, *blocks[i : i + width]) for i in range(0, len(blocks), width)]
@@ -277,7 +280,7 @@ def _blocks(client: Client, arrays: list[dask.array.Array]) -> list[list[Future]
         n = len(delayed[0])
         for i, k in enumerate(lazy):
             columns[k] = futures[i * n : (i + 1) * n]
-    return [list(row) for row in zip(*columns, strict=True)]  # type: ignore[arg-type]
+    return [list(row) for row in zip(*columns, strict=True)]
 
 
 def _owners(client: Client, blocks: list[list[Future]]) -> list[str | None]:
@@ -310,7 +313,7 @@ def _shared(client: Client, broadcast: list[np.ndarray]) -> list[np.ndarray] | l
     if sum(b.nbytes for b in broadcast) < SCATTER_BYTES:
         return broadcast
     # hash=False: a new key per call; equal data under one key races with the release of the last call's
-    return client.scatter(broadcast, broadcast=True, hash=False)  # type: ignore[no-any-return]
+    return client.scatter(broadcast, broadcast=True, hash=False)
 
 
 def _tree(client: Client, parts: list[Future]) -> Future:

@@ -26,7 +26,7 @@ from graphc import functions as fn
 from graphc.errors import GraphError, ShapeError
 from graphc.ops import linalg as la
 from graphc.shapes import normalize_axis
-from graphc.tensor import NUMPY_FUNCTIONS, Tensor, building, const, promote, reshape, to_float
+from graphc.tensor import NUMPY_FUNCTIONS, Tensor, TensorLike, building, const, promote, reshape, to_float
 
 Order = float | str | None
 
@@ -46,7 +46,7 @@ def _matrices(t: Tensor) -> None:
         raise ShapeError(f"the last 2 dimensions must be square, got {t.shape}")
 
 
-def solve(a: object, b: object) -> Tensor:
+def solve(a: TensorLike, b: TensorLike) -> Tensor:
     """The solution x of a @ x = b, as numpy.linalg.solve.
 
     `a` is (..., M, M); `b` is (M,) (one vector, for every matrix of the stack) or
@@ -67,7 +67,7 @@ def solve(a: object, b: object) -> Tensor:
         return reshape(out, out.shape[:-1]) if vector else out
 
 
-def inv(a: object) -> Tensor:
+def inv(a: TensorLike) -> Tensor:
     """The inverse of each matrix of a stack (..., M, M), as numpy.linalg.inv; LinAlgError if one is singular."""
     with building("inv", a):
         t = to_float(a)
@@ -75,7 +75,7 @@ def inv(a: object) -> Tensor:
         return Tensor(la.inv(t.node))
 
 
-def slogdet(a: object) -> SlogdetResult:
+def slogdet(a: TensorLike) -> SlogdetResult:
     """(sign, logabsdet) of each matrix of a stack, as numpy.linalg.slogdet: det = sign * exp(logabsdet).
 
     A singular matrix gives (0, -inf). Only `logabsdet` has a derivative, A⁻ᵀ, which
@@ -88,7 +88,7 @@ def slogdet(a: object) -> SlogdetResult:
         return SlogdetResult(both[..., 0], both[..., 1])
 
 
-def det(a: object) -> Tensor:
+def det(a: TensorLike) -> Tensor:
     """The determinant of each matrix of a stack, as numpy.linalg.det: sign * exp(logabsdet), as NumPy computes it.
 
     Its derivative is det(A)·A⁻ᵀ, which raises LinAlgError at call time for a singular matrix.
@@ -99,7 +99,7 @@ def det(a: object) -> Tensor:
         return sign * fn.exp(logabsdet)
 
 
-def cholesky(a: object, /, *, upper: bool = False) -> Tensor:
+def cholesky(a: TensorLike, /, *, upper: bool = False) -> Tensor:
     """The Cholesky factor of each symmetric positive-definite matrix of a stack, as numpy.linalg.cholesky.
 
     Lower-triangular L with a = L @ L.T, from a's lower triangle only (upper=True: the
@@ -177,7 +177,7 @@ def _matrix_norm(t: Tensor, ord: Order, axes: tuple[int, int], keepdims: bool) -
         raise GraphError(f"invalid norm order {ord!r} for matrices")
     summed, across = (row, col) if ord in (1, -1) else (col, row)
     sums = fn.sum(fn.abs(t), axis=summed, keepdims=True)
-    out = _extreme(sums, across, True, largest=ord > 0)  # type: ignore[operator]
+    out = _extreme(sums, across, True, largest=ord > 0)
     if keepdims:
         return out
     return reshape(out, tuple(n for i, n in enumerate(t.shape) if i not in axes))
@@ -193,7 +193,7 @@ def _norm_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     return axes
 
 
-def norm(x: object, ord: Order = None, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+def norm(x: TensorLike, ord: Order = None, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """A vector or matrix norm, as numpy.linalg.norm.
 
     `axis` None: the 2-norm of all elements when `ord` is None, else the vector norm of a

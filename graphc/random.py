@@ -34,7 +34,7 @@ from graphc import functions as fn
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import random as rops
 from graphc.shapes import FLOAT32, FLOAT64, INT64, as_dtype, as_shape, is_float
-from graphc.tensor import Tensor, as_tensor, building, const
+from graphc.tensor import DTypeLike, Tensor, TensorLike, as_tensor, building, const
 
 MASK = 0xFFFFFFFF
 PARITY = 0x1BD11BDA  # the key schedule's constant (Threefry)
@@ -55,7 +55,7 @@ def _rotl(x: Tensor, r: int) -> Tensor:
     return fn.bitwise_or(fn.bitwise_and(fn.left_shift(x, r), MASK), fn.right_shift(x, 32 - r))
 
 
-def threefry_2x32(key: object, x0: object, x1: object) -> tuple[Tensor, Tensor]:
+def threefry_2x32(key: TensorLike, x0: TensorLike, x1: TensorLike) -> tuple[Tensor, Tensor]:
     """Threefry-2x32 with 20 rounds of the counter words (x0, x1) under `key`: two int64 Tensors of 32-bit words.
 
     x0 and x1 broadcast against each other; each holds 32-bit words in [0, 2**32).
@@ -75,7 +75,7 @@ def threefry_2x32(key: object, x0: object, x1: object) -> tuple[Tensor, Tensor]:
         return y0, y1
 
 
-def _key(key: object, what: str) -> Tensor:
+def _key(key: TensorLike, what: str) -> Tensor:
     """`key` as an int64 Tensor of shape (2,), or DTypeError/ShapeError naming `what`."""
     with building(what, key):
         t = key if isinstance(key, Tensor) else as_tensor(np.asarray(key))
@@ -86,7 +86,7 @@ def _key(key: object, what: str) -> Tensor:
         return t
 
 
-def key(seed: object) -> Tensor:
+def key(seed: TensorLike) -> Tensor:
     """The key of an integer seed: [seed >> 32, seed & 0xFFFFFFFF] of its 64 bits (JAX's PRNGKey).
 
     `seed` is a Python int in [-2**63, 2**64) or an int64 scalar Tensor (a seed fed at call
@@ -114,7 +114,7 @@ def _counters(shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
     return fn.right_shift(index, 32), fn.bitwise_and(index, MASK)
 
 
-def _words(key: object, shape: Sequence[int] | int, what: str) -> tuple[Tensor, Tensor]:
+def _words(key: TensorLike, shape: Sequence[int] | int, what: str) -> tuple[Tensor, Tensor]:
     """The two 32-bit words of each element of `shape` under `key`."""
     k = _key(key, what)
     with building(what, key, shape):
@@ -122,13 +122,13 @@ def _words(key: object, shape: Sequence[int] | int, what: str) -> tuple[Tensor, 
         return threefry_2x32(k, x0, x1)
 
 
-def bits(key: object, shape: Sequence[int] | int = ()) -> Tensor:
+def bits(key: TensorLike, shape: Sequence[int] | int = ()) -> Tensor:
     """32 random bits per element, int64 in [0, 2**32): the xor of the two words (jax.random.bits)."""
     w0, w1 = _words(key, shape, "bits")
     return fn.bitwise_xor(w0, w1)
 
 
-def split(key: object, num: int = 2) -> Tensor:
+def split(key: TensorLike, num: int = 2) -> Tensor:
     """`num` new keys, int64 of shape (num, 2): key i is Threefry of the counter (0, i) (jax.random.split)."""
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
         raise ValueError(f"num must be an int >= 0, got {num!r}")
@@ -136,7 +136,7 @@ def split(key: object, num: int = 2) -> Tensor:
     return fn.stack([w0, w1], axis=-1)
 
 
-def _unit(key: object, shape: Sequence[int] | int, dtype: np.dtype, what: str) -> Tensor:
+def _unit(key: TensorLike, shape: Sequence[int] | int, dtype: np.dtype, what: str) -> Tensor:
     """Uniform in [0, 1): 53 bits for float64, 24 for float32, exactly."""
     w0, w1 = _words(key, shape, what)
     if dtype == FLOAT32:
@@ -154,8 +154,8 @@ def _float_dtype(dtype: object, what: str) -> np.dtype:
 
 
 def uniform(
-    key: object, shape: Sequence[int] | int = (), dtype: object = "float64", minval: object = 0.0,
-    maxval: object = 1.0,
+    key: TensorLike, shape: Sequence[int] | int = (), dtype: DTypeLike = "float64", minval: TensorLike = 0.0,
+    maxval: TensorLike = 1.0,
 ) -> Tensor:  # fmt: skip
     """Uniform values in [minval, maxval) (jax.random.uniform); minval and maxval broadcast to `shape`."""
     d = _float_dtype(dtype, "uniform")
@@ -167,7 +167,7 @@ def uniform(
         return fn.maximum(low, u * (high - low) + low)
 
 
-def normal(key: object, shape: Sequence[int] | int = (), dtype: object = "float64") -> Tensor:
+def normal(key: TensorLike, shape: Sequence[int] | int = (), dtype: DTypeLike = "float64") -> Tensor:
     """Standard normal values by Box-Muller (jax.random.normal's distribution, not its values)."""
     d = _float_dtype(dtype, "normal")
     keys = split(key, 2)
@@ -178,7 +178,7 @@ def normal(key: object, shape: Sequence[int] | int = (), dtype: object = "float6
         return radius * fn.cos(u2 * (2 * np.pi))
 
 
-def bernoulli(key: object, p: object = 0.5, shape: Sequence[int] | int | None = None) -> Tensor:
+def bernoulli(key: TensorLike, p: TensorLike = 0.5, shape: Sequence[int] | int | None = None) -> Tensor:
     """True with probability p (p broadcasts to `shape`, by default its own shape): uniform < p."""
     with building("bernoulli", key, p, shape):
         prob = as_tensor(p)
@@ -188,7 +188,7 @@ def bernoulli(key: object, p: object = 0.5, shape: Sequence[int] | int | None = 
         return _unit(key, target, prob.dtype, "bernoulli") < prob
 
 
-def permutation(key: object, x: object) -> Tensor:
+def permutation(key: TensorLike, x: TensorLike) -> Tensor:
     """A random permutation of range(x) for an int x, else of x's first axis (jax.random.permutation).
 
     Each index gets a random 63-bit sort key whose low bits are the index itself, so keys
@@ -205,7 +205,7 @@ def permutation(key: object, x: object) -> Tensor:
         return fn.take(t, _permutation(key, t.shape[0]), axis=0)
 
 
-def _permutation(key: object, n: int) -> Tensor:
+def _permutation(key: TensorLike, n: int) -> Tensor:
     w0, w1 = _words(key, (n,), "permutation")
     low = max(1, (n - 1).bit_length())
     random = fn.bitwise_or(fn.left_shift(w0, 31), fn.right_shift(w1, 1))  # 63 random bits, >= 0

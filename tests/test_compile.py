@@ -306,7 +306,7 @@ def test_call_overhead_is_small() -> None:
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
 def test_a_var_name_never_becomes_generated_code(backend: str) -> None:
     """Names are the user's text: a newline in one must not end a comment of the generated source."""
-    name = 'x\n    import graphc; graphc.INJECTED = True\n#\r\x0c\u2028'
+    name = "x\n    import graphc; graphc.INJECTED = True\n#\r\x0c\u2028"
     x = gc.var(name, (3,))
     fn = gc.compile([x], x * 2, backend=backend)
     np.testing.assert_array_equal(fn(np.ones(3)), [2.0, 2.0, 2.0])

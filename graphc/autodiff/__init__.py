@@ -14,8 +14,8 @@ from typing import Any, overload
 
 import numpy as np
 
+from graphc.autodiff.batched import jacobian_graphs
 from graphc.autodiff.canonical import canonicalize
-from graphc.autodiff.jacobian import jacobian_graphs  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.sparse import SparseTensor, sparse_hessian_graph, sparse_jacobian_graph
 from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
@@ -174,9 +174,19 @@ def _seed(value: TensorLike, like: Tensor, who: str, what: str) -> Tensor:
         return t
 
 
-def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, Any]:
+@overload
+def value_and_grad(f: Tensor, wrt: Tensor, *, disconnected: str = "zero") -> tuple[Tensor, Tensor]: ...
+@overload
+def value_and_grad(f: Tensor, wrt: list[Tensor], *, disconnected: str = "zero") -> tuple[Tensor, list[Tensor]]: ...
+@overload
+def value_and_grad(
+    f: Tensor, wrt: tuple[Tensor, ...], *, disconnected: str = "zero"
+) -> tuple[Tensor, tuple[Tensor, ...]]: ...
+
+
+def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, Tensor | Sequence[Tensor]]:
     """(f, the gradient of f with respect to wrt), the gradient in the form of `wrt` (one Tensor or a list)."""
-    return f, grad(f, wrt, disconnected=disconnected)
+    return f, grad(f, wrt, disconnected=disconnected)  # type: ignore[arg-type]  # the overloads of grad, as one
 
 
 @overload

@@ -48,7 +48,7 @@ STAR_WORK = 3_000_000
 
 def intersection_graph(p: Pattern) -> Pattern:
     """The column intersection graph of a pattern: columns adjacent when they share a row (no self loops)."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     a = csr_array(p.T.astype(bool) @ p.astype(bool))
     a.setdiag(False)
@@ -134,7 +134,7 @@ def _networkx_attempts(p: Pattern) -> list[Callable[[], np.ndarray]]:
     graph: list[object] = []  # built once, by the first attempt that runs
 
     def attempt(strategy: str) -> np.ndarray:
-        import networkx as nx  # type: ignore[import-untyped]
+        import networkx as nx
 
         if not graph:
             adjacency = intersection_graph(p)
@@ -181,7 +181,7 @@ def star_coloring(p: Pattern) -> np.ndarray | None:
 
 def _smallest_last(neighbors: list[list[int]]) -> np.ndarray:
     """networkx's smallest-last order (vertices of least degree removed last-first)."""
-    import networkx as nx  # type: ignore[import-untyped]
+    import networkx as nx
 
     graph = nx.Graph()
     graph.add_nodes_from(range(len(neighbors)))

@@ -135,7 +135,7 @@ def _placed(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered
     total = Gathered(np.zeros(len(where), node.dtype))
     if node.op is sh.unslice:
         source = np.full(node.shape, -1, dtype=np.int64)
-        source[sh.as_slices(node.attr("index"))] = positions(node.inputs[0].shape)  # type: ignore[arg-type, index]
+        source[sh.as_slices(node.attr("index"))] = positions(node.inputs[0].shape)  # type: ignore[arg-type]
         owners = [(node.inputs[0], source.reshape(-1))]
     else:
         owners = _regions(node)

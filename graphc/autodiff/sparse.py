@@ -148,7 +148,7 @@ def sparse_jacobian_graph(f: Node, x: Node, mode: str = "auto") -> SparseTensor:
 def star_positions(p: Pattern, colors: np.ndarray) -> np.ndarray:
     """For each entry (i, j) of a symmetric pattern, its position in B = H @ S (shape (colors, n)): (color(j), i)
     when j is the only neighbor of i with its color, else (color(i), j) (the star coloring's guarantee)."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     n = p.shape[0]
     rows = np.repeat(np.arange(n), np.diff(p.indptr))

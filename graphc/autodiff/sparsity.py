@@ -47,7 +47,7 @@ def patterns(outputs: Sequence[Node], x: Node) -> list[Pattern | None]:
 
 def canonical(p: Pattern) -> Pattern:
     """The pattern as a csr_array of bools with sorted indices and no stored False or duplicate entries."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     result = csr_array(p, dtype=bool)
     result.sum_duplicates()

@@ -1,4 +1,4 @@
-"""graphc's benchmark suite, which `graphc bench` runs: the workloads W1-W10, BA, HT (and LA, a linear solve) of BENCHMARKS.md, verified, then timed.
+"""graphc's benchmark suite, which `graphc bench` runs: the workloads W1-W10, BA, HT and LA, verified, then timed.
 
 Imports the public API and, lazily, scipy (the references) and the peers (JAX, PyTorch,
 PyTensor through peers.py; matplotlib for plots): the `bench` extra installs them. It is

@@ -251,4 +251,3 @@ def cases(options: harness.Options) -> list[Case]:
         Case("BA", f"objective, {label}", (objective,), objective_impls, rtol=1e-12),
         Case("BA", f"Jacobian, {label}", (expected,), jacobian_impls, rtol=1e-10),
     ]
-

@@ -111,7 +111,7 @@ def is_sparse(value: object) -> bool:
 
 def as_sparse(value: object) -> Any:
     """A sparse result as a scipy CSR matrix: scipy's own, CasADi's DM (through .sparse()), or a dense array."""
-    import scipy.sparse  # type: ignore[import-untyped]
+    import scipy.sparse
 
     if is_sparse(value):
         return value.tocsr()  # type: ignore[attr-defined]

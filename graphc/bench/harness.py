@@ -189,7 +189,10 @@ def graphc_impl(
     note: str = "",
     system: str | None = None,
 ) -> Impl:
-    """graphc with one backend: setup = build + differentiate + optimize + compile (into options.cache_dir; `system`: another row name)."""
+    """graphc with one backend: setup = build + differentiate + optimize + compile (into options.cache_dir).
+
+    `system` names the row when it is not the backend's usual one (a second graphc row of a case).
+    """
     setup = functools.partial(_graphc_setup, build, inputs, backend, options.cache_dir)
     if backend == "numpy":
         return Impl(system or GRAPHC_NUMPY, setup, note=note)

@@ -112,7 +112,8 @@ class Forward:
 
     def __getitem__(self, index: Any) -> Forward:
         index = index if isinstance(index, tuple) else (index,)
-        return Forward(self.v[index], self.d[(*index, slice(None))])
+        tangents = (*index, slice(None))  # the derivative axis is last (a name: mypy reads 3.10 subscripts)
+        return Forward(self.v[index], self.d[tangents])
 
     @staticmethod
     def sin(x: Forward) -> Forward:
@@ -301,7 +302,12 @@ def cases(options: harness.Options) -> list[Case]:
     if options.scale != "tiny":  # the test run (tiny) keeps one llvm compile of the Jacobian
         jacobian_impls.append(
             harness.graphc_impl(
-                options, "llvm", graphc_jacobian(m, sparse=True), [theta], "gc.sparse_jacobian, CSR out", "graphc llvm sparse"
+                options,
+                "llvm",
+                graphc_jacobian(m, sparse=True),
+                [theta],
+                "gc.sparse_jacobian, CSR out",
+                "graphc llvm sparse",
             )
         )
     return [
@@ -312,4 +318,3 @@ def cases(options: harness.Options) -> list[Case]:
 
 def graphc_objective_build(m: Model) -> Callable[[], GraphcBuild]:
     return lambda: graphc_objective(m)
-

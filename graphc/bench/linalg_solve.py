@@ -80,4 +80,3 @@ def cases(options: harness.Options) -> list[Case]:
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [a, b], [True, True]), requires="torch"),
     ]
     return [Case("LA", f"solve + gradient n={n}", expected, impls)]
-

@@ -14,7 +14,6 @@ Run alone: `graphc bench --only W10 [--quick]`.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 import graphc as gc
@@ -178,4 +177,3 @@ def cases(options: harness.Options) -> list[Case]:
     batch, first, second = sizes
     label = f"CNN batch {batch}, conv 1->{first}->{second} 3x3, pool 2x2, dense {4 * second}->{CLASSES}"
     return [Case("W10", label, tuple(expected), impls)]
-

@@ -199,7 +199,9 @@ def cases(options: harness.Options) -> list[Case]:
             note=f"3-point differences, rtol {FD_RTOL:g}",
         ),
         *harness.graphc_impls(options, lambda: graphc_build(n), [u], note=NOTE),
-        harness.graphc_impl(options, "llvm", lambda: graphc_dense_build(n), [u], "gc.jacobian, dense", "graphc llvm dense"),
+        harness.graphc_impl(
+            options, "llvm", lambda: graphc_dense_build(n), [u], "gc.jacobian, dense", "graphc llvm dense"
+        ),
         Impl(peers.CASADI, casadi_setup(n, u), note="SX jacobian, DM result", requires="casadi"),
         Impl(peers.JAX, peers.jax_setup(jax_fn, [u]), note="jit(jacfwd), dense", requires="jax"),
         Impl(peers.TORCH, peers.torch_setup(torch_fn, [u]), note="torch.func.jacfwd, dense", requires="torch"),
@@ -207,4 +209,3 @@ def cases(options: harness.Options) -> list[Case]:
     ]
     # rtol: one rounding of a diagonal entry (~8e6, ulp 2e-9) is 1e-9 of the view's max (~1.6)
     return [Case("W5", f"Bratu n={n}", (expected,), impls, rtol=1e-7, view=view)]
-

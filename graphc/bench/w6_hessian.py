@@ -176,4 +176,3 @@ def cases(options: harness.Options) -> list[Case]:
         Case("W6", f"Rosenbrock Hessian N={n}", (expected,), impls),
         Case("W6", f"Rosenbrock Hessian N={n}, sparse", (sparse_expected,), sparse_impls),
     ]
-

@@ -145,4 +145,3 @@ def cases(options: harness.Options) -> list[Case]:
     result = Case("W9", f"2-D Bratu {n}x{n}", (expected,), impls, rtol=1e-9, view=view)
     result.notes.append("W9: dense Jacobians (JAX, PyTorch, PyTensor) would need 65 GB: not run")
     return [result]
-

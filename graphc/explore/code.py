@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-
 from typing import TYPE_CHECKING
 
 from graphc.ir import Node

@@ -21,7 +21,7 @@ import numpy as np
 from graphc.errors import ShapeError, located, user_location
 from graphc.ops import nn as ops_nn
 from graphc.ops.nn import Padding, Pair
-from graphc.tensor import Tensor, as_tensor, building, matmul, promote, reshape, to_float, transpose
+from graphc.tensor import Tensor, TensorLike, as_tensor, building, matmul, promote, reshape, to_float, transpose
 
 IntOrPair = int | Sequence[int]
 
@@ -67,7 +67,7 @@ def batched(x: Tensor) -> tuple[Tensor, bool]:
 
 def windows(x: Tensor, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair, fill: float) -> Tensor:
     """im2col of x (N, C, H, W): (C, kh, kw, N, Ho, Wo); a window that does not fit is the caller's ShapeError."""
-    ops_nn.out_size(x.shape[-2:], kernel, stride, padding, dilation)  # type: ignore[arg-type]
+    ops_nn.out_size(x.shape[-2:], kernel, stride, padding, dilation)
     node = ops_nn.im2col(x.node, kernel=kernel, stride=stride, padding=padding, dilation=dilation, fill=float(fill))
     return Tensor(node)
 
@@ -103,8 +103,8 @@ def _gemm(w: Tensor, cols: Tensor, groups: int) -> Tensor:
 
 
 def conv2d(
-    x: object, w: object, stride: IntOrPair = 1, padding: IntOrPair | str = 0, dilation: IntOrPair = 1,
-    groups: int = 1, *, bias: object = None,
+    x: TensorLike, w: TensorLike, stride: IntOrPair = 1, padding: IntOrPair | str = 0, dilation: IntOrPair = 1,
+    groups: int = 1, *, bias: TensorLike | None = None,
 ) -> Tensor:  # fmt: skip
     """2-D cross-correlation of x (N, C, H, W) or (C, H, W) with w (O, C / groups, kh, kw), as torch's conv2d.
 

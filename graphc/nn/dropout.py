@@ -13,10 +13,10 @@ from graphc import functions as fn
 from graphc import random as gr
 from graphc.errors import DTypeError
 from graphc.shapes import is_float
-from graphc.tensor import Tensor, as_tensor, building
+from graphc.tensor import Tensor, TensorLike, as_tensor, building
 
 
-def dropout(key: object, x: object, rate: float) -> Tensor:
+def dropout(key: TensorLike, x: TensorLike, rate: float) -> Tensor:
     """Zero each element of x with probability `rate`, scale the kept ones by 1 / (1 - rate) (inverted dropout).
 
     The expected value of each element is x's, so nothing changes at evaluation time

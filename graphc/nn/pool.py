@@ -14,7 +14,7 @@ import numpy as np
 from graphc.errors import ShapeError
 from graphc.nn.conv import IntOrPair, batched, pair, windows
 from graphc.ops.nn import Padding, Pair
-from graphc.tensor import Tensor, building, const, reduction, reshape, to_float, transpose
+from graphc.tensor import Tensor, TensorLike, building, const, reduction, reshape, to_float, transpose
 
 
 def _pool_window(
@@ -34,7 +34,7 @@ def _check_half(padding: Padding, span: Pair) -> None:
         raise ShapeError(f"padding {pads} should be at most half of the effective kernel size {span}")
 
 
-def _pooled(x: object, kind: str, window: tuple[Pair, Pair, Padding, Pair], fill: float) -> Tensor:
+def _pooled(x: TensorLike, kind: str, window: tuple[Pair, Pair, Padding, Pair], fill: float) -> Tensor:
     """The max or sum over each window of x (N, C, H, W) or (C, H, W), as (N, C, Ho, Wo) or (C, Ho, Wo)."""
     kernel, strides, padding, dilation = window
     image, unbatched = batched(to_float(x))
@@ -45,7 +45,7 @@ def _pooled(x: object, kind: str, window: tuple[Pair, Pair, Padding, Pair], fill
 
 
 def max_pool2d(
-    x: object, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    x: TensorLike, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     dilation: IntOrPair = 1,
 ) -> Tensor:  # fmt: skip
     """The maximum over each kh x kw window (padding with -inf), as torch.nn.functional.max_pool2d.
@@ -65,7 +65,7 @@ def _in_bounds(n: int, k: int, s: int, pad: int, count: int) -> np.ndarray:
 
 
 def avg_pool2d(
-    x: object, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    x: TensorLike, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     *, count_include_pad: bool = True,
 ) -> Tensor:  # fmt: skip
     """The mean over each kh x kw window (zero padding), as torch.nn.functional.avg_pool2d.

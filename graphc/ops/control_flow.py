@@ -100,7 +100,9 @@ def while_infer(
 # --- reference semantics --------------------------------------------------------------------
 
 
-def run_control(op: str, args: Sequence[np.ndarray], bodies: Mapping[str, RunBody], **attrs: Hashable) -> list[np.ndarray]:
+def run_control(
+    op: str, args: Sequence[np.ndarray], bodies: Mapping[str, RunBody], **attrs: Hashable
+) -> list[np.ndarray]:
     """Every result of one cond or while_loop (indexed by `output`), `bodies` its bodies by attribute name."""
     attrs.pop("output", None)
     if op == "cond":
@@ -131,4 +133,13 @@ def run_while(
     return [np.array(c, copy=True) for c in carries]
 
 
-__all__ = ["CONTROL_OPS", "RunBody", "cond_infer", "run_cond", "run_control", "run_while", "same_results", "while_infer"]
+__all__ = [
+    "CONTROL_OPS",
+    "RunBody",
+    "cond_infer",
+    "run_cond",
+    "run_control",
+    "run_while",
+    "same_results",
+    "while_infer",
+]

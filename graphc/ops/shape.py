@@ -138,7 +138,7 @@ def _unslice_eval(x: np.ndarray, *, index: Index, shape: tuple[int, ...]) -> np.
 
 def _slice_pattern(patterns: sp.Patterns, out: Node, x: Node, *, index: Index) -> sp.Pattern | None:
     """out element k reads the element of x the slice puts there."""
-    return sp.gather(sp.positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])  # type: ignore[index]
+    return sp.gather(sp.positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])
 
 
 def _unslice_pattern(
@@ -146,7 +146,7 @@ def _unslice_pattern(
 ) -> sp.Pattern | None:
     """The slice reads x; every other element is a constant zero."""
     where = np.full(out.shape, -1, dtype=np.int64)
-    where[as_slices(index)] = sp.positions(x.shape)  # type: ignore[index]
+    where[as_slices(index)] = sp.positions(x.shape)
     return sp.gather(where.reshape(-1), patterns[0])
 
 

@@ -37,14 +37,14 @@ Patterns = Sequence["Pattern | None"]
 
 def empty(rows: int, n: int) -> Pattern:
     """No dependence at all: a (rows, n) pattern without entries."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     return csr_array((rows, n), dtype=bool)
 
 
 def identity(n: int) -> Pattern:
     """The pattern of the differentiation variable itself: element k depends on variable k."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     index = np.arange(n, dtype=np.int64)
     return csr_array((np.ones(n, dtype=bool), index, np.arange(n + 1, dtype=np.int64)), shape=(n, n))
@@ -52,7 +52,7 @@ def identity(n: int) -> Pattern:
 
 def connect(pairs: tuple[np.ndarray, np.ndarray], rows: int, p: Pattern) -> Pattern:
     """The pattern of `rows` elements where output element o depends on input element i for each (o, i) of `pairs`."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     out_index, in_index = pairs
     data = np.ones(len(out_index), dtype=bool)
@@ -82,7 +82,7 @@ def union(patterns: Sequence[Pattern | None]) -> Pattern | None:
 
 def dense(patterns: Patterns, out: Node, *inputs: Node, **attrs: object) -> Pattern | None:
     """The conservative rule: every output element depends on everything any input element depends on."""
-    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+    from scipy.sparse import csr_array
 
     present = [p for p in patterns if p is not None]
     if not present:

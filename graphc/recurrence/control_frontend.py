@@ -27,7 +27,7 @@ from graphc.recurrence.frontend import _check_same, _trace_vars, flatten, unflat
 from graphc.recurrence.while_rules import default_checkpoint, split_body
 from graphc.recurrence.while_rules import while_loop as while_op
 from graphc.shapes import BOOL, TensorType
-from graphc.tensor import Tensor, as_tensor, building
+from graphc.tensor import Tensor, TensorLike, as_tensor, building
 
 Tree = Any  # a Tensor, None, or a tuple/list of trees
 
@@ -50,7 +50,7 @@ def close_branches(branches: Sequence[Sequence[Node]], params: Sequence[Node]) -
 def _predicate(value: object, what: str) -> Node:
     """A bool scalar node from a Tensor, a Python bool or a NumPy bool."""
     try:
-        node = as_tensor(value).node
+        node = as_tensor(value).node  # type: ignore[arg-type]  # anything: a TypeError is reworded below
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be a bool scalar Tensor, got {type(value).__name__}") from exc
     if node.type != TensorType((), BOOL):
@@ -86,7 +86,7 @@ def _trace_branches(
     return nodes, params, true_nodes, false_nodes, true_shape
 
 
-def cond(pred: object, true_fn: Callable[..., Tree], false_fn: Callable[..., Tree], *operands: object) -> Tree:
+def cond(pred: TensorLike, true_fn: Callable[..., Tree], false_fn: Callable[..., Tree], *operands: object) -> Tree:
     """true_fn(*operands) if pred else false_fn(*operands); only the taken branch runs.
 
     `pred` is a bool scalar Tensor (or a Python bool). Both functions are traced once, on

@@ -1,13 +1,13 @@
 """Linear algebra in native code: LAPACK from NumPy's bundled OpenBLAS, as numpy.linalg calls it.
 
 Imports llvmlite and the backend's blas, emitters, kernels, layout and loops (codegen.py
-takes its code from here; the planning rule, plan_linalg, is in plan.py). The routines are the ILP64 Fortran ones of the library blas.py found
-(`scipy_dgesv_64_`, ...), resolved at run time like its gemm, and called as numpy.linalg's
-gufuncs call them: each matrix is copied into a float64 column-major scratch matrix
-(float32 is computed in float64 and rounded once, as NumPy does); solve and inv call gesv
-on the right-hand sides (the identity) copied alike; slogdet calls getrf, then takes the
-sign from the pivots and sums log|u_ii| in order; cholesky calls potrf on the lower (upper)
-triangle and zeroes the other one. So a result is NumPy's bit for bit.
+takes its code from here; the planning rule is plan.py's). The routines are the ILP64
+Fortran ones of the library blas.py found (`scipy_dgesv_64_`, ...), resolved at run time
+like its gemm, and called as numpy.linalg's gufuncs call them: each matrix is copied into
+a float64 column-major scratch matrix (float32 is computed in float64 and rounded once, as
+NumPy does); solve and inv call gesv on the right-hand sides (the identity) copied alike;
+slogdet calls getrf, then takes the sign from the pivots and sums log|u_ii| in order;
+cholesky calls potrf on the lower (upper) triangle and zeroes the other one. So a result is NumPy's bit for bit.
 
 Steps that factor the same matrix (a solve and the transposed solve of its gradient, det
 and the inverse of its gradient) share one factorization: the first plans an "lu" kernel
@@ -29,13 +29,11 @@ import numpy as np
 from llvmlite import ir
 
 from graphc.backends.llvm import blas
-from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.emitters import F64, I32, I64, PTR, intrinsic, value_type
 from graphc.backends.llvm.kernels import Lapack
 from graphc.backends.llvm.layout import Layout
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, nest
-from graphc.schedule import Step
-from graphc.shapes import FLOAT64, INT64
+from graphc.shapes import FLOAT64
 
 if TYPE_CHECKING:
     from graphc.backends.llvm.codegen import Body

@@ -317,7 +317,7 @@ LINALG_MESSAGES = {"solve": "Singular matrix", "inv": "Singular matrix", "choles
 LU_USERS = ("solve", "inv", "slogdet")  # steps that may share one LU factorization of their matrix
 
 
-# --- linear algebra (lapack.py emits the kernels) -----------------------------------------------------------------------------------
+# --- linear algebra (lapack.py emits the kernels) ------------------------------------------------
 
 
 def _plan_linalg(p: Planner, step: Step) -> None:

@@ -152,7 +152,9 @@ def _plan_while(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     count = -1 if max_iter is None else int(max_iter)  # type: ignore[call-overload]
     guards = (1,) * len(inner.kernels)
     condition = tuple(test.walk())
-    loop = Loop("while_loop", count, False, depth, tuple(inner.kernels), guards, condition=condition, predicate=predicate)
+    loop = Loop(
+        "while_loop", count, False, depth, tuple(inner.kernels), guards, condition=condition, predicate=predicate
+    )
     p.kernels.append(loop)
     return current
 
