@@ -192,6 +192,30 @@ def test_llvm_code_lines_are_the_kernels_each_step_runs_in() -> None:
         assert {re.search(r"@(kernel\d+)\(", d).group(1) for d in defines} == set(kernels[node])  # type: ignore[union-attr]
 
 
+def test_the_plan_names_the_steps_each_kernel_computes() -> None:
+    """Plan.sources: per kernel the steps it came from; a cond is one Branch and a while_loop one Loop of its step."""
+    from graphc.backends.llvm.kernels import Branch, Loop
+
+    x, p = gc.var("x", (8,)), gc.var("p", (), dtype="bool")
+    a = gc.cond(p, lambda v: gc.exp(v) * 2.0, lambda v: gc.sin(v) + 1.0, x)
+    w = gc.while_loop(lambda v: gc.sum(v) < 100.0, lambda v: v * 2.0 + 1.0, gc.tanh(x), max_iter=20)
+    fn = gc.compile([x, p], [gc.sum(a * w), a + w], backend="llvm")
+    plan, program = fn._built.plan, fn.program
+    assert len(plan.sources) == len(plan.kernels)
+    ops = [[program.step(name).op for name in steps] for steps in plan.sources]  # type: ignore[union-attr]
+    for kernel, found in zip(plan.kernels, ops, strict=True):
+        if isinstance(kernel, Branch):
+            assert found == ["cond"]
+        elif isinstance(kernel, Loop):
+            assert found == ["while_loop"]
+    assert any(isinstance(k, Branch) for k in plan.kernels) and any(isinstance(k, Loop) for k in plan.kernels)
+    computing = {s.name for s in program.steps if s.op not in ("reshape", "transpose", "broadcast_to")}
+    assert computing <= {name for steps in plan.sources for name in steps}
+    args = (np.linspace(-1.0, 1.0, 8), np.array(True))
+    expected = gc.evaluate([gc.sum(a * w), a + w], {x: args[0], p: args[1]})
+    assert all(np.allclose(g, e) for g, e in zip(fn(*args), expected, strict=True))
+
+
 def test_function_spans_end_at_the_closing_brace() -> None:
     text = "; x\ndefine void @a() {\n  ret void\n}\n\n; attrs\ndefine void @b() {\n}\nattributes #0 = {}\n"
     assert code.function_spans(text.splitlines()) == {"a": (2, 4), "b": (7, 8)}

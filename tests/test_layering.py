@@ -1,7 +1,7 @@
 """The import order of docs/architecture.md, enforced by parsing every module's imports.
 
-    errors, shapes < ir < ops < tensor, functions, autodiff, recurrence, rewrite, viz < passes
-    < schedule < backends < compile, explore < cli, demo, testing, bench
+    errors, shapes < ir < ops < tensor, functions, linalg, nn, random, autodiff, recurrence, rewrite, viz
+    < passes < schedule < backends < compile, explore < serialize, distributed, cli, demo, testing, bench
 
 A module may import graphc modules at its own level or lower, at module level or inside
 a function alike. graphc/__init__.py (the re-exports) is exempt. Backends render Programs:

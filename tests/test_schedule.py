@@ -256,17 +256,47 @@ def test_programs_hold_no_nodes_or_graphs() -> None:
     program, _ = fused_example()
     W = gc.var("W", (2, 2))
     z = gc.fixed_point(lambda z: gc.tanh(z @ W) * 0.5, gc.var("z0", (2,)))
-    programs = [program, schedule(Graph([z.node]))]
+    p0 = gc.var("p", (), dtype="bool")
+    chosen = gc.cond(p0, lambda v: gc.exp(v) @ W, lambda v: -v, z)
+    counted = gc.while_loop(lambda v: gc.sum(v) < 10.0, lambda v: v * 2.0, z, max_iter=8)
+    programs = [program, schedule(Graph([z.node, chosen.node, counted.node]))]
     seen = 0
     while programs:
         p = programs.pop()
         for item in [*p.inputs, *p.steps]:
             for value in [*_values(item), *(v for _, v in getattr(item, "attrs", ()))]:
                 assert not isinstance(value, (Node, Graph)), (item, value)
-            if getattr(item, "body", None) is not None:
-                programs.append(item.body)  # type: ignore[attr-defined]
+            programs += [body for _, body in getattr(item, "bodies", ())]
             seen += 1
-    assert seen > 10
+    assert seen > 20
+
+
+def test_cond_and_while_steps_hold_each_body_as_a_program() -> None:
+    """A cond's branches and a while_loop's condition and body are nested Programs, by attribute name."""
+    x, p = gc.var("x", (3,)), gc.var("p", (), dtype="bool")
+    a, b = gc.cond(p, lambda v: (gc.exp(v), gc.sum(v)), lambda v: (-v, gc.max(v)), x)
+    w = gc.while_loop(lambda v: gc.sum(v) < 100.0, lambda v: v * 2.0 + 1.0, x, max_iter=20)
+    program = schedule(graph_of([x, p], [a, b, w]))
+    conds = [step for step in program.steps if step.op == "cond"]
+    (loop,) = [step for step in program.steps if step.op == "while_loop"]
+    assert len(conds) == 2 and conds[0].bodies == conds[1].bodies  # siblings share their Programs
+    assert [key for key, _ in conds[0].bodies] == ["false_body", "true_body"] and conds[0].body is None
+    assert {s.op for s in conds[0].nested("true_body").steps} >= {"exp", "sum"}
+    assert {s.op for s in conds[0].nested("false_body").steps} >= {"neg", "max"}
+    assert [key for key, _ in loop.bodies] == ["body", "cond_body"] and loop.body is loop.nested("body")
+    assert loop.nested("cond_body").output_types[0].dtype == np.dtype(bool)
+    assert loop_family(conds[0]) == loop_family(conds[1]) != loop_family(loop)
+    with pytest.raises(KeyError, match="cond has no body 'body'"):
+        conds[0].nested("body")
+    listing = str(program)
+    assert "# true_body:" in listing and "# false_body:" in listing and "# cond_body:" in listing
+    assert listing.count("program(") == 5 and "<graph" not in listing
+    args = [np.array([0.5, -1.0, 2.0]), np.array(True)]
+    for flag in (True, False):
+        args[1] = np.array(flag)
+        got = run_program(program, args)
+        want = run_graph(graph_of([x, p], [a, b, w]), args)
+        assert all(np.array_equal(g, e) for g, e in zip(got, want, strict=True))
 
 
 def test_in_place_planning_reads_each_point_before_writing_it() -> None:
