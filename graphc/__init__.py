@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
-from graphc.autodiff import grad, hessian, jacobian, jvp, vjp
+from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
@@ -17,6 +18,7 @@ from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functi
 from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import fixed_point, scan
+from graphc.shapes import Dim
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -31,6 +33,7 @@ __all__ = [
     "ConvergenceError",
     "DTypeError",
     "DifferentiationError",
+    "Dim",
     "Graph",
     "GraphError",
     "ShapeError",
@@ -39,6 +42,8 @@ __all__ = [
     "astype",
     "compile",
     "const",
+    "custom_jvp",
+    "custom_vjp",
     "evaluate",
     "explore",
     "fixed_point",
@@ -49,8 +54,10 @@ __all__ = [
     "optimize",
     "scan",
     "show",
+    "stop_gradient",
     "to_dot",
     "to_networkx",
+    "value_and_grad",
     "var",
     "vjp",
 ]

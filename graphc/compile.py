@@ -1,25 +1,40 @@
 """gc.compile: the graph of the outputs -> (optimizer) -> schedule -> backend -> a CompiledFunction.
 
-Imports errors, shapes, ir, tensor, schedule and backends (the llvm backend, and with it
-llvmlite, only when backend="llvm" is asked for). Argument checks run inside the
-generated code (a fast path for arrays of the exact dtype and shape); the wrapper here
-only binds keyword arguments and reports a wrong number of arguments.
+Imports errors, shapes, ir, ops, tensor, autodiff (trees, custom rules), schedule and backends
+(the llvm backend, and with it llvmlite, only when backend="llvm" is asked for). Argument
+checks run inside the generated code (a fast path for arrays of the exact dtype and shape);
+the wrapper here only binds keyword arguments and reports a wrong number of arguments.
+
+Inputs and outputs may be trees (nested dicts, lists, tuples of Tensors, autodiff/trees.py):
+the call takes and returns the same structure. A graph with named dimensions is optimized
+once; each set of sizes a call binds is then specialized (ops/dims.py), scheduled and built
+once, and kept in a table keyed by the sizes, read straight from the arguments' `.shape`
+by a small generated dispatcher (llvm object code is also cached on disk, per size).
 """
 
 from __future__ import annotations
 
+import builtins
+import itertools
+import linecache
+import threading
+import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graphc.autodiff.custom import lower_transient
+from graphc.autodiff.trees import Form, flatten_like, is_tensor, tree_flatten
 from graphc.backends import numpy_source
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node
+from graphc.ops.dims import bind, check_bound, graph_names, specialize
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
-from graphc.schedule import Program, describe_vars, missing_vars, schedule
+from graphc.schedule import Program, describe_vars, input_names, missing_vars, schedule
+from graphc.shapes import Dim
 from graphc.tensor import Tensor
-from graphc.viz import repr_svg
+from graphc.viz import repr_html, repr_svg
 
 if TYPE_CHECKING:
     from graphc.backends.llvm.runtime import LLVMFunction
@@ -33,7 +48,12 @@ _MISSING = object()
 
 
 class CompiledFunction:
-    """A compiled graph: call it with one array per input (positionally or by var name)."""
+    """A compiled graph: call it with one array per input (positionally or by var name), or trees of them.
+
+    With named dimensions (`gc.var("X", shape=("batch", 64))`) the function takes any sizes:
+    each new set of sizes is specialized and compiled once (`fn.specializations` lists them),
+    and the code of one size is `fn.specialize(batch=32)`, a fixed-shape CompiledFunction.
+    """
 
     def __init__(
         self,
@@ -42,54 +62,135 @@ class CompiledFunction:
         outputs: tuple[Tensor, ...],
         single: bool,
         graph: Graph,
-        program: Program,
-        built: Built,
+        program: Program | None,
+        built: Built | None,
         report: Report,
         backend: str,
         fast_math: bool = False,
         optimized: bool = True,
+        input_form: Form | None = None,
+        output_form: Form | None = None,
+        per_size: PerSize | None = None,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.single = single
         self.graph = graph
-        self.program = program
-        self.source = built.source
-        self.filename = built.filename
         self.report = report
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
+        self.input_form = input_form or Form(list, tuple(Form(None) for _ in inputs))
+        self.output_form = output_form or (Form(None) if single else Form(list, tuple(Form(None) for _ in outputs)))
+        self._program = program
         self._built = built
-        self._entry: Callable[..., object] = built.function
+        self._per_size = per_size
         self._arity = len(inputs)
-        self._positions = _keyword_positions(program)
+        self._positions = _keyword_positions([t.node for t in inputs])
+        self._trees = not (self.input_form.flat and self.input_form.kind is not None and self.output_form.flat)
+        if per_size is not None:
+            self._entry: Callable[..., object] = per_size.dispatch
+        else:
+            assert built is not None
+            self._entry = built.function
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
+        if self._trees:
+            return self._call_tree(args, kwargs)
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
         return self._entry(*args)
 
-    @property
-    def signature(self) -> str:
-        """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs."""
-        results = ", ".join(str(t.node.type) for t in self.outputs)
-        if not self.single:
-            results = f"({results})"
-        return f"{self._parameters()} -> {results}"
+    def _call_tree(self, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        """A call whose inputs or outputs are trees: flatten the arguments, run, rebuild the results."""
+        form = self.input_form
+        if kwargs:
+            raise TypeError(f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}")
+        spread = form.kind in (list, tuple)
+        expected = len(form.children) if spread else 1
+        if len(args) != expected:
+            noun = "argument" if expected == 1 else "arguments"
+            raise TypeError(f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}")
+        leaves = flatten_like(list(args) if spread else args[0], form, "the compiled function", "args", "the inputs")
+        results = self._entry(*leaves)
+        flat = [results] if self.single else list(results)  # type: ignore[call-overload]
+        out = self.output_form.unflatten(flat)
+        return tuple(out) if self.output_form.kind is list else out  # a top-level list returns a tuple
 
-    def _parameters(self) -> str:
-        return "(" + ", ".join(f"{_label(t.node)}: {t.node.type}" for t in self.inputs) + ")"
+    # --- what was compiled ------------------------------------------------------------------
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The named dimensions the inputs bind at each call (empty for a fixed-shape function)."""
+        return () if self._per_size is None else self._per_size.names
+
+    def _fixed(self, what: str) -> Built:
+        if self._built is None:
+            names = ", ".join(f"{n}=..." for n in self.named)
+            raise AttributeError(
+                f"fn.{what}: this function has named dimensions ({', '.join(self.named)}), so its code is made "
+                f"per size: fn.specialize({names}).{what}"
+            )
+        return self._built
+
+    @property
+    def program(self) -> Program:
+        """The scheduled Program (fixed-shape functions; see `specialize` for named ones)."""
+        self._fixed("program")
+        assert self._program is not None
+        return self._program
+
+    @property
+    def source(self) -> str:
+        """The generated Python source (the llvm backend's: its argument-checking wrapper)."""
+        return self._fixed("source").source
+
+    @property
+    def filename(self) -> str:
+        return self._fixed("filename").filename
 
     @property
     def llvm_ir(self) -> str:
         """The LLVM IR, optimized then unoptimized (`.optimized`, `.unoptimized` apart)."""
         if self.backend != "llvm":
             raise AttributeError(f"fn.llvm_ir exists only for backend='llvm'; this function uses {self.backend!r}")
-        return self._built.llvm_ir  # type: ignore[union-attr]
+        return self._fixed("llvm_ir").llvm_ir  # type: ignore[union-attr]
+
+    def specialize(self, **sizes: int) -> CompiledFunction:
+        """The fixed-shape function this one runs for these sizes of its named dimensions (compiled once)."""
+        if self._per_size is None:
+            if sizes:
+                raise TypeError(f"this function has no named dimensions; got {', '.join(sizes)}")
+            return self
+        return self._per_size.function(sizes)
+
+    @property
+    def specializations(self) -> tuple[dict[str, int], ...]:
+        """The sizes compiled so far, in the order the calls asked for them ({} for a fixed-shape function)."""
+        if self._per_size is None:
+            return ()
+        return tuple(dict(s) for s in self._per_size.compiled)
+
+    @property
+    def signature(self) -> str:
+        """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs; names show."""
+        results = _render_form(self.output_form, [str(t.node.type) for t in self.outputs])
+        if self.output_form.kind in (list, tuple) and self.output_form.flat:
+            results = f"({results[1:-1]})" if self.output_form.kind is list else results
+        return f"{self._parameters()} -> {results}"
+
+    def _parameters(self) -> str:
+        labels = [f"{_label(t.node)}: {t.node.type}" for t in self.inputs]
+        text = _render_form(self.input_form, labels)
+        if self.input_form.kind in (list, tuple):
+            return "(" + text[1:-1].rstrip(",") + ")"
+        return f"({text})"
 
     def __repr__(self) -> str:
+        if self._per_size is not None:
+            done = len(self._per_size.compiled)
+            return f"<CompiledFunction {self.signature}, {self.backend} backend, {done} sizes compiled>"
         return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
 
     def explore(self, path: str | Path = "graph.html") -> Path:
@@ -99,6 +200,8 @@ class CompiledFunction:
         return explore(self, path)
 
     def _repr_html_(self) -> str:
+        if self._per_size is not None:
+            return repr_html(self.graph)
         from graphc.explore import compiled_html
 
         return compiled_html(self)
@@ -133,15 +236,120 @@ def _label(node: Node) -> str:
     return str(node.attr("name"))
 
 
-def _keyword_positions(program: Program) -> dict[str, int]:
+def _render_form(form: Form, leaves: Sequence[str]) -> str:
+    """A tree's structure with its leaves written in: `[x: f64[3], {'W': W: f64[3,3]}]`."""
+    items = iter(leaves)
+
+    def render(f: Form) -> str:
+        if f.kind is None:
+            return next(items)
+        inner = [render(c) for c in f.children]
+        if f.kind is dict:
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(f.keys, inner, strict=True)) + "}"
+        if f.kind is tuple:
+            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        return "[" + ", ".join(inner) + "]"
+
+    return render(form)
+
+
+def _keyword_positions(inputs: Sequence[Node]) -> dict[str, int]:
     """Keyword -> argument position: each input's program name, and its var name when unique."""
-    positions = {given.name: i for i, given in enumerate(program.inputs)}
-    labels = [_label(given.node) for given in program.inputs]
+    positions = {name: i for i, name in enumerate(input_names(inputs))}
+    labels = [_label(node) for node in inputs]
     counts = Counter(labels)
     for i, label in enumerate(labels):
         if counts[label] == 1:
             positions.setdefault(label, i)
     return positions
+
+
+# --- named dimensions: one fixed-shape function per size --------------------------------------
+
+_DISPATCH_FILES = itertools.count()
+
+
+class PerSize:
+    """The fixed-shape functions of a graph with named dimensions, one per set of sizes, made on demand.
+
+    `dispatch` is a generated function that reads the sizes from its arguments' `.shape`
+    (every named axis of every input), looks them up in `table` and calls that size's
+    function; anything else (a new size, a list, a disagreement) takes `slow`, which
+    coerces the arguments, binds the names (ValueError naming a disagreement), compiles
+    the size once and calls it.
+    """
+
+    def __init__(self, graph: Graph, inputs: Sequence[Node], build: Callable[[Graph], CompiledFunction]) -> None:
+        self.graph = graph
+        self.inputs = tuple(inputs)
+        self.names = graph_names(Graph(graph.outputs, self.inputs))
+        self.axes = [(i, k) for i, node in enumerate(inputs) for k, n in enumerate(node.shape) if isinstance(n, Dim)]
+        self.table: dict[object, Callable[..., object]] = {}
+        self.functions: dict[object, CompiledFunction] = {}
+        self.compiled: list[dict[str, int]] = []
+        self._build = build
+        self._lock = threading.Lock()
+        self.dispatch = self._dispatcher()
+
+    def _dispatcher(self) -> Callable[..., object]:
+        params = ", ".join(f"a{i}" for i in range(len(self.inputs)))
+        key = ", ".join(f"a{i}.shape[{k}]" for i, k in self.axes)
+        labels = ", ".join(_label(node) for node in self.inputs)
+        source = (
+            "# generated by graphc: the dispatch on the sizes of the named dimensions\n"
+            f"def graphc_dispatch({params}):  # {labels}\n"
+            "    try:\n"
+            f"        entry = table[{key}]\n"
+            "    except Exception:  # a new size, a disagreement, or not an array: the checked path\n"
+            f"        return slow({params})\n"
+            f"    return entry({params})\n"
+        )
+        filename = f"<graphc-dispatch-{next(_DISPATCH_FILES)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        namespace: dict[str, object] = {"table": self.table, "slow": self.slow}
+        exec(builtins.compile(source, filename, "exec"), namespace)
+        function = namespace["graphc_dispatch"]
+        weakref.finalize(function, linecache.cache.pop, filename, None)
+        return function  # type: ignore[return-value]
+
+    def key(self, sizes: Mapping[str, int]) -> object:
+        """What `dispatch` reads for these sizes: each named axis's size (the size alone for one axis)."""
+        values = tuple(self.inputs[i].shape[k].evaluate(sizes) for i, k in self.axes)  # type: ignore[union-attr]
+        return values[0] if len(values) == 1 else values
+
+    def slow(self, *args: object) -> object:
+        """Coerce the arguments, bind the sizes, compile them if new, and call."""
+        arrays = [
+            numpy_source.input_array(value, str(node.attr("name")), node.dtype)
+            for value, node in zip(args, self.inputs, strict=True)
+        ]
+        sizes = bind(self.inputs, [a.shape for a in arrays])
+        return self.function(sizes)._entry(*arrays)
+
+    def function(self, sizes: Mapping[str, int]) -> CompiledFunction:
+        """The fixed-shape function for these sizes, compiled on first use."""
+        _check_sizes(sizes, self.names)
+        key = self.key(sizes)
+        fn = self.functions.get(key)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self.functions.get(key)
+            if fn is None:
+                fn = self._build(specialize(self.graph, sizes))
+                self.functions[key] = fn
+                self.compiled.append({name: sizes[name] for name in self.names})
+                self.table[key] = fn._entry
+        return fn
+
+
+def _check_sizes(sizes: Mapping[str, int], names: Sequence[str]) -> None:
+    """Sizes for exactly these names, each an int >= 0."""
+    if set(sizes) != set(names):
+        raise TypeError(f"sizes for {', '.join(names)} are needed, got {', '.join(sizes) or 'none'}")
+    for name, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"the size of {name} must be an int >= 0, got {size!r}")
 
 
 # --- compile -------------------------------------------------------------------------------
@@ -152,23 +360,25 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
 
-def _as_tensor(value: object, what: str) -> Tensor:
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, Node):
-        return Tensor(value)
-    raise TypeError(f"gc.compile: {what} must be a Tensor, got {type(value).__name__}")
+def _is_leaf(value: object) -> bool:
+    return is_tensor(value) or isinstance(value, Node)
 
 
-def _as_inputs(inputs: object) -> tuple[Tensor, ...]:
-    """The inputs as a tuple of var Tensors (a single Tensor is allowed); no var twice."""
-    items = [inputs] if isinstance(inputs, (Tensor, Node)) else list(inputs)  # type: ignore[call-overload]
-    tensors = tuple(_as_tensor(item, f"input {i}") for i, item in enumerate(items))
-    for i, t in enumerate(tensors):
+def _as_inputs(inputs: object) -> tuple[tuple[Tensor, ...], Form]:
+    """The input vars (a Tensor, or a list, tuple or dict of them, nested) flattened, and their form; no var twice."""
+    if not _is_leaf(inputs) and type(inputs) not in (list, tuple, dict):
+        inputs = list(inputs)  # type: ignore[call-overload]
+    leaves, form = tree_flatten(inputs, _is_leaf, "gc.compile", "inputs", "a var made with gc.var")
+    tensors = tuple(Tensor(_node(item)) for item in leaves)
+    for t, path in zip(tensors, form.paths("inputs"), strict=True):
         if t.node.op.name != "var":
-            raise TypeError(f"gc.compile: input {i} must be a var made with gc.var, got a {t.node.op.name} node")
+            raise TypeError(f"gc.compile: {path} must be a var made with gc.var, got a {t.node.op.name} node")
     _check_distinct(tensors)
-    return tensors
+    return tensors, form
+
+
+def _node(item: object) -> Node:
+    return item if isinstance(item, Node) else item.node  # type: ignore[attr-defined]
 
 
 def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
@@ -188,11 +398,10 @@ def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
         )
 
 
-def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...]]:
-    """(single, the outputs as a tuple): one Tensor, or a list or tuple of them."""
-    if isinstance(outputs, (list, tuple)):
-        return False, tuple(_as_tensor(o, f"output {i}") for i, o in enumerate(outputs))
-    return True, (_as_tensor(outputs, "the output"),)
+def _as_outputs(outputs: object) -> tuple[tuple[Tensor, ...], Form]:
+    """The outputs (a Tensor, or a list, tuple or dict of them, nested) flattened, and their form."""
+    leaves, form = tree_flatten(outputs, _is_leaf, "gc.compile", "outputs", "a Tensor")
+    return tuple(Tensor(_node(item)) for item in leaves), form
 
 
 def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) -> tuple[Graph, Report]:
@@ -218,8 +427,8 @@ def _build(
 
 
 def compile(  # the API's name: shadows the builtin inside graphc only
-    inputs: Sequence[Tensor] | Tensor,
-    outputs: Sequence[Tensor] | Tensor,
+    inputs: Sequence[Tensor] | Tensor | dict,
+    outputs: Sequence[Tensor] | Tensor | dict,
     backend: str = "llvm",
     optimize: bool = True,
     fast_math: bool = False,
@@ -230,35 +439,42 @@ def compile(  # the API's name: shadows the builtin inside graphc only
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
-    Every var the outputs depend on must be among the inputs; unused inputs are allowed.
-    backend="llvm" keeps compiled machine code in an on-disk cache: `cache_dir`, else
-    $GRAPHC_CACHE_DIR, else ~/.cache/graphc; `cache=False` neither reads nor writes it.
-    The cache is used only if its directory is yours and no one else can write it
-    (created 0700; otherwise a warning, and no cache); `cache_dir=""` is a ValueError.
-    `check_finite=True` checks every step's result (compiled without fusion, so every
-    node is a step, loop bodies included): the first NaN or infinity raises
-    FloatingPointError naming the op, its line in `fn.program` and where it was built
-    (for a derivative's node, the forward node it differentiates). Off, nothing is added.
+    Inputs and outputs may be trees (nested dicts, lists, tuples): the call then takes the
+    inputs' structure (a top-level list or tuple spreads into positional arguments) and
+    returns the outputs' (dict keys in sorted order). Every var the outputs depend on must
+    be among the inputs; unused inputs are allowed. Named dimensions of the inputs
+    (`gc.var("X", shape=("batch", 64))`) are bound at each call; the graph is optimized
+    once and compiled once per set of sizes. backend="llvm" keeps compiled machine code in
+    an on-disk cache: `cache_dir`, else $GRAPHC_CACHE_DIR, else ~/.cache/graphc;
+    `cache=False` neither reads nor writes it. The cache is used only if its directory is
+    yours and no one else can write it (created 0700; otherwise a warning, and no cache);
+    `cache_dir=""` is a ValueError. `check_finite=True` checks every step's result
+    (compiled without fusion, so every node is a step, loop bodies included): the first NaN
+    or infinity raises FloatingPointError naming the op, its line in `fn.program` and where
+    it was built (for a derivative's node, the forward node it differentiates). Off,
+    nothing is added.
     """
     _check_backend(backend)
-    input_tensors = _as_inputs(inputs)
-    single, output_tensors = _as_outputs(outputs)
+    input_tensors, input_form = _as_inputs(inputs)
+    output_tensors, output_form = _as_outputs(outputs)
     graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
     missing = missing_vars(graph)
     if missing:
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
-    optimized, report = _optimize(graph, optimize, fast_math, fuse=not check_finite)
-    program = schedule(optimized)
-    built = _build(program, backend, single, cache, cache_dir, check_finite)
-    return CompiledFunction(
-        inputs=input_tensors,
-        outputs=output_tensors,
-        single=single,
-        graph=optimized,
-        program=program,
-        built=built,
-        report=report,
-        backend=backend,
-        fast_math=fast_math,
-        optimized=optimize,
-    )
+    if graph_names(graph):
+        check_bound(graph, graph.inputs)
+    optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
+    single = output_form.single
+    options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
+               "backend": backend, "fast_math": fast_math, "optimized": optimize,
+               "input_form": input_form, "output_form": output_form}  # fmt: skip
+
+    def build(fixed: Graph) -> CompiledFunction:
+        program = schedule(fixed)
+        built = _build(program, backend, single, cache, cache_dir, check_finite)
+        return CompiledFunction(graph=fixed, program=program, built=built, **options)  # type: ignore[arg-type]
+
+    if not graph_names(optimized) and not any(isinstance(n, Dim) for t in input_tensors for n in t.shape):
+        return build(optimized)
+    per_size = PerSize(optimized, graph.inputs, build)
+    return CompiledFunction(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]

@@ -246,6 +246,7 @@ def schedule(graph: Graph) -> Program:
     """
     nodes = _needed(graph)
     _check_inputs(graph, nodes)
+    _check_lowered(nodes)
     names, constants = _name_values(graph, nodes)
     given = set(graph.inputs)
     computed = [n for n in nodes if n not in given and n.op.name != "const"]
@@ -264,6 +265,16 @@ def schedule(graph: Graph) -> Program:
         types={names[n]: n.type for n in [*graph.inputs, *nodes]},
     )
     return plan_buffers(program)
+
+
+def _check_lowered(nodes: list[Node]) -> None:
+    """Programs hold fixed-shape primitives: named sizes and transient ops (stop_gradient, custom, dim) are gone."""
+    for node in nodes:
+        if getattr(node.op, "transient", False) or not node.type.static:
+            raise GraphError(
+                f"cannot schedule {node.op.name} ({node.type}): gc.compile specializes named dimensions and "
+                "removes stop_gradient and custom nodes first"
+            )
 
 
 def _name_order(name: str) -> tuple[int, str, int]:

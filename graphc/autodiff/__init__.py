@@ -1,10 +1,10 @@
-"""Differentiation as graph transforms: grad, vjp, jvp, jacobian, hessian.
+"""Differentiation as graph transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian.
 
 Imports errors, shapes, ir, ops, tensor. Each function takes Tensors and returns
 ordinary Tensors (graphs), which can be composed, compiled and differentiated again.
-Every Tensor argument is one Tensor or a list or tuple of them (autodiff.trees), and
-results come back in the form the arguments came in: a single Tensor is never
-iterated into its elements.
+Every Tensor argument is one Tensor or a tree of them: nested dicts, lists and tuples
+(autodiff.trees), and results come back in the structure the arguments came in: a
+single Tensor is never iterated into its elements.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import numpy as np
 from graphc.autodiff.canonical import canonicalize
 from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
-from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
+from graphc.autodiff.trees import Form, Tree, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
-from graphc.errors import DifferentiationError, ShapeError
+from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
-from graphc.shapes import is_float
+from graphc.shapes import Dim, format_shape, is_float
 from graphc.tensor import Tensor, as_tensor, building, const
 
-__all__ = ["grad", "hessian", "jacobian", "jvp", "vjp"]
+__all__ = ["grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
 
-Tensors = Tensor | Sequence[Tensor]
+Tensors = Tree
 
 
 def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
@@ -83,8 +83,11 @@ def _pull_back(outs: list[Tensor], ws: list[Tensor], cts: list[Tensor], disconne
     return [_finish(r, w, outs, disconnected) for r, w in zip(results, ws, strict=True)]
 
 
-def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
-    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape)."""
+def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tree:
+    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape).
+
+    `wrt` is a Tensor or a tree of them (dicts, lists, tuples); the gradients come in its structure.
+    """
     _check_disconnected(disconnected)
     f = _scalar(f, "gc.grad")
     ws, form = _wrt(wrt, "gc.grad")
@@ -92,7 +95,18 @@ def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Seq
     return form.unflatten(_pull_back([f], ws, [seed], disconnected))
 
 
-def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
+def value_and_grad(
+    f: Tensor, wrt: Tensors, *, disconnected: str = "zero"
+) -> tuple[Tensor, Tree]:  # fmt: skip
+    """(f, gc.grad(f, wrt)): the scalar with its gradient, in the structure of `wrt`."""
+    _check_disconnected(disconnected)
+    f = _scalar(f, "gc.value_and_grad")
+    ws, form = _wrt(wrt, "gc.value_and_grad")
+    seed = const(np.ones((), dtype=f.dtype))
+    return f, form.unflatten(_pull_back([f], ws, [seed], disconnected))
+
+
+def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str = "zero") -> Tree:
     """Reverse mode: for each wrt, sum_k ct_k · d(outputs_k)/d(wrt), in the form of `wrt`.
 
     `cotangents` has the form of `outputs`: one value for one output, else one per output.
@@ -105,7 +119,7 @@ def vjp(outputs: Tensors, wrt: Tensors, cotangents: object, *, disconnected: str
     return form.unflatten(_pull_back(outs, ws, cts, disconnected))
 
 
-def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tensor | Sequence[Tensor]:
+def jvp(outputs: Tensors, wrt: Tensors, tangents: object) -> Tree:
     """Forward mode: for each output, sum_j d(output)/d(wrt_j) · t_j, in the form of `outputs`.
 
     `tangents` has the form of `wrt`: one value for one wrt, else one per wrt.
@@ -133,8 +147,8 @@ def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
         return t
 
 
-def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[object]:
-    """d f / d x with shape f.shape + x.shape, as one batched graph.
+def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tree:
+    """d f / d x with shape f.shape + x.shape, as one batched graph (trees of f and x give nested results).
 
     mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
     mode="fwd" pushes forward the basis of x's space (one batched JVP); "auto"
@@ -153,17 +167,39 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[ob
     return f_form.unflatten(rows)  # type: ignore[return-value]
 
 
+def _mode(f: Node, x: Tensor, mode: str) -> str:
+    """The direction whose seed basis is known: reverse spans f's space, forward x's.
+
+    "auto" picks reverse when f has no more elements than x; with named dimensions it
+    picks the one side whose size is known. A basis whose size depends on a name is an
+    error: the seed would be a constant of unknown size.
+    """
+    m, n = f.type.size, x.size
+    if mode == "auto":
+        if isinstance(m, Dim) or isinstance(n, Dim):
+            mode = "fwd" if isinstance(m, Dim) else "rev"
+        else:
+            mode = "rev" if m <= n else "fwd"
+    size, shape, what = (m, f.shape, "output") if mode == "rev" else (n, x.shape, "input")
+    if isinstance(size, Dim):
+        message = (
+            f"mode={mode!r} seeds one direction per element of the {what}, of shape {format_shape(shape)}: "
+            f"their number, {size}, is named (known only at call time), so the Jacobian's size would be too"
+        )
+        raise located(ShapeError(message), "gc.jacobian", user_location())
+    return mode
+
+
 def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
     """The Tensor of d f/d x (f already in its stable form)."""
-    if mode == "auto":
-        mode = "rev" if f.type.size <= x.size else "fwd"
+    mode = _mode(f, x, mode)
     result = jacobian_graph(f, x.node, mode)
     if result is None:
         return zeros_like(Tensor(sh.broadcast_to(const(np.zeros((), f.dtype)).node, shape=f.shape + x.shape)))
     return Tensor(result)
 
 
-def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[object]:
+def hessian(f: Tensor, x: Tensors) -> Tree:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
     A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.

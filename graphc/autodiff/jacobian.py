@@ -7,18 +7,24 @@ that leading batch axis through every rule, so the graph does not grow with m or
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.vjp import vjp_graph
+from graphc.errors import ShapeError
 from graphc.ir import Node
 from graphc.ops import shape as sh
 from graphc.ops.source import const
+from graphc.shapes import Shape, format_shape, is_static
 
 
-def basis(shape: tuple[int, ...], dtype: np.dtype) -> Node:
-    """The identity of R^size as a (size,) + shape constant."""
-    size = int(np.prod(shape, dtype=np.int64))
+def basis(shape: Shape, dtype: np.dtype) -> Node:
+    """The identity of R^size as a (size,) + shape constant (the size must be known: no named dimensions)."""
+    if not is_static(shape):
+        raise ShapeError(f"a seed basis of shape {format_shape(shape)} would have a named number of rows")
+    size = math.prod(int(n) for n in shape)
     return const(np.eye(size, dtype=dtype).reshape((size, *shape)))
 
 

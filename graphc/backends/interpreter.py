@@ -14,6 +14,7 @@ import numpy as np
 from graphc.errors import where
 from graphc.ir import Graph, Node, as_node
 from graphc.ops.control import fused
+from graphc.ops.dims import bind, check_bound, graph_names, specialize
 from graphc.ops.loops import is_loop, run_shared
 from graphc.schedule import Program
 
@@ -76,12 +77,28 @@ def evaluate_graph(graph: Graph, feed: Mapping[Node, np.ndarray]) -> list[np.nda
 
 
 def evaluate(outputs: object, feed: Mapping[object, object]) -> np.ndarray | list[np.ndarray]:
-    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}."""
+    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}.
+
+    Named dimensions take their sizes from the values fed (inputs that share a name must agree).
+    """
     single = not isinstance(outputs, (list, tuple))
     nodes = [as_node(o) for o in ([outputs] if single else outputs)]  # type: ignore[union-attr]
     table = {as_node(k): v for k, v in feed.items()}
-    results = [np.array(v, copy=True) for v in evaluate_graph(Graph(nodes), table)]  # type: ignore[arg-type]
+    graph = Graph(nodes)
+    if graph_names(graph):
+        graph, table = _specialized(graph, table)
+    results = [np.array(v, copy=True) for v in evaluate_graph(graph, table)]  # type: ignore[arg-type]
     return results[0] if single else results
+
+
+def _specialized(graph: Graph, table: dict[Node, object]) -> tuple[Graph, dict[Node, object]]:
+    """The graph specialized to the sizes the fed values bind, and the feed keyed by its vars."""
+    fed = [node for node in table if node.op.name == "var"]
+    arrays = [np.asarray(table[node]) for node in fed]
+    check_bound(graph, fed)
+    sizes = bind(fed, [a.shape for a in arrays])
+    fixed = specialize(Graph(graph.outputs, fed), sizes)
+    return Graph(fixed.outputs), dict(zip(fixed.inputs, arrays, strict=True))
 
 
 def run_program(program: Program, args: Sequence[object]) -> list[np.ndarray]:

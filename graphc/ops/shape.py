@@ -12,12 +12,12 @@ import numpy as np
 from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
 from graphc.ops.base import Kind, Op
-from graphc.shapes import INT64, TensorType, as_shape, resolve_reshape
+from graphc.shapes import INT64, Dim, DimLike, Shape, TensorType, as_shape, format_shape, resolve_reshape, sliced_length
 
-Index = tuple[tuple[int, int, int], ...]  # (start, stop, step) per trailing axis, as slice.indices gives
+Index = tuple[tuple[DimLike, DimLike, int], ...]  # (start, stop, step) per trailing axis, as slice.indices gives
 
 
-def batch_of(ct: Node, out: Node) -> tuple[int, ...]:
+def batch_of(ct: Node, out: Node) -> Shape:
     """The leading batch axes of a cotangent or tangent of `out`."""
     return ct.shape[: ct.ndim - out.ndim]
 
@@ -64,7 +64,7 @@ transpose = Op(
 # --- broadcast_to -----------------------------------------------------------------
 
 
-def _broadcast_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
+def _broadcast_infer(x: TensorType, *, shape: Shape) -> TensorType:
     shape = as_shape(shape)
     ok = len(shape) >= x.ndim and all(a in (1, b) for a, b in zip(x.shape[::-1], shape[::-1], strict=False))
     if not ok:
@@ -90,20 +90,27 @@ broadcast_to = Op(
 # --- slice / unslice ----------------------------------------------------------------
 
 
-def sliced_length(start: int, stop: int, step: int) -> int:
-    return len(range(start, stop, step))
-
-
-def _index_valid(shape: tuple[int, ...], index: Index) -> tuple[int, ...]:
+def _index_valid(shape: tuple[DimLike, ...], index: Index) -> tuple[DimLike, ...]:
+    """The leading (unsliced) axes; ShapeError for bounds outside the axis (checked once sizes are known)."""
     if len(index) > len(shape):
-        raise ShapeError(f"too many indices ({len(index)}) for shape {shape}")
+        raise ShapeError(f"too many indices ({len(index)}) for shape {format_shape(shape)}")
     lead = shape[: len(shape) - len(index)]
     dims = shape[len(shape) - len(index) :]
     for n, (start, stop, step) in zip(dims, index, strict=True):
-        r = range(start, stop, step)
-        if step == 0 or (len(r) and not (0 <= r[0] < n and 0 <= r[-1] < n)):
-            raise ShapeError(f"slice ({start}, {stop}, {step}) is not normalized for length {n}")
+        if step == 0:
+            raise ShapeError(f"slice ({start}, {stop}, {step}) has step 0")
+        if isinstance(n, Dim) or isinstance(start, Dim) or isinstance(stop, Dim):
+            if step not in (1, -1):
+                raise ShapeError(f"a slice of the named axis {n} takes a step of 1 or -1, not {step}")
+            continue  # the bounds are checked when the call binds the sizes
+        r = range(start, stop, step)  # type: ignore[arg-type]
+        if len(r) and not (0 <= r[0] < n and 0 <= r[-1] < n):  # type: ignore[operator]
+            raise ShapeError(f"slice {_slice_text(start, stop, step)} does not fit an axis of length {n}")
     return lead
+
+
+def _slice_text(start: DimLike, stop: DimLike, step: int) -> str:
+    return f"{start}:{stop}" + ("" if step == 1 else f":{step}")
 
 
 def as_slices(index: Index) -> tuple[object, ...]:
@@ -120,7 +127,7 @@ def _slice_infer(x: TensorType, *, index: Index) -> TensorType:
 def _unslice_infer(x: TensorType, *, index: Index, shape: tuple[int, ...]) -> TensorType:
     lead = x.shape[: x.ndim - len(shape)]
     if x.ndim < len(shape) or _slice_infer(TensorType(shape, x.dtype), index=index).shape != x.shape[len(lead) :]:
-        raise ShapeError(f"{x.shape} does not fit slice {index} of shape {shape}")
+        raise ShapeError(f"{format_shape(x.shape)} does not fit slice {index} of shape {format_shape(shape)}")
     return TensorType(lead + shape, x.dtype)
 
 
@@ -152,7 +159,8 @@ def _concat_infer(*xs: TensorType, axis: int) -> TensorType:
     for x in xs:
         if x.dtype != first.dtype:
             raise DTypeError(f"operands must share one dtype, got {x.dtype} and {first.dtype}")
-        same = x.ndim == first.ndim and all(a == b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis)
+        pairs = enumerate(zip(x.shape, first.shape, strict=False))
+        same = x.ndim == first.ndim and all(a == b for i, (a, b) in pairs if i != axis)
         if not same:
             raise ShapeError(f"all dimensions but axis {axis} must match, got {first.shape} and {x.shape}")
     shape = list(first.shape)
@@ -197,15 +205,15 @@ def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: int) 
     end = axis + indices.ndim
     if indices.dtype != INT64 or g.shape[axis:end] != indices.shape:
         raise ShapeError(f"cannot scatter {g.shape} by indices {indices.shape} at axis {axis}")
-    return TensorType(g.shape[:axis] + (size,) + g.shape[end:], g.dtype)
+    return TensorType((*g.shape[:axis], size, *g.shape[end:]), g.dtype)
 
 
 def _scatter_eval(g: np.ndarray, indices: np.ndarray, *, axis: int, size: int) -> np.ndarray:
     g = np.asarray(g)
     indices = np.asarray(indices)
-    out = np.zeros(g.shape[:axis] + (size,) + g.shape[axis + indices.ndim :], dtype=g.dtype)
+    out = np.zeros((*g.shape[:axis], size, *g.shape[axis + indices.ndim :]), dtype=g.dtype)
     moved = np.moveaxis(out, axis, 0)
-    values = np.moveaxis(g.reshape(g.shape[:axis] + (-1,) + g.shape[axis + indices.ndim :]), axis, 0)
+    values = np.moveaxis(g.reshape((*g.shape[:axis], -1, *g.shape[axis + indices.ndim :])), axis, 0)
     np.add.at(moved, indices.reshape(-1), values)
     return out
 

@@ -45,6 +45,7 @@ from graphc.ops.loops import (
     body_of,
     close_over,
     int_attr,
+    length_attr,
     saved_count,
     scan_eval,
     scan_infer,
@@ -53,7 +54,7 @@ from graphc.ops.loops import (
     temp_param,
 )
 from graphc.ops.source import const
-from graphc.shapes import TensorType, is_float
+from graphc.shapes import DimLike, Shape, TensorType, is_float
 
 
 def zeros(type_: TensorType) -> Node:
@@ -67,7 +68,7 @@ def or_zeros(node: Node | None, type_: TensorType) -> Node:
     return zeros(type_) if node is None else node
 
 
-def batched(batch: tuple[int, ...], type_: TensorType) -> TensorType:
+def batched(batch: Shape, type_: TensorType) -> TensorType:
     return TensorType(batch + type_.shape, type_.dtype)
 
 
@@ -85,7 +86,7 @@ def batch_major(node: Node, nb: int) -> Node:
     return sh.transpose(node, axes=(*range(1, nb + 1), 0, *range(nb + 1, node.ndim)))
 
 
-def rows(node: Node, start: int, stop: int) -> Node:
+def rows(node: Node, start: int, stop: DimLike) -> Node:
     """node[start:stop] along the leading axis."""
     if (start, stop) == (0, node.shape[0]):
         return node
@@ -113,8 +114,8 @@ class Scan:
         return body_of(self.node)
 
     @property
-    def length(self) -> int:
-        return int_attr(self.node, "length")
+    def length(self) -> DimLike:
+        return length_attr(self.node)
 
     @property
     def reverse(self) -> bool:
@@ -168,7 +169,7 @@ class Scan:
 
 
 def make_scan(
-    init: list[Node], xs: list[Node], closures: list[Node], body: Graph, *, length: int, reverse: bool = False,
+    init: list[Node], xs: list[Node], closures: list[Node], body: Graph, *, length: DimLike, reverse: bool = False,
     checkpoint: int = 1,
 ) -> Node:  # fmt: skip
     """The scan node of result 0 (siblings: `sibling(node, i)`)."""
@@ -239,7 +240,7 @@ def with_outputs(f: Scan, values: list[Node]) -> tuple[Scan, dict[Node, int]]:
 
 def reverse_scan(
     f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    acc_init: dict[int, Node], batch: tuple[int, ...], want: tuple[list[int], list[int]],
+    acc_init: dict[int, Node], batch: Shape, want: tuple[list[int], list[int]],
 ) -> Cotangents:  # fmt: skip
     """The reverse scan over f's per-step saved carries (f.checkpoint must be 1).
 
@@ -292,10 +293,11 @@ def reverse_scan(
 
 def checkpointed_reverse(
     f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    batch: tuple[int, ...], want: tuple[list[int], list[int]],
+    batch: Shape, want: tuple[list[int], list[int]],
 ) -> Cotangents:  # fmt: skip
     """The pullback of a forward scan that saved every k-th carry: segments recomputed, then reversed."""
     k, length = f.checkpoint, f.length
+    assert isinstance(length, int)  # checkpoint > 1 needs a known length (saved_count)
     full, tail = divmod(length, k)
     cts = Cotangents(dict(carry_cts), {}, {})
     parts: dict[int, list[Node]] = {}
@@ -320,7 +322,7 @@ def checkpointed_reverse(
 
 def _segments(
     f: Scan, full: int, cts: Cotangents, y_cts: dict[int, Node], saved_cts: dict[int, Node],
-    batch: tuple[int, ...], want: tuple[list[int], list[int]],
+    batch: Shape, want: tuple[list[int], list[int]],
 ) -> Cotangents:  # fmt: skip
     """The reverse scan over the first `full` segments of k steps; each step re-runs its segment."""
     k = f.checkpoint
