@@ -15,6 +15,7 @@ by a small generated dispatcher (llvm object code is also cached on disk, per si
 from __future__ import annotations
 
 import builtins
+import functools
 import itertools
 import linecache
 import threading
@@ -105,14 +106,18 @@ class CompiledFunction:
     def _call_tree(self, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
         """A call whose inputs or outputs are trees: flatten the arguments, run, rebuild the results."""
         form = self.input_form
-        if kwargs:
-            raise TypeError(f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}")
-        spread = form.kind in (list, tuple)
-        expected = len(form.children) if spread else 1
-        if len(args) != expected:
-            noun = "argument" if expected == 1 else "arguments"
-            raise TypeError(f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}")
-        leaves = flatten_like(list(args) if spread else args[0], form, "the compiled function", "args", "the inputs")
+        if form.flat:
+            leaves = self._bind(args, kwargs) if kwargs or len(args) != self._arity else args
+        else:
+            if kwargs:
+                raise TypeError(f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}")
+            spread = form.kind in (list, tuple)
+            expected = len(form.children) if spread else 1
+            if len(args) != expected:
+                noun = "argument" if expected == 1 else "arguments"
+                raise TypeError(f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}")
+            tree = list(args) if spread else args[0]
+            leaves = tuple(flatten_like(tree, form, "the compiled function", "args", "the inputs", arrays=True))
         results = self._entry(*leaves)
         flat = [results] if self.single else list(results)  # type: ignore[call-overload]
         out = self.output_form.unflatten(flat)
@@ -469,12 +474,16 @@ def compile(  # the API's name: shadows the builtin inside graphc only
                "backend": backend, "fast_math": fast_math, "optimized": optimize,
                "input_form": input_form, "output_form": output_form}  # fmt: skip
 
-    def build(fixed: Graph) -> CompiledFunction:
+    def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
         program = schedule(fixed)
         built = _build(program, backend, single, cache, cache_dir, check_finite)
-        return CompiledFunction(graph=fixed, program=program, built=built, **options)  # type: ignore[arg-type]
+        kwargs = dict(options)
+        if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
+            kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
+            kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
+        return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
 
     if not graph_names(optimized) and not any(isinstance(n, Dim) for t in input_tensors for n in t.shape):
         return build(optimized)
-    per_size = PerSize(optimized, graph.inputs, build)
+    per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
     return CompiledFunction(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]

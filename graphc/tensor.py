@@ -168,7 +168,11 @@ class Tensor:
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
-        return self.shape[0]
+        n = self.shape[0]
+        if isinstance(n, Dim):
+            with building("len", self):
+                raise ShapeError(f"the first axis is named ({n}): its length is known only when a call binds it")
+        return n
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):

@@ -171,15 +171,26 @@ def _trace_body(fn: Callable[..., object], name: str, args: Sequence[Node], kwar
 
 
 def _fitted(value: object, like: TensorType, what: str) -> Node:
-    """A rule's result as a node of `like`'s type (broadcast up to it); ShapeError/DTypeError otherwise."""
+    """A rule's result as a node of `like`'s type; ShapeError/DTypeError otherwise.
+
+    A Tensor must have exactly that type; a number or an array (a constant such as 0.0)
+    is broadcast to it.
+    """
     t = value if isinstance(value, Tensor) else as_tensor(value, like.dtype)
     if t.dtype != like.dtype:
         raise DTypeError(f"{what} is {t.node.type}, expected {like}: return it in the dtype of what it stands for")
     if t.shape != like.shape:
-        if broadcast_shapes(t.shape, like.shape) != like.shape:
+        if isinstance(value, Tensor) or not _broadcasts(t.shape, like.shape):
             raise ShapeError(f"{what} is {t.node.type}, expected {like}")
         return sh.broadcast_to(t.node, shape=like.shape)
     return t.node
+
+
+def _broadcasts(shape: tuple, target: tuple) -> bool:
+    try:
+        return broadcast_shapes(shape, target) == target
+    except ShapeError:
+        return False
 
 
 def _trace_vjp_rule(rule: Callable[..., object], name: str, body: Graph, kwargs: dict) -> Graph:

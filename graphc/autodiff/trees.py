@@ -130,20 +130,21 @@ def flatten(value: object, who: str, what: str) -> tuple[list[Tensor], Form]:
     return leaves, form  # type: ignore[return-value]
 
 
-def flatten_like(value: object, form: Form, who: str, what: str, per: str) -> list[object]:
-    """Values given one per leaf of `form` (cotangents, tangents), in the same structure.
+def flatten_like(value: object, form: Form, who: str, what: str, per: str, *, arrays: bool = False) -> list[object]:
+    """Values given one per leaf of `form` (cotangents, tangents, arguments), in the same structure.
 
-    A leaf of `form` takes any value (a Tensor, an array, a number); the containers around
-    it must match: TypeError naming the path where they do not.
+    A leaf of `form` takes a value (a Tensor, an array, a number; with `arrays`, a nested
+    list too, as an argument of a compiled function may be); the containers around it
+    must match: TypeError naming the path where they do not.
     """
     leaves: list[object] = []
-    _match(value, form, who, what, per, leaves)
+    _match(value, form, who, what, per, leaves, arrays)
     return leaves
 
 
-def _match(value: object, form: Form, who: str, path: str, per: str, leaves: list[object]) -> None:
+def _match(value: object, form: Form, who: str, path: str, per: str, leaves: list[object], arrays: bool) -> None:
     if form.kind is None:
-        if type(value) in CONTAINERS:
+        if type(value) is dict or (not arrays and type(value) in CONTAINERS):
             raise TypeError(f"{who}: {path} must be one value (a Tensor, array or number), since {per} is one Tensor")
         leaves.append(value)
         return
@@ -157,13 +158,13 @@ def _match(value: object, form: Form, who: str, path: str, per: str, leaves: lis
         if sorted_keys(value, who, path) != list(form.keys):
             raise TypeError(f"{who}: {path} has keys {sorted(value)!r}; {per} has {list(form.keys)!r}")
         for k, child in zip(form.keys, form.children, strict=True):
-            _match(value[k], child, who, f"{path}[{k!r}]", per, leaves)
+            _match(value[k], child, who, f"{path}[{k!r}]", per, leaves, arrays)
         return
     items = list(value)  # type: ignore[call-overload]
     if len(items) != len(form.children):
         raise TypeError(f"{who}: {path} must hold {len(form.children)} values (one per {per}), got {len(items)}")
     for i, (item, child) in enumerate(zip(items, form.children, strict=True)):
-        _match(item, child, who, f"{path}[{i}]", per, leaves)
+        _match(item, child, who, f"{path}[{i}]", per, leaves, arrays)
 
 
 def check_vars(wrt: Sequence[Tensor], form: Form, who: str, what: str = "wrt") -> None:

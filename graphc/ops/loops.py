@@ -219,6 +219,7 @@ def scan_infer(
         raise GraphError(f"a body of {len(body.inputs)} inputs cannot take {nc} carries, {nx} xs, {len(types)} inputs")
     if (not isinstance(length, Dim) and length < 0) or checkpoint < 1:
         raise GraphError(f"length must be >= 0 and checkpoint >= 1, got {length} and {checkpoint}")
+    saved_count(length, checkpoint)  # a named length takes checkpoint=1 only
     for k, (given, p) in enumerate(zip(types, body.inputs, strict=True)):
         stacked = nc <= k < nc + nx
         _check_type(k, given, TensorType((length, *p.shape), p.dtype) if stacked else p.type)
