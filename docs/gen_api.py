@@ -24,7 +24,8 @@ from graphc import functions, passes  # noqa: E402
 from graphc.compile import CompiledFunction  # noqa: E402
 
 SECTIONS: list[tuple[str, str, list[str]]] = [
-    ("Symbols and constants", "Build expressions from symbolic inputs.", ["var", "const", "as_tensor", "Tensor"]),
+    ("Symbols and constants", "Build expressions from symbolic inputs. A dimension is an int or a name "
+     "(see [named-dims.md](named-dims.md)).", ["var", "const", "as_tensor", "Tensor", "Dim"]),
     (
         "Elementwise functions",
         "NumPy's names and broadcasting. Comparisons return bool Tensors.",
@@ -48,7 +49,9 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
                                        "concatenate", "stack", "pad", "tile", "repeat", "flip", "roll", "diff",
                                        "triu", "tril", "matmul", "dot", "outer", "tensordot", "einsum"]),
     ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
-     ["grad", "vjp", "jvp", "jacobian", "hessian"]),
+     ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]),
+    ("Derivative control", "See [named-dims.md](named-dims.md#derivative-control).",
+     ["stop_gradient", "custom_vjp", "custom_jvp"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "

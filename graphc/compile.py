@@ -110,12 +110,16 @@ class CompiledFunction:
             leaves = self._bind(args, kwargs) if kwargs or len(args) != self._arity else args
         else:
             if kwargs:
-                raise TypeError(f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}")
+                raise TypeError(
+                    f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}"
+                )
             spread = form.kind in (list, tuple)
             expected = len(form.children) if spread else 1
             if len(args) != expected:
                 noun = "argument" if expected == 1 else "arguments"
-                raise TypeError(f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}")
+                raise TypeError(
+                    f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}"
+                )
             tree = list(args) if spread else args[0]
             leaves = tuple(flatten_like(tree, form, "the compiled function", "args", "the inputs", arrays=True))
         results = self._entry(*leaves)
@@ -180,9 +184,11 @@ class CompiledFunction:
     @property
     def signature(self) -> str:
         """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs; names show."""
-        results = _render_form(self.output_form, [str(t.node.type) for t in self.outputs])
-        if self.output_form.kind in (list, tuple) and self.output_form.flat:
-            results = f"({results[1:-1]})" if self.output_form.kind is list else results
+        form = self.output_form
+        top = form.kind in (list, tuple)  # the call returns a tuple for either
+        results = _render_form(Form(list, form.children) if top else form, [str(t.node.type) for t in self.outputs])
+        if top:
+            results = f"({results[1:-1]})"
         return f"{self._parameters()} -> {results}"
 
     def _parameters(self) -> str:

@@ -114,7 +114,9 @@ Fits = Callable[[dict[str, int]], bool]
 Case = tuple[list[Spec], Callable[..., gc.Tensor], Values | None, Fits | None]
 
 
-def _case(specs: list[Spec], build: Callable[..., object], values: Values | None = None, fits: Fits | None = None) -> Case:
+def _case(
+    specs: list[Spec], build: Callable[..., object], values: Values | None = None, fits: Fits | None = None
+) -> Case:
     """An op applied to vars of these symbolic shapes; `fits`: the sizes where named slice bounds fit (no clipping)."""
     return specs, build, values, fits  # type: ignore[return-value]
 
@@ -410,7 +412,15 @@ def test_empty_batch_gives_numpy_answers(backend: str):
     empty = np.zeros((0, 3))
     with np.errstate(all="ignore"):
         got = fn(empty)
-        expected = [np.sum(empty), np.mean(empty), np.sum(empty, 0), np.mean(empty, 0), np.prod(empty, 0), empty * 2, np.exp(empty)]
+        expected = [
+            np.sum(empty),
+            np.mean(empty),
+            np.sum(empty, 0),
+            np.mean(empty, 0),
+            np.prod(empty, 0),
+            empty * 2,
+            np.exp(empty),
+        ]
     for g, e in zip(got, expected, strict=True):
         assert g.shape == e.shape and g.dtype == e.dtype
         np.testing.assert_array_equal(g, e)
@@ -632,7 +642,9 @@ def test_a_size_compiled_in_one_process_is_a_cache_hit_in_another(tmp_path: Path
         print(fn.specialize(batch=5)._built.cache_hit, repr(float(value)))
         """
     )
-    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True) for _ in range(2)]
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True) for _ in range(2)
+    ]
     (hit1, v1), (hit2, v2) = (r.stdout.split() for r in runs)
     assert (hit1, hit2) == ("False", "True")
     assert v1 == v2
