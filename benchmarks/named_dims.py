@@ -83,9 +83,8 @@ def call_overhead(backend: str, batches: int = 25) -> float:
         for k, fn in enumerate((fixed, named)):
             best[k] = min(best[k], timeit.timeit(lambda fn=fn: fn(v), number=20000) / 20000)
     ratio = best[1] / best[0]
-    print(
-        f"{'call f(x)=2x, 10 elements':<28} fixed {best[0] * 1e6:9.3f} us   named {best[1] * 1e6:9.3f} us   ratio {ratio:5.3f}"
-    )
+    label = "call f(x)=2x, 10 elements"
+    print(f"{label:<28} fixed {best[0] * 1e6:9.3f} us   named {best[1] * 1e6:9.3f} us   ratio {ratio:5.3f}")
     return ratio
 
 

@@ -9,7 +9,6 @@ single Tensor is never iterated into its elements.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
 
