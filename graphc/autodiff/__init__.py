@@ -9,7 +9,6 @@ single Tensor is never iterated into its elements.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from graphc.autodiff.canonical import canonicalize
