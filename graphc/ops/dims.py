@@ -19,7 +19,7 @@ import numpy as np
 from graphc.errors import GraphError, ShapeError, where
 from graphc.ir import Graph, Node, same_provenance, toposort
 from graphc.ops.source import const, dim_op
-from graphc.shapes import Dim, DimLike, Shape, evaluate_shape, format_shape
+from graphc.shapes import Dim, DimLike, evaluate_shape, format_shape
 
 Sizes = Mapping[str, int]
 
@@ -209,8 +209,4 @@ def specialize(graph: Graph, sizes: Sizes) -> Graph:
     return _Specializer(sizes).graph(graph)
 
 
-def specialize_shape(shape: Shape, sizes: Sizes) -> tuple[int, ...]:
-    return evaluate_shape(shape, sizes)
-
-
-__all__ = ["bind", "binding_axes", "check_bound", "graph_dims", "graph_names", "specialize", "specialize_shape"]
+__all__ = ["bind", "binding_axes", "check_bound", "graph_dims", "graph_names", "specialize"]
