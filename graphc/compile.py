@@ -88,9 +88,7 @@ class CompiledFunction:
         self._per_size = per_size
         self._arity = len(inputs)
         self._positions = _keyword_positions([t.node for t in inputs])
-        self._trees = not (
-            self.input_form.flat and self.output_form.flat
-        )  # flat: the entry's own arguments and results
+        self._trees = not (self.input_form.flat and self.output_form.flat)  # flat: the entry's own arguments
         if per_size is not None:
             self._entry: Callable[..., object] = per_size.dispatch
         else:
