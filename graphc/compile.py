@@ -19,6 +19,7 @@ import functools
 import itertools
 import linecache
 import threading
+import types
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -508,7 +509,8 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     if not graph_names(optimized) and not any(isinstance(n, Dim) for t in input_tensors for n in t.shape):
         return build(optimized)
     per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
-    cls = CompiledFunction
+    cls: type[CompiledFunction] = CompiledFunction
     if input_form.flat and output_form.flat:  # the dispatch is the call itself: no frame between it and the code
-        cls = type("CompiledFunction", (CompiledFunction,), {"__call__": per_size.call, "__module__": __name__})
+        namespace = {"__call__": per_size.call, "__module__": __name__}
+        cls = types.new_class("CompiledFunction", (CompiledFunction,), exec_body=lambda ns: ns.update(namespace))
     return cls(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]

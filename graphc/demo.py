@@ -15,7 +15,7 @@ import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import numpy as np
 
@@ -379,8 +379,8 @@ def step_two_sizes(tour: Tour, trained: Trained) -> None:
     """One compiled prediction function at two batch sizes: each size is compiled once, results agree."""
     predict, values = trained.predict, trained.values
     few = trained.test_x[:7]
-    (all_points,) = predict(trained.test_x, *values)
-    (seven,) = predict(few, *values)
+    (all_points,) = cast(tuple[np.ndarray], predict(trained.test_x, *values))
+    (seven,) = cast(tuple[np.ndarray], predict(few, *values))
     sizes = " and ".join(str(s["n"]) for s in predict.specializations)
     print(f"predict {predict.signature}: called at n = {sizes}, one compiled function")
     verdict(tour, bool(np.array_equal(seven, all_points[:7])), "the same predictions at both batch sizes")
