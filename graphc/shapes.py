@@ -267,6 +267,12 @@ class Dim:
 
     __lt__ = __le__ = __gt__ = __ge__ = _compare
 
+    def _divide(self, other: object) -> int:
+        raise self._unknown(f"a quotient, remainder or power with {other}")
+
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _divide
+    __divmod__ = __rdivmod__ = __pow__ = __rpow__ = _divide
+
     def __reduce__(self) -> tuple[object, ...]:
         return (Dim, (dict(self.terms),))
 

@@ -470,9 +470,11 @@ def variance(
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer, float)):
             raise TypeError(f"ddof must be a number, not {ddof!r}")
         axes = normalize_axes(axis, t.ndim)
-        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
+        count = product(t.shape[i] for i in axes)
         centered = t - mean(t, axes, keepdims=True)
         total = reduction("sum", centered * centered, axes, keepdims)
+        if isinstance(count, Dim):  # max(n - ddof, 0) computed once the call binds n
+            return total / arith("maximum", Tensor(dim_value(count, t.dtype)) - ddof, 0)
         return total / const(np.asarray(max(count - ddof, 0), dtype=t.dtype))
 
 

@@ -91,8 +91,6 @@ def exp_log(n):
     return [gc.exp(gc.log(v("x", n)))]
 
 
-
-
 def feed_all(graph: Graph, value: float | np.ndarray) -> dict:
     """`value` for every float var, 3 for every int var."""
     return {x: np.resize(value if x.dtype.kind == "f" else 3, x.shape).astype(x.dtype) for x in graph.inputs}

@@ -193,6 +193,11 @@ SHAPE_CASES: dict[str, list[Case]] = {
         _case([("x", ("a", 3), FLOAT64)], gc.argmax),
     ],
     "argmin": [_case([("x", ("a", "b"), FLOAT64)], lambda x: gc.argmin(x, axis=0, keepdims=True))],
+    "cumsum": [
+        _case([("x", ("a", "b"), FLOAT64)], lambda x: gc.cumsum(x, axis=0)),
+        _case([("x", ("a", 2), FLOAT64)], gc.cumsum),  # flattened: 2*a
+    ],
+    "cumprod": [_case([("x", ("a", "b"), FLOAT64)], lambda x: gc.cumprod(x, axis=1))],
 }  # fmt: skip
 
 NOT_SHAPE_RULES = {
@@ -629,6 +634,41 @@ def test_mean_over_a_named_axis():
     np.testing.assert_array_equal(gc.evaluate(m, {x: [[1.0, 2.0], [3.0, 5.0]]}), [2.0, 3.5])
     m32 = gc.mean(gc.var("y", shape=("n", "k"), dtype="float32"))
     assert "dim(dtype=float32, size=k*n)" in gc.show(m32)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings for statistics of nothing
+def test_composite_functions_with_named_axes():
+    """The NumPy-named functions built from primitives, on a named axis, against NumPy at sizes 0, 1 and n."""
+    x = gc.var("x", shape=("n", 3))
+    v = gc.var("v", shape=("n",))
+    functions = {
+        "mean": (lambda t: gc.mean(t, axis=0), lambda a: np.mean(a, axis=0)),
+        "std": (lambda t: gc.std(t, axis=0, ddof=1), lambda a: np.std(a, axis=0, ddof=1)),
+        "variance": (lambda t: t.var(), np.var),
+        "softmax": (lambda t: gc.softmax(t, axis=0), lambda a: np.exp(a) / np.exp(a).sum(axis=0)),
+        "log_softmax": (lambda t: gc.log_softmax(t, axis=0), lambda a: a - np.log(np.exp(a).sum(axis=0))),
+        "tile": (lambda t: gc.tile(t, 2), lambda a: np.tile(a, 2)),
+        "repeat": (lambda t: gc.repeat(t, 2, axis=0), lambda a: np.repeat(a, 2, axis=0)),
+        "flip": (lambda t: gc.flip(t, 0), lambda a: np.flip(a, 0)),
+        "zeros_like": (gc.zeros_like, np.zeros_like),
+        "outer": (lambda t: gc.outer(t[:, 0], t[:, 1]), lambda a: np.outer(a[:, 0], a[:, 1])),
+        "dot": (lambda t: gc.dot(t, t.T), lambda a: a @ a.T),
+    }
+    for n in (0, 1, 4):
+        xv = RNG.normal(size=(n, 3))
+        for name, (ours, numpy) in functions.items():
+            got = gc.evaluate(ours(x), {x: xv})
+            np.testing.assert_allclose(got, numpy(xv), rtol=1e-13, atol=1e-15, err_msg=name)
+    for backend in ("numpy", "llvm"):  # softmax over a named axis of size 0 is empty, as with a fixed 0
+        fn = gc.compile(x, [gc.softmax(x, axis=0), gc.log_softmax(x, axis=0)], backend=backend)
+        for n in (0, 1, 4):
+            xv = RNG.normal(size=(n, 3))
+            for got, (_, numpy) in zip(fn(xv), [functions["softmax"], functions["log_softmax"]], strict=True):
+                np.testing.assert_allclose(got, numpy(xv), rtol=1e-13, atol=1e-15)
+    for what, build in {"eye": lambda: gc.eye(v.shape[0]), "arange": lambda: gc.arange(v.shape[0]),
+                        "roll": lambda: gc.roll(v, 1), "triu": lambda: gc.triu(gc.outer(v, v))}.items():  # fmt: skip
+        with pytest.raises(gc.ShapeError, match="named dimension n"):  # a constant or mask of a named size
+            build()
 
 
 def test_stop_gradient_keeps_names():
