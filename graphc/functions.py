@@ -201,7 +201,7 @@ def _max_shifted(a: object, axis: int) -> Tensor:
 
 def _with_minus_inf(t: Tensor, axis: int) -> Tensor:
     """t with one -inf appended along a named axis: its maximum is t's, and exists when the axis is empty."""
-    slab = t.shape[:axis] + (1,) + t.shape[axis + 1 :]
+    slab = (*t.shape[:axis], 1, *t.shape[axis + 1 :])
     minus_inf = broadcast_to(const(np.asarray(-np.inf, dtype=t.dtype)), slab)
     return Tensor(sh.concatenate(t.node, minus_inf.node, axis=axis))
 

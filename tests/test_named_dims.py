@@ -665,8 +665,9 @@ def test_composite_functions_with_named_axes():
             xv = RNG.normal(size=(n, 3))
             for got, (_, numpy) in zip(fn(xv), [functions["softmax"], functions["log_softmax"]], strict=True):
                 np.testing.assert_allclose(got, numpy(xv), rtol=1e-13, atol=1e-15)
-    for what, build in {"eye": lambda: gc.eye(v.shape[0]), "arange": lambda: gc.arange(v.shape[0]),
-                        "roll": lambda: gc.roll(v, 1), "triu": lambda: gc.triu(gc.outer(v, v))}.items():  # fmt: skip
+    refused = [lambda: gc.eye(v.shape[0]), lambda: gc.arange(v.shape[0]), lambda: gc.roll(v, 1),
+               lambda: gc.triu(gc.outer(v, v))]  # fmt: skip
+    for build in refused:
         with pytest.raises(gc.ShapeError, match="named dimension n"):  # a constant or mask of a named size
             build()
 
