@@ -489,7 +489,8 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     missing = missing_vars(graph)
     if missing:
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
-    if graph_names(graph):
+    named = bool(graph_names(graph))
+    if named:
         check_bound(graph, graph.inputs)
     optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
     single = output_form.single
@@ -506,11 +507,16 @@ def compile(  # the API's name: shadows the builtin inside graphc only
             kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
         return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
 
-    if not graph_names(optimized) and not any(isinstance(n, Dim) for t in input_tensors for n in t.shape):
+    if not named:
         return build(optimized)
     per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
-    cls: type[CompiledFunction] = CompiledFunction
-    if input_form.flat and output_form.flat:  # the dispatch is the call itself: no frame between it and the code
-        namespace = {"__call__": per_size.call, "__module__": __name__}
-        cls = types.new_class("CompiledFunction", (CompiledFunction,), exec_body=lambda ns: ns.update(namespace))
+    cls = _class_for(per_size, input_form, output_form)
     return cls(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]
+
+
+def _class_for(per_size: PerSize, input_form: Form, output_form: Form) -> type[CompiledFunction]:
+    """CompiledFunction, or for flat calls a subclass whose `__call__` is the generated dispatch (one frame less)."""
+    if not (input_form.flat and output_form.flat):
+        return CompiledFunction
+    namespace = {"__call__": per_size.call, "__module__": __name__}
+    return types.new_class("CompiledFunction", (CompiledFunction,), exec_body=lambda ns: ns.update(namespace))

@@ -368,8 +368,8 @@ def as_shape(shape: object) -> Shape:
     dims = tuple(shape)
     try:
         return tuple(as_dim(n) for n in dims)
-    except ShapeError as exc:
-        raise ShapeError(f"invalid shape {dims}: {exc}") from None
+    except ShapeError:
+        raise ShapeError(f"invalid shape {dims}: dimensions must be ints >= 0 or names such as 'batch'") from None
 
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
