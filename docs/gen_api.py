@@ -56,7 +56,10 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
-    ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError"]),
+    ("Graphs as files", "Versioned JSON, validated on load: see [format.md](format.md).",
+     ["save", "load", "dumps", "loads"]),
+    ("Errors", "", ["GraphError", "ShapeError", "DTypeError", "DifferentiationError", "ConvergenceError",
+                    "GraphFormatError"]),
 ]  # fmt: skip
 
 EXTRAS = [
@@ -66,6 +69,7 @@ EXTRAS = [
     ("graphc.testing", "numeric_vjp"),
     ("graphc.passes", "run_pipeline"),
     ("graphc.passes", "Report"),
+    ("graphc.distributed", "map_reduce"),
 ]
 
 

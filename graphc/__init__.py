@@ -12,12 +12,13 @@ from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
-from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, ShapeError
+from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import fixed_point, scan
+from graphc.serialize import dumps, load, loads, save
 from graphc.shapes import Dim
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
@@ -36,6 +37,7 @@ __all__ = [
     "Dim",
     "Graph",
     "GraphError",
+    "GraphFormatError",
     "ShapeError",
     "Tensor",
     "as_tensor",
@@ -44,6 +46,7 @@ __all__ = [
     "const",
     "custom_jvp",
     "custom_vjp",
+    "dumps",
     "evaluate",
     "explore",
     "fixed_point",
@@ -51,7 +54,10 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "load",
+    "loads",
     "optimize",
+    "save",
     "scan",
     "show",
     "stop_gradient",

@@ -73,6 +73,7 @@ class CompiledFunction:
         input_form: Form | None = None,
         output_form: Form | None = None,
         per_size: PerSize | None = None,
+        check_finite: bool = False,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -85,6 +86,7 @@ class CompiledFunction:
         self.input_form = input_form or Form(list, tuple(Form(None) for _ in inputs))
         self.output_form = output_form or (Form(None) if single else Form(list, tuple(Form(None) for _ in outputs)))
         self._program = program
+        self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
         self._per_size = per_size
         self._arity = len(inputs)
@@ -496,7 +498,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     single = output_form.single
     options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
                "backend": backend, "fast_math": fast_math, "optimized": optimize,
-               "input_form": input_form, "output_form": output_form}  # fmt: skip
+               "input_form": input_form, "output_form": output_form, "check_finite": check_finite}  # fmt: skip
 
     def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
         program = schedule(fixed)

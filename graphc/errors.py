@@ -30,6 +30,18 @@ class DifferentiationError(GraphError):
     """A derivative that is undefined along a path the caller asked for."""
 
 
+class GraphFormatError(GraphError):
+    """A saved graph (gc.load/gc.loads) that is malformed, hostile or beyond the load limits.
+
+    `path` points into the document in JSONPath style (`$.nodes[12].attrs.axis`); the
+    message starts with it.
+    """
+
+    def __init__(self, message: str, path: str = "$") -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
 class ConvergenceError(RuntimeError):
     """An iterative computation (fixed_point) did not converge at call time."""
 

@@ -18,7 +18,7 @@ from graphc.cli import main
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PYPROJECT = REPO / "pyproject.toml"
-TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q"
+TEST_COMMAND = "pip install -e '.[test]' && python -m pytest -q -n auto"
 DEMO_COMMAND = "pip install -e . && graphc demo"
 
 
@@ -241,7 +241,7 @@ def _distributions(module: str) -> set[str]:
 
 @pytest.mark.parametrize(
     ("folder", "extras"),
-    [("graphc", ("viz", "examples", "bench")), ("tests", ("test",))],
+    [("graphc", ("viz", "examples", "bench", "distributed")), ("tests", ("test",))],
 )
 def test_every_third_party_import_is_declared(folder: str, extras: tuple[str, ...]) -> None:
     tomllib = pytest.importorskip("tomllib")

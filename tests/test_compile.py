@@ -301,3 +301,15 @@ def test_call_overhead_is_small() -> None:
     arg = np.arange(10.0)
     seconds = min(timeit.repeat(lambda: fn(arg), number=2000, repeat=5)) / 2000
     assert seconds < 20e-6
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_a_var_name_never_becomes_generated_code(backend: str) -> None:
+    """Names are the user's text: a newline in one must not end a comment of the generated source."""
+    name = 'x\n    import graphc; graphc.INJECTED = True\n#\r\x0c\u2028'
+    x = gc.var(name, (3,))
+    fn = gc.compile([x], x * 2, backend=backend)
+    np.testing.assert_array_equal(fn(np.ones(3)), [2.0, 2.0, 2.0])
+    assert not hasattr(gc, "INJECTED")
+    with pytest.raises(ValueError, match="expected shape"):
+        fn(np.ones(4))

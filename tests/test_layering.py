@@ -4,8 +4,8 @@
     < backends < compile < cli
 
 A module may import graphc modules at its own level or lower, at module level or inside
-a function alike. graphc/__init__.py (the re-exports) is exempt. llvmlite, networkx and
-graphviz are imported lazily: inside a function body (or under `if TYPE_CHECKING:`),
+a function alike. graphc/__init__.py (the re-exports) is exempt. llvmlite, networkx,
+graphviz and dask are imported lazily: inside a function body (or under `if TYPE_CHECKING:`),
 except in graphc/backends/llvm/, which `import graphc` never loads.
 """
 
@@ -42,6 +42,8 @@ LEVELS = {
     "graphc.backends": 6,
     "graphc.compile": 7,
     "graphc.explore": 7,  # beside compile: fn.explore calls it, and it never imports compile
+    "graphc.serialize": 8,  # gc.save / gc.load: the JSON format
+    "graphc.distributed": 8,  # map_reduce on dask: ships gc.dumps text to workers
     "graphc.cli": 8,
     "graphc.demo": 8,  # the `graphc demo` tour, which cli runs
     "graphc.__main__": 8,  # `python -m graphc`: the cli
@@ -49,7 +51,7 @@ LEVELS = {
 }
 ROOT_LEVEL = 8  # `import graphc` runs __init__.py, which re-exports every level
 EXEMPT = {"graphc"}  # graphc/__init__.py
-LAZY = ("llvmlite", "networkx", "graphviz")
+LAZY = ("llvmlite", "networkx", "graphviz", "dask", "distributed")
 EAGER_ALLOWED = ("graphc.backends.llvm",)  # loaded only when the llvm backend is asked for
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paramids import stable_repr
 
 import graphc as gc
 from graphc.backends.llvm import lower, pyentry, runtime
@@ -95,7 +96,7 @@ def test_dtypes_follow_the_numpy_backend_rules() -> None:
             fn(*args)
 
 
-@pytest.mark.parametrize("junk", [{}, object(), "ab", b"ab", np.float64, [None, None]], ids=repr)
+@pytest.mark.parametrize("junk", [{}, object(), "ab", b"ab", np.float64, [None, None]], ids=stable_repr)
 def test_malformed_arguments_raise_cleanly(model, junk: object) -> None:
     x, s, f = model
     fn = llvm([x, s], f)

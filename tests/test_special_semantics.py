@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import pytest
+from paramids import stable_repr
 
 pytest.importorskip("llvmlite")
 
@@ -63,7 +64,7 @@ def executors(inputs: list, outputs: object, values: list) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
-@pytest.mark.parametrize("exponent", EXPONENTS, ids=repr)
+@pytest.mark.parametrize("exponent", EXPONENTS, ids=stable_repr)
 def test_power_by_a_scalar_matches_numpys_operator_everywhere(exponent: float, dtype: np.dtype) -> None:
     values = specials(dtype)
     want = quiet(lambda: values**exponent)

@@ -11,6 +11,7 @@ import inspect
 
 import numpy as np
 import pytest
+from paramids import stable_repr
 
 import graphc as gc
 from graphc.errors import Location
@@ -94,7 +95,7 @@ def test_repr_names_var_and_type() -> None:
     [(1.5, F64), (2, I64), (True, BOOL), (np.float32(1.5), F32), (np.float64(2.0), F64), (np.int32(3), I64),
      (np.uint8(3), I64), (np.float16(0.5), F32), ([1.0, 2.0], F64), ([1, 2], I64), ([[True], [False]], BOOL),
      (np.eye(3), F64), (np.ones((2, 2), np.float32), F32), (np.arange(3, dtype=np.int32), I64)],
-    ids=repr,
+    ids=stable_repr,
 )  # fmt: skip
 def test_const_dtypes(value: object, dtype: np.dtype) -> None:
     c = gc.const(value)
@@ -331,7 +332,7 @@ def test_nodes_record_the_user_line() -> None:
     "key",
     [2, -3, (0, 3), (0, -4), (0, 0, 0), (None, 0, 0, 0), (Ellipsis, Ellipsis), 1.5, "0", [0, 2], np.array([-3]),
      True, (slice(None), [3]), ([0], [1]), [0.5], [True, False], np.array([True, False])],
-    ids=repr,
+    ids=stable_repr,
 )  # fmt: skip
 def test_bad_static_indices_raise_index_error(key: object) -> None:
     a = gc.var("a", (2, 3))

@@ -1,0 +1,363 @@
+"""graphc.distributed: a compiled function over the chunks of dask arrays, on a dask.distributed cluster.
+
+Imports compile and serialize; dask and distributed are imported inside the
+functions that use them. Workers never receive native code or pickled graphs: a
+function travels as its gc.dumps text with its compile options (a `Payload`), scattered
+to the workers once per client, and each worker compiles it on first use with its own
+compile cache (then keeps it, least recently used first out). Each worker gets one task
+per call that runs every chunk it holds (an even share at most) and sums them; a tree of
+tasks then sums the workers' results. The broadcast arguments reach each worker once per
+call: inside its task, or scattered first when they are large (SCATTER_BYTES).
+
+Chunk sizes. Until named dimensions exist (API §7), a compiled function has fixed
+shapes, so every chunk must have the rows its chunked inputs were compiled for: with a
+CompiledFunction, the arrays are rechunked to that many rows (the row count must be a
+multiple); with a builder `rows -> CompiledFunction`, the arrays keep their chunks and
+one function is built (on the client) and compiled (on each worker) per distinct chunk
+size. A graph whose chunked inputs have a named leading dimension will use one payload
+for every chunk size: the worker's compiled function then specializes per size itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graphc.compile import CompiledFunction
+from graphc.compile import compile as compile_graph
+from graphc.serialize import dumps, loads
+
+if TYPE_CHECKING:
+    import dask.array
+    from distributed import Client, Future
+
+REDUCTIONS = ("sum", "mean")
+FAN_IN = 8  # partial results combined per task of the reduction tree
+SCATTER_BYTES = 1 << 20  # broadcast arguments this large are scattered before the tasks, not sent with them
+_KEEP = 16  # compiled functions a worker keeps; payload futures a client process keeps
+
+Builder = Callable[[int], CompiledFunction]
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a worker needs to compile a function: the graph's text and the compile options."""
+
+    digest: str
+    text: str
+    backend: str
+    optimize: bool
+    fast_math: bool
+    check_finite: bool
+
+    def __dask_tokenize__(self) -> str:
+        return self.digest
+
+
+_PAYLOADS: weakref.WeakKeyDictionary[CompiledFunction, Payload] = weakref.WeakKeyDictionary()
+
+
+def payload_of(fn: CompiledFunction) -> Payload:
+    """The function's pre-optimization graph as gc.dumps text, with its backend and options (made once)."""
+    payload = _PAYLOADS.get(fn)
+    if payload is None:
+        payload = _PAYLOADS[fn] = _payload(fn)
+    return payload
+
+
+def _payload(fn: CompiledFunction) -> Payload:
+    text = dumps(list(fn.inputs), fn.outputs[0] if fn.single else list(fn.outputs))
+    options = (fn.backend, fn.optimized, fn.fast_math, fn.check_finite)
+    key = f"{options}\n{text}"
+    return Payload(hashlib.sha256(key.encode()).hexdigest(), text, *options)
+
+
+# --- on the workers ------------------------------------------------------------------------------
+
+_COMPILED: OrderedDict[str, CompiledFunction] = OrderedDict()
+_COMPILING = threading.Lock()
+
+
+def compiled(payload: Payload) -> CompiledFunction:
+    """The payload's function, compiled once per worker process."""
+    with _COMPILING:
+        fn = _COMPILED.get(payload.digest)
+        if fn is None:
+            inputs, outputs = loads(payload.text)
+            fn = compile_graph(
+                inputs, outputs, backend=payload.backend, optimize=payload.optimize, fast_math=payload.fast_math,
+                check_finite=payload.check_finite,
+            )  # fmt: skip
+            _COMPILED[payload.digest] = fn
+        _COMPILED.move_to_end(payload.digest)
+        while len(_COMPILED) > _KEEP:
+            _COMPILED.popitem(last=False)
+    return fn
+
+
+def apply_chunk(payload: Payload, weight: int | None, *args: object) -> list[np.ndarray]:
+    """The function's outputs on one chunk, each times `weight` (its rows) when given."""
+    fn = compiled(payload)
+    result = fn(*args)
+    outputs = [np.asarray(o) for o in ([result] if fn.single else result)]  # type: ignore[attr-defined]
+    if weight is None:
+        return outputs
+    return [np.asarray(np.multiply(o, weight)) for o in outputs]
+
+
+def apply_chunks(payload: Payload, weight: int | None, n_shared: int, width: int, *args: object) -> list[np.ndarray]:
+    """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments)."""
+    shared, blocks = args[:n_shared], args[n_shared:]
+    parts = [apply_chunk(payload, weight, *shared, *blocks[i : i + width]) for i in range(0, len(blocks), width)]
+    return combine(*parts)
+
+
+def combine(*parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The elementwise sum of partial results, output by output, in the order given."""
+    total = [np.array(o, copy=True) for o in parts[0]]
+    for part in parts[1:]:
+        total = [np.asarray(np.add(t, o)) for t, o in zip(total, part, strict=True)]
+    return total
+
+
+# --- on the client -------------------------------------------------------------------------------
+
+_SHIPPED: OrderedDict[tuple[str, str], Future] = OrderedDict()
+
+
+def _client(client: Client | None) -> Client:
+    if client is not None:
+        return client
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError(
+            "graphc.distributed.map_reduce needs a dask.distributed client: pass client=, "
+            "or create one first (distributed.Client() or Client(scheduler_address))"
+        ) from None
+
+
+def ship(client: Client, payload: Payload) -> Future:
+    """The payload on every worker (scattered once per client; a new worker fetches it from a peer)."""
+    key = (str(client.id), payload.digest)
+    future = _SHIPPED.get(key)
+    if future is None or future.status != "finished":
+        future = client.scatter(payload, broadcast=True)
+        _SHIPPED[key] = future
+    _SHIPPED.move_to_end(key)
+    while len(_SHIPPED) > _KEEP:
+        _SHIPPED.popitem(last=False)
+    return future
+
+
+def _as_list(values: object) -> list[object]:
+    """A list or tuple as a list; anything else (an array) as one argument."""
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    return [values]
+
+
+def _leading_rows(fn: CompiledFunction, first: int) -> int | None:
+    """The rows the chunked inputs were compiled for (None for a named leading dimension)."""
+    chunked = fn.inputs[first:]
+    if any(t.ndim == 0 for t in chunked):
+        raise ValueError(f"every chunked input of the function needs a leading (row) axis: {fn.signature}")
+    rows = {t.shape[0] for t in chunked}
+    if len(rows) != 1:
+        raise ValueError(f"the chunked inputs of the function have different row counts: {fn.signature}")
+    (n,) = rows
+    return n if isinstance(n, int) else None
+
+
+def _check_arity(fn: CompiledFunction, n_broadcast: int, n_chunked: int) -> None:
+    if len(fn.inputs) != n_broadcast + n_chunked:
+        raise TypeError(
+            f"the function takes {len(fn.inputs)} inputs {fn.signature}; got {n_broadcast} broadcast "
+            f"and {n_chunked} chunked arguments (broadcast first, then chunked)"
+        )
+
+
+def _check_shapes(fn: CompiledFunction, broadcast: list[np.ndarray], chunked: list[dask.array.Array]) -> None:
+    """Broadcast arguments of the inputs' shapes; chunked ones with the inputs' trailing shape."""
+    for k, (value, t) in enumerate(zip(broadcast, fn.inputs, strict=False)):
+        if value.shape != t.shape:
+            raise ValueError(f"broadcast argument {k} ({t.name!r}) has shape {value.shape}, expected {t.shape}")
+    for k, (array, t) in enumerate(zip(chunked, fn.inputs[len(broadcast) :], strict=True)):
+        if array.shape[1:] != t.shape[1:]:
+            raise ValueError(
+                f"chunked argument {k} ({t.name!r}) has shape {array.shape}: expected (rows, *{t.shape[1:]})"
+            )
+
+
+def _as_dask(values: list[object]) -> list[dask.array.Array]:
+    """Dask arrays with one length along the first axis (NumPy arrays become one-chunk dask arrays)."""
+    import dask.array as da
+
+    arrays = [v if isinstance(v, da.Array) else da.asarray(v) for v in values]
+    if not arrays:
+        raise ValueError("map_reduce needs at least one chunked argument")
+    lengths = {a.shape[0] if a.ndim else None for a in arrays}
+    if None in lengths or len(lengths) != 1:
+        raise ValueError(f"the chunked arguments must share a first axis, got shapes {[a.shape for a in arrays]}")
+    return arrays
+
+
+def _chunked(arrays: list[dask.array.Array], rows: int | None) -> list[dask.array.Array]:
+    """The arrays chunked alike along the first axis (`rows` each, or as the first array), whole along the rest."""
+    n = arrays[0].shape[0]
+    if rows is not None and (rows == 0 or n % rows):
+        raise ValueError(
+            f"the chunked arguments have {n} rows, not a multiple of the {rows} rows the function was compiled "
+            "for: compile it for a chunk size that divides the rows, or pass a builder rows -> CompiledFunction"
+        )
+    first = (rows,) * (n // rows) if rows is not None else arrays[0].chunks[0]
+    out = []
+    for a in arrays:
+        chunks = (first, *((size,) for size in a.shape[1:]))
+        out.append(a if a.chunks == chunks else a.rechunk(chunks))
+    return out
+
+
+def _functions(
+    fn: CompiledFunction | Builder, broadcast: list[np.ndarray], arrays: list[dask.array.Array]
+) -> tuple[dict[int, CompiledFunction], list[dask.array.Array]]:  # fmt: skip
+    """The function for each chunk size, and the arrays chunked to suit them."""
+    if isinstance(fn, CompiledFunction):
+        _check_arity(fn, len(broadcast), len(arrays))
+        arrays = _chunked(arrays, _leading_rows(fn, len(broadcast)))
+        _check_shapes(fn, broadcast, arrays)
+        return dict.fromkeys(arrays[0].chunks[0], fn), arrays
+    if not callable(fn):
+        raise TypeError(f"map_reduce needs a compiled function or a builder rows -> function, got {type(fn).__name__}")
+    arrays = _chunked(arrays, None)
+    functions = {}
+    for rows in sorted(set(arrays[0].chunks[0])):
+        built = fn(rows)
+        if not isinstance(built, CompiledFunction):
+            raise TypeError(f"the builder returned a {type(built).__name__} for {rows} rows, not a compiled function")
+        _check_arity(built, len(broadcast), len(arrays))
+        if _leading_rows(built, len(broadcast)) not in (rows, None):
+            raise ValueError(f"the builder's function for {rows} rows takes chunks of another size: {built.signature}")
+        _check_shapes(built, broadcast, arrays)
+        functions[rows] = built
+    return functions, arrays
+
+
+def _held(array: dask.array.Array) -> list[Future] | None:
+    """The futures of a persisted array's chunks, in order; None when some chunk is not held."""
+    from dask.core import flatten
+    from distributed import futures_of
+
+    held = {f.key: f for f in futures_of(array)}
+    keys = list(flatten(array.__dask_keys__()))
+    if not all(k in held for k in keys):
+        return None
+    return [held[k] for k in keys]
+
+
+def _blocks(client: Client, arrays: list[dask.array.Array]) -> list[list[Future]]:
+    """For each chunk along the first axis, the futures of that chunk of every array.
+
+    Chunks of a persisted array are used where they are; any other array is computed on the cluster.
+    """
+    columns: list[list[Future] | None] = [_held(a) for a in arrays]
+    lazy = [k for k, column in enumerate(columns) if column is None]
+    if lazy:
+        delayed = [list(arrays[k].to_delayed().ravel()) for k in lazy]
+        futures = client.compute([d for column in delayed for d in column])
+        n = len(delayed[0])
+        for i, k in enumerate(lazy):
+            columns[k] = futures[i * n : (i + 1) * n]
+    return [list(row) for row in zip(*columns, strict=True)]  # type: ignore[arg-type]
+
+
+def _owners(client: Client, blocks: list[list[Future]]) -> list[str | None]:
+    """For each chunk, the worker to run it: one holding it, at most an even share of chunks each.
+
+    One task per worker then runs all of its chunks, instead of one task per chunk: a task
+    costs a round trip to the scheduler, which dominates when chunks are small.
+    """
+    workers = sorted(client.scheduler_info()["workers"])
+    if not workers:
+        return [None] * len(blocks)
+    who = client.who_has([row[0] for row in blocks])
+    share = -(-len(blocks) // len(workers))
+    load = dict.fromkeys(workers, 0)
+    owners: list[str | None] = []
+    for row in blocks:
+        holders = [w for w in sorted(who.get(row[0].key, ())) if load.get(w, share) < share]
+        owner = holders[0] if holders else min(workers, key=load.__getitem__)
+        load[owner] += 1
+        owners.append(owner)
+    return owners
+
+
+def _shared(client: Client, broadcast: list[np.ndarray]) -> list[np.ndarray] | list[Future]:
+    """The broadcast arguments as the worker tasks will receive them, sent once to each worker.
+
+    Small ones travel inside the one task each worker gets (a scatter would cost another
+    round trip); from SCATTER_BYTES on they are scattered to every worker first.
+    """
+    if sum(b.nbytes for b in broadcast) < SCATTER_BYTES:
+        return broadcast
+    # hash=False: a new key per call; equal data under one key races with the release of the last call's
+    return client.scatter(broadcast, broadcast=True, hash=False)  # type: ignore[no-any-return]
+
+
+def _tree(client: Client, parts: list[Future]) -> Future:
+    """One future summing all parts, FAN_IN at a time."""
+    while len(parts) > 1:
+        parts = [client.submit(combine, *parts[i : i + FAN_IN], pure=False) for i in range(0, len(parts), FAN_IN)]
+    return parts[0]
+
+
+def map_reduce(
+    fn: CompiledFunction | Builder,
+    broadcast_args: Sequence[object] | object,
+    chunked_args: Sequence[object] | object,
+    reduce: str = "sum",
+    client: Client | None = None,
+) -> np.ndarray | tuple[np.ndarray, ...]:
+    """fn's outputs over matching first-axis chunks of `chunked_args`, summed (or averaged) across chunks.
+
+    `fn`'s inputs are the broadcast arguments (parameters: sent once per call to every
+    worker) followed by the chunked ones (dask arrays, or NumPy arrays). reduce="mean"
+    weights each chunk's outputs by its rows, so a per-chunk mean loss and its gradients
+    average to the full-data ones. Chunk sizes: see the module docstring. Returns what fn
+    returns (one array, or a tuple). `client` defaults to the current dask client.
+    """
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduce!r}")
+    broadcast = [np.asarray(b) for b in _as_list(broadcast_args)]
+    arrays = _as_dask(_as_list(chunked_args))
+    rows = arrays[0].shape[0]
+    if rows == 0:
+        raise ValueError("the chunked arguments have no rows")
+    functions, arrays = _functions(fn, broadcast, arrays)
+    client = _client(client)
+    payloads = {n: ship(client, payload_of(f)) for n, f in functions.items()}
+    shared = _shared(client, broadcast)
+    blocks = _blocks(client, arrays)
+    groups: dict[tuple[str | None, int], list[Future]] = {}
+    for n, owner, row in zip(arrays[0].chunks[0], _owners(client, blocks), blocks, strict=True):
+        groups.setdefault((owner, n), []).extend(row)
+    parts = []
+    for (owner, n), args in groups.items():
+        weight = n if reduce == "mean" else None
+        task = (apply_chunks, payloads[n], weight, len(shared), len(arrays), *shared, *args)
+        workers = None if owner is None else [owner]
+        parts.append(client.submit(*task, pure=False, workers=workers, allow_other_workers=owner is not None))
+    outputs = _tree(client, parts).result()
+    if reduce == "mean":
+        outputs = [np.asarray(o / rows) for o in outputs]
+    single = next(iter(functions.values())).single
+    return outputs[0] if single else tuple(outputs)
