@@ -10,7 +10,9 @@ so equal dimensions compare and hash equal. A Dim is never constant (arithmetic 
 cancels the names gives an int), so `n == 1` is False for every Dim, and a named
 dimension broadcasts only against 1 or itself. Anything that needs the number a Dim
 stands for (`int(d)`, `range(d)`, `d < 3`) raises ShapeError naming it: its value
-exists only when a compiled function is called.
+exists only when a compiled function is called. A dimension has at most MAX_TERMS terms
+of degree at most MAX_DEGREE, so shape arithmetic costs a bounded time per node even on
+a graph read from a hostile file (a product of 64 two-name sums would have 2**64 terms).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ FLOAT32 = np.dtype("float32")
 INT64 = np.dtype("int64")
 BOOL = np.dtype("bool")
 DTYPES: tuple[np.dtype, ...] = (FLOAT64, FLOAT32, INT64, BOOL)
+
+MAX_TERMS = 32  # terms of one dimension: (a+1)*(b+1)*(c+1)*(d+1) has 16
+MAX_DEGREE = 16  # names multiplied in one term, counted with their powers: batch**2*seq has 3
 
 _SHORT = {FLOAT64: "f64", FLOAT32: "f32", INT64: "i64", BOOL: "bool"}
 
@@ -105,10 +110,14 @@ def _mul(p: Poly, q: Poly) -> Poly:
 def _divide(p: Poly, q: Poly) -> Poly | None:
     """p / q when q divides p exactly (integer coefficients), else None: division by leading terms."""
     names = sorted({n for m in (*p, *q) for n, _ in m})
+    keys: dict[Monomial, tuple[int, tuple[int, ...]]] = {}
 
-    def order(m: Monomial) -> tuple[int, tuple[int, ...]]:  # graded lexicographic
-        powers = dict(m)
-        return _degree(m), tuple(powers.get(n, 0) for n in names)
+    def order(m: Monomial) -> tuple[int, tuple[int, ...]]:  # graded lexicographic, each key made once
+        key = keys.get(m)
+        if key is None:
+            powers = dict(m)
+            key = keys[m] = (_degree(m), tuple(powers.get(n, 0) for n in names))
+        return key
 
     lead = max(q, key=order)
     quotient: Poly = {}
@@ -120,8 +129,19 @@ def _divide(p: Poly, q: Poly) -> Poly | None:
             return None
         c = rest[top] // q[lead]
         quotient[m] = c
+        _check_bounded(quotient)  # each step adds a term: the loop ends within MAX_TERMS + 1 steps
         rest = _add(rest, _mul({m: c}, q), -1)
     return quotient
+
+
+def _check_bounded(p: Poly) -> None:
+    """ShapeError for a polynomial beyond MAX_TERMS terms or MAX_DEGREE."""
+    degree = max((_degree(m) for m in p), default=0)
+    if len(p) > MAX_TERMS or degree > MAX_DEGREE:
+        raise ShapeError(
+            f"a dimension of {len(p)} terms and degree {degree} is beyond what graphc represents "
+            f"(at most {MAX_TERMS} terms, each a product of at most {MAX_DEGREE} names)"
+        )
 
 
 def _dim(p: Poly) -> int | Dim:
@@ -130,6 +150,7 @@ def _dim(p: Poly) -> int | Dim:
         return 0
     if set(p) == {()}:
         return p[()]
+    _check_bounded(p)
     return Dim(p)
 
 

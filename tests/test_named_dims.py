@@ -585,6 +585,15 @@ def test_names_that_collide_unicode_and_int_bool_inputs(backend: str):
     assert fn.specializations == ({"X": 4, "β": 3, "批": 5}, {"X": 4, "β": 3, "批": 1})
 
 
+def test_a_var_name_cannot_write_into_the_generated_dispatch(capsys):
+    """The dispatcher's comment lists the inputs' names: a newline in a name must not end it."""
+    for name in ['x\nprint("injected")', 'x\n    print("injected")']:  # a statement after the def, and in it
+        x = gc.var(name, shape=("batch", 2))
+        fn = gc.compile({"x": x}, gc.sum(x), backend="numpy")  # a tree input: the call goes through the dispatch
+        assert float(fn({"x": np.ones((3, 2))})) == 6.0
+        assert "injected" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
 def test_scan_over_a_named_length(backend: str):
     xs = gc.var("xs", shape=("T", "batch", 3))

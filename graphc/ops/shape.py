@@ -25,7 +25,7 @@ def batch_of(ct: Node, out: Node) -> Shape:
 # --- reshape ----------------------------------------------------------------------
 
 
-def _reshape_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
+def _reshape_infer(x: TensorType, *, shape: Shape) -> TensorType:
     if resolve_reshape(x.shape, shape) != shape:
         raise ShapeError(f"cannot reshape {x.shape} into {shape}")
     return TensorType(shape, x.dtype)
@@ -124,7 +124,7 @@ def _slice_infer(x: TensorType, *, index: Index) -> TensorType:
     return TensorType(lead + tuple(sliced_length(*i) for i in index), x.dtype)
 
 
-def _unslice_infer(x: TensorType, *, index: Index, shape: tuple[int, ...]) -> TensorType:
+def _unslice_infer(x: TensorType, *, index: Index, shape: Shape) -> TensorType:
     lead = x.shape[: x.ndim - len(shape)]
     if x.ndim < len(shape) or _slice_infer(TensorType(shape, x.dtype), index=index).shape != x.shape[len(lead) :]:
         raise ShapeError(f"{format_shape(x.shape)} does not fit slice {index} of shape {format_shape(shape)}")
@@ -201,7 +201,7 @@ def _take_infer(a: TensorType, indices: TensorType, *, axis: int) -> TensorType:
     return TensorType(a.shape[:axis] + indices.shape + a.shape[axis + 1 :], a.dtype)
 
 
-def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: int) -> TensorType:
+def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: DimLike) -> TensorType:
     end = axis + indices.ndim
     if indices.dtype != INT64 or g.shape[axis:end] != indices.shape:
         raise ShapeError(f"cannot scatter {g.shape} by indices {indices.shape} at axis {axis}")
