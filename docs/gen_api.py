@@ -53,6 +53,14 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
     ("Derivative control", "See [named-dims.md](named-dims.md#derivative-control).",
      ["stop_gradient", "custom_vjp", "custom_jvp"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
+    ("Control flow", "Branches and loops decided at run time. See [control-flow.md](control-flow.md).",
+     ["cond", "while_loop"]),
+    ("Random numbers and layers", "Counter-based random numbers inside graphs (`gc.random`) and network layers "
+     "(`gc.nn`). See [random.md](random.md).",
+     ["random.key", "random.split", "random.uniform", "random.normal", "random.bernoulli", "random.permutation",
+      "random.bits", "random.threefry_2x32", "nn.dropout"]),
+    ("Convolutional networks: `gc.nn`", "As `torch.nn.functional`'s, built from `im2col` and `matmul`.",
+     ["nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
@@ -133,6 +141,14 @@ def members(cls: type, names: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def attribute(dotted: str) -> object:
+    """gc.<dotted>: a name of graphc, or of one of its namespaces (random.uniform)."""
+    obj: object = gc
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def api_sections() -> tuple[list[str], set[str]]:
     lines: list[str] = []
     covered: set[str] = set()
@@ -142,10 +158,10 @@ def api_sections() -> tuple[list[str], set[str]]:
             names = names + [name for name in functions.PUBLIC if name not in listed]
         lines += [f"## {title}", ""] + ([intro, ""] if intro else [])
         for name in names:
-            if name not in gc.__all__:
+            if name.split(".")[0] not in gc.__all__:
                 continue
-            covered.add(name)
-            lines += entry(f"gc.{name}", getattr(gc, name))
+            covered.add(name.split(".")[0])
+            lines += entry(f"gc.{name}", attribute(name))
             if name == "Tensor":
                 public = [n for n in dir(gc.Tensor) if not n.startswith("_")]
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
@@ -153,6 +169,16 @@ def api_sections() -> tuple[list[str], set[str]]:
                 lines += ["The result, a `CompiledFunction`:", ""]
                 lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir", "explore"])
     return lines, covered
+
+
+def linalg_section(covered: set[str]) -> list[str]:
+    """gc.linalg's functions (numpy.linalg's names), under one heading."""
+    covered.add("linalg")
+    intro = "numpy.linalg's names and semantics. See [linalg.md](linalg.md)."
+    lines = ["## Linear algebra: `gc.linalg`", "", intro, ""]
+    for name in gc.linalg.__all__:
+        lines += entry(f"gc.linalg.{name}", getattr(gc.linalg, name))
+    return lines
 
 
 def other_section(covered: set[str]) -> list[str]:
@@ -210,6 +236,7 @@ def generate() -> str:
         "",
     ]
     body, covered = api_sections()
+    body += linalg_section(covered)
     text = head + body + other_section(covered) + extras_section() + passes_section()
     return "\n".join(text).rstrip() + "\n"
 

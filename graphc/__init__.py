@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
+from graphc import linalg, nn, random
 from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.backends.interpreter import evaluate
@@ -17,7 +18,7 @@ from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
 from graphc.ir import Graph
 from graphc.passes import optimize
-from graphc.recurrence import fixed_point, scan
+from graphc.recurrence import cond, fixed_point, scan, while_loop
 from graphc.serialize import dumps, load, loads, save
 from graphc.shapes import Dim
 from graphc.tensor import Tensor, as_tensor, astype, const, var
@@ -43,6 +44,7 @@ __all__ = [
     "as_tensor",
     "astype",
     "compile",
+    "cond",
     "const",
     "custom_jvp",
     "custom_vjp",
@@ -54,9 +56,12 @@ __all__ = [
     "hessian",
     "jacobian",
     "jvp",
+    "linalg",
     "load",
     "loads",
+    "nn",
     "optimize",
+    "random",
     "save",
     "scan",
     "show",
@@ -66,6 +71,7 @@ __all__ = [
     "value_and_grad",
     "var",
     "vjp",
+    "while_loop",
 ]
 __all__ += _functions.__all__
 __all__.sort()

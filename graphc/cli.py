@@ -178,7 +178,7 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 def _add_bench(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = commands.add_parser(
         "bench",
-        help="run the benchmark suite W1-W8 (benchmarks/): verify every system, then time it",
+        help="run the benchmark suite W1-W8, W10 (benchmarks/): verify every system, then time it",
         description="Run the benchmark suite: each workload is verified against hand-written NumPy (and scipy) "
         "before it is timed. Prints a markdown report; exit status 1 if any result was wrong.",
     )

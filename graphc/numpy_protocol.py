@@ -29,7 +29,6 @@ _REDUCTIONS = {"add": "sum", "multiply": "prod", "maximum": "max", "minimum": "m
 _INSTEAD = {
     "positive": "the Tensor itself (+x)",
     "reciprocal": "1 / x",
-    "linalg.norm": "gc.sqrt(gc.sum(x * x))",
     "shape": "x.shape",
     "ndim": "x.ndim",
     "size": "x.size",
@@ -87,13 +86,21 @@ def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict, names
 def array_function(func: object, args: tuple, kwargs: dict, namespace: Namespace) -> object:
     """The graphc function of NumPy function `func`'s name, called with the same arguments."""
     name = getattr(func, "__name__", repr(func))
-    if not _is_plain_numpy(func):  # numpy.linalg, numpy.fft, ...: nothing of graphc's yet
+    if not _is_plain_numpy(func) and _is_numpy_linalg(func):  # np.linalg.solve(t, b): gc.linalg.solve
+        name = f"linalg.{name}"
+    elif not _is_plain_numpy(func):  # numpy.fft, ...: nothing of graphc's yet
         module = str(getattr(func, "__module__", "numpy"))
         raise _unsupported(f"{module}.{name}".removeprefix("numpy."))
     function = _graphc_function(name, namespace)
     if function is None:
         raise _unsupported(name)
     return _call(name, function, args, kwargs)
+
+
+def _is_numpy_linalg(func: object) -> bool:
+    """True for a function of numpy.linalg (np.linalg.solve, np.linalg.norm, ...)."""
+    name = getattr(func, "__name__", None)
+    return name is not None and getattr(np.linalg, name, None) is func
 
 
 def _is_plain_numpy(func: object) -> bool:

@@ -81,7 +81,9 @@ class Role:
     name: str  # "x": any value of the case's dtype; "tame": no huge floats; "finite": normal values only;
     # "nan": NaN; "exp": int exponents >= 0; "bool": a condition; "index": int64 positions valid
     # for an axis of length `bound` (negative ones included); "outside": positions past it;
-    # "trig": |x| < 1e6 with the specials that are not huge (vecmath's accurate range); "huge": |x| >= 2**50
+    # "trig": |x| < 1e6 with the specials that are not huge (vecmath's accurate range); "huge": |x| >= 2**50;
+    # "matrix": square matrices, well conditioned (finite values plus n on the diagonal); "spd": symmetric
+    # positive definite (Cholesky's domain)
     bound: int = N
 
     def dtype(self, case_dtype: np.dtype) -> np.dtype:
@@ -127,6 +129,8 @@ class Role:
         if self.name == "huge":
             with np.errstate(over="ignore"):
                 return np.resize(np.array(HUGE), shape).astype(dtype)
+        if self.name in ("matrix", "spd"):
+            return _matrices(self.name, shape, rng).astype(dtype)
         if dtype == BOOL:
             return rng.random(shape) < 0.5
         if dtype == I64:
@@ -143,7 +147,19 @@ class Role:
             return values.reshape(shape).astype(dtype)
 
 
+def _matrices(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Finite values; a stack of square matrices gets n on the diagonal ("matrix") or becomes X Xᵀ + n I ("spd")."""
+    values = rng.normal(size=shape)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        return values
+    n = shape[-1]
+    if name == "spd":
+        return values @ np.swapaxes(values, -1, -2) + n * np.eye(n)
+    return values + n * np.eye(n)
+
+
 X, TAME_X, EXPONENT, CONDITION = Role("x"), Role("tame"), Role("exp"), Role("bool")
+MATRIX, SPD = Role("matrix"), Role("spd")
 
 
 # --- cases ---------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ BATCH = 160  # outputs per compiled function
 ULPS = {F64: 4, F32: 2}
 RTOL = {F64: 1e-12, F32: 1e-5}
 TRANSCENDENTAL = {name for name, op in OPS.items() if op.transcendental}  # vecmath's kernels
-ROUNDED = {"sum", "prod", "logsumexp", "matmul", "scan", "fused"}
+ROUNDED = {"sum", "prod", "logsumexp", "matmul", "scan", "cond", "while_loop", "fused"}  # bodies: any op
 LOOSE = {"fixed_point"}
 Result = list[np.ndarray] | BaseException
 

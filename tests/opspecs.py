@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 from opcases import (
     BOOL,
     CONDITION,
@@ -19,7 +20,9 @@ from opcases import (
     FLOATS,
     HUGE,
     I64,
+    MATRIX,
     NUMERIC,
+    SPD,
     TAME_X,
     VARS,
     Case,
@@ -40,6 +43,7 @@ from opcases import (
 
 import graphc as gc
 from graphc.ops import OPS
+from graphc.ops import random as rops
 
 # --- the specs: one per op ---------------------------------------------------------------------------
 
@@ -81,6 +85,37 @@ def _unslice_regions(shape: tuple[int, ...]) -> list[tuple[tuple[tuple[int, int,
     return [(((1, 1 + b, 1),), (b + 2,)), (((0, 2 * b, 2),), (2 * b,))]
 
 
+def _image(x: Operand, ndim: int) -> gc.Tensor:
+    """The operand as an image batch of `ndim` axes: its elements along the last one."""
+    t = gc.as_tensor(x)
+    return gc.reshape(t, (1,) * (ndim - 1) + (t.size,))
+
+
+def _im2col_windows(shape: tuple[int, ...]) -> list[tuple]:
+    """(kernel, stride, padding, dilation, fill): taps 2 apart padded both sides; max pooling's -inf padding."""
+    return [((1, 2), (1, 1), ((0, 0), (1, 1)), (1, 2), 0.0), ((1, 1), (1, 2), ((1, 1), (1, 1)), (1, 1), -np.inf)]
+
+
+def _im2col(x: Operand, window: tuple) -> gc.Tensor:
+    kernel, stride, padding, dilation, fill = window
+    return primitive("im2col", kernel=kernel, stride=stride, padding=padding, dilation=dilation, fill=fill)(
+        _image(x, 4)
+    )
+
+
+def _col2im_windows(shape: tuple[int, ...]) -> list[tuple]:
+    """(kernel, stride, padding, dilation, size) whose n columns come from an image 2n - 1 wide, cropped by 1."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return [((1, 1), (1, 2), ((0, 0), (0, 1)), (1, 1), (1, 2 * n - 1))]
+
+
+def _col2im(x: Operand, window: tuple) -> gc.Tensor:
+    kernel, stride, padding, dilation, size = window
+    return primitive("col2im", kernel=kernel, stride=stride, padding=padding, dilation=dilation, size=size)(
+        _image(x, 6)
+    )
+
+
 def _arg_choices(shape: tuple[int, ...]) -> list[tuple[int | None, bool]]:
     """Every axis (and None), keepdims both ways for the last one only."""
     axes: list[int | None] = [None, *range(len(shape))]
@@ -100,6 +135,49 @@ def _matmul_shapes(position: int, form: Form) -> tuple[Form, ...]:
         return form, partner
     k = s[0] if len(s) == 1 else (s[-2] if s else N)
     return Form("var", (3, k)), form
+
+
+def _solve_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """The var partner: a right-hand side (n, 2) for a matrix form, a square matrix for a right-hand side form."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        return form, Form("var", (s[-1] if s else N, 2))
+    k = s[0] if len(s) == 1 else (s[-2] if s else N)
+    return Form("var", (k, k)), form
+
+
+def _alone(position: int, form: Form) -> tuple[Form, ...]:
+    return (form,)
+
+
+def _slogdet(a: Operand) -> tuple[gc.Tensor, gc.Tensor]:
+    """(logabsdet, sign): the vjp of a case is taken of its first result, and only logabsdet has one."""
+    sign, logabsdet = gc.linalg.slogdet(a)
+    return logabsdet, sign
+
+
+STACKS = ((0, 3, 3), (1, 3, 3), (2, 4, 4), (0, 0), (3, 0, 0))
+
+
+def _stack_rows(fn: Callable[..., object], role: Role, tag: str = "") -> Callable[[str], list[tuple]]:
+    """Stacks of matrices (none, one, several; empty matrices), and a 3x3 var with special values."""
+    forms = tuple(Form("var", s) for s in STACKS)
+    rows = [(f"stack{tag}", (form,), (role,), dtype, fn) for dtype in FLOATS for form in forms]
+    return lambda sweep: [*rows, (f"specials{tag}", (Form("var", (3, 3)),), (X,), F64, fn)]
+
+
+def _solve_rows(sweep: str) -> list[tuple]:
+    """Right-hand sides against stacks: one vector for all, broadcast batch axes, empty stacks and systems."""
+    pairs = [((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 1)), ((3, 3), (4, 3, 2)), ((2, 1, 3, 3), (4, 3, 2)),
+             ((0, 3, 3), (3,)), ((0, 0), (0, 2)), ((3, 3), (3, 0))]  # fmt: skip
+    rows = [("stack", (Form("var", sa), Form("var", sb)), (MATRIX, X), dtype, gc.linalg.solve)
+            for dtype in FLOATS for sa, sb in pairs]  # fmt: skip
+    return [*rows, ("specials", (Form("var", (3, 3)), Form("var", (3,))), (X, X), F64, gc.linalg.solve)]
+
+
+def _cholesky_upper(a: Operand) -> gc.Tensor:
+    """The upper factor, from the upper triangle."""
+    return gc.linalg.cholesky(a, upper=True)
 
 
 def _concat_shapes(position: int, form: Form) -> tuple[Form, ...]:
@@ -192,6 +270,27 @@ def _var_rows(sweep: str) -> list[tuple]:
     return [("", (form,), (X,), dtype, lambda v: v) for dtype in EVERY for form in VARS]
 
 
+def _cond(x: Operand, y: Operand) -> gc.Tensor:
+    """Both branches over both operands; the predicate reads x (an empty x takes the false branch)."""
+    return gc.cond(gc.sum(x) > 0.0, lambda a, b: gc.tanh(a) * b, lambda a, b: a - b * 2.0, x, y)
+
+
+def _while_loop(z0: Operand, p: Operand) -> gc.Tensor:
+    """Three iterations of z <- tanh(z) / 2 + p, counted in an int carry (max_iter allows reverse mode)."""
+    step = lambda c: (0.5 * gc.tanh(c[0]) + p, c[1] + 1)  # noqa: E731
+    return gc.while_loop(lambda c: c[1] < 3, step, (z0, gc.const(0)), max_iter=5)[0]
+
+
+def _with_iota(x: Operand) -> gc.Tensor:
+    """x plus each element's flat index (iota has no operands of its own)."""
+    t = gc.as_tensor(x)
+    return t + gc.Tensor(rops.iota(shape=t.shape))
+
+
+def _sort(x: Operand) -> gc.Tensor:
+    return gc.Tensor(rops.sort(node(x)))
+
+
 def _fixed_point_nan_rows(sweep: str) -> list[tuple]:
     """A NaN parameter: the iteration's residual is NaN, which every backend reports (ConvergenceError)."""
     return [("nan", (Form("var", (N,)), Form("var", (N,))), (FINITE, Role("nan")), F64, _fixed_point)]
@@ -248,6 +347,13 @@ def _specs() -> dict[str, list]:
     specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
                                        NUMERIC)]  # fmt: skip
     specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
+    specs["im2col"] = [Unary(_im2col, _im2col_windows, FLOATS)]
+    specs["col2im"] = [Unary(_col2im, _col2im_windows, FLOATS)]
+    specs["solve"] = [Positional(gc.linalg.solve, (MATRIX, X), _solve_shapes), Explicit(_solve_rows)]
+    specs["inv"] = [Positional(gc.linalg.inv, (MATRIX,), _alone), Explicit(_stack_rows(gc.linalg.inv, MATRIX))]
+    specs["slogdet"] = [Positional(_slogdet, (MATRIX,), _alone), Explicit(_stack_rows(_slogdet, MATRIX))]
+    specs["cholesky"] = [Positional(gc.linalg.cholesky, (SPD,), _alone), Explicit(_stack_rows(gc.linalg.cholesky, SPD)),
+                         Explicit(_stack_rows(_cholesky_upper, SPD, "-upper"))]  # fmt: skip
     specs["const"] = [Explicit(_source_rows)]
     specs["var"] = [Explicit(_var_rows)]
     specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize
@@ -256,6 +362,14 @@ def _specs() -> dict[str, list]:
     specs["dim"] = []  # only in graphs with named dimensions, replaced when a call binds them: test_named_dims.py
     specs["scan"] = [Positional(_scan, (X, X), _scan_shapes)]
     specs["fixed_point"] = [Positional(_fixed_point, (FINITE, FINITE), _same_shapes), Explicit(_fixed_point_nan_rows)]
+    specs["cond"] = [Positional(_cond, (X, X), _same_shapes)]
+    specs["while_loop"] = [Positional(_while_loop, (FINITE, FINITE), _same_shapes)]
+    for name in ("bitwise_and", "bitwise_or", "bitwise_xor"):  # integer-only records: ints first, floats refused
+        specs[name] = [Elementwise(getattr(gc, name), (X, X), (I64, BOOL, F64))]
+    for name in ("left_shift", "right_shift"):
+        specs[name] = [Elementwise(getattr(gc, name), (X, X), (I64, F64))]
+    specs["iota"] = [Elementwise(_with_iota, (X,), NUMERIC)]
+    specs["sort"] = [Elementwise(_sort, (X,), (I64, F64))]
     return specs
 
 

@@ -226,6 +226,47 @@ case("gc-matmul", gc.matmul, ((2, 3), sym), ((3, 2), sym))
 for _sx, _sy in [((2, 3), (3,)), ((3,), (3,)), ((), (3,)), ((2, 3), (2, 3, 4)), ((3, 2), (2, 4))]:
     case(f"dot-{_sx}-{_sy}", gc.dot, (_sx, sym), (_sy, sym))
 
+
+def wellcond(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Square matrices with entries in (-1.5, 1.5) plus 3 on the diagonal: well conditioned."""
+    return sym(r, shape) + 3.0 * np.eye(shape[-1])
+
+
+def spd(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Symmetric positive-definite matrices X Xᵀ + n I (Cholesky's domain)."""
+    x = sym(r, shape)
+    return x @ np.swapaxes(x, -1, -2) + shape[-1] * np.eye(shape[-1])
+
+
+def spd_lower(r: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """SPD in the lower triangle and noise above it, which cholesky never reads."""
+    return np.tril(spd(r, shape)) + np.triu(sym(r, shape), 1)
+
+
+# gc.linalg: solve with every right-hand-side form and broadcast batch, the LU-based ops, cholesky, norm
+for _sa, _sb in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 2)), ((3, 3), (2, 3, 1))]:
+    case(f"solve-{_sa}-{_sb}", gc.linalg.solve, (_sa, wellcond), (_sb, sym))
+for _s in [(3, 3), (2, 3, 3)]:
+    case(f"inv-{_s}", gc.linalg.inv, (_s, wellcond))
+    case(f"det-{_s}", gc.linalg.det, (_s, wellcond))
+    case(f"slogdet-{_s}", lambda a: gc.linalg.slogdet(a).logabsdet, (_s, wellcond))
+    case(f"cholesky-{_s}", gc.linalg.cholesky, (_s, spd_lower))
+case("det-negative", lambda a: gc.linalg.det(a[::-1]), ((3, 3), wellcond))
+case("slogdet-sign", lambda a: gc.linalg.slogdet(a[::-1]).sign * gc.linalg.slogdet(a).logabsdet, ((3, 3), wellcond))
+case("cholesky-upper", lambda a: gc.linalg.cholesky(a, upper=True), ((3, 3), lambda r, s: spd_lower(r, s).T))
+case("cholesky-of-gram", lambda x: gc.linalg.cholesky(x @ x.T + 3.0 * np.eye(3)), ((3, 2), sym))
+NORMS = {
+    "2": ((4,), sym, {}), "1": ((4,), away, {"ord": 1}), "inf": ((4,), away, {"ord": np.inf}),
+    "-inf": ((4,), away, {"ord": -np.inf}), "p3": ((4,), away, {"ord": 3}), "p0.5": ((4,), away, {"ord": 0.5}),
+    "p-1": ((4,), away, {"ord": -1}), "0": ((4,), away, {"ord": 0}), "all": ((2, 3), sym, {}),
+    "axis1": ((2, 3), sym, {"axis": 1}), "axis0-keep": ((2, 3), sym, {"axis": 0, "keepdims": True}),
+    "fro": ((2, 3), sym, {"ord": "fro"}), "m1": ((2, 3), away, {"ord": 1}), "m-1": ((2, 3), away, {"ord": -1}),
+    "minf": ((2, 3), away, {"ord": np.inf}), "m-inf-keep": ((2, 3), away, {"ord": -np.inf, "keepdims": True}),
+    "batched-m1": ((2, 3, 3), away, {"ord": 1, "axis": (2, 1)}),
+}  # fmt: skip
+for _name, (_s, _gen, _kw) in NORMS.items():
+    case(f"norm-{_name}", lambda x, kw=_kw: gc.linalg.norm(x, **kw), (_s, _gen))
+
 # shapes
 case("transpose-default", gc.transpose, ((2, 3, 4), sym))
 case("transpose-axes", lambda x: gc.transpose(x, (1, 0, 2)), ((2, 3, 4), sym))

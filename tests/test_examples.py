@@ -20,10 +20,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
-NEEDS = {"train_digits.py": ["sklearn", "tqdm", "matplotlib"]}
+NEEDS = {
+    "train_digits.py": ["sklearn", "tqdm", "matplotlib"],
+    "train_cnn_digits.py": ["sklearn", "tqdm", "matplotlib"],
+    "prune_weights.py": ["sklearn", "matplotlib"],
+}
 BLOCKED_RUNS = {  # a run of each example that needs an optional package, and that package
     "train_digits.py": (["--epochs", "1"], "tqdm"),
     "rnn_sequence.py": (["--iters", "1", "--plot", "x.png"], "matplotlib"),
+    "train_cnn_digits.py": (["--epochs", "1"], "tqdm"),
+    "prune_weights.py": (["--epochs", "0", "--retrain", "0", "--levels", "0.5"], "matplotlib"),
 }
 
 
@@ -49,7 +55,8 @@ def floats(pattern: str, text: str) -> list[float]:
 
 
 def test_the_examples_are_there() -> None:
-    assert {"train_digits.py", "rnn_sequence.py", "jacobian_newton.py", "inspect_graphs.py"} <= set(SCRIPTS)
+    expected = {"train_digits.py", "train_cnn_digits.py", "prune_weights.py", "rnn_sequence.py", "jacobian_newton.py"}
+    assert expected | {"inspect_graphs.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -98,6 +105,55 @@ def test_train_digits_reaches_96_percent_in_a_minute(tmp_path: Path) -> None:
     assert time.perf_counter() - start < 60
     (final,) = floats(r"final test accuracy (\S+)%", out)
     assert final >= 96.0
+
+
+# --- train_cnn_digits ------------------------------------------------------------------------
+
+
+def test_train_cnn_digits_three_epochs(tmp_path: Path) -> None:
+    needs(*NEEDS["train_cnn_digits.py"])
+    plot = tmp_path / "out" / "cnn.png"
+    out = run("train_cnn_digits.py", "--epochs", "3", "--backend", "numpy", "--plot", str(plot), cwd=tmp_path)
+    (initial,) = floats(r"initial loss (\S+)", out)
+    losses = floats(r"epoch +\d+ +loss (\S+)", out)
+    accuracies = floats(r"test accuracy (\S+)%", out)
+    assert len(losses) == 3 and losses[2] < losses[1] < losses[0] < initial
+    assert accuracies[-1] > 50.0  # chance is 10%
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_train_cnn_digits_reaches_98_5_percent(tmp_path: Path) -> None:
+    needs(*NEEDS["train_cnn_digits.py"])
+    out = run("train_cnn_digits.py", "--no-plot", cwd=tmp_path, timeout=600)
+    (final,) = floats(r"final test accuracy (\S+)%", out)
+    assert final >= 98.5
+
+
+# --- prune_weights ------------------------------------------------------------------------------
+
+
+def test_prune_weights_fast(tmp_path: Path) -> None:
+    needs(*NEEDS["prune_weights.py"])
+    plot = tmp_path / "prune.png"
+    args = ["--epochs", "3", "--retrain", "2", "--levels", "0.5,0.8", "--backend", "numpy", "--plot", str(plot)]
+    out = run("prune_weights.py", *args, cwd=tmp_path)
+    (dense,) = floats(r"dense: .* test accuracy (\S+)%", out)
+    rows = re.findall(r"(?m)^ +(\d+)% +(\d+) +(\S+)% +(\S+)%", out)
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(50, 4736), (80, 1894)]  # of 9472 weights in W1 and W2
+    assert dense > 50.0 and all(float(r[3]) > 50.0 for r in rows)
+    retrain_losses = [(float(a), float(b)) for a, b in re.findall(r"loss (\S+) -> (\S+)\)", out)]
+    assert len(retrain_losses) == 2 and all(b < a for a, b in retrain_losses)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_prune_weights_removes_80_percent_for_at_most_1_percent(tmp_path: Path) -> None:
+    needs(*NEEDS["prune_weights.py"])
+    out = run("prune_weights.py", "--no-plot", cwd=tmp_path, timeout=600)
+    (dense,) = floats(r"dense: .* test accuracy (\S+)%", out)
+    (retrained,) = floats(r"(?m)^ +80% +\d+ +\S+% +(\S+)%", out)
+    assert retrained >= dense - 1.0
 
 
 # --- rnn_sequence ------------------------------------------------------------------------------

@@ -129,6 +129,17 @@ def _node_op(name: str) -> Callable[..., gc.Tensor]:
     return lambda *ts, **attrs: gc.Tensor(OPS[name](*(t.node for t in ts), **attrs))
 
 
+def _spd(name: str, size: str | None) -> Values:
+    """Values for a stack of well-conditioned symmetric positive-definite matrices (`size` of them, or one)."""
+
+    def make(sizes: dict[str, int]) -> dict[str, np.ndarray]:
+        lead = () if size is None else (sizes[size],)
+        m = RNG.normal(size=(*lead, 3, 3))
+        return {name: m @ np.swapaxes(m, -1, -2) + 3 * np.eye(3)}
+
+    return make
+
+
 def _index_values(n_of: Callable[[dict[str, int]], int], size: str) -> Callable:
     """Index values in range for the gathered axis (n_of(sizes) long), `size` of them."""
 
@@ -198,6 +209,23 @@ SHAPE_CASES: dict[str, list[Case]] = {
         _case([("x", ("a", 2), FLOAT64)], gc.cumsum),  # flattened: 2*a
     ],
     "cumprod": [_case([("x", ("a", "b"), FLOAT64)], lambda x: gc.cumprod(x, axis=1))],
+    "solve": [
+        _case([("m", ("a", 3, 3), FLOAT64), ("r", ("a", 3, "b"), FLOAT64)], gc.linalg.solve, _spd("m", "a")),
+        _case([("m", (3, 3), FLOAT64), ("r", ("b", 3, 2), FLOAT64)], gc.linalg.solve, _spd("m", None)),
+    ],
+    "inv": [_case([("m", ("a", 3, 3), FLOAT64)], gc.linalg.inv, _spd("m", "a"))],
+    "slogdet": [_case([("m", ("a", 3, 3), FLOAT64)], _node_op("slogdet"), _spd("m", "a"))],
+    "cholesky": [_case([("m", ("a", 3, 3), FLOAT64)], gc.linalg.cholesky, _spd("m", "a"))],
+    "sort": [_case([("x", ("a", "b"), INT64)], _node_op("sort"))],
+    "iota": [_case([("x", ("a", 3), FLOAT64)], lambda x: gc.Tensor(OPS["iota"](shape=x.shape)) + x.astype("int64"))],
+    "im2col": [
+        _case([("x", ("a", 2, 4, 5), FLOAT64)], lambda x: _node_op("im2col")(
+            x, kernel=(2, 3), stride=(1, 2), padding=((1, 0), (0, 1)), dilation=(1, 1), fill=0.0)),
+    ],
+    "col2im": [
+        _case([("c", (2, 2, 3, "a", 4, 2), FLOAT64)], lambda c: _node_op("col2im")(
+            c, kernel=(2, 3), stride=(1, 2), padding=((1, 0), (0, 1)), dilation=(1, 1), size=(4, 5))),
+    ],
 }  # fmt: skip
 
 NOT_SHAPE_RULES = {
@@ -209,6 +237,8 @@ NOT_SHAPE_RULES = {
     "fixed_point": "a loop: test_fixed_point_with_named_batch",
     "custom": "tests/test_custom_vjp.py builds it on named shapes",
     "stop_gradient": "the identity: test_stop_gradient_keeps_names",
+    "cond": "branches as bodies: test_cond_and_while_loop_with_named_batch",
+    "while_loop": "a loop: test_cond_and_while_loop_with_named_batch",
 }
 
 
@@ -634,6 +664,28 @@ def test_fixed_point_with_named_batch():
     np.testing.assert_allclose(zv, 0.5 * np.cos(zv) + pv, atol=1e-9)
     np.testing.assert_allclose(gv, 1 / (1 + 0.5 * np.sin(zv)), rtol=1e-8)
     assert fn(np.zeros(0))[0].shape == (0,)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_cond_and_while_loop_with_named_batch(backend: str):
+    x = gc.var("x", shape=("batch", 3))
+    picked = gc.cond(gc.sum(x) > 0, lambda t: t * 2.0, lambda t: -t, x)
+    halved = gc.while_loop(lambda c: gc.sum(c * c) > 1.0, lambda c: c * 0.5, x * 10.0, max_iter=60)
+    loss = gc.sum(picked**2) + gc.sum(halved)
+    assert str(picked.node.type) == str(halved.node.type) == "f64[batch,3]"
+    fn = gc.compile([x], [picked, halved, gc.grad(loss, x)], backend=backend)
+    for n in (4, 1, 0):
+        xv = RNG.uniform(-1, 2, size=(n, 3))
+        fixed = gc.var("x", shape=(n, 3))
+        want = gc.evaluate(
+            [gc.cond(gc.sum(fixed) > 0, lambda t: t * 2.0, lambda t: -t, fixed),
+             gc.while_loop(lambda c: gc.sum(c * c) > 1.0, lambda c: c * 0.5, fixed * 10.0, max_iter=60)],
+            {fixed: xv},
+        )  # fmt: skip
+        got = fn(xv)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert got[2].shape == (n, 3)
 
 
 def test_mean_over_a_named_axis():

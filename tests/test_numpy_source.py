@@ -14,10 +14,11 @@ import graphc as gc
 from graphc.backends.interpreter import run_program
 from graphc.backends.numpy_source import HELPERS, SPELLINGS, build, numpy_reference, render, spell
 from graphc.ir import Graph, Node
-from graphc.ops import OPS, accepts, elementwise_ops
+from graphc.ops import OPS, accepts, elementwise_ops, nn
 from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
+from graphc.ops import random as rops
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const, var
@@ -98,6 +99,7 @@ INDICES = np.array([[0, 2], [2, 2]])  # repeated indices: scatter_add must accum
 # every elementwise record that takes float operands (the bool-only logical ops have their own entries)
 BINARY = [op.name for op in elementwise_ops(2) if accepts(op, F64, F64)]
 UNARY = [op.name for op in elementwise_ops(1) if accepts(op, F64)]
+INTEGER = [op.name for op in elementwise_ops(2) if not accepts(op, F64, F64) and accepts(op, I64, I64)]
 
 EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     **{name: binary(OPS[name]) for name in BINARY},
@@ -116,6 +118,11 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "take": unary(lambda a: sh.take(a, const(np.array([[0, -1], [2, 1]])), axis=1)),
     "scatter_add": unary(lambda g: sh.scatter_add(g, const(INDICES), axis=1, size=3), shape=(4, 2, 2)),
     "matmul": with_inputs(((5, 2, 3), F64), ((3, 4), F64))(la.matmul),
+    "solve": with_inputs(((2, 3, 3), F64), ((3, 2), F64))(lambda a, b: la.solve(a, b, transposed=True)),
+    "inv": unary(la.inv, shape=(2, 3, 3)),
+    "slogdet": unary(la.slogdet, dtype=F32, shape=(3, 3)),
+    "cholesky": unary(lambda a: la.cholesky(ew.add(la.matmul(a, la.swap_last(a)), const(3 * np.eye(3))), upper=False),
+                      shape=(2, 3, 3)),
     "sum": unary(lambda a: rd.sum_(a, axis=(1,), keepdims=True), dtype=F32),
     "prod": unary(lambda a: rd.prod(a, axis=(0, 1), keepdims=False), dtype=I64),
     "max": unary(lambda a: rd.max_(a, axis=(0,), keepdims=False)),
@@ -125,9 +132,19 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "argmin": unary(lambda a: rd.argmin(a, axis=None, keepdims=True)),
     "cumsum": unary(lambda a: cu.cumsum(a, axis=1, reverse=True), dtype=I64),
     "cumprod": unary(lambda a: cu.cumprod(a, axis=0, reverse=False), dtype=F32),
+    "im2col": unary(lambda a: nn.im2col(a, kernel=(2, 2), stride=(1, 2), padding=((1, 0), (1, 1)), dilation=(1, 1),
+                                        fill=-np.inf), shape=(2, 1, 3, 4)),
+    "col2im": unary(lambda c: nn.col2im(c, kernel=(2, 1), stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(2, 1),
+                                        size=(3, 2)), shape=(2, 2, 1, 1, 1, 2)),
     "fused": unary(lambda a: fuse(Graph([ew.exp(ew.mul(a, a))])).outputs[0]),
     "scan": unary(lambda a: gc.scan(lambda c, x: (gc.tanh(c * x), c), gc.Tensor(a)[0], gc.Tensor(a))[1].node),
     "fixed_point": unary(lambda a: gc.fixed_point(lambda z: 0.5 * gc.cos(z) + gc.Tensor(a), gc.Tensor(a)).node),
+    "iota": with_inputs()(lambda: rops.iota(shape=(2, 3))),
+    "sort": unary(rops.sort, dtype=I64),
+    **{name: binary(OPS[name], I64) for name in INTEGER},  # bitwise ops and shifts: int64 operands
+    "cond": unary(lambda a: gc.cond(gc.sum(gc.Tensor(a)) > 0, gc.sin, lambda u: 2.0 * u, gc.Tensor(a)).node),
+    "while_loop": unary(lambda a: gc.while_loop(lambda c: gc.max(c) < 10.0, lambda c: c * 2.0 + 0.5,
+                                                gc.Tensor(a), max_iter=7).node),
 }  # fmt: skip
 
 

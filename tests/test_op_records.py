@@ -19,7 +19,7 @@ import pytest
 
 import graphc as gc
 from graphc import functions
-from graphc.ops import OPS, Domain, Kind, Op, elementwise_ops
+from graphc.ops import OPS, Domain, Kind, Op, accepts, elementwise_ops
 
 ELEMENTWISE = elementwise_ops()
 PUBLIC = [op for op in OPS.values() if op.public is not None]
@@ -72,7 +72,8 @@ def test_the_public_function_is_made_exported_and_documented(op: Op) -> None:
 def test_the_public_function_builds_the_op(op: Op) -> None:
     spec = op.public
     assert spec is not None
-    args = [gc.var(f"x{i}", (2, 3)) for i in range(spec.arity)]
+    dtype = "float64" if accepts(op, *[np.dtype("float64")] * spec.arity) else "int64"  # bitwise ops: ints
+    args = [gc.var(f"x{i}", (2, 3), dtype) for i in range(spec.arity)]
     out = getattr(gc, spec.name)(*args)
     assert out.node.op is op
     assert list(out.node.inputs) == [a.node for a in args]

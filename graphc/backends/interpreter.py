@@ -51,8 +51,8 @@ def run_node(node: Node, args: Sequence[np.ndarray], shared: dict | None = None)
     else:
         try:
             value = np.asarray(node.op.eval(*args, **node.params))  # type: ignore[attr-defined]
-        except IndexError as exc:  # an index out of range (take): name the op and the user's line
-            raise IndexError(f"{exc} in {node.op.name}{where(node.loc)}") from None
+        except (IndexError, np.linalg.LinAlgError) as exc:  # an index out of range (take), a singular matrix
+            raise type(exc)(f"{exc} in {node.op.name}{where(node.loc)}") from None  # name the op and the user's line
     if value.shape != node.shape or value.dtype != node.dtype:
         raise EvaluationError(f"{node.op.name} produced {value.dtype}{list(value.shape)}, its type says {node.type}")
     return value

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from graphc.backends import finite
-from graphc.ir import Graph
+from graphc.ir import Graph, Node
+from graphc.ops.control_flow import CONTROL_OPS
 from graphc.ops.loops import (
     LOOP_OPS,
     body_of,
@@ -185,6 +186,11 @@ class LoopPlan:
         outputs = tuple(int_attr(s.node, "output") for s in family.by_output())
         key = (node.op.name, family_key(node)[2], outputs, family.listed)
         if key not in self.drivers:
+            if node.op.name in CONTROL_OPS:
+                name, lines = self.control_driver(node, outputs)
+                self.lines += [*lines, ""]
+                self.drivers[key] = name
+                return name
             body, program = self.body(body_of(node))
             name = self.fresh("loop")
             if node.op.name == "scan":
@@ -194,6 +200,67 @@ class LoopPlan:
             self.lines += [*lines, ""]
             self.drivers[key] = name
         return self.drivers[key]
+
+    def control_driver(self, node: Node, outputs: tuple[int, ...]) -> tuple[str, list[str]]:
+        """The name and lines of a cond or while_loop driver (its bodies rendered first): an `if` or a loop."""
+        attrs = node.params
+        if node.op.name == "cond":
+            true_branch = self.body(_graph(node, "true_body"))
+            false_branch = self.body(_graph(node, "false_body"))
+            name = self.fresh("cond")
+            return name, _cond_driver(name, true_branch, false_branch, outputs)
+        cond_fn, _ = self.body(_graph(node, "cond_body"))
+        body_fn, _ = self.body(_graph(node, "body"))
+        name = self.fresh("while_loop")
+        return name, _while_driver(name, cond_fn, body_fn, attrs, outputs)
+
+
+def _graph(node: Node, key: str) -> Graph:
+    body = node.attr(key)
+    assert isinstance(body, Graph)
+    return body
+
+
+def _branch_lines(function: str, program: Program, args: str, outputs: tuple[int, ...], indent: str) -> list[str]:
+    """Call one branch and return the results asked for, copied where they could alias an argument."""
+    count = len(program.outputs)
+    targets = ", ".join(f"r{o}" for o in range(count)) + ("," if count == 1 else "")
+    results = []
+    for o in outputs:
+        copy = _may_alias(program, program.outputs[o])
+        results.append(f"np.array(r{o}, copy=True)" if copy else f"r{o}")
+    return [f"{indent}{targets} = {function}({args})", f"{indent}return ({', '.join(results)},)"]
+
+
+def _cond_driver(
+    name: str, true_branch: tuple[str, Program], false_branch: tuple[str, Program], outputs: tuple[int, ...]
+) -> list[str]:  # fmt: skip
+    """`if pred:` the true body's function, else the false one's: only the taken branch runs."""
+    args = ", ".join(i.name for i in true_branch[1].inputs)
+    lines = [f"def {name}(pred, {args}):", f'    """cond: {true_branch[0]} if pred else {false_branch[0]}"""']
+    lines.append("    if pred:")
+    lines += _branch_lines(*true_branch, args, outputs, "        ")
+    lines += _branch_lines(*false_branch, args, outputs, "    ")
+    return lines
+
+
+def _while_driver(name: str, cond_fn: str, body_fn: str, attrs: dict, outputs: tuple[int, ...]) -> list[str]:
+    """A Python loop: test the condition, stop at max_iter; the carries returned are always fresh copies."""
+    graph: Graph = attrs["body"]
+    nc, max_iter = attrs["n_carry"], attrs["max_iter"]
+    nk = len(graph.inputs) - nc
+    carries = [f"carry{i}" for i in range(nc)]
+    args = ", ".join([*carries, *(f"k{i}" for i in range(nk))])
+    params = [f"init{i}" for i in range(nc)] + [f"k{i}" for i in range(nk)]
+    lines = [f"def {name}({', '.join(params)}):"]
+    lines.append(f'    """while_loop: {body_fn} while {cond_fn}, max_iter={max_iter}"""')
+    lines += [f"    carry{i} = init{i}" for i in range(nc)]
+    lines.append("    while True:" if max_iter is None else f"    for _ in range({max_iter}):")
+    lines.append(f"        go, = {cond_fn}({args})")
+    lines += ["        if not go:", "            break"]
+    lines.append(f"        {', '.join(carries)}{',' if nc == 1 else ''} = {body_fn}({args})")
+    lines.append(f"    return ({', '.join(f'np.array(carry{o}, copy=True)' for o in outputs)},)")
+    return lines
 
 
 def _stack(name: str, count: int, type_: TensorType, listed: bool) -> str:

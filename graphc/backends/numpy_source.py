@@ -85,6 +85,34 @@ def _spell_cumulative(step: Step) -> str:
     return f"np.flip(np.{name}(np.flip({step.args[0]}, {axis}), axis={axis}, dtype={dtype}), {axis})"
 
 
+def _spell_im2col(step: Step) -> str:
+    """rt.im2col with its window attributes; an infinite fill as float('-inf') (repr would say -inf)."""
+    attrs = dict(step.node.attrs)
+    fill = float(attrs.pop("fill"))  # type: ignore[arg-type]
+    window = ", ".join(f"{key}={value!r}" for key, value in attrs.items())
+    fill_text = repr(fill) if np.isfinite(fill) else f"float('{fill}')"
+    return f"rt.im2col({step.args[0]}, {window}, fill={fill_text})"
+
+
+def _spell_iota(step: Step) -> str:
+    shape = step.node.attr("shape")
+    assert isinstance(shape, tuple)
+    return f"np.arange({step.type.size}, dtype=np.int64).reshape({shape!r})"
+
+
+def _spell_linalg(step: Step) -> str:
+    """rt.linalg: the op's eval (numpy.linalg), whose LinAlgError names the op and the user's line."""
+    attrs = "".join(f", {key}={_literal(value)}" for key, value in step.node.attrs)
+    return f"rt.linalg({step.op!r}, {', '.join(step.args)}{attrs}, built={where(step.node.loc)!r})"
+
+
+def _linalg(name: str, *args: np.ndarray, built: str, **attrs: Hashable) -> np.ndarray:
+    try:
+        return OPS[name].eval(*args, **attrs)  # type: ignore[return-value]
+    except np.linalg.LinAlgError as exc:
+        raise np.linalg.LinAlgError(f"{exc} in {name}{built}") from None
+
+
 def _spell_fused(step: Step) -> str:
     raise NotImplementedError("a fused step is rendered as a call of its body function (see numpy_fused.plan)")
 
@@ -112,6 +140,12 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    # sliding windows (ops/nn.py)
+    "im2col": _spell_im2col,
+    "col2im": "rt.col2im({0}, kernel={kernel}, stride={stride}, padding={padding}, dilation={dilation}, size={size})",
+    # random numbers' counter and permutation sort (ops/random.py)
+    "iota": _spell_iota,
+    "sort": "np.sort({0}, axis=-1)",
     # reductions
     "sum": "np.sum({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
     "prod": "np.prod({0}, axis={axis}, keepdims={keepdims}, dtype={out_dtype})",
@@ -122,15 +156,34 @@ SPELLINGS: dict[str, Spelling] = {
     "argmin": "np.argmin({0}, axis={axis}, keepdims={keepdims})",
     "cumsum": _spell_cumulative,
     "cumprod": _spell_cumulative,
+    # linear algebra: numpy.linalg through the op's eval (graphc/ops/linalg.py)
+    "solve": _spell_linalg,
+    "inv": _spell_linalg,
+    "slogdet": _spell_linalg,
+    "cholesky": _spell_linalg,
     # fused regions: a call of the body's generated function (numpy_fused.py)
     "fused": _spell_fused,
     # loops: one call of a generated driver per family of sibling steps (numpy_loops.py)
     "scan": _spell_loop,
     "fixed_point": _spell_loop,
+    "cond": _spell_loop,
+    "while_loop": _spell_loop,
 }
 
 # Ops spelled as a runtime helper: the helper is the op's reference eval.
-HELPERS = ("pow", "sigmoid", "softplus", "relu", "erf", "erfc", "unslice", "scatter_add", "logsumexp")
+HELPERS = (
+    "pow",
+    "sigmoid",
+    "softplus",
+    "relu",
+    "erf",
+    "erfc",
+    "unslice",
+    "scatter_add",
+    "logsumexp",
+    "im2col",
+    "col2im",
+)
 
 
 def _literal(value: Hashable) -> str:
@@ -210,7 +263,9 @@ def _runtime() -> types.SimpleNamespace:
     helpers = {name: OPS[name].eval for name in HELPERS}
     dtypes = {"float64": FLOAT64, "float32": FLOAT32, "int64": INT64, "bool_": BOOL}
     checks = {"all_finite": finite.all_finite, "not_finite": finite.not_finite}
-    return types.SimpleNamespace(coerce=coerce, ndarray=np.ndarray, take=_take, **helpers, **dtypes, **checks)
+    return types.SimpleNamespace(
+        coerce=coerce, ndarray=np.ndarray, take=_take, linalg=_linalg, **helpers, **dtypes, **checks
+    )
 
 
 RUNTIME = _runtime()

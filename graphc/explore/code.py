@@ -116,15 +116,15 @@ def _groups(kernels: Sequence[object]) -> list[range]:
 def _kernel_names(plan: object) -> list[list[str]]:
     """For each kernel of the plan, the native functions it calls (a loop: those of its body)."""
     from graphc.backends.llvm import pyentry
-    from graphc.backends.llvm.kernels import Loop
+    from graphc.backends.llvm.kernels import Branch, Loop, nested
     from graphc.backends.llvm.lower import Lowering, signature
 
     lowering = Lowering(plan, pyentry.available())  # type: ignore[arg-type]
     lowering.build()
 
     def names(kernel: object) -> list[str]:
-        if isinstance(kernel, Loop):
-            return [name for inner in kernel.body for name in names(inner)]
+        if isinstance(kernel, (Loop, Branch)):
+            return [name for inner in nested(kernel) for name in names(inner)]
         return [lowering.functions[signature(kernel)[0]].name]  # type: ignore[arg-type]
 
     return [names(k) for k in plan.kernels]  # type: ignore[attr-defined]

@@ -3,10 +3,25 @@
 Imports errors, shapes, ir. Importing this package defines (and registers) all ops.
 """
 
-from graphc.ops import control, cumulative, dims, elementwise, linalg, loops, reduce, shape, source, special
+from graphc.ops import (
+    control,
+    control_flow,
+    cumulative,
+    dims,
+    elementwise,
+    linalg,
+    loops,
+    nn,
+    random,
+    reduce,
+    shape,
+    source,
+    special,
+)  # fmt: skip
 from graphc.ops.base import OPS, Domain, Kind, Op, Public, accepts, elementwise_ops, zero
 
 __all__ = [
-    "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "cumulative", "dims", "elementwise",
-    "elementwise_ops", "linalg", "loops", "reduce", "shape", "source", "special", "zero",
+    "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "control_flow", "cumulative", "dims",
+    "elementwise", "elementwise_ops", "linalg", "loops", "nn", "random", "reduce", "shape", "source", "special",
+    "zero",
 ]  # fmt: skip

@@ -1,5 +1,8 @@
 """Loops: the types, the reference semantics and the body surgery of `scan` and `fixed_point`.
 
+(`cond` and `while_loop` are families too: their types and semantics are in
+ops/control_flow.py, and `run_family` runs them with the same `run_body`.)
+
 Imports errors, shapes, ir and ops.base/ops.source. The two primitives' Op records are made
 one level up, in graphc.recurrence: their derivative rules are graph transforms of the body
 by the autodiff engine, which sits above ops. Everything below that level lives here —
@@ -38,10 +41,11 @@ import numpy as np
 
 from graphc.errors import ConvergenceError, DTypeError, GraphError, ShapeError
 from graphc.ir import Graph, Node, derived_from, toposort
+from graphc.ops.control_flow import CONTROL_OPS, run_cond, run_while
 from graphc.ops.source import var_op
 from graphc.shapes import Dim, DimLike, TensorType, is_float
 
-LOOP_OPS = ("scan", "fixed_point")
+LOOP_OPS = ("scan", "fixed_point", *CONTROL_OPS)  # every op whose nodes come in families of siblings
 BODY_UID = -2
 TEMP_UID = -3
 
@@ -276,9 +280,8 @@ def run_shared(
 def run_family(op: str, args: Sequence[np.ndarray], run_body: RunBody, **attrs: Hashable) -> list[np.ndarray]:
     """Every result of one loop (indexed by `output`), its body run by `run_body`."""
     attrs.pop("output", None)
-    if op == "scan":
-        return run_scan(args, run_body, **attrs)  # type: ignore[arg-type]
-    return run_fixed_point(args, run_body, **attrs)  # type: ignore[arg-type]
+    runners = {"scan": run_scan, "fixed_point": run_fixed_point, "cond": run_cond, "while_loop": run_while}
+    return runners[op](args, run_body, **attrs)  # type: ignore[operator]
 
 
 def run_scan(
@@ -358,6 +361,14 @@ def fixed_point_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.nd
     return run_family("fixed_point", args, run_graph, **attrs)[output]
 
 
+def cond_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_family("cond", args, run_graph, **attrs)[output]
+
+
+def while_eval(*args: np.ndarray, output: int, **attrs: Hashable) -> np.ndarray:
+    return run_family("while_loop", args, run_graph, **attrs)[output]
+
+
 __all__ = [
     "BODY_UID",
     "LOOP_OPS",
@@ -365,6 +376,7 @@ __all__ = [
     "body_of",
     "body_param",
     "close_over",
+    "cond_eval",
     "family_key",
     "fixed_point_eval",
     "fixed_point_infer",
@@ -385,4 +397,5 @@ __all__ = [
     "sibling",
     "substitute",
     "temp_param",
+    "while_eval",
 ]  # fmt: skip

@@ -1,7 +1,8 @@
 """loops: see into loop bodies — optimize them, hoist what does not change, drop what nobody uses.
 
 Guarantee: a loop's results are what the rest of the pipeline makes of its body, computed
-once per call. For every family of `scan` and `fixed_point` siblings:
+once per call. The bodies of `cond` and `while_loop` are optimized (optimize_body) and
+otherwise kept as they are. For every family of `scan` and `fixed_point` siblings:
 - constants fed to the loop as closures move into the body, and the body is optimized by
   stability, simplify, fold, prune and this pass (for loops inside it), to a fixpoint;
 - computations in the body that do not depend on what changes from one iteration to the
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from graphc.ir import Graph, Node, toposort
 from graphc.ops.base import OPS
+from graphc.ops.control_flow import CONTROL_OPS
 from graphc.ops.loops import close_over, family_key, int_attr, is_loop, sibling, substitute
 from graphc.passes.fold import fold
 from graphc.passes.prune import prune
@@ -91,7 +93,7 @@ def groups(nodes: Sequence[Node]) -> dict[Node, Group]:
     table: dict[tuple[object, ...], Group] = {}
     of: dict[Node, Group] = {}
     for node in nodes:
-        if is_loop(node):
+        if is_loop(node) and node.op.name not in CONTROL_OPS:
             group = table.setdefault(_merge_key(node), Group(node))
             group.members.append(node)
             of[node] = group
@@ -151,16 +153,31 @@ def build(group: Group, inputs: list[Node]) -> dict[tuple[str, object], Node]:
     return result
 
 
+def control(node: Node, inputs: list[Node], optimized: dict[Graph, Graph]) -> Node:
+    """A cond or while_loop on `inputs` with each of its bodies optimized (once per body, in `optimized`)."""
+    bodies = {}
+    for key, body in node.attrs:
+        if isinstance(body, Graph):
+            if body not in optimized:
+                optimized[body] = optimize_body(body)
+            bodies[key] = optimized[body]
+    return OPS[node.op.name](*inputs, **{**node.params, **bodies})
+
+
 def loops(graph: Graph) -> Graph:
     """Every loop family optimized inside, merged, pruned; the same graph when nothing changes."""
     nodes = graph.nodes
-    of = groups(nodes)
-    if not of:
+    if not any(is_loop(node) for node in nodes):
         return graph
+    of = groups(nodes)
     built: dict[int, dict[tuple[str, object], Node]] = {}
     mapping: dict[Node, Node] = {}
+    optimized: dict[Graph, Graph] = {}
     for node in nodes:
         inputs = [mapping[i] for i in node.inputs]
+        if node.op.name in CONTROL_OPS:
+            mapping[node] = control(node, inputs, optimized)
+            continue
         group = of.get(node)
         if group is None:
             mapping[node] = rebuild(node, inputs)
@@ -174,4 +191,4 @@ def loops(graph: Graph) -> Graph:
     return Graph(outputs, graph.inputs)
 
 
-__all__ = ["build", "groups", "loops", "optimize_body"]
+__all__ = ["build", "control", "groups", "loops", "optimize_body"]

@@ -1,7 +1,8 @@
 """The BLAS that NumPy already ships, made callable from JIT-compiled code.
 
 Responsibility: find NumPy's ILP64 OpenBLAS, register its cblas gemm symbols with LLVM,
-and declare them in a module with the right signature. Imports ctypes, numpy and
+and declare them in a module with the right signature; resolve the library's Fortran
+(LAPACK) routines under the same naming (`fortran_symbol`, used by lapack.py). Imports ctypes, numpy and
 llvmlite; nothing from graphc. Only 64-bit-integer (ILP64) builds are accepted, since
 the declaration passes sizes as i64.
 """
@@ -32,10 +33,12 @@ _NAME_FORMS = (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", ""))
 
 @dataclass(frozen=True)
 class _Blas:
-    """A loaded library (kept open) and the gemm symbol registered for each dtype."""
+    """A loaded library (kept open), the gemm symbol registered for each dtype, and its naming (prefix, suffix)."""
 
     library: ctypes.CDLL
     symbols: dict[np.dtype, str]
+    prefix: str
+    suffix: str
 
 
 def _library_dirs() -> list[Path]:
@@ -82,15 +85,15 @@ def _uses_64bit_ints(library: ctypes.CDLL, prefix: str, suffix: str) -> bool:
     return b"USE64BITINT" in (get_config() or b"")
 
 
-def _find_gemm(library: ctypes.CDLL) -> tuple[str, str] | None:
-    """The (dgemm, sgemm) symbol names in the first ILP64 naming the library exports."""
+def _find_naming(library: ctypes.CDLL) -> tuple[str, str] | None:
+    """The first ILP64 (prefix, suffix) under which the library exports cblas dgemm and sgemm."""
     for prefix, suffix in _NAME_FORMS:
         double = f"{prefix}cblas_dgemm{suffix}"
         single = f"{prefix}cblas_sgemm{suffix}"
         if not _address(library, double) or not _address(library, single):
             continue
         if _uses_64bit_ints(library, prefix, suffix):
-            return double, single
+            return prefix, suffix
     return None
 
 
@@ -102,14 +105,15 @@ def _blas() -> _Blas | None:
             library = ctypes.CDLL(str(path))
         except OSError:
             continue
-        found = _find_gemm(library)
-        if found is None:
+        naming = _find_naming(library)
+        if naming is None:
             continue
-        double, single = found
+        prefix, suffix = naming
+        double, single = f"{prefix}cblas_dgemm{suffix}", f"{prefix}cblas_sgemm{suffix}"
         llvm.add_symbol(double, _address(library, double))
         llvm.add_symbol(single, _address(library, single))
         symbols = {np.dtype(np.float64): double, np.dtype(np.float32): single}
-        return _Blas(library, symbols)
+        return _Blas(library, symbols, prefix, suffix)
     return None
 
 
@@ -124,6 +128,22 @@ def gemm_symbol(dtype: DTypeLike) -> str | None:
     if blas is None:
         return None
     return blas.symbols.get(np.dtype(dtype))
+
+
+def fortran_symbol(routine: str) -> str | None:
+    """The registered symbol of a Fortran routine of the library (`dgesv` -> `scipy_dgesv_64_`), or None.
+
+    Fortran names end in `_`, then the library's ILP64 suffix: the naming of its cblas symbols.
+    """
+    blas = _blas()
+    if blas is None:
+        return None
+    name = f"{blas.prefix}{routine}_{blas.suffix}"
+    address = _address(blas.library, name)
+    if not address:
+        return None
+    llvm.add_symbol(name, address)
+    return name
 
 
 def declare_gemm(module: ir.Module, dtype: DTypeLike) -> ir.Function:

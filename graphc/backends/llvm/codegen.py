@@ -47,10 +47,25 @@ from graphc.backends.llvm.emitters import (
     store,
     value_type,
 )
-from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Check, Gather, Gemm, Instr, Kernel, Map, Reduce, Scatter
+from graphc.backends.llvm.kernels import (
+    Accumulate,
+    ArgReduce,
+    Check,
+    Gather,
+    Gemm,
+    Instr,
+    Kernel,
+    Lapack,
+    Map,
+    Reduce,
+    Scatter,
+    Sort,
+)
+from graphc.backends.llvm.lapack import emit_lapack
 from graphc.backends.llvm.layout import Layout, contiguous_strides
 from graphc.backends.llvm.loops import counted_loop, element, full_bounds, i64, linear, nest
 from graphc.backends.llvm.plan import identity, matrix_order
+from graphc.backends.llvm.sort import emit_sort
 
 Bounds = list[tuple[ir.Value, ir.Value]]
 
@@ -95,19 +110,23 @@ class Body:
             bounds[axis] = (self.lo, self.hi)
         return bounds
 
-    def evaluate(self, instrs: Sequence[Instr], operands: Sequence[Layout], indices: Sequence[ir.Value]) -> ir.Value:
-        """The kernel's per-point value at `indices`."""
-        return self.evaluate_all(instrs, operands, indices)[-1]
+    def evaluate(
+        self, instrs: Sequence[Instr], operands: Sequence[Layout], indices: Sequence[ir.Value], shape: Sequence[int]
+    ) -> ir.Value:  # fmt: skip
+        """The kernel's per-point value at `indices` of its iteration `shape`."""
+        return self.evaluate_all(instrs, operands, indices, shape)[-1]
 
     def evaluate_all(
-        self, instrs: Sequence[Instr], operands: Sequence[Layout], indices: Sequence[ir.Value]
+        self, instrs: Sequence[Instr], operands: Sequence[Layout], indices: Sequence[ir.Value], shape: Sequence[int]
     ) -> list[ir.Value]:
-        """Every instruction's value at `indices`."""
+        """Every instruction's value at `indices` (`index`: the point's flat C-order position in `shape`)."""
         values: list[ir.Value] = []
         scalar = Scalar(self.b, self.error, self.exact)
         for instr in instrs:
             if instr.op == "load":
                 values.append(self.read(operands[instr.args[0]], indices))
+            elif instr.op == "index":
+                values.append(linear(self.b, indices, contiguous_strides(shape)))
             elif instr.op == "const":
                 values.append(constant(instr.attr("value"), instr.dtype))  # type: ignore[arg-type]
             elif instr.op == "copy":
@@ -129,7 +148,7 @@ class Body:
 
 def emit_map(body: Body, k: Map) -> None:
     def point(indices: list[ir.Value]) -> None:
-        values = body.evaluate_all(k.instrs, k.operands, indices)
+        values = body.evaluate_all(k.instrs, k.operands, indices, k.shape)
         for value, out in zip(k.extra_values, k.extra_outs, strict=True):
             body.write(values[value], out, indices)
         body.write(values[-1], k.out, indices)
@@ -156,7 +175,7 @@ def _emit_outer_reduce(body: Body, k: Reduce) -> None:
 
     def point(indices: list[ir.Value]) -> None:
         address = body.pointer(k.out, indices)
-        value = body.evaluate(k.instrs, k.operands, indices)
+        value = body.evaluate(k.instrs, k.operands, indices, k.shape)
         store(b, combine(b, k.kind, load(b, address, dtype), value, dtype), address, dtype)
 
     nest(b, body.bounds(k.shape, split_axis(k)), point)
@@ -212,7 +231,7 @@ def _accumulate_inner(body: Body, k: Reduce, lanes: ir.Value, fixed: dict[int, i
 
     def add(lane: ir.Value, j: ir.Value) -> None:
         indices = [fixed.get(a, j) for a in range(last)] + [j]
-        values = body.evaluate_all(k.instrs, k.operands, indices)
+        values = body.evaluate_all(k.instrs, k.operands, indices, k.shape)
         for extra, out in zip(k.extra_values, k.extra_outs, strict=True):
             body.write(values[extra], out, indices)
         value = values[-1]
@@ -437,10 +456,12 @@ EMIT = {
     Reduce: emit_reduce,
     ArgReduce: emit_arg_reduce,
     Gemm: emit_gemm,
+    Lapack: emit_lapack,
     Gather: emit_gather,
     Scatter: emit_scatter,
     Check: emit_check,
     Accumulate: emit_accumulate,
+    Sort: emit_sort,
 }
 
 __all__ = ["EMIT", "I1", "Body", "split_axis"]

@@ -380,6 +380,33 @@ def _astype(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtyp
     return cast(s.b, args[0], types[0], out)
 
 
+def _bitwise(method: str) -> Emitter:
+    """and/or/xor of int64 or bool (i1) operands: one IRBuilder method for both."""
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        return getattr(s.b, method)(*args)
+
+    return emit
+
+
+def _shift(method: str) -> Emitter:
+    """x << y or x >> y (arithmetic) on int64; a shift outside [0, 63] gives what NumPy gives.
+
+    That is 0 for a left shift, and the sign (x >> 63) for a right shift. LLVM's own result
+    for such an amount is poison, so the amount is masked first and the select decides.
+    """
+
+    def emit(s: Scalar, args: list[ir.Value], types: list[np.dtype], out: np.dtype, attrs: dict) -> ir.Value:
+        b = s.b
+        x, y = args
+        width = ir.Constant(I64, 63)
+        shifted = getattr(b, method)(x, b.and_(y, width))
+        fallback = b.ashr(x, width) if method == "ashr" else ir.Constant(I64, 0)
+        return b.select(b.icmp_unsigned("<=", y, width), shifted, fallback)
+
+    return emit
+
+
 EMITTERS: dict[str, Emitter] = {
     "add": _by_kind("fadd", "add", "or_"),
     "sub": _by_kind("fsub", "sub"),
@@ -411,6 +438,11 @@ EMITTERS: dict[str, Emitter] = {
     "sign": _sign,
     "relu": _relu,
     "astype": _astype,
+    "bitwise_and": _bitwise("and_"),
+    "bitwise_or": _bitwise("or_"),
+    "bitwise_xor": _bitwise("xor"),
+    "left_shift": _shift("shl"),
+    "right_shift": _shift("ashr"),
 }
 
 

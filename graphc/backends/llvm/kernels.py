@@ -105,6 +105,30 @@ class Gemm:
 
 
 @dataclass(frozen=True)
+class Lapack:
+    """LAPACK per matrix of a stack, on float64 column-major copies, as numpy.linalg makes them.
+
+    routine "solve": out = a^-1 rhs (a^T when `transposed`); "inv": out = a^-1; "slogdet":
+    out[b] = (sign, log|det|); "cholesky": the lower factor (`upper`: the upper one); "lu":
+    the factors and pivots of each matrix (out is `factors`), for later kernels. With `a`,
+    a kernel copies each matrix into `factors` and factors it itself (gesv, getrf, potrf);
+    without, it uses what an "lu" kernel left there (getrs). A singular or non-positive-
+    definite matrix stops the program at `site` (slogdet gives (0, -inf) instead).
+    """
+
+    routine: str
+    a: Layout | None  # batch + (n, n)
+    rhs: Layout | None  # batch + (n, k): solve's right-hand sides
+    out: Layout  # batch + the result's shape
+    factors: Layout  # batch + (n*n,) float64: the column-major matrix, factored in place
+    pivots: Layout  # batch + (n + 1,) int64: the pivots, then LAPACK's info
+    work: Layout | None  # (n*k,) float64: the right-hand sides, column-major (solve; inv: the identity)
+    transposed: bool = False
+    upper: bool = False
+    site: int = 0
+
+
+@dataclass(frozen=True)
 class Gather:
     """out[p, j, q] = operand[p, indices[j], q] (`take`); a bad index stops the program at `site`."""
 
@@ -154,15 +178,18 @@ class Accumulate:
 
 @dataclass(frozen=True)
 class Loop:
-    """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point).
+    """`body` for t = 0 .. count-1 (scan; `reverse`: count-1 .. 0), or until it converges (fixed_point),
+    or while a condition holds (while_loop).
 
     The layouts inside may move with t (Layout.dynamic at this `depth`). guards[k] > 1 runs
     body[k] only when t % guards[k] == 0. A fixed_point loop stops after an iteration whose
     residual (the largest of its 0-d `residuals`, NaN propagating) is <= tol; a NaN
-    residual, or `count` iterations without convergence, fail at `site`.
+    residual, or `count` iterations without convergence, fail at `site`. A while_loop runs
+    its `condition` kernels before each iteration and stops when the bool they leave at
+    `predicate` is false, or after `count` iterations (count < 0: no bound).
     """
 
-    kind: str  # "scan" | "fixed_point"
+    kind: str  # "scan" | "fixed_point" | "while_loop"
     count: int
     reverse: bool
     depth: int
@@ -171,9 +198,36 @@ class Loop:
     residuals: tuple[Layout, ...] = ()
     tol: float = 0.0
     site: int = 0
+    condition: tuple[Kernel, ...] = ()
+    predicate: Layout | None = None
 
 
-Kernel = Map | Reduce | ArgReduce | Gemm | Gather | Scatter | Check | Accumulate | Loop
+@dataclass(frozen=True)
+class Branch:
+    """cond: the `then` kernels when the bool at `pred` is true, else the `otherwise` kernels; never both."""
+
+    pred: Layout
+    then: tuple[Kernel, ...]
+    otherwise: tuple[Kernel, ...]
+
+
+@dataclass(frozen=True)
+class Sort:
+    """out sorted in place along its last axis (int64, ascending; out is C-contiguous)."""
+
+    out: Layout
+
+
+Kernel = Map | Reduce | ArgReduce | Gemm | Lapack | Gather | Scatter | Check | Accumulate | Loop | Branch | Sort
+
+
+def nested(kernel: Kernel) -> tuple[Kernel, ...]:
+    """The kernels a Loop or a Branch runs (a loop's condition first); () for the others."""
+    if isinstance(kernel, Loop):
+        return (*kernel.condition, *kernel.body)
+    if isinstance(kernel, Branch):
+        return (*kernel.then, *kernel.otherwise)
+    return ()
 
 
 TRIGONOMETRIC = frozenset({"sin", "cos", "tan"})
@@ -210,10 +264,18 @@ def layouts(kernel: Kernel) -> list[Layout]:
         return [kernel.operand, kernel.out]
     if isinstance(kernel, Gemm):
         return [kernel.a, kernel.b, kernel.out]
+    if isinstance(kernel, Lapack):
+        operands = [x for x in (kernel.a, kernel.rhs) if x is not None]
+        scratch = [x for x in (kernel.factors, kernel.pivots, kernel.work) if x is not None]
+        return [*operands, *scratch, kernel.out]
     if isinstance(kernel, Gather):
         return [kernel.operand, kernel.indices, kernel.out]
     if isinstance(kernel, Loop):
-        return list(kernel.residuals)
+        return [*kernel.residuals, *([kernel.predicate] if kernel.predicate is not None else [])]
+    if isinstance(kernel, Branch):
+        return [kernel.pred]
     if isinstance(kernel, Check):
         return [kernel.operand]
+    if isinstance(kernel, Sort):
+        return [kernel.out]
     return [kernel.values, kernel.indices, kernel.out]

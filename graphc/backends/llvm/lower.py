@@ -44,16 +44,19 @@ from graphc.backends.llvm.emitters import (
     store,
 )
 from graphc.backends.llvm.kernels import (
+    Branch,
     Check,
     Gather,
     Gemm,
     Kernel,
+    Lapack,
     Loop,
     Map,
     Reduce,
     Scatter,
     checks_range,
     layouts,
+    nested,
     work,
 )
 from graphc.backends.llvm.layout import Buffer, Layout
@@ -69,6 +72,7 @@ PTHREAD = ("pthread_create", "pthread_join")
 F64_DTYPE = np.dtype("float64")
 MISALIGNED = -1  # the entry's status: an input's data is not aligned to its item size
 RERUN_EXACT = -2  # the entry's status: a sin/cos/tan argument needs the exact build
+UNBOUNDED_COUNT = 1000  # the iterations an unbounded while_loop is taken to run, for total_work
 
 Pointer = tuple[Buffer, int, tuple[tuple[int, int, int], ...]]
 """A buffer, a byte offset into it, and (depth, every, bytes) terms that move it with loop counters."""
@@ -128,7 +132,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
     if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
-    elif isinstance(kernel, (Map, Reduce)) and kernel.site:
+    elif isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site:
         fields["site"] = 1
     return replace(kernel, **fields), pointers  # type: ignore[arg-type]
 
@@ -139,8 +143,14 @@ def total_work(plan: Plan) -> int:
     for kernel in plan.kernels:
         if isinstance(kernel, Gemm):
             total += math.prod(kernel.out.shape) * kernel.a.shape[-1]
+        elif isinstance(kernel, Lapack):  # n^3 per matrix (n^2 per right-hand side once factored)
+            n = kernel.pivots.shape[-1] - 1
+            total += math.prod(kernel.pivots.shape[:-1]) * n * n * (n if kernel.a is not None else 1)
         elif isinstance(kernel, Loop):
-            total += kernel.count * total_work(replace(plan, kernels=kernel.body))
+            count = kernel.count if kernel.count >= 0 else UNBOUNDED_COUNT
+            total += count * total_work(replace(plan, kernels=nested(kernel)))
+        elif isinstance(kernel, Branch):
+            total += total_work(replace(plan, kernels=nested(kernel)))
         elif isinstance(kernel, (Map, Reduce)):
             total += work(kernel)
         else:
@@ -177,7 +187,7 @@ class Lowering:
     def status_bits(self, kernel: Kernel) -> int:
         """The status bits a kernel's function may return (0: it cannot fail)."""
         bits = 0
-        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce)) and kernel.site):
+        if isinstance(kernel, (Gather, Scatter, Check)) or (isinstance(kernel, (Map, Reduce, Lapack)) and kernel.site):
             bits |= STATUS_FAILED
         if checks_range(kernel) and not self.exact:
             bits |= STATUS_RANGE
@@ -266,6 +276,9 @@ class Caller:
         if isinstance(kernel, Loop):
             self._loop(kernel)
             return
+        if isinstance(kernel, Branch):
+            self._branch(kernel)
+            return
         shape_kernel, pointers = signature(kernel)
         fn = self.lowering.kernel_function(shape_kernel, len(pointers))
         args = [self.address(p) for p in pointers]
@@ -296,10 +309,54 @@ class Caller:
             failed = b.icmp_unsigned("!=", b.and_(status, ir.Constant(I32, STATUS_FAILED)), ir.Constant(I32, 0))
             b.ret(b.select(failed, ir.Constant(I32, kernel.site), ir.Constant(I32, RERUN_EXACT)))  # type: ignore[union-attr]
 
+    def _branch(self, k: Branch) -> None:
+        """cond: if the predicate holds, the `then` kernels, else the `otherwise` ones."""
+        taken = load(self.b, self.address(pointer_of(k.pred)), k.pred.dtype)
+        with self.b.if_else(taken) as (then, otherwise):
+            with then:
+                for kernel in k.then:
+                    self.call(kernel)
+            with otherwise:
+                for kernel in k.otherwise:
+                    self.call(kernel)
+
+    def _while(self, k: Loop) -> None:
+        """while_loop: test (count < max_iter, then the condition's kernels and predicate), run the body, repeat."""
+        b = self.b
+        fn = b.function
+        start = b.block
+        test, check, run, done = (
+            fn.append_basic_block(f"while{k.depth}.{n}") for n in ("test", "check", "run", "done")
+        )
+        b.branch(test)
+        b.position_at_end(test)
+        count = b.phi(I64, name=f"n{k.depth}")
+        count.add_incoming(i64(0), start)
+        self.counters[k.depth] = count
+        if k.count >= 0:
+            b.cbranch(b.icmp_signed("<", count, i64(k.count)), check, done)
+        else:
+            b.branch(check)
+        b.position_at_end(check)
+        for kernel in k.condition:
+            self.call(kernel)
+        assert k.predicate is not None
+        go = load(b, self.address(pointer_of(k.predicate)), k.predicate.dtype)
+        b.cbranch(go, run, done)
+        b.position_at_end(run)
+        for kernel in k.body:
+            self.call(kernel)
+        count.add_incoming(b.add(count, i64(1)), b.block)
+        b.branch(test)
+        b.position_at_end(done)
+
     def _loop(self, k: Loop) -> None:
         """A scan: a counted loop over t calling the body's kernels (guarded ones every k-th t)."""
         if k.kind == "fixed_point":
             self._fixed_point(k)
+            return
+        if k.kind == "while_loop":
+            self._while(k)
             return
         b = self.b
 

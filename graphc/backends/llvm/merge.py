@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts
+from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts, nested
 from graphc.backends.llvm.layout import Layout
 
 Place = tuple[str, int]  # (buffer place, index): one block of memory
@@ -119,10 +119,8 @@ def _split(stores: list[tuple[int, Layout]]) -> tuple[tuple[int, ...], tuple[Lay
 
 
 def _touched(kernel: Kernel) -> list[Layout]:
-    """Every layout a kernel touches, loop bodies included."""
-    if isinstance(kernel, Loop):
-        return [layout for inner in kernel.body for layout in _touched(inner)] + list(kernel.residuals)
-    return layouts(kernel)
+    """Every layout a kernel touches, loop bodies, loop conditions and both sides of a branch included."""
+    return [layout for inner in nested(kernel) for layout in _touched(inner)] + layouts(kernel)
 
 
 def _live_after(kernels: Sequence[Kernel], start: int, stores: list[tuple[int, Layout]]) -> set[Place]:

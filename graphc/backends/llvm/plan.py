@@ -5,7 +5,7 @@ llvmlite). The planner follows the Program's buffer plan: a step that may reuse 
 buffer writes into that buffer's workspace slot; a step computing an output writes
 straight into the fresh output array. Views are layouts (no kernel); a reshape that
 strides cannot express copies first. Each op has one planning rule in PLANNERS (loops:
-recurrence.py). Finally merge.py joins consecutive kernels over one iteration space.
+recurrence.py; linear algebra: lapack.py). Finally merge.py joins consecutive kernels over one iteration space.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from graphc.backends.llvm.kernels import (
     Gemm,
     Instr,
     Kernel,
-    Loop,
     Map,
     Reduce,
     Scatter,
+    Sort,
     layouts,
+    nested,
 )
+from graphc.backends.llvm.lapack import plan_linalg
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge
 from graphc.errors import where
@@ -157,6 +159,7 @@ class Planner:
         self.kernels: list[Kernel] = []
         self.slots: dict[str, int] = {}
         self.families: dict[object, list[Layout]] = {}
+        self.factors: dict[str, tuple[Layout, Layout]] = {}  # LU factors shared by one matrix's steps (lapack.py)
         self.direct = direct_outputs(program)
         if inputs is None:
             inputs = [
@@ -291,7 +294,7 @@ class Planner:
 def _reads_constants(kernels: Sequence[Kernel]) -> bool:
     """Whether a kernel (loop bodies included) reads the constant blob through an address."""
     for kernel in kernels:
-        if isinstance(kernel, Loop) and _reads_constants(kernel.body):
+        if _reads_constants(nested(kernel)):
             return True
         if any(layout.buffer.place == L.CONST for layout in layouts(kernel)):
             return True
@@ -583,10 +586,29 @@ def _plan_matmul(p: Planner, step: Step) -> None:
     p.kernels.append(Gemm(a, b, dest))
 
 
+def _plan_iota(p: Planner, step: Step) -> None:
+    """Each element's flat C-order index, computed in the loop (the `index` instruction)."""
+    p.add_map(step.type.shape, [], [Instr("index", (), step.type.dtype)], p.dest(step))
+
+
+def _plan_sort(p: Planner, step: Step) -> None:
+    """A contiguous copy sorted in place, row by row."""
+    dest = p.dest(step)
+    p.copy(p.layouts[step.args[0]], dest)
+    if dest.size:
+        p.kernels.append(Sort(dest))
+
+
 def _plan_loop(p: Planner, step: Step) -> None:
     from graphc.backends.llvm.recurrence import plan_loop
 
     plan_loop(p, step)
+
+
+def _plan_window(p: Planner, step: Step) -> None:
+    from graphc.backends.llvm.windows import plan_col2im, plan_im2col
+
+    (plan_im2col if step.op == "im2col" else plan_col2im)(p, step)
 
 
 Rule = Callable[[Planner, Step], None]
@@ -612,8 +634,18 @@ PLANNERS: dict[str, Rule] = {
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
     "matmul": _plan_matmul,
+    "im2col": _plan_window,
+    "col2im": _plan_window,
+    "solve": plan_linalg,
+    "inv": plan_linalg,
+    "slogdet": plan_linalg,
+    "cholesky": plan_linalg,
     "scan": _plan_loop,
     "fixed_point": _plan_loop,
+    "cond": _plan_loop,
+    "while_loop": _plan_loop,
+    "iota": _plan_iota,
+    "sort": _plan_sort,
 }
 
 

@@ -1,4 +1,4 @@
-"""Planning rules for the loop primitives `scan` and `fixed_point`: one Loop kernel per loop family.
+"""Planning rules for `scan`, `fixed_point`, `while_loop` (one Loop kernel per family) and `cond` (a Branch).
 
 Imports numpy, graphc.ops.loops, graphc.schedule and the backend's kernels, layout and
 plan. A loop's siblings (one node per result) share one run: the first sibling plans
@@ -7,7 +7,8 @@ Program and planned by a nested Planner whose inputs are the current carries, x[
 (a layout that moves with t) and the closures, and whose outputs are the next carries
 and y[t]. Carries are double-buffered: the body writes the next ones, a copy at the end
 of each iteration makes them current. Every buffer of a loop is fresh (never reused by
-the enclosing buffer plan), so results can be read in place by later steps.
+the enclosing buffer plan), so results can be read in place by later steps. A cond plans
+both bodies into the same fresh result buffers, as the two sides of one Branch kernel.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from graphc.backends.llvm.kernels import Instr, Loop
+from graphc.backends.llvm.kernels import Branch, Instr, Loop
 from graphc.backends.llvm.layout import Layout
 from graphc.backends.llvm.plan import ErrorSite, Planner
 from graphc.ir import Graph
@@ -24,6 +25,7 @@ from graphc.ops.loops import body_of, family_key, int_attr, saved_count, scan_co
 from graphc.schedule import Step, schedule
 
 F64 = np.dtype("float64")
+BOOL = np.dtype("bool")
 
 
 def plan_loop(p: Planner, step: Step) -> None:
@@ -32,8 +34,8 @@ def plan_loop(p: Planner, step: Step) -> None:
     key = family_key(node)
     if key not in p.families:
         args = [p.layouts[a] for a in step.args]
-        plan = _plan_scan if step.op == "scan" else _plan_fixed_point
-        p.families[key] = plan(p, node.params, args)
+        plan = {"scan": _plan_scan, "fixed_point": _plan_fixed_point, "cond": _plan_cond, "while_loop": _plan_while}
+        p.families[key] = plan[step.op](p, node.params, args)
     result = p.families[key][int_attr(node, "output")]
     if step.name in p.direct:
         p.copy(result, p.dest(step))
@@ -104,8 +106,42 @@ def _plan_fixed_point(p: Planner, attrs: dict, args: list[Layout]) -> list[Layou
     return current
 
 
-def body_of_attrs(attrs: dict) -> Graph:
-    body = attrs["body"]
+def _plan_cond(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
+    """A Branch: each body planned into the same fresh result buffers; only one side runs."""
+    true_body, false_body = body_of_attrs(attrs, "true_body"), body_of_attrs(attrs, "false_body")
+    results = [p.fresh(o.shape, o.dtype) for o in true_body.outputs]
+    sides = []
+    for body in (true_body, false_body):
+        inner = Planner(schedule(body), p.memory, args[1:], results, p.depth, p.check_finite)
+        sides.append(tuple(inner.walk()))
+    p.kernels.append(Branch(args[0], sides[0], sides[1]))
+    return results
+
+
+def _plan_while(p: Planner, attrs: dict, args: list[Layout]) -> list[Layout]:
+    """A while Loop: the condition's kernels leave a bool, the body writes the next carries (double-buffered)."""
+    cond_body, body = body_of_attrs(attrs, "cond_body"), body_of_attrs(attrs, "body")
+    nc = attrs["n_carry"]
+    depth = p.depth + 1
+    types = [param.type for param in body.inputs[:nc]]
+    current = [p.fresh(t.shape, t.dtype) for t in types]
+    following = [p.fresh(t.shape, t.dtype) for t in types]
+    for init, carry in zip(args[:nc], current, strict=True):
+        p.copy(init, carry)
+    predicate = p.fresh((), BOOL)
+    test = Planner(schedule(cond_body), p.memory, [*current, *args[nc:]], [predicate], depth, p.check_finite)
+    inner = Planner(schedule(body), p.memory, [*current, *args[nc:]], following, depth, p.check_finite)
+    inner.walk()
+    for new, carry in zip(following, current, strict=True):
+        inner.copy(new, carry)
+    count = -1 if attrs["max_iter"] is None else int(attrs["max_iter"])
+    p.kernels.append(Loop("while_loop", count, False, depth, tuple(inner.kernels), (1,) * len(inner.kernels),
+                          condition=tuple(test.walk()), predicate=predicate))  # fmt: skip
+    return current
+
+
+def body_of_attrs(attrs: dict, key: str = "body") -> Graph:
+    body = attrs[key]
     assert isinstance(body, Graph)
     return body
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from graphc.backends import finite
-from graphc.backends.llvm import blas, jit, pyentry
+from graphc.backends.llvm import blas, jit, lapack, pyentry
 from graphc.backends.llvm.cache import ObjectCache
 from graphc.backends.llvm.layout import contiguous_strides
 from graphc.backends.llvm.lower import (
@@ -57,6 +57,7 @@ _EXCEPTIONS: dict[str, type[Exception]] = {
     "IndexError": IndexError,
     "ValueError": ValueError,
     "FloatingPointError": FloatingPointError,
+    "LinAlgError": np.linalg.LinAlgError,
 }
 _DTYPE_NAMES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "bool_"}
 _FILE_NUMBERS = itertools.count()
@@ -229,14 +230,14 @@ def compile_plan(p: Plan, cache: ObjectCache | None, exact: bool = False) -> tup
 
 
 def _link_environment() -> str:
-    """Register the symbols native code may call (BLAS gemm, pthreads); describe what was found.
+    """Register the symbols native code may call (BLAS gemm, LAPACK, pthreads); describe what was found.
 
     Object code loaded from the cache links against these, so they are registered before
     any load, and what was found is part of the cache key.
     """
     blas.register_blas()
     symbols = [blas.gemm_symbol(np.float64), blas.gemm_symbol(np.float32)]
-    return f"blas={symbols} threads={threads_available()} fastcall={pyentry.available()}"
+    return f"blas={symbols} lapack={lapack.register()} threads={threads_available()} fastcall={pyentry.available()}"
 
 
 def build(
