@@ -1,4 +1,4 @@
-"""graphc's benchmark suite: the workloads W1-W8, W10 (and LA, a linear solve) of BENCHMARKS.md, verified, then timed.
+"""graphc's benchmark suite: the workloads W1-W10, BA, HT (and LA, a linear solve) of BENCHMARKS.md, verified, then timed.
 
 One module per workload (w1_mlp.py ... w8_compile_scaling.py) turns a size into `Case`s:
 the inputs, the expected outputs (a hand-written NumPy forward+backward, itself checked
@@ -22,6 +22,9 @@ WORKLOADS: dict[str, str] = {
     "W6": "w6_hessian",
     "W7": "w7_rnn_bptt",
     "W8": "w8_compile_scaling",
+    "W9": "w9_bratu2d",
+    "BA": "ba_bundle",
+    "HT": "ht_hand",
     "W10": "w10_cnn",
     "LA": "linalg_solve",
 }

@@ -174,11 +174,15 @@ def _graphc_setup(build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray]
     return CompiledRun(built, fn, inputs)
 
 
-def graphc_impl(backend: str, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = "") -> Impl:
-    """graphc with one backend: setup = build + differentiate + optimize + compile."""
+def graphc_impl(
+    backend: str, build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = "",
+    system: str | None = None,
+) -> Impl:  # fmt: skip
+    """graphc with one backend: setup = build + differentiate + optimize + compile (`system`: another row name)."""
     if backend == "numpy":
-        return Impl(GRAPHC_NUMPY, lambda: _graphc_setup(build, inputs, "numpy"), note=note)
-    return Impl(GRAPHC_LLVM, lambda: _graphc_setup(build, inputs, "llvm"), note=note, requires="llvm", warm_cache=True)
+        return Impl(system or GRAPHC_NUMPY, lambda: _graphc_setup(build, inputs, "numpy"), note=note)
+    setup = lambda: _graphc_setup(build, inputs, "llvm")  # noqa: E731
+    return Impl(system or GRAPHC_LLVM, setup, note=note, requires="llvm", warm_cache=True)
 
 
 def graphc_impls(build: Callable[[], GraphcBuild], inputs: Sequence[np.ndarray], note: str = "") -> list[Impl]:

@@ -22,7 +22,8 @@ import numpy as np
 JAX = "JAX"
 TORCH = "PyTorch"
 PYTENSOR = "PyTensor"
-SYSTEMS = {"jax": JAX, "torch": TORCH, "pytensor": PYTENSOR}
+CASADI = "CasADi"
+SYSTEMS = {"jax": JAX, "torch": TORCH, "pytensor": PYTENSOR, "casadi": CASADI}
 """The module name each peer is imported by -> its system name in the table."""
 
 Run = Callable[[], object]
@@ -42,6 +43,8 @@ def _load(name: str) -> tuple[ModuleType | None, str]:
         return module, f"JAX {module.__version__} (float64 on, jit, devices: {devices})"
     if name == "torch":
         return module, f"PyTorch {module.__version__} (eager, {module.get_num_threads()} threads)"
+    if name == "casadi":
+        return module, f"CasADi {module.__version__} (SX functions, evaluated by its virtual machine)"
     config = module.config
     return module, f"PyTensor {module.__version__} (mode {config.mode}, linker {config.linker}, cxx {config.cxx!r})"
 

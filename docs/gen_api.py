@@ -52,6 +52,9 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
      ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]),
     ("Derivative control", "See [named-dims.md](named-dims.md#derivative-control).",
      ["stop_gradient", "custom_vjp", "custom_jvp"]),
+    ("Sparsity", "Patterns from the graph, compressed Jacobians and Hessians, CSR results. "
+     "See [jacobians.md](jacobians.md).",
+     ["jacobian_sparsity", "hessian_sparsity", "sparse_jacobian", "sparse_hessian", "SparseTensor"]),
     ("Recurrence", "Loops as single graph nodes, with recurrent backpropagation.", ["scan", "fixed_point"]),
     ("Control flow", "Branches and loops decided at run time. See [control-flow.md](control-flow.md).",
      ["cond", "while_loop"]),

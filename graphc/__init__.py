@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING
 
 from graphc import functions as _functions
 from graphc import linalg, nn, random
-from graphc.autodiff import grad, hessian, jacobian, jvp, value_and_grad, vjp
+from graphc.autodiff import (
+    SparseTensor,
+    grad,
+    hessian,
+    hessian_sparsity,
+    jacobian,
+    jacobian_sparsity,
+    jvp,
+    sparse_hessian,
+    sparse_jacobian,
+    value_and_grad,
+    vjp,
+)
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
@@ -40,6 +52,7 @@ __all__ = [
     "GraphError",
     "GraphFormatError",
     "ShapeError",
+    "SparseTensor",
     "Tensor",
     "as_tensor",
     "astype",
@@ -54,7 +67,9 @@ __all__ = [
     "fixed_point",
     "grad",
     "hessian",
+    "hessian_sparsity",
     "jacobian",
+    "jacobian_sparsity",
     "jvp",
     "linalg",
     "load",
@@ -65,6 +80,8 @@ __all__ = [
     "save",
     "scan",
     "show",
+    "sparse_hessian",
+    "sparse_jacobian",
     "stop_gradient",
     "to_dot",
     "to_networkx",

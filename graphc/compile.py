@@ -24,9 +24,12 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from graphc.autodiff.custom import lower_transient
+from graphc.autodiff.sparse import SparseTensor
 from graphc.autodiff.trees import Form, flatten_like, is_tensor, tree_flatten
 from graphc.backends import numpy_source
 from graphc.errors import GraphError, where
@@ -73,6 +76,7 @@ class CompiledFunction:
         input_form: Form | None = None,
         output_form: Form | None = None,
         per_size: PerSize | None = None,
+        sparse: dict[int, SparseTensor] | None = None,
         check_finite: bool = False,
     ) -> None:
         self.inputs = inputs
@@ -89,6 +93,7 @@ class CompiledFunction:
         self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
         self._per_size = per_size
+        self.sparse = sparse or {}
         self._arity = len(inputs)
         self._positions = _keyword_positions([t.node for t in inputs])
         self._trees = not (self.input_form.flat and self.output_form.flat)  # flat: the entry's own arguments
@@ -97,6 +102,8 @@ class CompiledFunction:
         else:
             assert built is not None
             self._entry = built.function
+            if self.sparse:  # a named function's specializations convert their own sparse outputs
+                self._entry = _with_csr(built.function, self.sparse, single)
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
@@ -248,6 +255,59 @@ class CompiledFunction:
     def _expects(self) -> str:
         noun = "argument" if self._arity == 1 else "arguments"
         return f"the compiled function expects {self._arity} {noun} {self._parameters()}"
+
+
+def _with_csr(function: Callable[..., object], sparse: dict[int, SparseTensor], single: bool) -> Callable[..., object]:
+    """The entry with the values of each sparse output made into a scipy.sparse.csr_array."""
+    makers = {k: csr_maker(t) for k, t in sparse.items()}
+    if single:
+        make = makers[0]
+        return lambda *args: make(function(*args))  # type: ignore[arg-type]
+
+    def entry(*args: object) -> tuple[object, ...]:
+        results = list(function(*args))  # type: ignore[call-overload]
+        for k, make_k in makers.items():
+            results[k] = make_k(results[k])
+        return tuple(results)
+
+    return entry
+
+
+def csr_maker(tensor: SparseTensor) -> Callable[[np.ndarray], Any]:
+    """values -> scipy.sparse.csr_array with the tensor's (shared, read-only) indices and indptr, built cheaply.
+
+    scipy's constructor checks the index arrays on every call (O(nnz)); here a template is
+    built and checked once and each result is a copy of its attributes with fresh values.
+    The maker is checked against the constructor once; if scipy's internals ever differ,
+    every call uses the constructor.
+    """
+    from scipy.sparse import csr_array  # type: ignore[import-untyped]
+
+    def construct(values: np.ndarray) -> Any:
+        return csr_array((values, tensor.indices, tensor.indptr), shape=tensor.shape)
+
+    template = construct(np.zeros(tensor.nnz, dtype=tensor.dtype))
+    _ = template.has_canonical_format  # computed once, kept in the attributes every result copies
+    fields = dict(vars(template))
+    kind: Any = type(template)
+
+    def make(values: np.ndarray) -> Any:
+        result = kind.__new__(kind)
+        result.__dict__.update(fields)
+        result.data = values
+        return result
+
+    probe = np.arange(1, tensor.nnz + 1, dtype=tensor.dtype)
+    if not _same_csr(make(probe), construct(probe.copy())):
+        return construct
+    return make
+
+
+def _same_csr(a: object, b: object) -> bool:
+    try:
+        return bool(abs(a - b).max() == 0) and a.shape == b.shape and a.has_canonical_format  # type: ignore[operator, attr-defined]
+    except Exception:
+        return False
 
 
 def _label(node: Node) -> str:
@@ -428,10 +488,17 @@ def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
         )
 
 
-def _as_outputs(outputs: object) -> tuple[tuple[Tensor, ...], Form]:
-    """The outputs (a Tensor, or a list, tuple or dict of them, nested) flattened, and their form."""
-    leaves, form = tree_flatten(outputs, _is_leaf, "gc.compile", "outputs", "a Tensor")
-    return tuple(Tensor(_node(item)) for item in leaves), form
+def _as_outputs(outputs: object) -> tuple[tuple[Tensor, ...], Form, dict[int, SparseTensor]]:
+    """The outputs (a Tensor or SparseTensor, or a list, tuple or dict of them, nested) flattened, their form,
+    and the sparse ones by position: a SparseTensor stands for its values (the call makes them a csr_array)."""
+    leaves, form = tree_flatten(outputs, _is_output_leaf, "gc.compile", "outputs", "a Tensor")
+    sparse = {k: item for k, item in enumerate(leaves) if isinstance(item, SparseTensor)}
+    values = [item.values if isinstance(item, SparseTensor) else item for item in leaves]
+    return tuple(Tensor(_node(item)) for item in values), form, sparse
+
+
+def _is_output_leaf(value: object) -> bool:
+    return _is_leaf(value) or isinstance(value, SparseTensor)
 
 
 def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) -> tuple[Graph, Report]:
@@ -458,7 +525,7 @@ def _build(
 
 def compile(  # the API's name: shadows the builtin inside graphc only
     inputs: Sequence[Tensor] | Tensor | dict,
-    outputs: Sequence[Tensor] | Tensor | dict,
+    outputs: Sequence[Tensor | SparseTensor] | Tensor | SparseTensor | dict,
     backend: str = "llvm",
     optimize: bool = True,
     fast_math: bool = False,
@@ -474,7 +541,9 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     returns the outputs' (dict keys in sorted order). Every var the outputs depend on must
     be among the inputs; unused inputs are allowed. Named dimensions of the inputs
     (`gc.var("X", shape=("batch", 64))`) are bound at each call; the graph is optimized
-    once and compiled once per set of sizes. backend="llvm" keeps compiled machine code in
+    once and compiled once per set of sizes. A SparseTensor output (gc.sparse_jacobian,
+    gc.sparse_hessian) is returned as a scipy.sparse.csr_array (scipy required then);
+    fn.report says how it was compressed. backend="llvm" keeps compiled machine code in
     an on-disk cache: `cache_dir`, else $GRAPHC_CACHE_DIR, else ~/.cache/graphc;
     `cache=False` neither reads nor writes it. The cache is used only if its directory is
     yours and no one else can write it (created 0700; otherwise a warning, and no cache);
@@ -486,7 +555,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     """
     _check_backend(backend)
     input_tensors, input_form = _as_inputs(inputs)
-    output_tensors, output_form = _as_outputs(outputs)
+    output_tensors, output_form, sparse = _as_outputs(outputs)
     graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
     missing = missing_vars(graph)
     if missing:
@@ -495,10 +564,12 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     if named:
         check_bound(graph, graph.inputs)
     optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
+    report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
     single = output_form.single
     options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
                "backend": backend, "fast_math": fast_math, "optimized": optimize,
-               "input_form": input_form, "output_form": output_form, "check_finite": check_finite}  # fmt: skip
+               "input_form": input_form, "output_form": output_form, "sparse": sparse,
+               "check_finite": check_finite}  # fmt: skip
 
     def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
         program = schedule(fixed)

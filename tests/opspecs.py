@@ -195,6 +195,18 @@ def _scatter_shapes(position: int, form: Form) -> tuple[Form, ...]:
     return Form("var", (*s, 3)), form
 
 
+def _index_add_shapes(position: int, form: Form) -> tuple[Form, ...]:
+    """base (s) takes 3 updates of s[1:] (none when its axis is not N long: the indices address N); updates (u)
+    go into a base (N,) + u[1:] at u[:1] indices; indices (t) put updates of shape t into a base (N,)."""
+    s = form.shape if form.kind != "py" else ()
+    if position == 0:
+        k = 3 if s[:1] == (N,) else 0
+        return form, Form("var", (k, *s[1:])), Form("var", (k,))
+    if position == 1:
+        return Form("var", (N, *s[1:])), form, Form("var", s[:1])
+    return Form("var", (N,)), Form("var", s), form
+
+
 def _scan_shapes(position: int, form: Form) -> tuple[Form, ...] | None:
     """init and xs agree: xs = (n,) + init's shape; a form used as xs needs a leading (loop) axis."""
     s = form.shape if form.kind != "py" else ()
@@ -346,6 +358,9 @@ def _specs() -> dict[str, list]:
     specs["take"] = [Explicit(_take_rows)]
     specs["scatter_add"] = [Positional(primitive("scatter_add", axis=0, size=N), (X, Role("index")), _scatter_shapes,
                                        NUMERIC)]  # fmt: skip
+    specs["diag"] = [Unary(lambda x, _: primitive("diag")(x), lambda shape: [None], EVERY)]
+    specs["index_add"] = [Positional(primitive("index_add", axis=0), (X, X, Role("index")), _index_add_shapes,
+                                     NUMERIC)]  # fmt: skip
     specs["matmul"] = [Positional(gc.matmul, (TAME_X, TAME_X), _matmul_shapes)]
     specs["im2col"] = [Unary(_im2col, _im2col_windows, FLOATS)]
     specs["col2im"] = [Unary(_col2im, _col2im_windows, FLOATS)]

@@ -34,7 +34,6 @@ LEVELS = {
     "graphc.linalg": 3,  # gc.linalg: numpy.linalg's functions, beside graphc.functions
     "graphc.numpy_protocol": 3,  # np.exp(t), np.sum(t): Tensor's NumPy protocols, dispatching to functions
     "graphc.autodiff": 3,
-    "graphc.nn": 3,  # gc.nn: convolution and pooling built from tensor's functions
     "graphc.recurrence": 3,  # gc.scan / gc.fixed_point: their rules use the autodiff engine
     "graphc.random": 3,  # gc.random: Threefry over integer ops, with tensor and functions
     "graphc.nn": 3,  # gc.nn: dropout (with random), convolutions

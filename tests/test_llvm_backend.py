@@ -26,7 +26,8 @@ from graphc.ops import elementwise as ew
 from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.ops.source import var
+from graphc.ops import structure as st
+from graphc.ops.source import const, var
 
 TRANSIENT = {name for name, op in OPS.items() if op.transient}  # replaced before scheduling (ops/base.py)
 
@@ -353,6 +354,16 @@ SHAPE_CASES: dict[str, Callable[[], Node]] = {
     "take": lambda: sh.take(A, I, axis=1),
     "take_0": lambda: sh.take(A, I, axis=0),
     "scatter_add": lambda: sh.scatter_add(sh.take(A, I, axis=1), I, axis=1, size=7),
+    "scatter_add_scalar_index": lambda: sh.scatter_add(A, const(np.array(-2)), axis=1, size=5),
+    "take_constant_scalar_index": lambda: ew.add(
+        sh.take(A, const(np.array(2)), axis=1), sh.take(const(np.array([1.5])), const(np.array([0, -1, 0, 0])), axis=0)
+    ),
+    "diag": lambda: st.diag(A),
+    "diag_of_transpose": lambda: st.diag(sh.transpose(A, axes=(1, 0))),
+    "index_add": lambda: st.index_add(A, sh.take(A, I, axis=1), I, axis=1),
+    "index_add_scalar_index": lambda: st.index_add(
+        A, sh.slice_(A, index=((0, 4, 1), (1, 2, 1))), const(np.array([3])), axis=1
+    ),
 }
 
 

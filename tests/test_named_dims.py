@@ -209,6 +209,14 @@ SHAPE_CASES: dict[str, list[Case]] = {
         _case([("x", ("a", 2), FLOAT64)], gc.cumsum),  # flattened: 2*a
     ],
     "cumprod": [_case([("x", ("a", "b"), FLOAT64)], lambda x: gc.cumprod(x, axis=1))],
+    "diag": [
+        _case([("v", ("a", "b"), FLOAT64)], _node_op("diag")),
+        _case([("v", ("a",), FLOAT64)], _node_op("diag")),
+    ],
+    "index_add": [
+        _case([("x", ("a", 3), FLOAT64), ("u", ("b", 3), FLOAT64), ("i", ("b",), INT64)],
+              lambda x, u, i: _node_op("index_add")(x, u, i, axis=0), _index_values(lambda s: s["a"], "b")),
+    ],
     "solve": [
         _case([("m", ("a", 3, 3), FLOAT64), ("r", ("a", 3, "b"), FLOAT64)], gc.linalg.solve, _spd("m", "a")),
         _case([("m", (3, 3), FLOAT64), ("r", ("b", 3, 2), FLOAT64)], gc.linalg.solve, _spd("m", None)),
@@ -760,3 +768,19 @@ def test_a_size_compiled_in_one_process_is_a_cache_hit_in_another(tmp_path: Path
     assert (hit1, hit2) == ("False", "True")
     assert v1 == v2
     assert float(v1) == pytest.approx(np.tanh(0.8) ** 2, rel=1e-15)
+
+
+def test_sparse_jacobians_need_fixed_shapes_and_compile_beside_named_outputs():
+    x = gc.var("x", shape=("batch", 3))
+    w = gc.var("w", (4,))
+    for call in (lambda: gc.sparse_jacobian(gc.sum(x, axis=1) * 2.0, x), lambda: gc.jacobian_sparsity(x * 2.0, x),
+                 lambda: gc.sparse_hessian(gc.sum(x * x), x)):  # fmt: skip
+        with pytest.raises(gc.ShapeError, match=r"needs fixed shapes: (f|x) has shape \(batch") as info:
+            call()
+        assert "test_named_dims.py" in str(info.value)
+    outputs = {"s": gc.sum(x) * w, "J": gc.sparse_jacobian(gc.sin(w) * 2.0, w)}
+    fn = gc.compile({"x": x, "w": w}, outputs, backend="numpy")
+    for n in (2, 0):
+        got = fn({"x": np.ones((n, 3)), "w": np.arange(4.0)})
+        np.testing.assert_array_equal(got["s"], 3.0 * n * np.arange(4.0))
+        np.testing.assert_array_equal(got["J"].toarray(), np.diag(2 * np.cos(np.arange(4.0))))

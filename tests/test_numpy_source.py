@@ -21,6 +21,7 @@ from graphc.ops import linalg as la
 from graphc.ops import random as rops
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
+from graphc.ops import structure as st
 from graphc.ops.source import const, var
 from graphc.passes.fuse import fuse
 from graphc.schedule import Step, schedule
@@ -117,6 +118,8 @@ EXAMPLES: dict[str, Callable[[], tuple[list[Node], Node]]] = {
     "concatenate": with_inputs(((2, 3), F64), ((2, 1), F64))(lambda a, b: sh.concatenate(a, b, a, axis=1)),
     "take": unary(lambda a: sh.take(a, const(np.array([[0, -1], [2, 1]])), axis=1)),
     "scatter_add": unary(lambda g: sh.scatter_add(g, const(INDICES), axis=1, size=3), shape=(4, 2, 2)),
+    "diag": unary(st.diag),
+    "index_add": with_inputs(((4, 3), F64), ((4, 2, 2), F64))(lambda b, u: st.index_add(b, u, const(INDICES), axis=1)),
     "matmul": with_inputs(((5, 2, 3), F64), ((3, 4), F64))(la.matmul),
     "solve": with_inputs(((2, 3, 3), F64), ((3, 2), F64))(lambda a, b: la.solve(a, b, transposed=True)),
     "inv": unary(la.inv, shape=(2, 3, 3)),

@@ -209,6 +209,7 @@ def text_of(inputs: list[gc.Tensor], outputs: object) -> str:
     return str(Graph([as_node(o) for o in outs], [as_node(i) for i in inputs]))
 
 
+NAMED_FEEDS: dict[gc.Tensor, Callable[[dict[str, int]], np.ndarray]] = {}  # named cases' values, by sizes
 FEEDS: dict[gc.Tensor, np.ndarray] = {}  # the generated suite's values for its vars (valid indices, SPD matrices...)
 
 
@@ -228,6 +229,8 @@ def values_for(inputs: list[gc.Tensor], seed: int = 0, sizes: dict[str, int] | N
         shape = concrete(x.shape, sizes)
         if x in FEEDS:
             values.append(FEEDS[x])
+        elif x in NAMED_FEEDS and sizes is not None:
+            values.append(NAMED_FEEDS[x](sizes))
         elif x.dtype == np.bool_:
             values.append(rng.random(shape) < 0.5)
         elif x.dtype == np.int64:
@@ -482,10 +485,14 @@ def named_op_cases() -> Case:
     inputs: list[gc.Tensor] = []
     outputs: list[gc.Tensor] = []
     for name, group in NAMED_OP_CASES.items():
-        for k, (specs, build, _values, _fits) in enumerate(group):
+        for k, (specs, build, values, _fits) in enumerate(group):
             made = [gc.var(f"{name}{k}_{v}", shape=shape, dtype=dtype) for v, shape, dtype in specs]
             inputs += made
             outputs.append(build(*made))
+            given = set(values(NAMED_SIZES[0])) if values is not None else set()
+            for t, (v, _, _) in zip(made, specs, strict=True):  # the values the case needs (SPD matrices, indices)
+                if v in given:
+                    NAMED_FEEDS[t] = lambda sizes, values=values, v=v: values(sizes)[v]
     return inputs, outputs
 
 

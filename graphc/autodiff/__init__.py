@@ -12,17 +12,22 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.autodiff.canonical import canonicalize
-from graphc.autodiff.jacobian import jacobian_graph  # before `def jacobian`, which must win the name
+from graphc.autodiff.jacobian import jacobian_graphs  # before `def jacobian`, which must win the name
 from graphc.autodiff.jvp import jvp_graph
+from graphc.autodiff.sparse import SparseTensor, sparse_hessian_graph, sparse_jacobian_graph
+from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from graphc.autodiff.trees import Form, Tree, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
-from graphc.shapes import Dim, format_shape, is_float
+from graphc.shapes import Dim, format_shape, is_float, is_static
 from graphc.tensor import Tensor, as_tensor, building, const
 
-__all__ = ["grad", "hessian", "jacobian", "jvp", "value_and_grad", "vjp"]
+__all__ = [
+    "SparseTensor", "grad", "hessian", "hessian_sparsity", "jacobian", "jacobian_sparsity", "jvp", "sparse_hessian",
+    "sparse_jacobian", "value_and_grad", "vjp",
+]  # fmt: skip
 
 Tensors = Tree
 
@@ -33,7 +38,8 @@ def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
     check_vars(ws, form, who, what)
     for w in ws:
         if not is_float(w.dtype):
-            raise DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            error = DifferentiationError(f"cannot differentiate with respect to {w!r}: its dtype is {w.dtype}")
+            raise located(error, who, user_location())
     return ws, form
 
 
@@ -43,16 +49,22 @@ def _scalar(f: object, who: str) -> Tensor:
         raise TypeError(f"{who}: f must be one scalar Tensor, {got(f)}; for several outputs use gc.vjp or gc.jacobian")
     assert isinstance(f, Tensor)
     if f.shape != () or not is_float(f.dtype):
-        raise DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        error = DifferentiationError(f"{who} needs a float scalar, got {f!r}; use gc.vjp or gc.jacobian")
+        raise located(error, who, user_location())
     return f
+
+
+def zeros(shape: tuple[int, ...], dtype: np.dtype) -> Tensor:
+    """A zero Tensor of this shape and dtype (one constant, broadcast)."""
+    zero = const(np.zeros((), dtype=dtype))
+    if shape == ():
+        return zero
+    return Tensor(sh.broadcast_to(zero.node, shape=shape))
 
 
 def zeros_like(x: Tensor) -> Tensor:
     """A zero Tensor of x's shape and dtype (one constant, broadcast)."""
-    zero = const(np.zeros((), dtype=x.dtype))
-    if x.shape == ():
-        return zero
-    return Tensor(sh.broadcast_to(zero.node, shape=x.shape))
+    return zeros(x.shape, x.dtype)
 
 
 def _finish(result: Node | None, like: Tensor, outputs: list[Tensor], disconnected: str) -> Tensor:
@@ -148,10 +160,11 @@ def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
 def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tree:
     """d f / d x with shape f.shape + x.shape, as one batched graph (trees of f and x give nested results).
 
-    mode="rev" pulls back the whole basis of f's space at once (one batched VJP),
-    mode="fwd" pushes forward the basis of x's space (one batched JVP); "auto"
-    picks reverse when f has no more elements than x (m <= n), forward otherwise.
-    The graph's size does not grow with m or n: the seed is one constant.
+    mode="rev" pulls back the whole basis of f's space at once (one batched VJP, which
+    gives the Jacobians for every x together), mode="fwd" pushes forward the basis of
+    each x's space (one batched JVP per x, for every f together); "auto" picks reverse
+    for an f with no more elements than all the x together (m <= n), forward otherwise.
+    The graph's size does not grow with m or n: the seed is structure (autodiff/seeds.py).
     A list of wrt gives a list (one Jacobian per wrt); a list of f gives a list of those.
     """
     if mode not in ("auto", "rev", "fwd"):
@@ -161,49 +174,144 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tree:
         if not is_float(fi.dtype):
             raise DifferentiationError(f"jacobian needs a float output, got {fi!r}")
     xs, x_form = _wrt(x, "gc.jacobian", "x")
-    rows = [x_form.unflatten([_jacobian(fi, xj, mode) for xj in xs]) for fi in _forward(fs)]
+    table = _jacobians(_forward(fs), xs, mode)
+    rows = [x_form.unflatten(row) for row in table]
     return f_form.unflatten(rows)  # type: ignore[return-value]
 
 
-def _mode(f: Node, x: Tensor, mode: str) -> str:
-    """The direction whose seed basis is known: reverse spans f's space, forward x's.
+def _jacobians(fs: list[Node], xs: list[Tensor], mode: str) -> list[list[Tensor]]:
+    """J[i][j] = d fs[i] / d xs[j] as Tensors (zeros where there is no dependence); fs in their stable forms."""
+    table: list[list[Tensor | None]] = [[None] * len(xs) for _ in fs]
+    for chosen in ("rev", "fwd"):
+        rows = [i for i, f in enumerate(fs) if _mode_for(f, xs, mode) == chosen]
+        if not rows:
+            continue
+        found = jacobian_graphs([fs[i] for i in rows], [x.node for x in xs], chosen)
+        for i, row in zip(rows, found, strict=True):
+            table[i] = [_zero_if_none(node, fs[i], x) for node, x in zip(row, xs, strict=True)]
+    return table  # type: ignore[return-value]
 
-    "auto" picks reverse when f has no more elements than x; with named dimensions it
-    picks the one side whose size is known. A basis whose size depends on a name is an
-    error: the seed would be a constant of unknown size.
+
+def _mode_for(f: Node, xs: list[Tensor], mode: str) -> str:
+    """The direction whose seed basis is known: reverse spans f's space, forward each x's.
+
+    "auto" picks reverse when f has no more elements than all the x together; with named
+    dimensions it picks the one side whose size is known. A basis whose size depends on a
+    name is an error: the seed would be a constant of unknown size.
     """
-    m, n = f.type.size, x.size
+    m = f.type.size
+    named_x = next((x for x in xs if isinstance(x.size, Dim)), None)
     if mode == "auto":
-        if isinstance(m, Dim) or isinstance(n, Dim):
+        if isinstance(m, Dim) or named_x is not None:
             mode = "fwd" if isinstance(m, Dim) else "rev"
         else:
-            mode = "rev" if m <= n else "fwd"
-    size, shape, what = (m, f.shape, "output") if mode == "rev" else (n, x.shape, "input")
-    if isinstance(size, Dim):
-        message = (
-            f"mode={mode!r} seeds one direction per element of the {what}, of shape {format_shape(shape)}: "
-            f"their number, {size}, is named (known only at call time), so the Jacobian's size would be too"
-        )
-        raise located(ShapeError(message), "gc.jacobian", user_location())
+            mode = "rev" if m <= sum(int(x.size) for x in xs) else "fwd"
+    if mode == "rev" and isinstance(m, Dim):
+        _named_basis(mode, "output", f.shape, m)
+    if mode == "fwd" and named_x is not None:
+        _named_basis(mode, "input", named_x.shape, named_x.size)
     return mode
 
 
-def _jacobian(f: Node, x: Tensor, mode: str) -> Tensor:
-    """The Tensor of d f/d x (f already in its stable form)."""
-    mode = _mode(f, x, mode)
-    result = jacobian_graph(f, x.node, mode)
-    if result is None:
-        return zeros_like(Tensor(sh.broadcast_to(const(np.zeros((), f.dtype)).node, shape=f.shape + x.shape)))
-    return Tensor(result)
+def _named_basis(mode: str, what: str, shape: tuple, size: object) -> None:
+    message = (
+        f"mode={mode!r} seeds one direction per element of the {what}, of shape {format_shape(shape)}: "
+        f"their number, {size}, is named (known only at call time), so the Jacobian's size would be too"
+    )
+    raise located(ShapeError(message), "gc.jacobian", user_location())
+
+
+def _zero_if_none(node: Node | None, f: Node, x: Tensor) -> Tensor:
+    return Tensor(node) if node is not None else zeros(f.shape + x.shape, f.dtype)
 
 
 def hessian(f: Tensor, x: Tensors) -> Tree:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
-    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape.
+    A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape (one
+    batched JVP per x_j, through every gradient at once).
     """
     f = _scalar(f, "gc.hessian")
     xs, form = _wrt(x, "gc.hessian", "x")
     grads = _pull_back([f], xs, [const(np.ones((), dtype=f.dtype))], "zero")
-    rows = [form.unflatten([_jacobian(g, xj, "fwd") for xj in xs]) for g in _forward(grads)]
-    return form.unflatten(rows)  # type: ignore[return-value]
+    table = _jacobians(_forward(grads), xs, "fwd")
+    return form.unflatten([form.unflatten(row) for row in table])  # type: ignore[return-value]
+
+
+# --- sparsity -------------------------------------------------------------------------------------------
+
+
+def _one_float(f: object, who: str) -> Tensor:
+    """`f` as one float Tensor (the function whose sparse Jacobian is asked for)."""
+    if not is_tensor(f):
+        raise TypeError(f"{who}: f must be one Tensor, {got(f)}")
+    assert isinstance(f, Tensor)
+    if not is_float(f.dtype):
+        error = DifferentiationError(f"{who} needs a float function, got {f!r}")
+        raise located(error, who, user_location())
+    return _fixed_shape(f, who, "f")
+
+
+def _fixed_shape(t: Tensor, who: str, what: str) -> Tensor:
+    """t, if its shape has no named dimension: a sparsity pattern is found when building, entry by entry."""
+    if not is_static(t.shape):
+        message = (
+            f"needs fixed shapes: {what} has shape {format_shape(t.shape)}, whose size is named (known "
+            "only at call time), and the pattern is found when building; use gc.jacobian, or fix the size"
+        )
+        raise located(ShapeError(message), who, user_location())
+    return t
+
+
+def _one_wrt(x: object, who: str) -> Tensor:
+    """`x` as one float var."""
+    if not is_tensor(x):
+        raise TypeError(f"{who}: x must be one var Tensor (made with gc.var), {got(x)}")
+    (w,), _ = _wrt(x, who, "x")
+    return _fixed_shape(w, who, "x")
+
+
+def jacobian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d f / d x: a scipy.sparse.csr_array of bools, shape (f.size, x.size).
+
+    Conservative (an entry that some input can make nonzero is always there), and exact for
+    elementwise ops, broadcasting, slices, concatenation, gathers and scatters with constant
+    indices, reductions and matmul (a constant operand's zeros count); found from the graph.
+    """
+    f = _one_float(f, "gc.jacobian_sparsity")
+    w = _one_wrt(x, "gc.jacobian_sparsity")
+    return jacobian_pattern(_forward([f])[0], w.node)
+
+
+def hessian_sparsity(f: Tensor, x: Tensor) -> object:
+    """The structural pattern of d²f / dx² for a scalar f: a symmetric csr_array of bools, shape (x.size, x.size)."""
+    f = _scalar(f, "gc.hessian_sparsity")
+    w = _one_wrt(x, "gc.hessian_sparsity")
+    return hessian_pattern(_gradient(f, w), w.node)
+
+
+def _gradient(f: Tensor, w: Tensor) -> Node:
+    """The gradient graph of f with respect to w, in its stable form (as gc.hessian differentiates it)."""
+    (g,) = _pull_back([f], [w], [const(np.ones((), dtype=f.dtype))], "zero")
+    return _forward([g])[0]
+
+
+def sparse_jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> SparseTensor:
+    """d f / d x as a SparseTensor of shape (f.size, x.size): pattern, coloring, one compressed VJP or JVP.
+
+    mode="fwd" compresses columns (one JVP per color), "rev" rows (one VJP per color);
+    "auto" takes the one needing fewer colors (forward on a tie). Compiled, the result is a
+    scipy.sparse.csr_array; `values` (one per stored entry, in CSR order) is a Tensor.
+    """
+    if mode not in ("auto", "rev", "fwd"):
+        raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', not {mode!r}")
+    f = _one_float(f, "gc.sparse_jacobian")
+    w = _one_wrt(x, "gc.sparse_jacobian")
+    return sparse_jacobian_graph(_forward([f])[0], w.node, mode)
+
+
+def sparse_hessian(f: Tensor, x: Tensor) -> SparseTensor:
+    """d²f / dx² for a scalar f as a SparseTensor of shape (x.size, x.size), by a symmetric (star) coloring."""
+    f = _scalar(f, "gc.sparse_hessian")
+    w = _one_wrt(x, "gc.sparse_hessian")
+    return sparse_hessian_graph(_gradient(f, w), w.node)

@@ -140,6 +140,8 @@ SPELLINGS: dict[str, Spelling] = {
     "concatenate": _spell_concatenate,
     "take": _spell_take,
     "scatter_add": "rt.scatter_add({0}, {1}, axis={axis}, size={size})",
+    "diag": "rt.diag({0})",
+    "index_add": "rt.index_add({0}, {1}, {2}, axis={axis})",
     # sliding windows (ops/nn.py)
     "im2col": _spell_im2col,
     "col2im": "rt.col2im({0}, kernel={kernel}, stride={stride}, padding={padding}, dilation={dilation}, size={size})",
@@ -181,6 +183,8 @@ HELPERS = (
     "unslice",
     "scatter_add",
     "logsumexp",
+    "diag",
+    "index_add",
     "im2col",
     "col2im",
 )

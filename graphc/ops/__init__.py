@@ -16,12 +16,14 @@ from graphc.ops import (
     reduce,
     shape,
     source,
+    sparsity,
     special,
+    structure,
 )  # fmt: skip
 from graphc.ops.base import OPS, Domain, Kind, Op, Public, accepts, elementwise_ops, zero
 
 __all__ = [
     "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "control_flow", "cumulative", "dims",
-    "elementwise", "elementwise_ops", "linalg", "loops", "nn", "random", "reduce", "shape", "source", "special",
-    "zero",
+    "elementwise", "elementwise_ops", "linalg", "loops", "nn", "random", "reduce", "shape", "source", "sparsity",
+    "special", "structure", "zero",
 ]  # fmt: skip

@@ -4,9 +4,10 @@ Imports errors, shapes and ir. An op is one record, and everything else about it
 derived from that record: how to type it (`infer`), how NumPy computes it (`eval`, the
 reference semantics, or `numpy`, the NumPy function it is), how it differentiates (one
 `vjp` and one `jvp` rule per input; elementwise ops give ONE linear rule per input that
-serves as both), how it fuses (`kind`), its cost class (`transcendental`), the public
-NumPy-named function that applies it (`public`, made by graphc.functions) and where it
-is differentiable (`domain`, which the generic tests sample).
+serves as both), which input elements each output element depends on (`sparsity`, see
+ops/sparsity.py; None: all of them), how it fuses (`kind`), its cost class
+(`transcendental`), the public NumPy-named function that applies it (`public`, made by
+graphc.functions) and where it is differentiable (`domain`, which the generic tests sample).
 
 Rule conventions (the autodiff engine relies on them):
 - `vjp[i](ct, out, *inputs, **attrs)` returns the cotangent contribution for input i
@@ -103,6 +104,7 @@ class Op:
     public: Public | None = None  # the function of graphc.functions made from this record
     domain: tuple[Domain, ...] = ()  # per input, for elementwise ops (tests sample it)
     transient: bool = False  # replaced before scheduling (dim, stop_gradient, custom): no backend lowers it
+    sparsity: Callable[..., object] | None = None  # the Jacobian pattern rule (ops/sparsity.py); None: dense dependence
 
     def __post_init__(self) -> None:
         if self.name in OPS:

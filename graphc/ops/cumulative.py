@@ -20,6 +20,7 @@ from graphc.ir import Node
 from graphc.ops.base import Op
 from graphc.ops.elementwise import add, astype, div, equal, mul, sub, where
 from graphc.ops.source import scalar
+from graphc.ops.sparsity import accumulated
 from graphc.shapes import BOOL, TensorType
 
 
@@ -51,6 +52,7 @@ cumsum: Op = Op(
     "cumsum", _infer, _accumulate(np.add),  # type: ignore[arg-type]
     vjp=(lambda ct, out, x, *, axis, reverse: cumsum(ct, axis=batched_axis(ct, out, axis), reverse=not reverse),),
     jvp=(lambda t, out, x, *, axis, reverse: cumsum(t, axis=batched_axis(t, x, axis), reverse=reverse),),
+    sparsity=accumulated,
 )  # fmt: skip
 """cumsum(x; axis, reverse): out[i] = x[0] + ... + x[i] along `axis` (from the end when `reverse`)."""
 
@@ -111,7 +113,8 @@ def _cumprod_jvp(t: Node, out: Node, x: Node, *, axis: int, reverse: bool) -> No
     return mul(z.n, add(nonzero, zeros))
 
 
-cumprod: Op = Op("cumprod", _infer, _accumulate(np.multiply), vjp=(_cumprod_vjp,), jvp=(_cumprod_jvp,))  # type: ignore[arg-type]
+cumprod: Op = Op("cumprod", _infer, _accumulate(np.multiply), vjp=(_cumprod_vjp,), jvp=(_cumprod_jvp,),  # type: ignore[arg-type]
+                  sparsity=accumulated)  # fmt: skip
 """cumprod(x; axis, reverse): out[i] = x[0] * ... * x[i] along `axis` (from the end when `reverse`)."""
 
 __all__ = ["batched_axis", "cumprod", "cumsum"]

@@ -19,6 +19,7 @@ from graphc.errors import DTypeError
 from graphc.ir import Node
 from graphc.ops.base import REALS, Domain, Kind, Op, Public, Rule, zero
 from graphc.ops.source import scalar, static_value
+from graphc.ops.sparsity import elementwise, product, selection
 from graphc.shapes import BOOL, TensorType, as_dtype, broadcast_shapes, is_float
 
 
@@ -87,7 +88,7 @@ def unary(
     transcendental: bool = False,
     domain: Domain = REALS,
 ) -> Op:
-    """An elementwise op of one input; `d` is its linear rule, both its vjp and its jvp."""
+    """An elementwise op of one input; `d` is its linear rule, both its vjp and its jvp; its pattern is diagonal."""
     reference = eval if eval is not None else getattr(np, str(numpy))
     return Op(
         name,
@@ -101,6 +102,7 @@ def unary(
         transcendental=transcendental,
         public=public,
         domain=(domain,),
+        sparsity=elementwise,
     )
 
 
@@ -114,6 +116,7 @@ def binary(
     public: Public | None = None,
     transcendental: bool = False,
     domain: tuple[Domain, Domain] = (REALS, REALS),
+    sparsity: Callable = elementwise,
 ) -> Op:
     """A broadcasting elementwise op of two inputs; `d` holds one linear rule per input (vjp and jvp)."""
     return Op(
@@ -128,6 +131,7 @@ def binary(
         transcendental=transcendental,
         public=public,
         domain=domain,
+        sparsity=sparsity,
     )
 
 
@@ -138,7 +142,7 @@ add = binary("add", (lambda g, out, x, y: g, lambda g, out, x, y: g), numpy="add
 sub = binary("sub", (lambda g, out, x, y: g, lambda g, out, x, y: neg(g)), numpy="subtract",
              public=function("subtract", 2))  # fmt: skip
 mul = binary("mul", (lambda g, out, x, y: mul(g, y), lambda g, out, x, y: mul(g, x)), numpy="multiply",
-             public=function("multiply", 2))  # fmt: skip
+             public=function("multiply", 2), sparsity=product)  # fmt: skip
 
 
 def _div_y(g: Node, out: Node, x: Node, y: Node) -> Node:
@@ -271,7 +275,7 @@ def _where_y(g: Node, out: Node, c: Node, x: Node, y: Node) -> Node:
 
 
 where = Op("where", _where_infer, np.where, vjp=(zero, _where_x, _where_y), jvp=(zero, _where_x, _where_y),
-           kind=Kind.BROADCAST, aligns=True, numpy="where")  # fmt: skip
+           kind=Kind.BROADCAST, aligns=True, numpy="where", sparsity=selection)  # fmt: skip
 
 # --- unary math -------------------------------------------------------------------
 
@@ -366,4 +370,4 @@ def _astype_jvp(t: Node, out: Node, x: Node, *, dtype: np.dtype) -> Node:
 
 
 astype = Op("astype", _astype_infer, lambda x, *, dtype: np.asarray(x).astype(dtype),
-            vjp=(_astype_vjp,), jvp=(_astype_jvp,), kind=Kind.ELEMENTWISE)  # fmt: skip
+            vjp=(_astype_vjp,), jvp=(_astype_jvp,), kind=Kind.ELEMENTWISE, sparsity=elementwise)  # fmt: skip

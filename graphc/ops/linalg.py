@@ -25,6 +25,7 @@ from graphc.ops.elementwise import add, mul, neg
 from graphc.ops.reduce import sum_
 from graphc.ops.shape import reshape, slice_, transpose, unslice
 from graphc.ops.source import const
+from graphc.ops.sparsity import matrix_product
 from graphc.shapes import TensorType, broadcast_shapes, is_float
 
 
@@ -49,7 +50,7 @@ matmul = Op(
     "matmul", _matmul_infer, np.matmul,
     vjp=(lambda ct, out, x, y: matmul(ct, swap_last(y)), lambda ct, out, x, y: matmul(swap_last(x), ct)),
     jvp=(lambda t, out, x, y: matmul(t, y), lambda t, out, x, y: matmul(x, t)),
-    kind=Kind.OPAQUE, aligns=True, numpy="matmul",
+    kind=Kind.OPAQUE, aligns=True, numpy="matmul", sparsity=matrix_product,
 )  # fmt: skip
 
 # --- shared checks ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from graphc.ops.elementwise import (
 )  # fmt: skip
 from graphc.ops.shape import reshape
 from graphc.ops.source import scalar
+from graphc.ops.sparsity import reduced
 from graphc.shapes import INT64, TensorType, is_float, reduced_shape
 
 Axes = tuple[int, ...]
@@ -64,7 +65,7 @@ def _sum_eval(x: np.ndarray, *, axis: Axes, keepdims: bool) -> np.ndarray:
     return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.asarray(x).dtype)
 
 
-sum_ = Op("sum", _reduce_infer, _sum_eval, vjp=(_sum_vjp,), jvp=(_sum_jvp,), kind=Kind.REDUCE)
+sum_ = Op("sum", _reduce_infer, _sum_eval, vjp=(_sum_vjp,), jvp=(_sum_jvp,), kind=Kind.REDUCE, sparsity=reduced)
 
 
 def _prod_others(x: Node, axis: Axes) -> Node:
@@ -101,7 +102,7 @@ def _prod_eval(x: np.ndarray, *, axis: Axes, keepdims: bool) -> np.ndarray:
     return np.prod(x, axis=axis, keepdims=keepdims, dtype=np.asarray(x).dtype)
 
 
-prod = Op("prod", _reduce_infer, _prod_eval, vjp=(_prod_vjp,), jvp=(_prod_jvp,), kind=Kind.REDUCE)
+prod = Op("prod", _reduce_infer, _prod_eval, vjp=(_prod_vjp,), jvp=(_prod_jvp,), kind=Kind.REDUCE, sparsity=reduced)
 
 
 def _extremum_share(out: Node, x: Node, axis: Axes) -> Node:
@@ -126,9 +127,9 @@ def _extremum_infer(x: TensorType, *, axis: Axes, keepdims: bool) -> TensorType:
 
 
 max_ = Op("max", _extremum_infer, lambda x, *, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
-          vjp=(_extremum_vjp,), jvp=(_extremum_jvp,), kind=Kind.REDUCE)  # fmt: skip
+          vjp=(_extremum_vjp,), jvp=(_extremum_jvp,), kind=Kind.REDUCE, sparsity=reduced)  # fmt: skip
 min_ = Op("min", _extremum_infer, lambda x, *, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
-          vjp=(_extremum_vjp,), jvp=(_extremum_jvp,), kind=Kind.REDUCE)  # fmt: skip
+          vjp=(_extremum_vjp,), jvp=(_extremum_jvp,), kind=Kind.REDUCE, sparsity=reduced)  # fmt: skip
 
 
 def _logsumexp_eval(x: np.ndarray, *, axis: Axes, keepdims: bool) -> np.ndarray:
@@ -162,7 +163,7 @@ def _logsumexp_jvp(t: Node, out: Node, x: Node, *, axis: Axes, keepdims: bool) -
 
 
 logsumexp = Op("logsumexp", _float_reduce_infer, _logsumexp_eval,
-               vjp=(_logsumexp_vjp,), jvp=(_logsumexp_jvp,), kind=Kind.REDUCE)  # fmt: skip
+               vjp=(_logsumexp_vjp,), jvp=(_logsumexp_jvp,), kind=Kind.REDUCE, sparsity=reduced)  # fmt: skip
 
 
 def _arg_infer(x: TensorType, *, axis: int | None, keepdims: bool) -> TensorType:

@@ -11,6 +11,7 @@ import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
+from graphc.ops import sparsity as sp
 from graphc.ops.base import Kind, Op
 from graphc.shapes import INT64, Dim, DimLike, Shape, TensorType, as_shape, format_shape, resolve_reshape, sliced_length
 
@@ -35,6 +36,7 @@ reshape = Op(
     "reshape", _reshape_infer, lambda x, *, shape: np.reshape(x, shape),
     vjp=(lambda ct, out, x, *, shape: reshape(ct, shape=batch_of(ct, out) + x.shape),),
     jvp=(lambda t, out, x, *, shape: reshape(t, shape=batch_of(t, x) + shape),),
+    sparsity=sp.same,
 )  # fmt: skip
 
 # --- transpose --------------------------------------------------------------------
@@ -59,6 +61,7 @@ transpose = Op(
     "transpose", _transpose_infer, lambda x, *, axes: np.transpose(x, axes),
     vjp=(_transpose_vjp,),
     jvp=(lambda t, out, x, *, axes: transpose(t, axes=batched_axes(axes, t.ndim - x.ndim)),),
+    sparsity=sp.permuted,
 )  # fmt: skip
 
 # --- broadcast_to -----------------------------------------------------------------
@@ -84,7 +87,7 @@ def _broadcast_jvp(t: Node, out: Node, x: Node, *, shape: tuple[int, ...]) -> No
 broadcast_to = Op(
     "broadcast_to", _broadcast_infer, lambda x, *, shape: np.broadcast_to(x, shape),
     vjp=(lambda ct, out, x, *, shape: ct,),  # the engine sums the broadcast axes back
-    jvp=(_broadcast_jvp,), kind=Kind.BROADCAST,
+    jvp=(_broadcast_jvp,), kind=Kind.BROADCAST, sparsity=sp.broadcast,
 )  # fmt: skip
 
 # --- slice / unslice ----------------------------------------------------------------
@@ -138,15 +141,31 @@ def _unslice_eval(x: np.ndarray, *, index: Index, shape: tuple[int, ...]) -> np.
     return out
 
 
+def _slice_pattern(patterns: sp.Patterns, out: Node, x: Node, *, index: Index) -> sp.Pattern | None:
+    """out element k reads the element of x the slice puts there."""
+    return sp.gather(sp.positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])  # type: ignore[index]
+
+
+def _unslice_pattern(
+    patterns: sp.Patterns, out: Node, x: Node, *, index: Index, shape: tuple[int, ...]
+) -> sp.Pattern | None:
+    """The slice reads x; every other element is a constant zero."""
+    where = np.full(out.shape, -1, dtype=np.int64)
+    where[as_slices(index)] = sp.positions(x.shape)  # type: ignore[index]
+    return sp.gather(where.reshape(-1), patterns[0])
+
+
 slice_ = Op(
     "slice", _slice_infer, lambda x, *, index: np.asarray(x)[as_slices(index)],
     vjp=(lambda ct, out, x, *, index: unslice(ct, index=index, shape=x.shape),),
     jvp=(lambda t, out, x, *, index: slice_(t, index=index),),
+    sparsity=_slice_pattern,
 )  # fmt: skip
 unslice = Op(
     "unslice", _unslice_infer, _unslice_eval,
     vjp=(lambda ct, out, x, *, index, shape: slice_(ct, index=index),),
     jvp=(lambda t, out, x, *, index, shape: unslice(t, index=index, shape=shape),),
+    sparsity=_unslice_pattern,
 )  # fmt: skip
 
 # --- concatenate --------------------------------------------------------------------
@@ -187,7 +206,7 @@ def _concat_jvp(t: Node, out: Node, *xs: Node, axis: int, index: int) -> Node:
 
 concatenate = Op(
     "concatenate", _concat_infer, lambda *xs, axis: np.concatenate(xs, axis=axis),
-    vjp=(_concat_vjp,), jvp=(_concat_jvp,), variadic=True,
+    vjp=(_concat_vjp,), jvp=(_concat_jvp,), variadic=True, sparsity=sp.concatenated,
 )  # fmt: skip
 
 # --- take / scatter_add ---------------------------------------------------------------
@@ -226,9 +245,11 @@ take = Op(
     "take", _take_infer, _take_eval,
     vjp=(lambda ct, out, a, i, *, axis: scatter_add(ct, i, axis=axis + ct.ndim - out.ndim, size=a.shape[axis]), None),
     jvp=(lambda t, out, a, i, *, axis: take(t, i, axis=axis + t.ndim - a.ndim), None),
+    sparsity=sp.taken,
 )  # fmt: skip
 scatter_add = Op(
     "scatter_add", _scatter_infer, _scatter_eval,
     vjp=(lambda ct, out, g, i, *, axis, size: take(ct, i, axis=axis + ct.ndim - out.ndim), None),
     jvp=(lambda t, out, g, i, *, axis, size: scatter_add(t, i, axis=axis + t.ndim - g.ndim, size=size), None),
+    sparsity=sp.scatter_pattern,
 )  # fmt: skip

@@ -65,6 +65,7 @@ class Report:
     """
 
     records: list[PassRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # lines after the table (gc.compile: sparse results' colors)
 
     def __iter__(self) -> Iterator[PassRecord]:
         return iter(self.records)
@@ -87,7 +88,7 @@ class Report:
     def format(self, per_round: bool = False) -> str:
         """The table: one line per pass (summed over its runs), or with per_round=True one per run."""
         if not self.records:
-            return "optimizer: no passes ran (optimize=False)"
+            return "\n".join(["optimizer: no passes ran (optimize=False)", *self.notes])
         lines = _round_lines(self.records) if per_round else _pass_lines(self.records)
         total = sum(r.seconds for r in self.records)
         first, last = self.records[0].nodes_before, self.records[-1].nodes_after
@@ -97,7 +98,7 @@ class Report:
             lines.append(f"{'total':<7}{'':<12} {span:>17} {total * 1e3:>9.2f}ms")
         else:
             lines.append(f"{'total':<12} {runs:>4} {'':>7} {span:>10} {total * 1e3:>9.2f}ms")
-        return "\n".join(lines)
+        return "\n".join([*lines, *self.notes])
 
 
 def _pass_lines(records: Sequence[PassRecord]) -> list[str]:

@@ -499,6 +499,20 @@ def _plan_unslice(p: Planner, step: Step) -> None:
     p.copy(p.layouts[step.args[0]], L.sliced(dest, step.attrs["index"]))  # type: ignore[arg-type]
 
 
+def diagonal_view(layout: Layout) -> Layout:
+    """The diagonal of the last two (square) axes: one axis whose stride steps one row and one column."""
+    *lead, n, _ = layout.shape
+    strides = layout.strides
+    return replace(layout, shape=(*lead, n), strides=(*strides[:-2], strides[-2] + strides[-1]))
+
+
+def _plan_diag(p: Planner, step: Step) -> None:
+    """diag(v): zeros, then v copied onto the diagonal view."""
+    dest = p.dest(step)
+    p.fill(0, dest)
+    p.copy(p.layouts[step.args[0]], diagonal_view(dest))
+
+
 def _plan_concatenate(p: Planner, step: Step) -> None:
     dest = p.dest(step)
     axis = int(step.attrs["axis"])  # type: ignore[call-overload]
@@ -544,6 +558,47 @@ def _plan_accumulate(p: Planner, step: Step) -> None:
     kind = "sum" if step.op == "cumsum" else "prod"
     axis = int(step.attrs["axis"])  # type: ignore[call-overload]
     p.kernels.append(Accumulate(kind, p.layouts[step.args[0]], dest, axis, bool(step.attrs["reverse"])))
+
+
+def _plan_index_add(p: Planner, step: Step) -> None:
+    """index_add(base, updates, indices): base copied, then updates scattered onto it (as scatter_add's kernel).
+
+    When the base was just computed by the last kernel and dies here, that kernel writes
+    straight into the result instead (no copy): a Jacobian's dense part and its diagonal.
+    """
+    base = p.layouts[step.args[0]]
+    updates, indices = (p.layouts[a] for a in step.args[1:])
+    axis = int(step.attrs["axis"])  # type: ignore[call-overload]
+    dest = p.dest(step)
+    if not _retarget_last_kernel(p, step, base, dest):
+        p.copy(base, dest)
+    if updates.size == 0:
+        return
+    p.kernels.append(Scatter(updates, indices, axis, dest, _index_site(p, step, axis, base.shape[axis])))
+
+
+def _retarget_last_kernel(p: Planner, step: Step, base: Layout, dest: Layout) -> bool:
+    """Make the last kernel write `dest` instead of `base`, when it computed all of base, contiguously, and the
+    base's buffer dies at this step; True when it did."""
+    if not p.kernels or not isinstance(p.kernels[-1], Map):
+        return False
+    kernel = p.kernels[-1]
+    contiguous = base.strides == L.contiguous_strides(base.shape) and dest.strides == L.contiguous_strides(dest.shape)
+    out = kernel.out
+    whole = out.buffer == base.buffer and out.offset == base.offset and out.size == base.size and not base.dynamic
+    if not (contiguous and whole and not kernel.extra_outs and _dies_at(p.program, step)):
+        return False
+    p.kernels[-1] = replace(kernel, out=replace(out, buffer=dest.buffer, offset=dest.offset))
+    return True
+
+
+def _dies_at(program: Program, step: Step) -> bool:
+    """Whether the buffer of the step's first argument (a computed value) is used by no later step and no output."""
+    root = program.base(step.args[0])
+    if program.step(root) is None or root in {program.base(name) for name in program.outputs}:
+        return False
+    later = program.steps[program.steps.index(step) + 1 :]
+    return all(program.base(arg) != root for s in later for arg in s.args)
 
 
 def matrix_order(layout: Layout) -> tuple[bool, int] | None:
@@ -633,6 +688,8 @@ PLANNERS: dict[str, Rule] = {
     "scatter_add": _plan_scatter,
     "cumsum": _plan_accumulate,
     "cumprod": _plan_accumulate,
+    "diag": _plan_diag,
+    "index_add": _plan_index_add,
     "matmul": _plan_matmul,
     "im2col": _plan_window,
     "col2im": _plan_window,
