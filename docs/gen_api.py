@@ -25,7 +25,8 @@ from graphc.compile import CompiledFunction  # noqa: E402
 from graphc.rewrite import EVERY_OP  # noqa: E402
 
 SECTIONS: list[tuple[str, str, list[str]]] = [
-    ("Symbols and constants", "Build expressions from symbolic inputs.", ["var", "const", "as_tensor", "Tensor"]),
+    ("Symbols and constants", "Build expressions from symbolic inputs. A dimension is an int or a name "
+     "(see [named-dims.md](named-dims.md)).", ["var", "const", "as_tensor", "Tensor", "Dim"]),
     (
         "Elementwise functions",
         "NumPy's names and broadcasting. Comparisons return bool Tensors.",
@@ -50,6 +51,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
                                        "triu", "tril", "matmul", "dot", "outer", "tensordot", "einsum"]),
     ("Differentiation", "Graph in, graph out: every result is an ordinary Tensor. See [autodiff.md](autodiff.md).",
      ["grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian"]),
+    ("Derivative control", "See [named-dims.md](named-dims.md#derivative-control).",
+     ["stop_gradient", "custom_vjp", "custom_jvp"]),
     ("Sparsity", "Patterns from the graph, compressed Jacobians and Hessians, CSR results. "
      "See [jacobians.md](jacobians.md).",
      ["jacobian_sparsity", "hessian_sparsity", "sparse_jacobian", "sparse_hessian", "SparseTensor"]),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import add_backend_flag, compile_with_fallback, count, pick_backend, require
-from train_digits import BATCH, HIDDEN, initial_values, load_data, train_epoch
+from train_digits import HIDDEN, initial_values, load_data, train_epoch
 
 import graphc as gc
 
@@ -50,37 +50,40 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def masked_network(rows: int) -> tuple[list[gc.Tensor], list[gc.Tensor], list[gc.Tensor], gc.Tensor, gc.Tensor]:
-    """(data inputs, masks, parameters, loss, logits): the MLP computing with W1 * M1 and W2 * M2."""
-    images = gc.var("images", shape=(rows, 64))
-    labels = gc.var("labels", shape=(rows,), dtype="int64")
-    masks = [gc.var("M1", shape=(64, HIDDEN)), gc.var("M2", shape=(HIDDEN, 10))]
-    params = [gc.var("W1", shape=(64, HIDDEN)), gc.var("b1", shape=(HIDDEN,)),
-              gc.var("W2", shape=(HIDDEN, 10)), gc.var("b2", shape=(10,))]  # fmt: skip
-    w1, b1, w2, b2 = params
-    hidden = gc.tanh(images @ (w1 * masks[0]) + b1)
-    logits = hidden @ (w2 * masks[1]) + b2
+def masked_network() -> tuple[list[gc.Tensor], dict[str, gc.Tensor], dict[str, gc.Tensor], gc.Tensor, gc.Tensor]:
+    """(data inputs, masks, parameters, loss, logits): the MLP computing with W1 * M1 and W2 * M2.
+
+    The batch is a named dimension: one compiled function serves the minibatches and the test set.
+    """
+    images = gc.var("images", shape=("batch", 64))
+    labels = gc.var("labels", shape=("batch",), dtype="int64")
+    masks = {"W1": gc.var("M1", shape=(64, HIDDEN)), "W2": gc.var("M2", shape=(HIDDEN, 10))}
+    params = {"W1": gc.var("W1", shape=(64, HIDDEN)), "b1": gc.var("b1", shape=(HIDDEN,)),
+              "W2": gc.var("W2", shape=(HIDDEN, 10)), "b2": gc.var("b2", shape=(10,))}  # fmt: skip
+    hidden = gc.tanh(images @ (params["W1"] * masks["W1"]) + params["b1"])
+    logits = hidden @ (params["W2"] * masks["W2"]) + params["b2"]
     log_p = gc.log_softmax(logits, axis=-1)
     loss = -gc.mean(gc.sum(log_p * gc.one_hot(labels, 10), axis=-1))
     return [images, labels], masks, params, loss, logits
 
 
-def magnitude_masks(values: list[np.ndarray], fraction: float) -> list[np.ndarray]:
+def magnitude_masks(values: dict[str, np.ndarray], fraction: float) -> dict[str, np.ndarray]:
     """Per weight matrix: 1 for the weights kept, 0 for the `fraction` of smallest magnitude."""
-    masks = []
-    for w in (values[0], values[2]):
+    masks = {}
+    for name in ("W1", "W2"):
+        w = values[name]
         drop = round(fraction * w.size)
         order = np.argsort(np.abs(w), axis=None, kind="stable")
         mask = np.ones(w.size)
         mask[order[:drop]] = 0.0
-        masks.append(mask.reshape(w.shape))
+        masks[name] = mask.reshape(w.shape)
     return masks
 
 
-def train(step: object, values: list[np.ndarray], data: tuple[np.ndarray, np.ndarray], epochs: int, rate: float,
-          rng: np.random.Generator) -> list[float]:  # fmt: skip
+def train(step: object, values: dict[str, np.ndarray], data: tuple[np.ndarray, np.ndarray], epochs: int,
+          rate: float, rng: np.random.Generator) -> list[float]:  # fmt: skip
     """SGD with momentum 0.9 and a cosine-decaying rate, from zero velocity; the loss per epoch."""
-    velocity = [np.zeros_like(v) for v in values]
+    velocity = {name: np.zeros_like(v) for name, v in values.items()}
     losses = []
     for epoch in range(epochs):
         epoch_rate = rate * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
@@ -114,20 +117,19 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
 
     start = time.perf_counter()
-    data_in, masks, params, loss, _ = masked_network(BATCH)
-    fn = compile_with_fallback([*data_in, *masks, *params], [loss, *gc.grad(loss, params)], backend)
-    test_in, test_masks, test_params, _, logits = masked_network(len(test_x))
-    predict = compile_with_fallback([test_in[0], *test_masks, *test_params], gc.argmax(logits, axis=-1), backend)
+    data_in, masks, params, loss, logits = masked_network()
+    fn = compile_with_fallback([*data_in, masks, params], [loss, gc.grad(loss, params)], backend)
+    predict = compile_with_fallback([data_in[0], masks, params], gc.argmax(logits, axis=-1), backend)
     seconds = time.perf_counter() - start
     print(f"compiled the masked loss+gradients and prediction ({fn.backend} backend) in {seconds:.2f} s")
 
-    mask_values = [np.ones(m.shape) for m in masks]
+    mask_values = {name: np.ones(m.shape) for name, m in masks.items()}
 
-    def step(images: np.ndarray, labels: np.ndarray, *values: np.ndarray) -> object:
-        return fn(images, labels, *mask_values, *values)
+    def step(images: np.ndarray, labels: np.ndarray, values: dict[str, np.ndarray]) -> object:
+        return fn(images, labels, mask_values, values)
 
-    def accuracy(values: list[np.ndarray]) -> float:
-        return float(np.mean(predict(test_x, *mask_values, *values) == test_y))
+    def accuracy(values: dict[str, np.ndarray]) -> float:
+        return float(np.mean(predict(test_x, mask_values, values) == test_y))
 
     values = initial_values(params, rng)
     losses = train(step, values, (train_x, train_y), args.epochs, args.rate, rng)
@@ -137,13 +139,13 @@ def main() -> None:
     rows = []
     print(f"{'removed':>8} {'weights kept':>13} {'pruned':>8} {'retrained':>10} {'change':>8}")
     for fraction in args.levels:
-        mask_values[:] = magnitude_masks(values, fraction)
-        values[0] *= mask_values[0]
-        values[2] *= mask_values[1]
+        mask_values.update(magnitude_masks(values, fraction))
+        values["W1"] *= mask_values["W1"]
+        values["W2"] *= mask_values["W2"]
         pruned = accuracy(values)
         retrain_losses = train(step, values, (train_x, train_y), args.retrain, args.rate, rng)
         retrained = accuracy(values)
-        kept = int(sum(m.sum() for m in mask_values))
+        kept = int(sum(m.sum() for m in mask_values.values()))
         rows.append((fraction, pruned, retrained))
         first_loss = f" (loss {retrain_losses[0]:.4f} -> {retrain_losses[-1]:.4f})" if retrain_losses else ""
         print(f"{fraction:8.0%} {kept:13d} {pruned:8.2%} {retrained:10.2%} {retrained - dense:+8.2%}{first_loss}")

@@ -1,7 +1,10 @@
 """Static backpropagation for character recognition: an MLP on scikit-learn's 8x8 digits.
 
-graphc builds the loss of a 64-128-10 tanh network, differentiates it (gc.grad gives the
-gradient as more graph nodes), optimizes and compiles loss-and-gradients into one function.
+graphc builds the loss of a 64-128-10 tanh network over a *named* batch dimension
+(`shape=("batch", 64)`), differentiates it with respect to a dict of parameters (gc.grad
+gives a dict of gradients, as more graph nodes), optimizes and compiles loss-and-gradients
+into one function that takes any batch size: the ragged last minibatch of an epoch and the
+whole test set go through the same compiled functions, each new size compiled once.
 The training loop around it is plain NumPy: shuffled minibatches, SGD with momentum and a
 cosine-decaying learning rate.
 The digits ship with scikit-learn (no download). Writes a loss/accuracy plot (matplotlib).
@@ -56,39 +59,38 @@ class Network:
 
     images: gc.Tensor
     labels: gc.Tensor
-    params: list[gc.Tensor]
+    params: dict[str, gc.Tensor]
     loss: gc.Tensor
 
 
-def logits_of(images: gc.Tensor, params: list[gc.Tensor]) -> gc.Tensor:
-    w1, b1, w2, b2 = params
-    hidden = gc.tanh(images @ w1 + b1)
-    return hidden @ w2 + b2
+def logits_of(images: gc.Tensor, params: dict[str, gc.Tensor]) -> gc.Tensor:
+    hidden = gc.tanh(images @ params["W1"] + params["b1"])
+    return hidden @ params["W2"] + params["b2"]
 
 
-def build_network(rows: int) -> Network:
-    """Mean cross-entropy of a 64-HIDDEN-10 network over a batch of `rows` images."""
-    images = gc.var("images", shape=(rows, 64))
-    labels = gc.var("labels", shape=(rows,), dtype="int64")
-    params = [
-        gc.var("W1", shape=(64, HIDDEN)),
-        gc.var("b1", shape=(HIDDEN,)),
-        gc.var("W2", shape=(HIDDEN, 10)),
-        gc.var("b2", shape=(10,)),
-    ]
+def build_network() -> Network:
+    """Mean cross-entropy of a 64-HIDDEN-10 network over a batch of any size (the named dimension `batch`)."""
+    images = gc.var("images", shape=("batch", 64))
+    labels = gc.var("labels", shape=("batch",), dtype="int64")
+    params = {
+        "W1": gc.var("W1", shape=(64, HIDDEN)),
+        "b1": gc.var("b1", shape=(HIDDEN,)),
+        "W2": gc.var("W2", shape=(HIDDEN, 10)),
+        "b2": gc.var("b2", shape=(10,)),
+    }
     log_p = gc.log_softmax(logits_of(images, params), axis=-1)
     loss = -gc.mean(gc.sum(log_p * gc.one_hot(labels, 10), axis=-1))
     return Network(images, labels, params, loss)
 
 
-def initial_values(params: list[gc.Tensor], rng: np.random.Generator) -> list[np.ndarray]:
+def initial_values(params: dict[str, gc.Tensor], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Glorot-scaled normal weights, zero biases."""
-    values = []
-    for p in params:
+    values = {}
+    for name, p in sorted(params.items()):
         if p.ndim == 1:
-            values.append(np.zeros(p.shape))
+            values[name] = np.zeros(p.shape)
         else:
-            values.append(rng.normal(0.0, np.sqrt(2.0 / sum(p.shape)), p.shape))
+            values[name] = rng.normal(0.0, np.sqrt(2.0 / sum(p.shape)), p.shape)
     return values
 
 
@@ -117,27 +119,26 @@ def plot(history: History, path: Path) -> None:
 
 
 def train_epoch(
-    step_fn: Any,
-    values: list[np.ndarray],
-    velocity: list[np.ndarray],
-    data: tuple[np.ndarray, np.ndarray],
-    rate: float,
-    momentum: float,
-    rng: np.random.Generator,
-) -> float:
-    """One pass over shuffled minibatches with SGD + momentum (in place); the mean training loss."""
+    step_fn: Any, values: dict[str, np.ndarray], velocity: dict[str, np.ndarray],
+    data: tuple[np.ndarray, np.ndarray], rate: float, momentum: float, rng: np.random.Generator,
+) -> float:  # fmt: skip
+    """One pass over shuffled minibatches with SGD + momentum (in place); the mean training loss per image.
+
+    Every image is used: the last minibatch is smaller (the batch dimension is named, so
+    the compiled function takes it as it is).
+    """
     images, labels = data
     order = rng.permutation(len(images))
-    losses = []
-    for b in range(len(images) // BATCH):  # drop the ragged last batch: the compiled shapes are static
-        rows = order[b * BATCH : (b + 1) * BATCH]
-        loss, *grads = step_fn(images[rows], labels[rows], *values)
-        for value, v, g in zip(values, velocity, grads, strict=True):
-            v *= momentum
-            v -= rate * g
-            value += v
-        losses.append(float(loss))
-    return float(np.mean(losses))
+    total = 0.0
+    for start in range(0, len(images), BATCH):
+        rows = order[start : start + BATCH]
+        loss, grads = step_fn(images[rows], labels[rows], values)
+        for name, g in grads.items():
+            velocity[name] *= momentum
+            velocity[name] -= rate * g
+            values[name] += velocity[name]
+        total += float(loss) * len(rows)
+    return total / len(images)
 
 
 def main() -> None:
@@ -148,18 +149,22 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
 
     start = time.perf_counter()
-    net = build_network(BATCH)
-    gradients = gc.grad(net.loss, net.params)
-    step_fn = compile_with_fallback([net.images, net.labels, *net.params], [net.loss, *gradients], backend)
-    test_images = gc.var("images", shape=test_x.shape)
-    predictions = gc.argmax(logits_of(test_images, net.params), axis=-1)
-    predict = compile_with_fallback([test_images, *net.params], predictions, backend)
-    print(f"compiled loss+gradients and prediction ({step_fn.backend} backend) in {time.perf_counter() - start:.2f} s")
-    print(f"{len(train_x)} training images, {len(test_x)} test images, batch {BATCH}, hidden {HIDDEN}")
+    net = build_network()
+    gradients = gc.grad(net.loss, net.params)  # a dict of gradients, like net.params
+    step_fn = compile_with_fallback([net.images, net.labels, net.params], [net.loss, gradients], backend)
+    predictions = gc.argmax(logits_of(net.images, net.params), axis=-1)
+    predict = compile_with_fallback([net.images, net.params], predictions, backend)
+    built = time.perf_counter() - start
+    print(f"optimized loss+gradients and prediction ({step_fn.backend} backend) in {built:.2f} s; "
+          "each batch size is compiled on its first call")  # fmt: skip
+    print(f"  {step_fn.signature}")
+    ragged = len(train_x) % BATCH
+    print(f"{len(train_x)} training images ({len(train_x) // BATCH} batches of {BATCH}"
+          f"{f' and one of {ragged}' if ragged else ''}), {len(test_x)} test images, hidden {HIDDEN}")  # fmt: skip
 
     values = initial_values(net.params, rng)
-    velocity = [np.zeros_like(v) for v in values]
-    initial_loss = float(step_fn(train_x[:BATCH], train_y[:BATCH], *values)[0])
+    velocity = {name: np.zeros_like(v) for name, v in values.items()}
+    initial_loss = float(step_fn(train_x[:BATCH], train_y[:BATCH], values)[0])
     print(f"initial loss {initial_loss:.4f} (chance: ln 10 = {np.log(10):.4f})")
 
     history = History()
@@ -167,14 +172,16 @@ def main() -> None:
     for epoch in bar:
         rate = args.rate * 0.5 * (1 + np.cos(np.pi * epoch / args.epochs))  # cosine decay to 0
         history.loss.append(train_epoch(step_fn, values, velocity, (train_x, train_y), rate, args.momentum, rng))
-        history.accuracy.append(float(np.mean(predict(test_x, *values) == test_y)))
+        history.accuracy.append(float(np.mean(predict(test_x, values) == test_y)))
         bar.set_postfix(loss=f"{history.loss[-1]:.4f}", test_acc=f"{history.accuracy[-1]:.2%}")
         bar.write(f"epoch {epoch + 1:3d}  loss {history.loss[-1]:.4f}  test accuracy {history.accuracy[-1]:.2%}")
     bar.close()
 
     seconds = time.perf_counter() - start
-    accuracy = history.accuracy[-1] if history.accuracy else float(np.mean(predict(test_x, *values) == test_y))
+    accuracy = history.accuracy[-1] if history.accuracy else float(np.mean(predict(test_x, values) == test_y))
     print(f"final test accuracy {accuracy:.2%} after {args.epochs} epochs in {seconds:.1f} s")
+    sizes = ", ".join(str(s["batch"]) for s in step_fn.specializations + predict.specializations)
+    print(f"batch sizes compiled (each once): {sizes}")
     if args.no_plot:
         return
     if not history.loss:

@@ -22,6 +22,7 @@ from graphc.autodiff import (
     value_and_grad,
     vjp,
 )
+from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.compile import compile, evaluate
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
@@ -30,6 +31,7 @@ from graphc.ir import Graph
 from graphc.passes import optimize
 from graphc.recurrence import cond, fixed_point, scan, while_loop
 from graphc.serialize import dumps, load, loads, save
+from graphc.shapes import Dim
 from graphc.tensor import Tensor, as_tensor, astype, const, var
 from graphc.viz import show, to_dot, to_networkx
 
@@ -44,6 +46,7 @@ __all__ = [
     "ConvergenceError",
     "DTypeError",
     "DifferentiationError",
+    "Dim",
     "Graph",
     "GraphError",
     "GraphFormatError",
@@ -55,6 +58,8 @@ __all__ = [
     "compile",
     "cond",
     "const",
+    "custom_jvp",
+    "custom_vjp",
     "dumps",
     "evaluate",
     "explore",
@@ -76,6 +81,7 @@ __all__ = [
     "show",
     "sparse_hessian",
     "sparse_jacobian",
+    "stop_gradient",
     "to_dot",
     "to_networkx",
     "value_and_grad",

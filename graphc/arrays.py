@@ -21,7 +21,7 @@ from graphc.errors import ShapeError
 from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
 from graphc.ops import shape as sh
-from graphc.shapes import BOOL, FLOAT64, INT64, as_dtype, as_shape, is_float, normalize_axes, normalize_axis
+from graphc.shapes import BOOL, FLOAT64, INT64, Dim, Shape, as_dtype, as_shape, is_float, normalize_axes, normalize_axis
 from graphc.tensor import (
     DTypeLike,
     Tensor,
@@ -42,7 +42,7 @@ Axis = int | Sequence[int] | None
 # --- construction ---------------------------------------------------------------------------------
 
 
-def _filled(shape: int | Sequence[int], value: TensorLike, dtype: DTypeLike | None) -> Tensor:
+def _filled(shape: int | Sequence[int | Dim], value: TensorLike, dtype: DTypeLike | None) -> Tensor:
     """`value` (a number, an array or a Tensor) broadcast to `shape`, as numpy.full."""
     target = as_shape(shape)
     t = as_tensor(value) if isinstance(value, Tensor) else const(np.asarray(value, dtype=_numpy_dtype(dtype)))
@@ -75,9 +75,7 @@ def full(shape: int | Sequence[int], fill_value: TensorLike, dtype: DTypeLike | 
         return _filled(shape, fill_value, dtype)
 
 
-def _like(
-    a: TensorLike, dtype: DTypeLike | None, shape: int | Sequence[int] | None
-) -> tuple[tuple[int, ...], DTypeLike]:
+def _like(a: TensorLike, dtype: DTypeLike | None, shape: int | Sequence[int] | None) -> tuple[Shape, DTypeLike]:
     t = as_tensor(a)
     return (t.shape if shape is None else as_shape(shape)), (t.dtype if dtype is None else dtype)
 

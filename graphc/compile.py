@@ -1,31 +1,49 @@
 """gc.compile: the graph of the outputs -> (optimizer) -> schedule -> backend -> a CompiledFunction.
 
-Also gc.evaluate: the graph -> schedule -> the reference interpreter. Imports errors,
-shapes, ir, tensor, schedule and backends (the llvm backend, and with it llvmlite, only
-when backend="llvm" is asked for). Argument checks run inside the
-generated code (a fast path for arrays of the exact dtype and shape); the wrapper here
-only binds keyword arguments and reports a wrong number of arguments.
+Imports errors, shapes, ir, ops, tensor, autodiff (trees, custom rules), schedule and backends
+(the llvm backend, and with it llvmlite, only when backend="llvm" is asked for). Argument
+checks run inside the generated code (a fast path for arrays of the exact dtype and shape);
+the wrapper here only binds keyword arguments and reports a wrong number of arguments.
+
+Inputs and outputs may be trees (nested dicts, lists, tuples of Tensors, autodiff/trees.py):
+the call takes and returns the same structure. A graph with named dimensions is optimized
+once; each set of sizes a call binds is then specialized (ops/dims.py), scheduled and built
+once, and kept in a table keyed by the sizes, read straight from the arguments' `.shape`
+by a small generated dispatcher (llvm object code is also cached on disk, per size).
+
+Also gc.evaluate: the graph (specialized to the sizes fed, stop_gradient and custom nodes
+lowered) -> schedule -> the reference interpreter.
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
+import itertools
+import linecache
+import threading
+import types
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
+from graphc.autodiff.custom import lower_transient
 from graphc.autodiff.sparse import SparseTensor
+from graphc.autodiff.trees import Form, Tree, flatten_like, is_tensor, tree_flatten
 from graphc.backends import numpy_source
 from graphc.backends.interpreter import run_program
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node, as_node
+from graphc.ops.dims import bind, check_bound, graph_names, specialize
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
-from graphc.schedule import Program, Rendered, Results, describe_vars, missing_vars, schedule
+from graphc.schedule import Program, describe_vars, input_names, missing_vars, schedule
+from graphc.shapes import Dim
 from graphc.tensor import Tensor
-from graphc.viz import repr_svg
+from graphc.viz import repr_html, repr_svg
 
 if TYPE_CHECKING:
     from graphc.backends.llvm.runtime import LLVMFunction
@@ -36,7 +54,12 @@ BACKENDS = ("numpy", "llvm")
 
 
 class CompiledFunction:
-    """A compiled graph: call it with one array per input (positionally or by var name)."""
+    """A compiled graph: call it with one array per input (positionally or by var name), or trees of them.
+
+    With named dimensions (`gc.var("X", shape=("batch", 64))`) the function takes any sizes:
+    each new set of sizes is specialized and compiled once (`fn.specializations` lists them),
+    and the code of one size is `fn.specialize(batch=32)`, a fixed-shape CompiledFunction.
+    """
 
     def __init__(
         self,
@@ -45,12 +68,15 @@ class CompiledFunction:
         outputs: tuple[Tensor, ...],
         single: bool,
         graph: Graph,
-        program: Program,
-        built: Built,
+        program: Program | None,
+        built: Built | None,
         report: Report,
         backend: str,
         fast_math: bool = False,
         optimized: bool = True,
+        input_form: Form | None = None,
+        output_form: Form | None = None,
+        per_size: PerSize | None = None,
         sparse: dict[int, SparseTensor] | None = None,
         check_finite: bool = False,
     ) -> None:
@@ -58,48 +84,143 @@ class CompiledFunction:
         self.outputs = outputs
         self.single = single
         self.graph = graph
-        self.program = program
-        self.source = built.source
-        self.filename = built.filename
         self.report = report
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
+        self.input_form = input_form or Form(list, tuple(Form(None) for _ in inputs))
+        self.output_form = output_form or (Form(None) if single else Form(list, tuple(Form(None) for _ in outputs)))
+        self._program = program
         self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
         self._built = built
-        self._entry: Rendered = built.function
+        self._per_size = per_size
         self.sparse = sparse or {}
-        if self.sparse:
-            # a sparse output comes back as a scipy.sparse.csr_array where Results says ndarray
-            self._entry = cast(Rendered, _with_csr(built.function, self.sparse, single))
         self._arity = len(inputs)
-        self._positions = _keyword_positions(program)
+        self._positions = _keyword_positions([t.node for t in inputs])
+        self._trees = not (self.input_form.flat and self.output_form.flat)  # flat: the entry's own arguments
+        if per_size is not None:
+            self._entry: Callable[..., object] = per_size.dispatch
+        else:
+            assert built is not None
+            self._entry = built.function
+            if self.sparse:  # a named function's specializations convert their own sparse outputs
+                self._entry = _with_csr(built.function, self.sparse, single)
 
-    def __call__(self, *args: npt.ArrayLike, **kwargs: npt.ArrayLike) -> Results:
-        """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list."""
+    def __call__(self, *args: Tree, **kwargs: Tree) -> Tree:
+        """The outputs for these inputs: one array, or a tuple of arrays when outputs was a list.
+
+        Arguments are arrays (anything np.asarray takes), or trees of them when the inputs
+        were trees; the results come in the structure of the outputs (Tree: typed Any).
+        """
+        if self._trees:
+            return self._call_tree(args, kwargs)
         if kwargs or len(args) != self._arity:
             args = self._bind(args, kwargs)
         return self._entry(*args)
 
-    @property
-    def signature(self) -> str:
-        """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs."""
-        results = ", ".join(str(t.node.type) for t in self.outputs)
-        if not self.single:
-            results = f"({results})"
-        return f"{self._parameters()} -> {results}"
+    def _call_bound(self, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        """A call with keywords or a wrong number of arguments (the generated `__call__` of named functions)."""
+        return self._entry(*self._bind(args, kwargs))
 
-    def _parameters(self) -> str:
-        return "(" + ", ".join(f"{_label(t.node)}: {t.node.type}" for t in self.inputs) + ")"
+    def _call_tree(self, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        """A call whose inputs or outputs are trees: flatten the arguments, run, rebuild the results."""
+        form = self.input_form
+        if form.flat:
+            leaves = self._bind(args, kwargs) if kwargs or len(args) != self._arity else args
+        else:
+            if kwargs:
+                raise TypeError(
+                    f"a compiled function of tree inputs takes its arguments positionally {self._parameters()}"
+                )
+            spread = form.kind in (list, tuple)
+            expected = len(form.children) if spread else 1
+            if len(args) != expected:
+                noun = "argument" if expected == 1 else "arguments"
+                raise TypeError(
+                    f"the compiled function expects {expected} {noun} {self._parameters()}, got {len(args)}"
+                )
+            tree = list(args) if spread else args[0]
+            leaves = tuple(flatten_like(tree, form, "the compiled function", "args", "the inputs", arrays=True))
+        results = self._entry(*leaves)
+        flat = [results] if self.single else list(results)  # type: ignore[call-overload]
+        out = self.output_form.unflatten(flat)
+        return tuple(out) if self.output_form.kind is list else out  # a top-level list returns a tuple
+
+    # --- what was compiled ------------------------------------------------------------------
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The named dimensions the inputs bind at each call (empty for a fixed-shape function)."""
+        return () if self._per_size is None else self._per_size.names
+
+    def _fixed(self, what: str) -> Built:
+        if self._built is None:
+            names = ", ".join(f"{n}=..." for n in self.named)
+            raise AttributeError(
+                f"fn.{what}: this function has named dimensions ({', '.join(self.named)}), so its code is made "
+                f"per size: fn.specialize({names}).{what}"
+            )
+        return self._built
+
+    @property
+    def program(self) -> Program:
+        """The scheduled Program (fixed-shape functions; see `specialize` for named ones)."""
+        self._fixed("program")
+        assert self._program is not None
+        return self._program
+
+    @property
+    def source(self) -> str:
+        """The generated Python source (the llvm backend's: its argument-checking wrapper)."""
+        return self._fixed("source").source
+
+    @property
+    def filename(self) -> str:
+        return self._fixed("filename").filename
 
     @property
     def llvm_ir(self) -> str:
         """The LLVM IR, optimized then unoptimized (`.optimized`, `.unoptimized` apart)."""
         if self.backend != "llvm":
             raise AttributeError(f"fn.llvm_ir exists only for backend='llvm'; this function uses {self.backend!r}")
-        return self._built.llvm_ir  # type: ignore[union-attr]
+        return self._fixed("llvm_ir").llvm_ir  # type: ignore[union-attr]
+
+    def specialize(self, **sizes: int) -> CompiledFunction:
+        """The fixed-shape function this one runs for these sizes of its named dimensions (compiled once)."""
+        if self._per_size is None:
+            if sizes:
+                raise TypeError(f"this function has no named dimensions; got {', '.join(sizes)}")
+            return self
+        return self._per_size.function(sizes)
+
+    @property
+    def specializations(self) -> tuple[dict[str, int], ...]:
+        """The sizes compiled so far, in the order the calls asked for them ({} for a fixed-shape function)."""
+        if self._per_size is None:
+            return ()
+        return tuple(dict(s) for s in self._per_size.compiled)
+
+    @property
+    def signature(self) -> str:
+        """'(x: f64[3], s: f64[]) -> (f64[], f64[3])' in the order of the inputs and outputs; names show."""
+        form = self.output_form
+        top = form.kind in (list, tuple)  # the call returns a tuple for either
+        results = _render_form(Form(list, form.children) if top else form, [str(t.node.type) for t in self.outputs])
+        if top:
+            results = f"({results[1:-1]})"
+        return f"{self._parameters()} -> {results}"
+
+    def _parameters(self) -> str:
+        labels = [f"{_label(t.node)}: {t.node.type}" for t in self.inputs]
+        text = _render_form(self.input_form, labels)
+        if self.input_form.kind in (list, tuple):
+            return "(" + text[1:-1].rstrip(",") + ")"
+        return f"({text})"
 
     def __repr__(self) -> str:
+        if self._per_size is not None:
+            done = len(self._per_size.compiled)
+            return f"<CompiledFunction {self.signature}, {self.backend} backend, {done} sizes compiled>"
         return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
 
     def explore(self, path: str | Path = "graph.html") -> Path:
@@ -109,6 +230,8 @@ class CompiledFunction:
         return explore(self, path)
 
     def _repr_html_(self) -> str:
+        if self._per_size is not None:
+            return repr_html(self.graph)
         from graphc.explore import compiled_html
 
         return compiled_html(self)
@@ -116,11 +239,11 @@ class CompiledFunction:
     def _repr_svg_(self) -> str | None:
         return repr_svg(self.graph)
 
-    def _bind(self, args: tuple[npt.ArrayLike, ...], kwargs: dict[str, npt.ArrayLike]) -> tuple[npt.ArrayLike, ...]:
+    def _bind(self, args: tuple[object, ...], kwargs: dict[str, object]) -> tuple[object, ...]:
         """Positional and keyword arguments as one tuple in input order; TypeError naming the inputs."""
         if len(args) > self._arity:
             raise TypeError(f"{self._expects()}, got {len(args)}")
-        given: dict[int, npt.ArrayLike] = dict(enumerate(args))
+        given: dict[int, object] = dict(enumerate(args))
         for key, value in kwargs.items():
             i = self._positions.get(key)
             if i is None:
@@ -196,15 +319,132 @@ def _label(node: Node) -> str:
     return str(node.attr("name"))
 
 
-def _keyword_positions(program: Program) -> dict[str, int]:
+def _render_form(form: Form, leaves: Sequence[str]) -> str:
+    """A tree's structure with its leaves written in: `[x: f64[3], {'W': W: f64[3,3]}]`."""
+    items = iter(leaves)
+
+    def render(f: Form) -> str:
+        if f.kind is None:
+            return next(items)
+        inner = [render(c) for c in f.children]
+        if f.kind is dict:
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(f.keys, inner, strict=True)) + "}"
+        if f.kind is tuple:
+            return "(" + ", ".join(inner) + ("," if len(inner) == 1 else "") + ")"
+        return "[" + ", ".join(inner) + "]"
+
+    return render(form)
+
+
+def _keyword_positions(inputs: Sequence[Node]) -> dict[str, int]:
     """Keyword -> argument position: each input's program name, and its var name when unique."""
-    positions = {given.name: i for i, given in enumerate(program.inputs)}
-    labels = [given.label for given in program.inputs]
+    positions = {name: i for i, name in enumerate(input_names(inputs))}
+    labels = [_label(node) for node in inputs]
     counts = Counter(labels)
     for i, label in enumerate(labels):
         if counts[label] == 1:
             positions.setdefault(label, i)
     return positions
+
+
+# --- named dimensions: one fixed-shape function per size --------------------------------------
+
+_DISPATCH_FILES = itertools.count()
+
+
+class PerSize:
+    """The fixed-shape functions of a graph with named dimensions, one per set of sizes, made on demand.
+
+    `dispatch` is a generated function that reads the sizes from its arguments' `.shape`
+    (every named axis of every input), looks them up in `table` and calls that size's
+    function; anything else (a new size, a list, a disagreement) takes `slow`, which
+    coerces the arguments, binds the names (ValueError naming a disagreement), compiles
+    the size once and calls it.
+    """
+
+    def __init__(self, graph: Graph, inputs: Sequence[Node], build: Callable[[Graph], CompiledFunction]) -> None:
+        self.graph = graph
+        self.inputs = tuple(inputs)
+        self.names = graph_names(Graph(graph.outputs, self.inputs))
+        self.axes = [(i, k) for i, node in enumerate(inputs) for k, n in enumerate(node.shape) if isinstance(n, Dim)]
+        self.table: dict[object, Callable[..., object]] = {}
+        self.functions: dict[object, CompiledFunction] = {}
+        self.compiled: list[dict[str, int]] = []
+        self._build = build
+        self._lock = threading.Lock()
+        self.dispatch, self.call = self._dispatcher()
+
+    def _dispatcher(self) -> tuple[Callable[..., object], Callable[..., object]]:
+        """The generated dispatch as a function of the arguments, and as a `__call__` (one call frame less)."""
+        n = len(self.inputs)
+        params = ", ".join(f"a{i}" for i in range(n))
+        key = ", ".join(f"a{i}.shape[{k}]" for i, k in self.axes)
+        arg_key = ", ".join(f"args[{i}].shape[{k}]" for i, k in self.axes)
+        labels = ", ".join(repr(_label(node)) for node in self.inputs)  # repr: a newline in a name ends no comment
+        source = (
+            "# generated by graphc: the dispatch on the sizes of the named dimensions\n"
+            f"def graphc_dispatch({params}):  # {labels}\n"
+            "    try:\n"
+            f"        entry = table[{key}]\n"
+            "    except Exception:  # a new size, a disagreement, or not an array: the checked path\n"
+            f"        return slow({params})\n"
+            f"    return entry({params})\n"
+            "\n"
+            "def graphc_call(self, *args, **kwargs):\n"
+            f"    if kwargs or len(args) != {n}:\n"
+            "        return self._call_bound(args, kwargs)\n"
+            "    try:\n"
+            f"        entry = table[{arg_key}]\n"
+            "    except Exception:\n"
+            "        return slow(*args)\n"
+            "    return entry(*args)\n"
+        )
+        filename = f"<graphc-dispatch-{next(_DISPATCH_FILES)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        namespace: dict[str, object] = {"table": self.table, "slow": self.slow}
+        exec(builtins.compile(source, filename, "exec"), namespace)
+        function = namespace["graphc_dispatch"]
+        weakref.finalize(function, linecache.cache.pop, filename, None)
+        return function, namespace["graphc_call"]  # type: ignore[return-value]
+
+    def key(self, sizes: Mapping[str, int]) -> object:
+        """What `dispatch` reads for these sizes: each named axis's size (the size alone for one axis)."""
+        values = tuple(self.inputs[i].shape[k].evaluate(sizes) for i, k in self.axes)  # type: ignore[union-attr]
+        return values[0] if len(values) == 1 else values
+
+    def slow(self, *args: object) -> object:
+        """Coerce the arguments, bind the sizes, compile them if new, and call."""
+        arrays = [
+            numpy_source.input_array(value, str(node.attr("name")), node.dtype)
+            for value, node in zip(args, self.inputs, strict=True)
+        ]
+        sizes = bind(self.inputs, [a.shape for a in arrays])
+        return self.function(sizes)._entry(*arrays)
+
+    def function(self, sizes: Mapping[str, int]) -> CompiledFunction:
+        """The fixed-shape function for these sizes, compiled on first use."""
+        _check_sizes(sizes, self.names)
+        key = self.key(sizes)
+        fn = self.functions.get(key)
+        if fn is not None:
+            return fn
+        with self._lock:
+            fn = self.functions.get(key)
+            if fn is None:
+                fn = self._build(specialize(self.graph, sizes))
+                self.functions[key] = fn
+                self.compiled.append({name: sizes[name] for name in self.names})
+                self.table[key] = fn._entry
+        return fn
+
+
+def _check_sizes(sizes: Mapping[str, int], names: Sequence[str]) -> None:
+    """Sizes for exactly these names, each an int >= 0."""
+    if set(sizes) != set(names):
+        raise TypeError(f"sizes for {', '.join(names)} are needed, got {', '.join(sizes) or 'none'}")
+    for name, size in sizes.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"the size of {name} must be an int >= 0, got {size!r}")
 
 
 # --- compile -------------------------------------------------------------------------------
@@ -215,23 +455,25 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
 
-def _as_tensor(value: object, what: str) -> Tensor:
-    if isinstance(value, Tensor):
-        return value
-    if isinstance(value, Node):
-        return Tensor(value)
-    raise TypeError(f"gc.compile: {what} must be a Tensor, got {type(value).__name__}")
+def _is_leaf(value: object) -> bool:
+    return is_tensor(value) or isinstance(value, Node)
 
 
-def _as_inputs(inputs: object) -> tuple[Tensor, ...]:
-    """The inputs as a tuple of var Tensors (a single Tensor is allowed); no var twice."""
-    items = [inputs] if isinstance(inputs, (Tensor, Node)) else list(inputs)  # type: ignore[call-overload]
-    tensors = tuple(_as_tensor(item, f"input {i}") for i, item in enumerate(items))
-    for i, t in enumerate(tensors):
+def _as_inputs(inputs: object) -> tuple[tuple[Tensor, ...], Form]:
+    """The input vars (a Tensor, or a list, tuple or dict of them, nested) flattened, and their form; no var twice."""
+    if not _is_leaf(inputs) and type(inputs) not in (list, tuple, dict):
+        inputs = list(inputs)  # type: ignore[call-overload]
+    leaves, form = tree_flatten(inputs, _is_leaf, "gc.compile", "inputs", "a var made with gc.var")
+    tensors = tuple(Tensor(_node(item)) for item in leaves)
+    for t, path in zip(tensors, form.paths("inputs"), strict=True):
         if t.node.op.name != "var":
-            raise TypeError(f"gc.compile: input {i} must be a var made with gc.var, got a {t.node.op.name} node")
+            raise TypeError(f"gc.compile: {path} must be a var made with gc.var, got a {t.node.op.name} node")
     _check_distinct(tensors)
-    return tensors
+    return tensors, form
+
+
+def _node(item: object) -> Node:
+    return item if isinstance(item, Node) else item.node  # type: ignore[attr-defined]
 
 
 def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
@@ -251,16 +493,17 @@ def _check_distinct(tensors: tuple[Tensor, ...]) -> None:
         )
 
 
-def _as_outputs(outputs: object) -> tuple[bool, tuple[Tensor, ...], dict[int, SparseTensor]]:
-    """(single, the outputs as a tuple, the sparse ones by position): one Tensor or SparseTensor, or a list
-    or tuple of them; a SparseTensor stands for its values (the call makes them a csr_array)."""
-    items = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    sparse = {k: item for k, item in enumerate(items) if isinstance(item, SparseTensor)}
-    for k, item in sparse.items():
-        items[k] = item.values
-    if isinstance(outputs, (list, tuple)):
-        return False, tuple(_as_tensor(o, f"output {i}") for i, o in enumerate(items)), sparse
-    return True, (_as_tensor(items[0], "the output"),), sparse
+def _as_outputs(outputs: object) -> tuple[tuple[Tensor, ...], Form, dict[int, SparseTensor]]:
+    """The outputs (a Tensor or SparseTensor, or a list, tuple or dict of them, nested) flattened, their form,
+    and the sparse ones by position: a SparseTensor stands for its values (the call makes them a csr_array)."""
+    leaves, form = tree_flatten(outputs, _is_output_leaf, "gc.compile", "outputs", "a Tensor")
+    sparse = {k: item for k, item in enumerate(leaves) if isinstance(item, SparseTensor)}
+    values = [item.values if isinstance(item, SparseTensor) else item for item in leaves]
+    return tuple(Tensor(_node(item)) for item in values), form, sparse
+
+
+def _is_output_leaf(value: object) -> bool:
+    return _is_leaf(value) or isinstance(value, SparseTensor)
 
 
 def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) -> tuple[Graph, Report]:
@@ -286,8 +529,8 @@ def _build(
 
 
 def compile(  # the API's name: shadows the builtin inside graphc only
-    inputs: Sequence[Tensor] | Tensor,
-    outputs: Sequence[Tensor | SparseTensor] | Tensor | SparseTensor,
+    inputs: Sequence[Tensor] | Tensor | dict,
+    outputs: Sequence[Tensor | SparseTensor] | Tensor | SparseTensor | dict,
     backend: str = "llvm",
     optimize: bool = True,
     fast_math: bool = False,
@@ -298,59 +541,94 @@ def compile(  # the API's name: shadows the builtin inside graphc only
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
-    Every var the outputs depend on must be among the inputs; unused inputs are allowed. A
-    SparseTensor output (gc.sparse_jacobian, gc.sparse_hessian) is returned as a
-    scipy.sparse.csr_array (scipy required then); fn.report says how it was compressed.
-    backend="llvm" keeps compiled machine code in an on-disk cache: `cache_dir`, else
-    $GRAPHC_CACHE_DIR, else ~/.cache/graphc; `cache=False` neither reads nor writes it.
-    The cache is used only if its directory is yours and no one else can write it
-    (created 0700; otherwise a warning, and no cache); `cache_dir=""` is a ValueError.
-    `check_finite=True` checks every step's result (compiled without fusion, so every
-    node is a step, loop bodies included): the first NaN or infinity raises
-    FloatingPointError naming the op, its line in `fn.program` and where it was built
-    (for a derivative's node, the forward node it differentiates). Off, nothing is added.
+    Inputs and outputs may be trees (nested dicts, lists, tuples): the call then takes the
+    inputs' structure (a top-level list or tuple spreads into positional arguments) and
+    returns the outputs' (dict keys in sorted order). Every var the outputs depend on must
+    be among the inputs; unused inputs are allowed. Named dimensions of the inputs
+    (`gc.var("X", shape=("batch", 64))`) are bound at each call; the graph is optimized
+    once and compiled once per set of sizes. A SparseTensor output (gc.sparse_jacobian,
+    gc.sparse_hessian) is returned as a scipy.sparse.csr_array (scipy required then);
+    fn.report says how it was compressed. backend="llvm" keeps compiled machine code in
+    an on-disk cache: `cache_dir`, else $GRAPHC_CACHE_DIR, else ~/.cache/graphc;
+    `cache=False` neither reads nor writes it. The cache is used only if its directory is
+    yours and no one else can write it (created 0700; otherwise a warning, and no cache);
+    `cache_dir=""` is a ValueError. `check_finite=True` checks every step's result
+    (compiled without fusion, so every node is a step, loop bodies included): the first NaN
+    or infinity raises FloatingPointError naming the op, its line in `fn.program` and where
+    it was built (for a derivative's node, the forward node it differentiates). Off,
+    nothing is added.
     """
     _check_backend(backend)
-    input_tensors = _as_inputs(inputs)
-    single, output_tensors, sparse = _as_outputs(outputs)
+    input_tensors, input_form = _as_inputs(inputs)
+    output_tensors, output_form, sparse = _as_outputs(outputs)
     graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
     missing = missing_vars(graph)
     if missing:
         raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
-    optimized, report = _optimize(graph, optimize, fast_math, fuse=not check_finite)
+    named = bool(graph_names(graph))
+    if named:
+        check_bound(graph, graph.inputs)
+    optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
     report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
-    program = schedule(optimized)
-    built = _build(program, backend, single, cache, cache_dir, check_finite)
-    return CompiledFunction(
-        inputs=input_tensors,
-        outputs=output_tensors,
-        single=single,
-        graph=optimized,
-        program=program,
-        built=built,
-        report=report,
-        backend=backend,
-        fast_math=fast_math,
-        optimized=optimize,
-        sparse=sparse,
-        check_finite=check_finite,
-    )
+    single = output_form.single
+    options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
+               "backend": backend, "fast_math": fast_math, "optimized": optimize,
+               "input_form": input_form, "output_form": output_form, "sparse": sparse,
+               "check_finite": check_finite}  # fmt: skip
+
+    def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
+        program = schedule(fixed)
+        built = _build(program, backend, single, cache, cache_dir, check_finite)
+        kwargs = dict(options)
+        if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
+            kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
+            kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
+        return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
+
+    if not named:
+        return build(optimized)
+    per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
+    cls = _class_for(per_size, input_form, output_form)
+    return cls(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]
 
 
-def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, npt.ArrayLike]) -> np.ndarray | list[np.ndarray]:
+def _class_for(per_size: PerSize, input_form: Form, output_form: Form) -> type[CompiledFunction]:
+    """CompiledFunction, or for flat calls a subclass whose `__call__` is the generated dispatch (one frame less)."""
+    if not (input_form.flat and output_form.flat):
+        return CompiledFunction
+    namespace = {"__call__": per_size.call, "__module__": __name__}
+    return types.new_class("CompiledFunction", (CompiledFunction,), exec_body=lambda ns: ns.update(namespace))
+
+
+def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) -> np.ndarray | list[np.ndarray]:
     """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}.
 
     The graph is scheduled and run step by step with each op's NumPy `eval` (the reference
     interpreter), every value checked against its type. Every var the outputs reach needs
-    a value; the results are fresh arrays.
+    a value; the results are fresh arrays. Named dimensions take their sizes from the values
+    fed (inputs that share a name must agree).
     """
     single = not isinstance(outputs, (list, tuple))
     nodes = [as_node(o) for o in ([outputs] if single else outputs)]
-    table = {as_node(k): v for k, v in feed.items()}
-    needed = missing_vars(Graph(nodes, []))
+    table: dict[Node, object] = {as_node(k): v for k, v in feed.items()}
+    graph = Graph(nodes)
+    if graph_names(graph):
+        graph, table = _specialized(graph, table)
+    graph = lower_transient(graph)
+    needed = missing_vars(Graph(graph.outputs, []))
     for node in needed:
         if node not in table:
             raise ValueError(f"no value given for input {node.attr('name')!r}")
-    values = run_program(schedule(Graph(nodes, needed)), [table[n] for n in needed])
+    values = run_program(schedule(Graph(graph.outputs, needed)), [table[n] for n in needed])
     results = [np.array(v, copy=True) for v in values]
     return results[0] if single else results
+
+
+def _specialized(graph: Graph, table: dict[Node, object]) -> tuple[Graph, dict[Node, object]]:
+    """The graph specialized to the sizes the fed values bind, and the feed keyed by its vars."""
+    fed = [node for node in table if node.op.name == "var"]
+    arrays = [np.asarray(table[node]) for node in fed]
+    check_bound(graph, fed)
+    sizes = bind(fed, [a.shape for a in arrays])
+    fixed = specialize(Graph(graph.outputs, fed), sizes)
+    return Graph(fixed.outputs), dict(zip(fixed.inputs, arrays, strict=True))

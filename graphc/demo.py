@@ -16,7 +16,7 @@ import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 import numpy as np
 
@@ -339,13 +339,25 @@ def compile_training(net: MLP, points: gc.Tensor, labels: gc.Tensor, backend: st
     return loss_and_grads, predict
 
 
-def train_spirals(backend: str, steps: int = SPIRAL_STEPS, seed: int = 0) -> tuple[float, float, float]:
-    """Train the MLP on two spirals; returns (first loss, last loss, test accuracy)."""
+@dataclass
+class Trained:
+    """What training gives back: the losses, the test accuracy, and the prediction function with its values."""
+
+    first: float
+    last: float
+    accuracy: float
+    predict: CompiledFunction
+    values: list[np.ndarray]
+    test_x: np.ndarray
+
+
+def train_spirals(backend: str, steps: int = SPIRAL_STEPS, seed: int = 0) -> Trained:
+    """Train the MLP on two spirals (the number of points is the named dimension `n`)."""
     rng = np.random.default_rng(seed)
     train_x, train_y = two_spirals(SPIRAL_POINTS, rng)
-    test_x, test_y = two_spirals(SPIRAL_POINTS, rng)
-    points = gc.var("points", shape=train_x.shape)
-    labels = gc.var("labels", shape=train_y.shape, dtype="int64")
+    test_x, test_y = two_spirals(SPIRAL_POINTS // 2, rng)
+    points = gc.var("points", shape=("n", 2))
+    labels = gc.var("labels", shape=("n",), dtype="int64")
     net = build_mlp(points, labels, SPIRAL_HIDDEN)
     loss_and_grads, predict = compile_training(net, points, labels, backend)
     values = initial_values(net.params, rng)
@@ -361,17 +373,30 @@ def train_spirals(backend: str, steps: int = SPIRAL_STEPS, seed: int = 0) -> tup
     bar.close()
     (predicted,) = predict(test_x, *values)
     accuracy = float(np.mean(predicted == test_y))
-    return losses[0], losses[-1], accuracy
+    return Trained(losses[0], losses[-1], accuracy, predict, values, test_x)
+
+
+def step_two_sizes(tour: Tour, trained: Trained) -> None:
+    """One compiled prediction function at two batch sizes: each size is compiled once, results agree."""
+    predict, values = trained.predict, trained.values
+    few = trained.test_x[:7]
+    (all_points,) = cast(tuple[np.ndarray], predict(trained.test_x, *values))
+    (seven,) = cast(tuple[np.ndarray], predict(few, *values))
+    sizes = " and ".join(str(s["n"]) for s in predict.specializations)
+    print(f"predict {predict.signature}: called at n = {sizes}, one compiled function")
+    verdict(tour, bool(np.array_equal(seven, all_points[:7])), "the same predictions at both batch sizes")
 
 
 def step_train(tour: Tour) -> None:
     backend = tour.backends[-1]
     heading(f"9. train: a 2-{SPIRAL_HIDDEN}-{SPIRAL_HIDDEN}-2 tanh MLP on two spirals, Adam in NumPy")
     print(f"{2 * SPIRAL_POINTS} generated points, full batch, {SPIRAL_STEPS} steps, backend={backend!r}")
+    print('the batch is a named dimension: points = gc.var("points", shape=("n", 2))')
     start = time.perf_counter()
-    first, last, accuracy = train_spirals(backend)
-    print(f"cross-entropy {first:.4f} -> {last:.4f} in {time.perf_counter() - start:.1f} s")
-    verdict(tour, accuracy >= SPIRAL_TARGET, f"test accuracy on fresh spiral points: {accuracy:.1%}")
+    trained = train_spirals(backend)
+    print(f"cross-entropy {trained.first:.4f} -> {trained.last:.4f} in {time.perf_counter() - start:.1f} s")
+    verdict(tour, trained.accuracy >= SPIRAL_TARGET, f"test accuracy on fresh spiral points: {trained.accuracy:.1%}")
+    step_two_sizes(tour, trained)
 
 
 # --- 11: pictures -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """graphc.distributed: a compiled function over the chunks of dask arrays, on a dask.distributed cluster.
 
-Imports compile and serialize; dask and distributed are imported inside the
+Imports shapes, ops.dims, compile and serialize; dask and distributed are imported inside the
 functions that use them. Workers never receive native code or pickled graphs: a
 function travels as its gc.dumps text with its compile options (a `Payload`), scattered
 to the workers once per client, and each worker compiles it on first use with its own
@@ -9,13 +9,15 @@ per call that runs every chunk it holds (an even share at most) and sums them; a
 tasks then sums the workers' results. The broadcast arguments reach each worker once per
 call: inside its task, or scattered first when they are large (SCATTER_BYTES).
 
-Chunk sizes. Until named dimensions exist (API §7), a compiled function has fixed
-shapes, so every chunk must have the rows its chunked inputs were compiled for: with a
-CompiledFunction, the arrays are rechunked to that many rows (the row count must be a
-multiple); with a builder `rows -> CompiledFunction`, the arrays keep their chunks and
-one function is built (on the client) and compiled (on each worker) per distinct chunk
-size. A graph whose chunked inputs have a named leading dimension will use one payload
-for every chunk size: the worker's compiled function then specializes per size itself.
+Chunk sizes. A function whose chunked inputs have a named leading dimension
+(`gc.var("X", ("batch", 64))`, API §7) takes the chunks as they are, ragged ones
+included: one payload serves every chunk size, and each worker's compiled function
+specializes itself per size (once per size in the worker's memory; with the llvm
+backend also in the worker's on-disk cache). A fixed-shape function takes chunks of the
+rows its chunked inputs were compiled for: the arrays are rechunked to that many rows
+(the row count must be a multiple); with a builder `rows -> CompiledFunction` instead,
+the arrays keep their chunks and one function is built (on the client) and compiled (on
+each worker) per distinct chunk size.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import numpy.typing as npt
 
 from graphc.compile import CompiledFunction
 from graphc.compile import compile as compile_graph
+from graphc.ops.dims import bind
 from graphc.serialize import dumps, loads
+from graphc.shapes import Dim, Shape, format_shape
 
 if TYPE_CHECKING:
     import dask.array
@@ -114,11 +118,16 @@ def apply_chunk(payload: Payload, weight: int | None, *args: npt.ArrayLike) -> l
 
 
 def apply_chunks(
-    payload: Payload, weight: int | None, n_shared: int, width: int, *args: npt.ArrayLike
+    payload: Payload, weights: tuple[int, ...] | None, n_shared: int, width: int, *args: npt.ArrayLike
 ) -> list[np.ndarray]:
-    """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments)."""
+    """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments).
+
+    `weights`: each chunk's rows (reduce="mean"), or None (reduce="sum").
+    """
     shared, blocks = args[:n_shared], args[n_shared:]
-    parts = [apply_chunk(payload, weight, *shared, *blocks[i : i + width]) for i in range(0, len(blocks), width)]
+    starts = range(0, len(blocks), width)
+    each = weights if weights is not None else (None,) * len(starts)
+    parts = [apply_chunk(payload, w, *shared, *blocks[i : i + width]) for w, i in zip(each, starts, strict=True)]
     return combine(*parts)
 
 
@@ -189,16 +198,34 @@ def _check_arity(fn: CompiledFunction, n_broadcast: int, n_chunked: int) -> None
         )
 
 
+def _fits(shape: tuple[int, ...], declared: Shape) -> bool:
+    """Whether an array of `shape` can be an input declared `declared`: same rank and fixed sizes (names bind)."""
+    if len(shape) != len(declared):
+        return False
+    return all(isinstance(n, Dim) or n == got for n, got in zip(declared, shape, strict=True))
+
+
 def _check_shapes(fn: CompiledFunction, broadcast: list[np.ndarray], chunked: list[dask.array.Array]) -> None:
     """Broadcast arguments of the inputs' shapes; chunked ones with the inputs' trailing shape."""
     for k, (value, t) in enumerate(zip(broadcast, fn.inputs, strict=False)):
-        if value.shape != t.shape:
-            raise ValueError(f"broadcast argument {k} ({t.name!r}) has shape {value.shape}, expected {t.shape}")
-    for k, (array, t) in enumerate(zip(chunked, fn.inputs[len(broadcast) :], strict=True)):
-        if array.shape[1:] != t.shape[1:]:
+        if not _fits(value.shape, t.shape):
             raise ValueError(
-                f"chunked argument {k} ({t.name!r}) has shape {array.shape}: expected (rows, *{t.shape[1:]})"
+                f"broadcast argument {k} ({t.name!r}) has shape {value.shape}, expected {format_shape(t.shape)}"
             )
+    for k, (array, t) in enumerate(zip(chunked, fn.inputs[len(broadcast) :], strict=True)):
+        if not _fits(array.shape[1:], t.shape[1:]):
+            trailing = format_shape(t.shape[1:])
+            raise ValueError(f"chunked argument {k} ({t.name!r}) has shape {array.shape}: expected (rows, *{trailing})")
+
+
+def _check_sizes(fn: CompiledFunction, broadcast: list[np.ndarray], arrays: list[dask.array.Array]) -> None:
+    """A function with named dimensions binds them alike for every chunk size (ValueError naming a disagreement)."""
+    for rows in sorted(set(arrays[0].chunks[0])):
+        shapes = [b.shape for b in broadcast] + [(rows, *a.shape[1:]) for a in arrays]
+        try:
+            bind([t.node for t in fn.inputs], shapes)
+        except ValueError as exc:
+            raise ValueError(f"the function cannot take a chunk of {rows} rows: {exc}") from None
 
 
 def _as_dask(values: list[object]) -> list[dask.array.Array]:
@@ -238,6 +265,8 @@ def _functions(
         _check_arity(fn, len(broadcast), len(arrays))
         arrays = _chunked(arrays, _leading_rows(fn, len(broadcast)))
         _check_shapes(fn, broadcast, arrays)
+        if fn.named:
+            _check_sizes(fn, broadcast, arrays)
         return dict.fromkeys(arrays[0].chunks[0], fn), arrays
     if not callable(fn):
         raise TypeError(f"map_reduce needs a compiled function or a builder rows -> function, got {type(fn).__name__}")
@@ -347,16 +376,19 @@ def map_reduce(
         raise ValueError("the chunked arguments have no rows")
     functions, arrays = _functions(fn, broadcast, arrays)
     client = _client(client)
-    payloads = {n: ship(client, payload_of(f)) for n, f in functions.items()}
+    digests = {n: payload_of(f).digest for n, f in functions.items()}
+    shipped = {payload_of(f).digest: ship(client, payload_of(f)) for f in functions.values()}
     shared = _shared(client, broadcast)
     blocks = _blocks(client, arrays)
-    groups: dict[tuple[str | None, int], list[Future]] = {}
+    groups: dict[tuple[str | None, str], tuple[list[int], list[Future]]] = {}
     for n, owner, row in zip(arrays[0].chunks[0], _owners(client, blocks), blocks, strict=True):
-        groups.setdefault((owner, n), []).extend(row)
+        sizes, args = groups.setdefault((owner, digests[n]), ([], []))  # a named function: one task per worker
+        sizes.append(n)
+        args.extend(row)
     parts = []
-    for (owner, n), args in groups.items():
-        weight = n if reduce == "mean" else None
-        task = (apply_chunks, payloads[n], weight, len(shared), len(arrays), *shared, *args)
+    for (owner, digest), (sizes, args) in groups.items():
+        weights = tuple(sizes) if reduce == "mean" else None
+        task = (apply_chunks, shipped[digest], weights, len(shared), len(arrays), *shared, *args)
         workers = None if owner is None else [owner]
         parts.append(client.submit(*task, pure=False, workers=workers, allow_other_workers=owner is not None))
     outputs = _tree(client, parts).result()

@@ -44,7 +44,7 @@ from graphc.ops import OPS, Op
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.shapes import BOOL, FLOAT64, INT64, as_shape, broadcast_shapes, normalize_axes, normalize_axis
+from graphc.shapes import BOOL, FLOAT64, INT64, Dim, as_shape, broadcast_shapes, normalize_axes, normalize_axis
 from graphc.tensor import (
     NUMPY_FUNCTIONS,
     Tensor,
@@ -195,8 +195,15 @@ def _max_shifted(a: TensorLike, axis: int) -> Tensor:
     ax = normalize_axis(axis, t.ndim)  # a bad axis names softmax, not the max inside it
     if t.shape[ax] == 0:
         return t  # nothing to shift: an empty result, as jax.nn and torch give
-    m = max(t, axis, keepdims=True)
+    m = max(_with_minus_inf(t, ax) if isinstance(t.shape[ax], Dim) else t, axis, keepdims=True)
     return t - where(Tensor(ew.isfinite(m.node)), m, 0.0)
+
+
+def _with_minus_inf(t: Tensor, axis: int) -> Tensor:
+    """t with one -inf appended along a named axis: its maximum is t's, and exists when the axis is empty."""
+    slab = (*t.shape[:axis], 1, *t.shape[axis + 1 :])
+    minus_inf = broadcast_to(const(np.asarray(-np.inf, dtype=t.dtype)), slab)
+    return Tensor(sh.concatenate(t.node, minus_inf.node, axis=axis))
 
 
 def softmax(a: TensorLike, axis: int = -1) -> Tensor:

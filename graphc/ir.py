@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from graphc.errors import GraphError, Location, located, user_location
-from graphc.shapes import TensorType
+from graphc.shapes import Shape, TensorType
 
 Attrs = tuple[tuple[str, Hashable], ...]
 
@@ -68,7 +68,7 @@ def format_array(array: np.ndarray) -> str:
 
 
 _INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
-_DERIVED_FROM: list[tuple[Node, bool]] = []
+_DERIVED_FROM: list[tuple[Location | None, Node | None, Node | None]] = []  # (loc, origin, differentiates)
 
 
 @contextlib.contextmanager
@@ -78,7 +78,17 @@ def derived_from(node: Node, derivative: bool = False) -> Iterator[None]:
     `derivative`: they belong to the derivative of `node` (autodiff), so they record it as
     the node they differentiate; otherwise (a rewrite) they inherit what `node` differentiates.
     """
-    _DERIVED_FROM.append((node, derivative))
+    _DERIVED_FROM.append((node.loc, node, node if derivative else node.differentiates))
+    try:
+        yield
+    finally:
+        _DERIVED_FROM.pop()
+
+
+@contextlib.contextmanager
+def same_provenance(node: Node) -> Iterator[None]:
+    """Nodes first built inside this block take `node`'s own provenance: a copy of it (specialization)."""
+    _DERIVED_FROM.append((node.loc, node.origin, node.differentiates))
     try:
         yield
     finally:
@@ -123,9 +133,7 @@ class Node:
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
         node = object.__new__(Node)
-        origin, derivative = _DERIVED_FROM[-1] if _DERIVED_FROM else (None, False)
-        loc = origin.loc if origin is not None else user_location()
-        differentiates = origin if derivative else getattr(origin, "differentiates", None)
+        loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
         for name, value in (
             ("op", op),
             ("inputs", inputs),
@@ -140,7 +148,7 @@ class Node:
         return node
 
     @property
-    def shape(self) -> tuple[int, ...]:
+    def shape(self) -> Shape:
         return self.type.shape
 
     @property
@@ -172,7 +180,7 @@ class Node:
 def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphError:
     """The same error class, its message naming the op, the operand types and the user's line."""
     operands = ", ".join(str(i.type) for i in inputs)
-    loc = _DERIVED_FROM[-1][0].loc if _DERIVED_FROM else user_location()
+    loc = _DERIVED_FROM[-1][0] if _DERIVED_FROM else user_location()
     return located(exc, f"{op.name}({operands})", loc)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from graphc import functions as fn
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import random as rops
-from graphc.shapes import FLOAT32, FLOAT64, INT64, as_dtype, as_shape, is_float
+from graphc.shapes import FLOAT32, FLOAT64, INT64, Dim, Shape, as_dtype, as_shape, is_float, is_static
 from graphc.tensor import DTypeLike, Tensor, TensorLike, as_tensor, building, const
 
 MASK = 0xFFFFFFFF
@@ -106,15 +106,15 @@ def key(seed: TensorLike) -> Tensor:
     return const(np.array([bits >> 32, bits & MASK], dtype=INT64))
 
 
-def _counters(shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+def _counters(shape: Shape) -> tuple[Tensor, Tensor]:
     """The counter words (i >> 32, i & 0xFFFFFFFF) of each element's flat index i."""
     index = Tensor(rops.iota(shape=shape))
-    if math.prod(shape) <= 2**32:
-        return _u32(0), index
+    if is_static(shape) and math.prod(shape) <= 2**32:
+        return _u32(0), index  # the same values as below, with a constant high word
     return fn.right_shift(index, 32), fn.bitwise_and(index, MASK)
 
 
-def _words(key: TensorLike, shape: Sequence[int] | int, what: str) -> tuple[Tensor, Tensor]:
+def _words(key: TensorLike, shape: Sequence[int | Dim] | int, what: str) -> tuple[Tensor, Tensor]:
     """The two 32-bit words of each element of `shape` under `key`."""
     k = _key(key, what)
     with building(what, key, shape):
@@ -136,7 +136,7 @@ def split(key: TensorLike, num: int = 2) -> Tensor:
     return fn.stack([w0, w1], axis=-1)
 
 
-def _unit(key: TensorLike, shape: Sequence[int] | int, dtype: np.dtype, what: str) -> Tensor:
+def _unit(key: TensorLike, shape: Sequence[int | Dim] | int, dtype: np.dtype, what: str) -> Tensor:
     """Uniform in [0, 1): 53 bits for float64, 24 for float32, exactly."""
     w0, w1 = _words(key, shape, what)
     if dtype == FLOAT32:

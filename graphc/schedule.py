@@ -375,6 +375,7 @@ def schedule(graph: Graph) -> Program:
 def _schedule(graph: Graph, bodies: dict[tuple[Graph, bool], Program], fused_body: bool) -> Program:
     nodes = _needed(graph)
     _check_inputs(graph, nodes)
+    _check_lowered(nodes)
     names, constants = _name_values(graph, nodes)
     given = set(graph.inputs)
     computed = [n for n in nodes if n not in given and n.op.name != "const"]
@@ -415,6 +416,16 @@ def _bodies(node: Node, bodies: dict[tuple[Graph, bool], Program]) -> tuple[tupl
 def in_body_buffer(program: Program, step: Step) -> bool:
     """Whether a step of a fused body has a buffer of its own: every value but views and the result (0-d too)."""
     return step.op not in VIEW_OPS and step.name not in program.escaping
+
+
+def _check_lowered(nodes: list[Node]) -> None:
+    """Programs hold fixed-shape primitives: named sizes and transient ops (stop_gradient, custom, dim) are gone."""
+    for node in nodes:
+        if getattr(node.op, "transient", False) or not node.type.static:
+            raise GraphError(
+                f"cannot schedule {node.op.name} ({node.type}): gc.compile specializes named dimensions and "
+                "removes stop_gradient and custom nodes first"
+            )
 
 
 def _name_order(name: str) -> tuple[int, str, int]:

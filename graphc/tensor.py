@@ -33,19 +33,24 @@ from graphc.ops import linalg as la
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
 from graphc.ops.source import const as const_node
-from graphc.ops.source import const_value
+from graphc.ops.source import const_value, dim_value
 from graphc.ops.source import var as var_node
 from graphc.shapes import (
     BOOL,
     FLOAT64,
     INT64,
+    Dim,
+    DimLike,
     as_dtype,
     as_shape,
     is_float,
     normalize_axes,
     normalize_axis,
+    product,
     resolve_reshape,
     result_dtype,
+    slice_bounds,
+    sliced_length,
 )
 
 TensorLike: TypeAlias = "Tensor | npt.ArrayLike"
@@ -90,10 +95,10 @@ class Tensor:
     def __deepcopy__(self, memo: dict) -> Tensor:
         return self
 
-    shape = property(lambda self: self.node.shape, doc="The static shape, a tuple of ints.")
+    shape = property(lambda self: self.node.shape, doc="The static shape: a tuple of ints and named dimensions (Dim).")
     dtype = property(lambda self: self.node.dtype, doc="The NumPy dtype.")
     ndim = property(lambda self: self.node.ndim, doc="The number of axes.")
-    size = property(lambda self: self.node.type.size, doc="The number of elements.")
+    size = property(lambda self: self.node.type.size, doc="The number of elements (a Dim with named dimensions).")
 
     @property
     def name(self) -> str | None:
@@ -168,7 +173,11 @@ class Tensor:
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
-        return self.shape[0]
+        n = self.shape[0]
+        if isinstance(n, Dim):
+            with building("len", self):
+                raise ShapeError(f"the first axis is named ({n}): its length is known only when a call binds it")
+        return n
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
@@ -312,8 +321,12 @@ def building(name: str, *operands: object) -> Iterator[None]:
         raise located(exc, f"{name}({types})", user_location()) from None
 
 
-def var(name: str, shape: int | Sequence[int] = (), dtype: DTypeLike = "float64") -> Tensor:
-    """A symbolic input named `name`; float64 scalar by default."""
+def var(name: str, shape: int | str | Sequence[int | str | Dim] = (), dtype: DTypeLike = "float64") -> Tensor:
+    """A symbolic input named `name`; float64 scalar by default.
+
+    A dimension is an int or a name (`shape=("batch", 64)`): a named dimension takes its
+    size from each call of the compiled function, and inputs sharing a name must agree.
+    """
     with building("var", name):
         return Tensor(var_node(str(name), as_shape(shape), as_dtype(dtype)))
 
@@ -420,7 +433,7 @@ def to_float(x: TensorLike) -> Tensor:
     return t if is_float(t.dtype) else astype(t, FLOAT64)
 
 
-def reshape(x: TensorLike, shape: int | Sequence[int]) -> Tensor:
+def reshape(x: TensorLike, shape: int | Sequence[int | str | Dim]) -> Tensor:
     with building("reshape", x, shape):
         t = as_tensor(x)
         target = resolve_reshape(t.shape, shape)
@@ -453,8 +466,8 @@ def mean(a: TensorLike, axis: int | Sequence[int] | None = None, keepdims: bool 
     with building("mean", a):
         t = to_float(a)
         axes = normalize_axes(axis, t.ndim)
-        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
-        return reduction("sum", t, axes, keepdims) / const(np.asarray(count, dtype=t.dtype))
+        count = product(t.shape[i] for i in axes)
+        return reduction("sum", t, axes, keepdims) / Tensor(dim_value(count, t.dtype))
 
 
 def variance(
@@ -474,9 +487,11 @@ def variance(
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer, float)):
             raise TypeError(f"ddof must be a number, not {ddof!r}")
         axes = normalize_axes(axis, t.ndim)
-        count = int(np.prod([t.shape[i] for i in axes], dtype=np.int64))
+        count = product(t.shape[i] for i in axes)
         centered = t - mean(t, axes, keepdims=True)
         total = reduction("sum", centered * centered, axes, keepdims)
+        if isinstance(count, Dim):  # max(n - ddof, 0) computed once the call binds n
+            return total / arith("maximum", Tensor(dim_value(count, t.dtype)) - ddof, 0)
         return total / const(np.asarray(max(count - ddof, 0), dtype=t.dtype))
 
 
@@ -613,7 +628,10 @@ def _advanced_first(items: list[object], at: int) -> bool:
 
 
 def _gather(x: Tensor, index: object, axis: int, first: bool) -> Tensor:
-    """x gathered along `axis` by an integer index (checked against the axis now when it is a constant)."""
+    """x gathered along `axis` by an integer index (checked against the axis now when it is a constant).
+
+    On a named axis a constant index is checked when the function is called, as a Tensor index is.
+    """
     if isinstance(index, Tensor):
         if index.dtype == BOOL:
             raise IndexError(_MASK_HELP)
@@ -622,7 +640,8 @@ def _gather(x: Tensor, index: object, axis: int, first: bool) -> Tensor:
         idx: Tensor | np.ndarray = index
     else:
         idx = _constant_index(index, x.shape[axis], axis)
-    if isinstance(idx, np.ndarray) and idx.size == 1:  # one element: a static slice (a view), not a gather
+    static = not isinstance(x.shape[axis], Dim)
+    if static and isinstance(idx, np.ndarray) and idx.size == 1:  # one element: a static slice (a view), not a gather
         result = _one_element(x, int(idx.flat[0]), idx.shape, axis)
     else:
         result = take(x, idx, axis)
@@ -641,8 +660,8 @@ def _one_element(x: Tensor, i: int, shape: tuple[int, ...], axis: int) -> Tensor
     return reshape(sliced, x.shape[:axis] + shape + x.shape[axis + 1 :])
 
 
-def _constant_index(index: object, n: int, axis: int) -> np.ndarray:
-    """A list or array index as int64, checked against the axis length `n`."""
+def _constant_index(index: object, n: DimLike, axis: int) -> np.ndarray:
+    """A list or array index as int64, checked against the axis length `n` (when it is known)."""
     array = np.asarray(index)
     if array.dtype == np.bool_:
         raise IndexError(_MASK_HELP)
@@ -650,6 +669,8 @@ def _constant_index(index: object, n: int, axis: int) -> np.ndarray:
         array = array.astype(INT64)
     if array.dtype.kind not in "iu":
         raise IndexError(f"arrays used as indices must be of integer type, got {array.dtype}")
+    if isinstance(n, Dim):
+        return array.astype(INT64)
     bad = array[(array < -n) | (array >= n)]
     if bad.size:
         raise IndexError(f"index {int(bad.flat[0])} is out of bounds for axis {axis} with size {n}")
@@ -657,9 +678,13 @@ def _constant_index(index: object, n: int, axis: int) -> np.ndarray:
 
 
 def _basic_index(x: Tensor, items: list[object]) -> Tensor:
-    """x[items] for ints, slices and None (items cover every axis of x), as NumPy's basic indexing."""
-    index: list[tuple[int, int, int]] = []
-    shape: list[int] = []
+    """x[items] for ints, slices and None (items cover every axis of x), as NumPy's basic indexing.
+
+    On a named axis, bounds are not clipped (shapes.slice_bounds): x[1:] has length batch-1,
+    and a call whose batch is 0 fails naming that dimension.
+    """
+    index: list[tuple[DimLike, DimLike, int]] = []
+    shape: list[DimLike] = []
     axis = 0
     for item in items:
         if item is None:
@@ -667,9 +692,9 @@ def _basic_index(x: Tensor, items: list[object]) -> Tensor:
             continue
         n = x.shape[axis]
         if isinstance(item, slice):
-            bounds = item.indices(n)
+            bounds = slice_bounds(item, n)
             index.append(bounds)
-            shape.append(sh.sliced_length(*bounds))
+            shape.append(sliced_length(*bounds))
         else:
             i = _int_index(item, n, axis)
             index.append((i, i + 1, 1))
@@ -682,12 +707,14 @@ def _basic_index(x: Tensor, items: list[object]) -> Tensor:
     return Tensor(node)
 
 
-def _int_index(item: object, n: int, axis: int) -> int:
+def _int_index(item: object, n: DimLike, axis: int) -> DimLike:
     if not isinstance(item, (int, np.integer)):
         raise IndexError(
             f"only integers, slices, None, ..., integer arrays and int Tensors are valid indices, not {item!r}"
         )
     i = int(item)
+    if isinstance(n, Dim):  # checked when the call binds n
+        return i if i >= 0 else n + i
     if not -n <= i < n:
         raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
     return i % n

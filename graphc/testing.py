@@ -64,7 +64,8 @@ def check_grad(
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     rng = np.random.default_rng(seed)
-    cts = [rng.standard_normal(o.shape) for o in outs]
+    feed: dict[Tensor, object] = dict(values.items())
+    cts = [rng.standard_normal(np.shape(v)) for v in evaluate(outs, feed)]  # shapes bound by the values
     symbolic = vjp(outs, xs, cts)
     analytic = evaluate(symbolic, dict(values))
     numeric = numeric_vjp(outs, xs, values, cts, eps)

@@ -262,6 +262,17 @@ def _huge_rows(fn: Callable[[Operand], gc.Tensor]) -> Callable[[str], list[tuple
     return lambda sweep: [("huge", (form,), (Role("huge"),), dtype, fn) for dtype in FLOATS for form in forms]
 
 
+@gc.custom_vjp
+def _custom_square(x: gc.Tensor) -> gc.Tensor:
+    """x * x with its derivative given as a custom rule (a `custom` node; gc.compile inlines its body)."""
+    return x * x
+
+
+@_custom_square.defvjp
+def _custom_square_vjp(ct: gc.Tensor, out: gc.Tensor, x: gc.Tensor) -> list[gc.Tensor]:
+    return [ct * (x + x)]
+
+
 def _source_rows(sweep: str) -> list[tuple]:
     return [("", (form,), (X,), dtype, gc.const) for dtype in EVERY for form in forms_for(dtype, EVERY, sweep)
             if form.kind != "var"]  # fmt: skip
@@ -361,6 +372,9 @@ def _specs() -> dict[str, list]:
     specs["const"] = [Explicit(_source_rows)]
     specs["var"] = [Explicit(_var_rows)]
     specs["fused"] = [Elementwise(lambda x, c: gc.exp(gc.multiply(x, c)) - c * gc.tanh(x), (X, X))]  # by optimize
+    specs["stop_gradient"] = [Elementwise(gc.stop_gradient, (X,), EVERY)]  # a zero derivative; compile removes it
+    specs["custom"] = [Elementwise(_custom_square, (X,), FLOATS)]
+    specs["dim"] = []  # only in graphs with named dimensions, replaced when a call binds them: test_named_dims.py
     specs["scan"] = [Positional(_scan, (X, X), _scan_shapes)]
     specs["fixed_point"] = [Positional(_fixed_point, (FINITE, FINITE), _same_shapes), Explicit(_fixed_point_nan_rows)]
     specs["cond"] = [Positional(_cond, (X, X), _same_shapes)]

@@ -202,9 +202,9 @@ ADVERSARIES: dict[str, Callable[[gc.Tensor], object]] = {
     "None": lambda x: None,
     "string": lambda x: "x",
     "generator": generator,
-    "dict": lambda x: {"x": x},
+    "dict": lambda x: {"x": X},  # a tree (dicts and nesting are parameter trees) holding an array, not a Tensor
     "set": lambda x: {x},
-    "nested": lambda x: [[x]],
+    "nested": lambda x: [[x, X]],
     "list_with_array": lambda x: [x, X],
     "lying": lying_tensor,
     "node": lambda x: x.node,
@@ -244,8 +244,10 @@ def test_bad_argument_is_a_type_error(xy, position: str, adversary: str):
     function, argument = position.split(".")
     assert f"gc.{function}" in message
     assert argument in message
-    if adversary == "dict":
-        assert "not supported yet" in message
+    if adversary == "dict" and not position.endswith(".f"):
+        assert f"{argument}['x']" in message  # the path of the bad entry
+    if adversary == "nested" and not position.endswith(".f"):
+        assert f"{argument}[0][1]" in message
     if adversary == "generator":
         assert "pass a list" in message
 

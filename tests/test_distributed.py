@@ -8,6 +8,7 @@ against the same cluster through its --scheduler option.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import subprocess
 import sys
@@ -39,8 +40,8 @@ def client() -> Iterator[distributed.Client]:
     cluster.close()
 
 
-def mlp(rows: int) -> tuple[list[gc.Tensor], list[gc.Tensor], gc.Tensor]:
-    """(params, [X, Y], mean cross-entropy over `rows` rows) of a small tanh MLP."""
+def mlp(rows: int | str) -> tuple[list[gc.Tensor], list[gc.Tensor], gc.Tensor]:
+    """(params, [X, Y], mean cross-entropy over `rows` rows, or a named dimension) of a small tanh MLP."""
     X, Y = gc.var("X", (rows, FEATURES)), gc.var("Y", (rows,), "int64")
     W1, b1, W2 = gc.var("W1", (FEATURES, HIDDEN)), gc.var("b1", (HIDDEN,)), gc.var("W2", (HIDDEN, CLASSES))
     logits = gc.tanh(X @ W1 + b1) @ W2
@@ -48,7 +49,7 @@ def mlp(rows: int) -> tuple[list[gc.Tensor], list[gc.Tensor], gc.Tensor]:
     return [W1, b1, W2], [X, Y], loss
 
 
-def loss_and_grads(rows: int, backend: str = "numpy") -> gc.compile:  # type: ignore[valid-type]
+def loss_and_grads(rows: int | str, backend: str = "numpy") -> gc.compile:  # type: ignore[valid-type]
     params, data, loss = mlp(rows)
     return gc.compile([*params, *data], [loss, *gc.grad(loss, params)], backend=backend)
 
@@ -146,6 +147,64 @@ def test_large_broadcast_arguments_are_scattered_first(client) -> None:
     Wv, xv = rng.normal(size=(n, n)), rng.normal(size=(40, n))
     got = gd.map_reduce(fn, Wv, da.from_array(xv, chunks=(10, n)), client=client)
     np.testing.assert_allclose(got, (xv @ Wv).sum(axis=0), rtol=1e-12, atol=1e-10)  # sums cancel
+
+
+# --- named dimensions: ragged chunks as they are ---------------------------------------------------
+
+RAGGED = (300, 300, 250, 150)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_a_named_batch_takes_ragged_chunks_without_rechunking(client, data, backend: str) -> None:
+    """One payload for every chunk size; each worker specializes it per size, in memory and (llvm) on disk."""
+    params, _, _ = data
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(sum(RAGGED), FEATURES)), rng.integers(0, CLASSES, sum(RAGGED))
+    chunked = [da.from_array(X, chunks=(RAGGED, FEATURES)), da.from_array(Y, chunks=(RAGGED,))]
+    fn = loss_and_grads("batch", backend)
+    client.run(lambda: gd._COMPILED.clear())
+    got = gd.map_reduce(fn, params, chunked, reduce="mean", client=client)
+    assert_close(got, list(loss_and_grads(sum(RAGGED))(*params, X, Y)))  # a fixed-shape call on all rows
+    bounds = np.cumsum((0, *RAGGED))
+    per_chunk = [fn(*params, X[a:b], Y[a:b]) for a, b in itertools.pairwise(bounds)]
+    assert_close(gd.map_reduce(fn, params, chunked, client=client), [sum(r) for r in zip(*per_chunk, strict=True)])
+    digest = gd.payload_of(fn).digest
+    held = client.run(lambda: {d: [s["batch"] for s in f.specializations] for d, f in gd._COMPILED.items()})
+    assert all(list(functions) == [digest] for functions in held.values())  # one function per worker: no builder
+    sizes = [functions[digest] for functions in held.values()]
+    assert all(len(set(each)) == len(each) for each in sizes)  # a size is compiled once per worker
+    assert sorted({n for each in sizes for n in each}) == [150, 250, 300]
+    if backend == "llvm":  # a worker that compiles the function again finds each size in its disk cache
+        client.run(lambda: gd._COMPILED.clear())
+        assert_close(gd.map_reduce(fn, params, chunked, reduce="mean", client=client), list(got))  # type: ignore[arg-type]
+        hits = client.run(
+            lambda: [f.specialize(**s)._built.cache_hit for f in gd._COMPILED.values() for s in f.specializations]
+        )  # fmt: skip
+        assert all(found and all(found) for found in hits.values())
+
+
+def test_named_functions_take_numpy_arrays_and_named_trailing_axes(client) -> None:
+    x, w = gc.var("x", ("n", "k")), gc.var("w", ("k",))
+    fn = gc.compile([w, x], [gc.sum(x * w, axis=0), gc.mean(x)], backend="numpy")
+    rng = np.random.default_rng(8)
+    wv, xv = rng.normal(size=3), rng.normal(size=(7, 3))
+    total, mean = gd.map_reduce(fn, [wv], xv, reduce="mean", client=client)  # a NumPy array: one chunk
+    np.testing.assert_allclose(total, (xv * wv).sum(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(mean, xv.mean(), rtol=1e-14)
+    with pytest.raises(ValueError, match=r"chunk of 7 rows.*dimension k"):  # k is 3 in w, 4 in x
+        gd.map_reduce(fn, [wv], rng.normal(size=(7, 4)), client=client)
+
+
+def test_a_named_batch_that_is_also_a_parameter_dimension_is_refused_per_chunk_size(client) -> None:
+    x, w = gc.var("x", ("n", 2)), gc.var("w", ("n",))  # a parameter as long as the chunk: one size only
+    fn = gc.compile([w, x], gc.sum(x * w[:, None]), backend="numpy")
+    values = np.ones((10, 2))
+    assert float(gd.map_reduce(fn, [np.ones(5)], da.from_array(values, chunks=5), client=client)) == 20.0
+    with pytest.raises(ValueError, match=r"cannot take a chunk of 4 rows.*dimension n"):
+        gd.map_reduce(fn, [np.ones(3)], da.from_array(values, chunks=((3, 3, 4), 2)), client=client)
+    X, Y = gc.var("X", ("a", 2)), gc.var("Y", ("b",))
+    with pytest.raises(ValueError, match="different row counts"):
+        gd.map_reduce(gc.compile([X, Y], gc.sum(X) + gc.sum(Y), backend="numpy"), [], [values, values[:, 0]])
 
 
 # --- the graph travels as text, once per worker ----------------------------------------------------

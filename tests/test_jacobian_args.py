@@ -133,7 +133,9 @@ def test_bad_arguments_name_the_users_line() -> None:
     with pytest.raises(gc.GraphError, match="needs a float scalar") as info:
         gc.value_and_grad(f, X)
     assert f"{THIS_FILE}:{here() - 1}" in str(info.value)
-    with pytest.raises(TypeError, match="must be a Tensor or a list"):
-        gc.jacobian(f, {"x": X})
+    tree = gc.jacobian(f, {"x": X})  # a dict of wrt is a parameter tree: the Jacobians come keyed alike
+    assert isinstance(tree, dict) and set(tree) == {"x"} and tree["x"].shape == f.shape + X.shape
+    with pytest.raises(TypeError, match="must be a Tensor"):
+        gc.jacobian(f, {"x": FEED[X]})
     with pytest.raises(TypeError, match=r"x\[1\] must be a Tensor"):
         gc.hessian(scalar(), [X, FEED[X]])

@@ -26,12 +26,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opspecs import generate
+from test_named_dims import CASES as NAMED_OP_CASES
 
 import graphc as gc
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, as_node, toposort
 from graphc.ops import OPS
 from graphc.serialize.fields import attr_spec
+from graphc.shapes import MAX_DEGREE, MAX_TERMS, dim_names, evaluate_shape
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "graphc" / "schema" / "graph-v1.json"
@@ -77,6 +79,12 @@ def fused_case(p: str = "") -> Case:
     x, y = gc.var(f"{p}x", (4, 3)), gc.var(f"{p}y", (3,))
     loss = gc.sum(gc.tanh(x * y) ** 2 + gc.exp(-x))
     return [x, y], gc.optimize([loss, gc.grad(loss, y)])
+
+
+def dim_case(p: str = "") -> Case:
+    """Means over named axes divide by `dim` nodes: a name (batch) and a product (3*batch)."""
+    x = gc.var(f"{p}x", ("batch", 3))
+    return [x], [gc.mean(x, axis=0), gc.mean(x * x)]
 
 
 def scan_case(p: str = "") -> Case:
@@ -137,6 +145,7 @@ def shape_case(name: str) -> Case:
 CASES: dict[str, Callable[[], Case]] = {
     "var": lambda: var_case("var_"),
     "const": lambda: const_case("const_"),
+    "dim": lambda: dim_case("dim_"),
     "fused": lambda: fused_case("fused_"),
     "scan": lambda: scan_case("scan_"),
     "fixed_point": lambda: fixed_point_case("fixed_point_"),
@@ -200,21 +209,34 @@ def text_of(inputs: list[gc.Tensor], outputs: object) -> str:
     return str(Graph([as_node(o) for o in outs], [as_node(i) for i in inputs]))
 
 
+NAMED_FEEDS: dict[gc.Tensor, Callable[[dict[str, int]], np.ndarray]] = {}  # named cases' values, by sizes
 FEEDS: dict[gc.Tensor, np.ndarray] = {}  # the generated suite's values for its vars (valid indices, SPD matrices...)
 
 
-def values_for(inputs: list[gc.Tensor], seed: int = 0) -> list[np.ndarray]:
+SIZE = 3  # the size of a named dimension where a test does not give one
+
+
+def concrete(shape: tuple[object, ...], sizes: dict[str, int] | None = None) -> tuple[int, ...]:
+    """The shape with each named dimension at its size in `sizes` (SIZE for names not there)."""
+    given = sizes or {}
+    return evaluate_shape(shape, {name: given.get(name, SIZE) for name in dim_names(shape)})  # type: ignore[arg-type]
+
+
+def values_for(inputs: list[gc.Tensor], seed: int = 0, sizes: dict[str, int] | None = None) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     values = []
     for x in inputs:
+        shape = concrete(x.shape, sizes)
         if x in FEEDS:
             values.append(FEEDS[x])
+        elif x in NAMED_FEEDS and sizes is not None:
+            values.append(NAMED_FEEDS[x](sizes))
         elif x.dtype == np.bool_:
-            values.append(rng.random(x.shape) < 0.5)
+            values.append(rng.random(shape) < 0.5)
         elif x.dtype == np.int64:
-            values.append(rng.integers(0, 2, x.shape))
+            values.append(rng.integers(0, 2, shape))
         else:
-            values.append(rng.uniform(-1.5, 1.5, x.shape).astype(x.dtype))
+            values.append(rng.uniform(-1.5, 1.5, shape).astype(x.dtype))
     return values
 
 
@@ -276,10 +298,12 @@ def test_every_op_on_the_llvm_backend_and_the_same_cache_key(tmp_path: Path) -> 
     _, inputs2, outputs2 = round_trip(inputs, outputs)
     first = gc.compile(inputs, outputs, cache_dir=tmp_path)
     second = gc.compile(inputs2, outputs2, cache_dir=tmp_path)
-    assert second._built.cache_hit  # type: ignore[union-attr]
+    assert first.named == ("batch",)  # the dim case: compiled per size
     assert str(second.graph) == str(first.graph)
     args = values_for(inputs)
-    for w, g in zip(first(*args), second(*args), strict=True):  # type: ignore[call-overload]
+    want = first(*args)  # type: ignore[call-overload]
+    assert second.specialize(batch=SIZE)._built.cache_hit  # type: ignore[union-attr]
+    for w, g in zip(want, second(*args), strict=True):  # type: ignore[call-overload]
         assert same_bits(w, g)
 
 
@@ -393,13 +417,14 @@ def example_cases(monkeypatch: pytest.MonkeyPatch) -> dict[str, Case]:
     digits = example("train_digits", monkeypatch)
     rnn = example("rnn_sequence", monkeypatch)
     newton = example("jacobian_newton", monkeypatch)
-    net = digits.build_network(16)  # type: ignore[attr-defined]
+    net = digits.build_network()  # type: ignore[attr-defined]
+    net_params = [net.params[k] for k in sorted(net.params)]
     params, xs, targets, loss = rnn.build_rnn()  # type: ignore[attr-defined]
     eq_params, x, y, eq_loss = rnn.build_equilibrium(8, 4)  # type: ignore[attr-defined]
     v = gc.var("v", (5,))
     u = gc.var("u", (3,))
     return {
-        "digits": ([net.images, net.labels, *net.params], [net.loss, *gc.grad(net.loss, net.params)]),
+        "digits": ([net.images, net.labels, *net_params], [net.loss, *gc.grad(net.loss, net_params)]),
         "rnn": ([*params, xs, targets], [loss, *gc.grad(loss, params)]),
         "equilibrium": ([*eq_params, x, y], [eq_loss, *gc.grad(eq_loss, eq_params)]),
         "rosenbrock": ([v], [newton.rosenbrock(v), gc.hessian(newton.rosenbrock(v), v)]),  # type: ignore[attr-defined]
@@ -414,6 +439,117 @@ def test_the_examples_graphs_round_trip(backend: str, monkeypatch: pytest.Monkey
             assert_same_results(inputs, outputs, backend)
         except AssertionError as exc:
             raise AssertionError(f"example graph {name}: {exc}") from exc
+
+
+# --- named dimensions ------------------------------------------------------------------------------
+
+
+@gc.custom_vjp
+def row_norms(x: gc.Tensor) -> gc.Tensor:
+    """The norm of each row, with a rule that is 0 at a zero row (a `custom` node on named shapes)."""
+    return gc.sqrt(gc.sum(x * x, axis=-1))
+
+
+@row_norms.defvjp
+def _row_norms_vjp(ct: gc.Tensor, out: gc.Tensor, x: gc.Tensor) -> list[gc.Tensor]:
+    return [gc.reshape(ct, (-1, 1)) * gc.where(gc.reshape(out, (-1, 1)) > 0, x / gc.reshape(out, (-1, 1)), 0.0)]
+
+
+def named_model_case(p: str = "") -> Case:
+    """A model with named dimensions wherever the format holds them, and its gradients.
+
+    Var shapes, matmul, a mean (a `dim` node), reshape to a product (4*batch), named slice
+    bounds and their gradient's unslice, concatenation (a sum of dims), take over a named
+    axis (its gradient: scatter_add of a named size), a scan over a named length, a
+    fixed point with a named batch, a custom rule and stop_gradient.
+    """
+    X, y = gc.var(f"{p}X", ("batch", 4)), gc.var(f"{p}y", ("batch",), "int64")
+    seq, idx = gc.var(f"{p}seq", ("T", "batch", 4)), gc.var(f"{p}idx", ("k",), "int64")
+    W = gc.var(f"{p}W", (4, 4))
+    h = gc.tanh(X @ W)
+    loss = -gc.mean(gc.sum(gc.log_softmax(h, axis=-1) * gc.one_hot(y, 4), axis=-1))
+    flat = gc.reshape(X, (-1,))
+    rolled = gc.concatenate([X[1:], X[:1], X[-2:]], axis=0)
+    rows = gc.take(X, idx, axis=0)
+    h_T, hs = gc.scan(lambda c, x_t: (gc.tanh(c @ W + x_t), gc.sum(c, axis=-1)), X, seq)
+    z = gc.fixed_point(lambda z, X: gc.tanh(0.5 * z + X), X * 0.0, X, tol=1e-13)
+    total = (
+        loss + gc.sum(flat**2) + gc.sum(rolled * gc.stop_gradient(rolled)) + gc.sum(rows**3)
+        + gc.sum(h_T) + gc.mean(hs) + gc.sum(z) + gc.sum(row_norms(X))
+    )  # fmt: skip
+    return [X, y, seq, idx, W], [total, *gc.grad(total, [X, seq, W]), rolled, hs]
+
+
+def named_op_cases() -> Case:
+    """Every op's case with named dimensions from tests/test_named_dims.py, in one graph."""
+    inputs: list[gc.Tensor] = []
+    outputs: list[gc.Tensor] = []
+    for name, group in NAMED_OP_CASES.items():
+        for k, (specs, build, values, _fits) in enumerate(group):
+            made = [gc.var(f"{name}{k}_{v}", shape=shape, dtype=dtype) for v, shape, dtype in specs]
+            inputs += made
+            outputs.append(build(*made))
+            given = set(values(NAMED_SIZES[0])) if values is not None else set()
+            for t, (v, _, _) in zip(made, specs, strict=True):  # the values the case needs (SPD matrices, indices)
+                if v in given:
+                    NAMED_FEEDS[t] = lambda sizes, values=values, v=v: values(sizes)[v]
+    return inputs, outputs
+
+
+NAMED_SIZES = (
+    {"batch": 3, "T": 2, "k": 5, "a": 3, "b": 4, "c": 2},
+    {"batch": 7, "T": 4, "k": 1, "a": 7, "b": 1, "c": 0},
+)
+
+
+def test_named_dimensions_are_written_as_names_or_terms() -> None:
+    x = gc.var("x", ("batch", "T", 2))
+    flat = gc.reshape(x, (-1, 2))[1:]  # (T*batch-1, 2): a product, then a sum
+    doc = json.loads(gc.dumps([x], [flat, gc.mean(x)]))
+    var, *_ = doc["nodes"]
+    assert var["shape"] == var["attrs"]["shape"] == ["batch", "T", 2]
+    assert doc["nodes"][2]["shape"] == [{"dim": [[1, ["T", "batch"]], [-1, []]]}, 2]
+    dims = [n["attrs"]["size"] for n in doc["nodes"] if n["op"] == "dim"]
+    assert dims == [{"dim": [[2, ["T", "batch"]]]}]
+    square = gc.var("s", ("batch", "batch"))
+    doc = json.loads(gc.dumps([square], gc.reshape(square, (-1,)) * 1.0))
+    assert doc["nodes"][1]["attrs"]["shape"] == [{"dim": [[1, ["batch", "batch"]]]}]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings (log of negatives and the like)
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_named_graphs_round_trip_with_the_same_results_at_every_size(backend: str, tmp_path: Path) -> None:
+    """One function of every named case: same text, same signature, bit-identical at two sets of sizes."""
+    model_inputs, model_outputs = named_model_case("m_")
+    op_inputs, op_outputs = named_op_cases()
+    inputs, outputs = model_inputs + op_inputs, model_outputs + op_outputs
+    text, inputs2, outputs2 = round_trip(inputs, outputs)
+    assert '{"dim": ' in text and '"op": "custom"' in text and '"op": "stop_gradient"' in text
+    first = gc.compile(inputs, outputs, backend=backend, cache_dir=tmp_path)
+    second = gc.compile(inputs2, outputs2, backend=backend, cache_dir=tmp_path)
+    assert second.signature == first.signature and str(second.graph) == str(first.graph)
+    for sizes in NAMED_SIZES:
+        args = values_for(inputs, sizes=sizes)
+        want = first(*args)  # type: ignore[call-overload]
+        if backend == "llvm":  # the same compile cache key, size by size
+            assert second.specialize(**{n: sizes[n] for n in second.named})._built.cache_hit  # type: ignore[union-attr]
+        got = second(*args)  # type: ignore[call-overload]
+        for k, (w, g) in enumerate(zip(want, got, strict=True)):
+            assert same_bits(w, g), f"output {k} at {sizes}: {w} != {g}"
+    assert second.specializations == first.specializations
+
+
+def test_an_optimized_named_graph_round_trips() -> None:
+    """fn.graph of a named function (fused bodies on named shapes) compiles to the same results, size by size."""
+    inputs, outputs = named_model_case()
+    fn = gc.compile(inputs, outputs, backend="numpy")
+    _, inputs2, outputs2 = round_trip(list(fn.graph.inputs), list(fn.graph.outputs))  # type: ignore[arg-type]
+    assert "fused" in ops_in(outputs2)  # type: ignore[arg-type]
+    again = gc.compile(inputs2, outputs2, backend="numpy", optimize=False)
+    for sizes in NAMED_SIZES:
+        args = values_for(inputs, sizes=sizes)
+        for w, g in zip(fn(*args), again(*args), strict=True):  # type: ignore[call-overload]
+            assert same_bits(w, g)
 
 
 # --- files, sidecars, provenance -------------------------------------------------------------------
@@ -504,6 +640,7 @@ def test_every_document_we_write_validates_against_the_schema(monkeypatch: pytes
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     cases = [case_for(name) for name in sorted(OPS)] + list(example_cases(monkeypatch).values())
+    cases += [named_model_case(), named_op_cases()]
     for inputs, outputs in cases:
         validator.validate(json.loads(gc.dumps(inputs, outputs, provenance=True)))
     bad = json.loads(gc.dumps(*var_case()))
@@ -518,6 +655,10 @@ def test_the_schema_admits_every_registered_op_and_refuses_what_is_no_name() -> 
     assert all(op.is_valid(name) for name in OPS)
     assert not any(op.is_valid(name) for name in ["__import__", "os.system", "", "Add", 3, None])
     assert schema["$defs"]["dtype"]["enum"] == ["float64", "float32", "int64", "bool"]
+    dim = jsonschema.Draft202012Validator({**schema["$defs"]["dim"], "$defs": schema["$defs"]})
+    assert all(dim.is_valid(d) for d in [0, 7, "batch", "_n2", "批", {"dim": [[2, ["T", "batch"]], [-1, []]]}])
+    bad_dims = [-1, "", "1a", "a b", "a-1", "x" * 257, {"dim": []}, {"dim": [[0, ["a"]]]}, {"dim": [[1, ["a"], 3]]}]
+    assert not any(dim.is_valid(d) for d in bad_dims)
 
 
 # --- hostile documents -----------------------------------------------------------------------------
@@ -682,6 +823,60 @@ def hostile_documents() -> list[tuple[str, object, str]]:
     ]
 
 
+def named_document() -> dict:
+    """A document with named dimensions: a var, a reshape to a product, a slice to a sum, a `dim` node."""
+    x = gc.var("x", ("batch", "T", 2))
+    flat = gc.reshape(x, (-1, 2))[1:]
+    return json.loads(gc.dumps([x], [gc.sum(flat), gc.mean(x)]))
+
+
+def named_hostile_documents() -> list[tuple[str, object, str]]:
+    """Malformed named dimensions (node 0: the var, 1: reshape, 2: slice, 5: dim)."""
+    doc = named_document()
+    shape, size = "$.nodes[1].shape[0]", "$.nodes[5].attrs.size"
+    terms: list[tuple[str, object, str]] = [
+        ("no terms", [], ".dim"),
+        ("terms not a list", "T*batch", ".dim"),
+        ("a term of three items", [[1, ["T", "batch"], 0]], ".dim[0]"),
+        ("a term not a list", [{"T": 1}], ".dim[0]"),
+        ("a bool coefficient", [[True, ["T", "batch"]]], ".dim[0][0]"),
+        ("a float coefficient", [[1.0, ["T", "batch"]]], ".dim[0][0]"),
+        ("a huge coefficient", [[2**70, ["T", "batch"]]], ".dim[0][0]"),
+        ("names not a list", [[1, "T*batch"]], ".dim[0][1]"),
+        ("a name that is no identifier", [[1, ["T", "__import__('os')"]]], ".dim[0][1][1]"),
+        ("a name with a newline", [[1, ["T", "batch\nimport os"]]], ".dim[0][1][1]"),
+        ("a name too long", [[1, ["T", "b" * 300]]], ".dim[0][1][1]"),
+        ("a number as a name", [[1, ["T", 3]]], ".dim[0][1][1]"),
+        ("too many terms", [[1, [f"n{k}"]] for k in range(MAX_TERMS + 1)], ".dim"),
+        ("too high a degree", [[1, ["T"] * (MAX_DEGREE + 1)]], ".dim[0][1]"),
+        ("a zero term", [[1, ["T", "batch"]], [0, []]], ".dim"),
+        ("names out of order", [[1, ["batch", "T"]]], ".dim"),
+        ("terms out of order", [[-1, []], [1, ["T", "batch"]]], ".dim"),
+        ("a repeated term", [[1, ["T", "batch"]], [1, ["T", "batch"]]], ".dim"),
+        ("terms that cancel", [[1, ["T"]], [-1, ["T"]], [4, []]], ".dim"),
+        ("one name as terms", [[1, ["batch"]]], ".dim"),
+    ]
+    found = [(f"dim with {what}", set_at(doc, ["nodes", 1, "shape", 0], {"dim": raw}), shape + tail)
+             for what, raw, tail in terms]  # fmt: skip
+    found += [(f"dim attr with {what}", set_at(doc, ["nodes", 5, "attrs", "size"], {"dim": raw}), size + tail)
+              for what, raw, tail in terms[:4]]  # fmt: skip
+    where = {"var shape": "$.nodes[0].attrs.shape", "shape": "$.nodes[0].shape", "axis": "$.nodes[3].attrs.axis"}
+    return [
+        *found,
+        ("a var dimension that is no name", set_at(doc, ["nodes", 0, "attrs", "shape"], ["1a", "T", 2]),
+         where["var shape"]),
+        ("a shape entry that is no name", set_at(doc, ["nodes", 0, "shape"], ["batch", "T T", 2]),
+         where["shape"] + "[1]"),
+        ("a shape entry of another name", set_at(doc, ["nodes", 0, "shape"], ["batch", "S", 2]), "$.nodes[0]"),
+        ("a dim tag with another key", set_at(doc, ["nodes", 5, "attrs", "size"], {"dim": [[2, ["T"]]], "x": 1}), size),
+        ("a dim of a known size", set_at(doc, ["nodes", 5, "attrs", "size"], 6), size),
+        ("a dim of a name where ints go", set_at(doc, ["nodes", 3, "attrs", "axis"], ["batch"]), where["axis"]),
+        ("a reshape that loses elements", set_at(doc, ["nodes", 1, "attrs", "shape"], ["batch", 2]), "$.nodes[1]"),
+        ("a recorded shape that disagrees with a named slice",
+         set_at(doc, ["nodes", 2, "attrs", "index", 0, 1], {"dim": [[1, ["T", "batch"]], [1, []]]}), "$.nodes[2]"),
+    ]  # fmt: skip
+
+
 def bool_const_document() -> dict:
     doc = json.loads(gc.dumps([], [gc.const(np.array([True, False]))]))
     doc["nodes"][0]["attrs"]["value"]["array"]["base64"] = "AgA="  # bytes 2, 0
@@ -698,7 +893,7 @@ def opaque_fused_document() -> tuple[dict, str]:
     return doc, f"$.nodes[{k}].attrs.body"
 
 
-HOSTILE = hostile_documents()
+HOSTILE = hostile_documents() + named_hostile_documents()
 
 
 def load_any(document: object) -> object:
@@ -775,6 +970,21 @@ def test_many_bodies_over_one_long_chain_fail_fast_instead_of_taking_quadratic_t
     assert time.perf_counter() - start < 5.0
 
 
+def test_named_dimensions_that_would_multiply_out_fail_fast() -> None:
+    """A product of 40 two-name sums would have 2**40 terms: shape arithmetic stops at MAX_TERMS."""
+    sums = [{"dim": [[1, [f"a{k}"]], [1, [f"b{k}"]]]} for k in range(40)]
+    x = {"op": "var", "inputs": [], "attrs": {"dtype": {"dtype": "float64"}, "name": "x", "shape": sums, "uid": 0},
+         "dtype": "float64", "shape": sums}  # fmt: skip
+    flat = {"op": "reshape", "inputs": [0], "attrs": {"shape": [7]}, "dtype": "float64", "shape": [7]}
+    text = json.dumps({"format": "graphc.graph", "version": 1, "inputs": [0], "outputs": [1], "nodes": [x, flat]})
+    start = time.perf_counter()
+    with pytest.raises(gc.GraphFormatError, match="beyond what graphc represents") as info:
+        gc.loads(text)
+    assert info.value.path == "$.nodes[1]" and time.perf_counter() - start < 1.0
+    with pytest.raises(gc.ShapeError, match="beyond"):  # the same bound when building in Python
+        gc.reshape(gc.var("x", shape=tuple(gc.Dim.named(f"a{k}") + gc.Dim.named(f"b{k}") for k in range(40))), (-1,))
+
+
 def test_a_long_chain_needs_no_recursion() -> None:
     x = gc.var("x")
     y = x
@@ -803,13 +1013,16 @@ def test_a_hostile_huge_constant_allocates_nothing_big() -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False)
-    | st.text(max_size=12) | st.sampled_from(["var", "fused", "scan", "float64", "c0", "nan"]),
+    | st.text(max_size=12) | st.sampled_from(["var", "fused", "scan", "float64", "c0", "nan", "batch", "T", "dim"]),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["op", "inputs", "attrs", "graph", "array", "float", "dtype", "shape", "body", "x"]),
+        st.sampled_from(["op", "inputs", "attrs", "graph", "array", "float", "dtype", "shape", "body", "x", "dim"]),
         inner, max_size=3),
     max_leaves=12,
 )  # fmt: skip
-BASES = [rich_document(), json.loads(gc.dumps(*fixed_point_case())), json.loads(gc.dumps(*const_case()))]
+BASES = [
+    rich_document(), json.loads(gc.dumps(*fixed_point_case())), json.loads(gc.dumps(*const_case())), named_document(),
+    json.loads(gc.dumps(*named_model_case())),
+]  # fmt: skip
 ALLOWED_AT_CALL_TIME = (ValueError, TypeError, IndexError, FloatingPointError, gc.ConvergenceError)
 
 
@@ -835,7 +1048,8 @@ def survives(text: str | bytes) -> None:
     finally:
         assert time.perf_counter() - start < 5.0
     outs = [outputs] if isinstance(outputs, gc.Tensor) else outputs
-    if any(math.prod(o.shape) > 10**6 for o in outs) or any(math.prod(i.shape) > 10**6 for i in inputs):
+    shapes = [concrete(t.shape) for t in [*outs, *inputs]]  # named dimensions at SIZE
+    if any(n < 0 for shape in shapes for n in shape) or any(math.prod(shape) > 10**6 for shape in shapes):
         return
     with contextlib.suppress(*ALLOWED_AT_CALL_TIME):
         gc.evaluate(outs, dict(zip(inputs, values_for(inputs), strict=True)))

@@ -302,6 +302,9 @@ NOT_DRAWN = {
     "argmax": "int result", "argmin": "int result", "scan": "test_loops_are_conservative",
     "fixed_point": "a loop: conservative like scan", "while_loop": "a loop: conservative like scan",
     "iota": "int result", "sort": "int result (an internal op of gc.random.permutation)",
+    "dim": "an int source (a named dimension's size)",
+    "stop_gradient": "no derivative: dense dependence is conservative (test_derivative_control_patterns)",
+    "custom": "a user's rule: dense dependence, conservative (test_derivative_control_patterns)",
 }  # fmt: skip
 BOOL_OPS = {op.name for op in elementwise_ops() if op.name not in FLOAT_UNARY + FLOAT_BINARY}
 
@@ -569,3 +572,23 @@ def test_bad_arguments_raise_clear_errors_at_the_users_line() -> None:
     with pytest.raises(gc.GraphError, match="needs a float scalar") as info:
         gc.sparse_hessian(f, x)
     assert f"{THIS_FILE}:{here() - 1}" in str(info.value)
+
+
+def test_derivative_control_patterns() -> None:
+    """stop_gradient and custom_vjp nodes get a conservative (dense) pattern; the sparse values stay exact."""
+
+    @gc.custom_vjp
+    def clipped(t: gc.Tensor) -> gc.Tensor:
+        return gc.sin(t)
+
+    clipped.defvjp(lambda ct, out, t: [ct * gc.cos(t)])
+    x = gc.var("x", (4,))
+    f = clipped(x) * 2.0 + gc.stop_gradient(x) * x
+    pattern = gc.jacobian_sparsity(f, x).toarray()
+    assert pattern.shape == (4, 4) and pattern.diagonal().all()
+    xv = np.linspace(-1.0, 1.0, 4)
+    dense = gc.compile([x], gc.jacobian(f, x), backend="numpy")(xv)
+    np.testing.assert_allclose(np.diag(dense), 2 * np.cos(xv) + xv, rtol=1e-15)
+    for backend in ("numpy", "llvm"):
+        got = gc.compile([x], gc.sparse_jacobian(f, x), backend=backend)(xv)
+        np.testing.assert_array_equal(got.toarray(), dense)

@@ -1,16 +1,15 @@
-"""Differentiation as graph transforms: grad, vjp, jvp, jacobian, hessian.
+"""Differentiation as graph transforms: grad, value_and_grad, vjp, jvp, jacobian, hessian.
 
 Imports errors, shapes, ir, ops, tensor. Each function takes Tensors and returns
 ordinary Tensors (graphs), which can be composed, compiled and differentiated again.
-Every Tensor argument is one Tensor or a list or tuple of them (autodiff.trees), and
-results come back in the form the arguments came in: a single Tensor is never
-iterated into its elements.
+Every Tensor argument is one Tensor or a tree of them: nested dicts, lists and tuples
+(autodiff.trees), and results come back in the structure the arguments came in: a
+single Tensor is never iterated into its elements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 
@@ -19,12 +18,12 @@ from graphc.autodiff.canonical import canonicalize
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.sparse import SparseTensor, sparse_hessian_graph, sparse_jacobian_graph
 from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
-from graphc.autodiff.trees import Form, check_vars, flatten, flatten_like, got, is_tensor
+from graphc.autodiff.trees import Form, Tree, check_vars, flatten, flatten_like, got, is_tensor
 from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
-from graphc.shapes import is_float
+from graphc.shapes import Dim, format_shape, is_float, is_static
 from graphc.tensor import Tensor, TensorLike, as_tensor, building, const
 
 __all__ = [
@@ -32,7 +31,7 @@ __all__ = [
     "sparse_jacobian", "value_and_grad", "vjp",
 ]  # fmt: skip
 
-Tensors = Tensor | Sequence[Tensor]
+Tensors = Tree
 
 
 def _wrt(wrt: object, who: str, what: str = "wrt") -> tuple[list[Tensor], Form]:
@@ -102,10 +101,15 @@ def grad(f: Tensor, wrt: Tensor, *, disconnected: str = "zero") -> Tensor: ...
 def grad(f: Tensor, wrt: list[Tensor], *, disconnected: str = "zero") -> list[Tensor]: ...
 @overload
 def grad(f: Tensor, wrt: tuple[Tensor, ...], *, disconnected: str = "zero") -> tuple[Tensor, ...]: ...
+@overload
+def grad(f: Tensor, wrt: Tree, *, disconnected: str = "zero") -> Tree: ...
 
 
-def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Sequence[Tensor]:
-    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape)."""
+def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tree:
+    """The gradient of the scalar `f` with respect to each of `wrt` (one Tensor per wrt, same shape).
+
+    `wrt` is a Tensor or a tree of them (dicts, lists, tuples); the gradients come in its structure.
+    """
     _check_disconnected(disconnected)
     f = _scalar(f, "gc.grad")
     ws, form = _wrt(wrt, "gc.grad")
@@ -114,18 +118,39 @@ def grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> Tensor | Seq
 
 
 @overload
+def value_and_grad(f: Tensor, wrt: Tensor, *, disconnected: str = "zero") -> tuple[Tensor, Tensor]: ...
+@overload
+def value_and_grad(f: Tensor, wrt: list[Tensor], *, disconnected: str = "zero") -> tuple[Tensor, list[Tensor]]: ...
+@overload
+def value_and_grad(
+    f: Tensor, wrt: tuple[Tensor, ...], *, disconnected: str = "zero"
+) -> tuple[Tensor, tuple[Tensor, ...]]: ...
+@overload
+def value_and_grad(f: Tensor, wrt: Tree, *, disconnected: str = "zero") -> tuple[Tensor, Tree]: ...
+
+
+def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, Tree]:
+    """(f, gc.grad(f, wrt)): the scalar with its gradient, in the structure of `wrt`."""
+    _check_disconnected(disconnected)
+    f = _scalar(f, "gc.value_and_grad")
+    ws, form = _wrt(wrt, "gc.value_and_grad")
+    seed = const(np.ones((), dtype=f.dtype))
+    return f, form.unflatten(_pull_back([f], ws, [seed], disconnected))
+
+
+@overload
 def vjp(outputs: Tensors, wrt: Tensor, cotangents: TensorLike, *, disconnected: str = "zero") -> Tensor: ...
 @overload
-def vjp(outputs: Tensors, wrt: list[Tensor], cotangents: TensorLike, *, disconnected: str = "zero") -> list[Tensor]: ...
+def vjp(outputs: Tensors, wrt: list[Tensor], cotangents: Tree, *, disconnected: str = "zero") -> list[Tensor]: ...
 @overload
 def vjp(
-    outputs: Tensors, wrt: tuple[Tensor, ...], cotangents: TensorLike, *, disconnected: str = "zero"
+    outputs: Tensors, wrt: tuple[Tensor, ...], cotangents: Tree, *, disconnected: str = "zero"
 ) -> tuple[Tensor, ...]: ...
+@overload
+def vjp(outputs: Tensors, wrt: Tree, cotangents: Tree, *, disconnected: str = "zero") -> Tree: ...
 
 
-def vjp(
-    outputs: Tensors, wrt: Tensors, cotangents: TensorLike, *, disconnected: str = "zero"
-) -> Tensor | Sequence[Tensor]:
+def vjp(outputs: Tensors, wrt: Tensors, cotangents: Tree, *, disconnected: str = "zero") -> Tree:
     """Reverse mode: for each wrt, sum_k ct_k · d(outputs_k)/d(wrt), in the form of `wrt`.
 
     `cotangents` has the form of `outputs`: one value for one output, else one per output.
@@ -139,14 +164,16 @@ def vjp(
 
 
 @overload
-def jvp(outputs: Tensor, wrt: Tensors, tangents: TensorLike) -> Tensor: ...
+def jvp(outputs: Tensor, wrt: Tensors, tangents: Tree) -> Tensor: ...
 @overload
-def jvp(outputs: list[Tensor], wrt: Tensors, tangents: TensorLike) -> list[Tensor]: ...
+def jvp(outputs: list[Tensor], wrt: Tensors, tangents: Tree) -> list[Tensor]: ...
 @overload
-def jvp(outputs: tuple[Tensor, ...], wrt: Tensors, tangents: TensorLike) -> tuple[Tensor, ...]: ...
+def jvp(outputs: tuple[Tensor, ...], wrt: Tensors, tangents: Tree) -> tuple[Tensor, ...]: ...
+@overload
+def jvp(outputs: Tree, wrt: Tensors, tangents: Tree) -> Tree: ...
 
 
-def jvp(outputs: Tensors, wrt: Tensors, tangents: TensorLike) -> Tensor | Sequence[Tensor]:
+def jvp(outputs: Tensors, wrt: Tensors, tangents: Tree) -> Tree:
     """Forward mode: for each output, sum_j d(output)/d(wrt_j) · t_j, in the form of `outputs`.
 
     `tangents` has the form of `wrt`: one value for one wrt, else one per wrt.
@@ -160,12 +187,12 @@ def jvp(outputs: Tensors, wrt: Tensors, tangents: TensorLike) -> Tensor | Sequen
     return out_form.unflatten(tensors)
 
 
-def _seed(value: TensorLike, like: Tensor, who: str, what: str) -> Tensor:
+def _seed(value: object, like: Tensor, who: str, what: str) -> Tensor:
     """A cotangent or tangent for `like`: a Tensor, an array or a number of like's shape."""
     if not is_tensor(value) and np.asarray(value).dtype == object:
         raise TypeError(f"{who}: a {what} must be a Tensor, an array or a number, {got(value)}")
     with building(what, value):
-        t = value if is_tensor(value) else as_tensor(value, like.dtype)
+        t = value if is_tensor(value) else as_tensor(value, like.dtype)  # type: ignore[arg-type]  # checked above
         assert isinstance(t, Tensor)
         if t.shape != like.shape:
             raise ShapeError(f"a {what} must have the shape of {like!r}, got {t.shape}")
@@ -175,32 +202,17 @@ def _seed(value: TensorLike, like: Tensor, who: str, what: str) -> Tensor:
 
 
 @overload
-def value_and_grad(f: Tensor, wrt: Tensor, *, disconnected: str = "zero") -> tuple[Tensor, Tensor]: ...
-@overload
-def value_and_grad(f: Tensor, wrt: list[Tensor], *, disconnected: str = "zero") -> tuple[Tensor, list[Tensor]]: ...
-@overload
-def value_and_grad(
-    f: Tensor, wrt: tuple[Tensor, ...], *, disconnected: str = "zero"
-) -> tuple[Tensor, tuple[Tensor, ...]]: ...
-
-
-def value_and_grad(f: Tensor, wrt: Tensors, *, disconnected: str = "zero") -> tuple[Tensor, Tensor | Sequence[Tensor]]:
-    """(f, the gradient of f with respect to wrt), the gradient in the form of `wrt` (one Tensor or a list)."""
-    return f, grad(f, wrt, disconnected=disconnected)  # type: ignore[arg-type]  # the overloads of grad, as one
-
-
-@overload
 def jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> Tensor: ...
 @overload
 def jacobian(f: Tensor, x: list[Tensor], mode: str = "auto") -> list[Tensor]: ...
 @overload
 def jacobian(f: list[Tensor], x: Tensor, mode: str = "auto") -> list[Tensor]: ...
 @overload
-def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[Any]: ...
+def jacobian(f: Tree, x: Tree, mode: str = "auto") -> Tree: ...
 
 
-def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[Any]:
-    """d f / d x with shape f.shape + x.shape, as one batched graph.
+def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tree:
+    """d f / d x with shape f.shape + x.shape, as one batched graph (trees of f and x give nested results).
 
     mode="rev" pulls back the whole basis of f's space at once (one batched VJP, which
     gives the Jacobians for every x together), mode="fwd" pushes forward the basis of
@@ -223,10 +235,9 @@ def jacobian(f: Tensors, x: Tensors, mode: str = "auto") -> Tensor | Sequence[An
 
 def _jacobians(fs: list[Node], xs: list[Tensor], mode: str) -> list[list[Tensor]]:
     """J[i][j] = d fs[i] / d xs[j] as Tensors (zeros where there is no dependence); fs in their stable forms."""
-    n = sum(x.size for x in xs)
     table: list[list[Tensor | None]] = [[None] * len(xs) for _ in fs]
     for chosen in ("rev", "fwd"):
-        rows = [i for i, f in enumerate(fs) if _mode_for(f, n, mode) == chosen]
+        rows = [i for i, f in enumerate(fs) if _mode_for(f, xs, mode) == chosen]
         if not rows:
             continue
         found = jacobian_graphs([fs[i] for i in rows], [x.node for x in xs], chosen)
@@ -235,10 +246,33 @@ def _jacobians(fs: list[Node], xs: list[Tensor], mode: str) -> list[list[Tensor]
     return table  # type: ignore[return-value]
 
 
-def _mode_for(f: Node, n: int, mode: str) -> str:
-    if mode != "auto":
-        return mode
-    return "rev" if f.type.size <= n else "fwd"
+def _mode_for(f: Node, xs: list[Tensor], mode: str) -> str:
+    """The direction whose seed basis is known: reverse spans f's space, forward each x's.
+
+    "auto" picks reverse when f has no more elements than all the x together; with named
+    dimensions it picks the one side whose size is known. A basis whose size depends on a
+    name is an error: the seed would be a constant of unknown size.
+    """
+    m = f.type.size
+    named_x = next((x for x in xs if isinstance(x.size, Dim)), None)
+    if mode == "auto":
+        if isinstance(m, Dim) or named_x is not None:
+            mode = "fwd" if isinstance(m, Dim) else "rev"
+        else:
+            mode = "rev" if m <= sum(int(x.size) for x in xs) else "fwd"
+    if mode == "rev" and isinstance(m, Dim):
+        _named_basis(mode, "output", f.shape, m)
+    if mode == "fwd" and named_x is not None:
+        _named_basis(mode, "input", named_x.shape, named_x.size)
+    return mode
+
+
+def _named_basis(mode: str, what: str, shape: tuple, size: object) -> None:
+    message = (
+        f"mode={mode!r} seeds one direction per element of the {what}, of shape {format_shape(shape)}: "
+        f"their number, {size}, is named (known only at call time), so the Jacobian's size would be too"
+    )
+    raise located(ShapeError(message), "gc.jacobian", user_location())
 
 
 def _zero_if_none(node: Node | None, f: Node, x: Tensor) -> Tensor:
@@ -251,9 +285,11 @@ def hessian(f: Tensor, x: Tensor) -> Tensor: ...
 def hessian(f: Tensor, x: list[Tensor]) -> list[list[Tensor]]: ...
 @overload
 def hessian(f: Tensor, x: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], ...]: ...
+@overload
+def hessian(f: Tensor, x: Tree) -> Tree: ...
 
 
-def hessian(f: Tensor, x: Tensors) -> Tensor | Sequence[Any]:
+def hessian(f: Tensor, x: Tensors) -> Tree:
     """d²f/dx² with shape x.shape + x.shape: forward mode over the reverse-mode gradient.
 
     A list of wrt gives a nested list: H[i][j] has shape x_i.shape + x_j.shape (one
@@ -277,7 +313,18 @@ def _one_float(f: object, who: str) -> Tensor:
     if not is_float(f.dtype):
         error = DifferentiationError(f"{who} needs a float function, got {f!r}")
         raise located(error, who, user_location())
-    return f
+    return _fixed_shape(f, who, "f")
+
+
+def _fixed_shape(t: Tensor, who: str, what: str) -> Tensor:
+    """t, if its shape has no named dimension: a sparsity pattern is found when building, entry by entry."""
+    if not is_static(t.shape):
+        message = (
+            f"needs fixed shapes: {what} has shape {format_shape(t.shape)}, whose size is named (known "
+            "only at call time), and the pattern is found when building; use gc.jacobian, or fix the size"
+        )
+        raise located(ShapeError(message), who, user_location())
+    return t
 
 
 def _one_wrt(x: object, who: str) -> Tensor:
@@ -285,7 +332,7 @@ def _one_wrt(x: object, who: str) -> Tensor:
     if not is_tensor(x):
         raise TypeError(f"{who}: x must be one var Tensor (made with gc.var), {got(x)}")
     (w,), _ = _wrt(x, who, "x")
-    return w
+    return _fixed_shape(w, who, "x")
 
 
 def jacobian_sparsity(f: Tensor, x: Tensor) -> object:

@@ -16,6 +16,7 @@ from graphc.autodiff.seeds import identity_seed, restructure
 from graphc.autodiff.vjp import vjp_graph
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
+from graphc.shapes import Shape, fixed
 
 
 def _rows_to_jacobian(rows: Node, f: Node, x: Node) -> Node:
@@ -29,7 +30,7 @@ def _columns_to_jacobian(cols: Node, f: Node, x: Node) -> Node:
     return _reshaped(sh.transpose(flat, axes=(1, 0)), f.shape + x.shape)
 
 
-def _reshaped(node: Node, shape: tuple[int, ...]) -> Node:
+def _reshaped(node: Node, shape: Shape) -> Node:
     return node if node.shape == shape else sh.reshape(node, shape=shape)
 
 
@@ -48,12 +49,12 @@ def jacobian_graphs(fs: Sequence[Node], xs: Sequence[Node], mode: str) -> list[l
     table: list[list[Node | None]] = [[None] * len(xs) for _ in fs]
     if mode == "rev":
         for i, f in enumerate(fs):
-            rows = vjp_graph([f], list(xs), [identity_seed(f.shape, f.dtype)], nb=1)
+            rows = vjp_graph([f], list(xs), [identity_seed(fixed(f.shape), f.dtype)], nb=1)
             for j, (r, x) in enumerate(zip(rows, xs, strict=True)):
                 table[i][j] = None if r is None else _rows_to_jacobian(r, f, x)
     else:
         for j, x in enumerate(xs):
-            cols = jvp_graph(list(fs), [x], [identity_seed(x.shape, x.dtype)], nb=1)
+            cols = jvp_graph(list(fs), [x], [identity_seed(fixed(x.shape), x.dtype)], nb=1)
             for i, (c, f) in enumerate(zip(cols, fs, strict=True)):
                 table[i][j] = None if c is None else _columns_to_jacobian(c, f, x)
     present = [node for row in table for node in row if node is not None]

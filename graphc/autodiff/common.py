@@ -16,7 +16,7 @@ from graphc.ir import Node
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.shapes import is_float
+from graphc.shapes import Shape, is_float
 
 _TAINTING = ("astype", "argmax", "argmin")
 
@@ -74,7 +74,7 @@ def _at(node: Node) -> str:
     return f" at {node.loc}" if node.loc is not None else ""
 
 
-def unbroadcast(g: Node, nb: int, shape: tuple[int, ...]) -> Node:
+def unbroadcast(g: Node, nb: int, shape: Shape) -> Node:
     """g (batch + s, s broadcast-compatible with `shape`) summed and broadcast to batch + shape."""
     extra = g.ndim - nb - len(shape)
     if extra > 0:

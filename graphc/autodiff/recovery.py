@@ -30,6 +30,7 @@ from graphc.ops import structure as st
 from graphc.ops.loops import is_loop
 from graphc.ops.source import const, const_op, var_op
 from graphc.ops.sparsity import broadcast_index, positions
+from graphc.shapes import fixed
 
 MAX_DEPTH = 200
 """Deeper than this the gather is not pushed further (a plain take there)."""
@@ -122,9 +123,9 @@ def _moved(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered:
     """transpose, broadcast_to, slice: the input's position of every output position."""
     x = node.inputs[0]
     if node.op is sh.transpose:
-        source = np.transpose(positions(x.shape), node.attr("axes")).reshape(-1)  # type: ignore[call-overload]
+        source = np.transpose(positions(fixed(x.shape)), node.attr("axes")).reshape(-1)  # type: ignore[call-overload]
     elif node.op is sh.broadcast_to:
-        source = broadcast_index(node.shape, x.shape)
+        source = broadcast_index(fixed(node.shape), fixed(x.shape))
     else:
         source = positions(x.shape)[sh.as_slices(node.attr("index"))].reshape(-1)  # type: ignore[arg-type, index]
     return gather(x, source[where], ctx, depth)
@@ -156,14 +157,14 @@ def _regions(node: Node) -> list[tuple[Node, np.ndarray]]:
         source = np.full(node.shape, -1, dtype=np.int64)
         region = [slice(None)] * node.ndim
         region[axis] = slice(start, start + x.shape[axis])
-        source[tuple(region)] = positions(x.shape)
+        source[tuple(region)] = positions(fixed(x.shape))
         regions.append((x, source.reshape(-1)))
         start += x.shape[axis]
     return regions
 
 
 def _operands(node: Node, where: np.ndarray, ctx: Context, depth: int) -> list[Gathered]:
-    return [gather(x, broadcast_index(node.shape, x.shape)[where], ctx, depth) for x in node.inputs]
+    return [gather(x, broadcast_index(fixed(node.shape), fixed(x.shape))[where], ctx, depth) for x in node.inputs]
 
 
 def _sum(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered:
@@ -179,7 +180,7 @@ def _constant_at(x: Node, node: Node, where: np.ndarray, ctx: Context) -> np.nda
     """The values of operand x at the positions (None when x depends on the inputs)."""
     if x in ctx.dependent:
         return None
-    return constant_value(x, ctx).reshape(-1)[broadcast_index(node.shape, x.shape)[where]]
+    return constant_value(x, ctx).reshape(-1)[broadcast_index(fixed(node.shape), fixed(x.shape))[where]]
 
 
 def _product(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathered | None:
@@ -190,7 +191,7 @@ def _product(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gathere
         if c is None:
             continue
         kept = np.flatnonzero(c != 0)
-        inner = gather(other, broadcast_index(node.shape, other.shape)[where][kept], ctx, depth)
+        inner = gather(other, broadcast_index(fixed(node.shape), fixed(other.shape))[where][kept], ctx, depth)
         return _spread(_scaled(inner, c[kept].astype(node.dtype), ew.mul), kept, len(where))
     return None
 
@@ -210,7 +211,7 @@ def _quotient(node: Node, where: np.ndarray, ctx: Context, depth: int) -> Gather
     c = _constant_at(y, node, where, ctx)
     if c is None:
         return None
-    inner = gather(x, broadcast_index(node.shape, x.shape)[where], ctx, depth)
+    inner = gather(x, broadcast_index(fixed(node.shape), fixed(x.shape))[where], ctx, depth)
     terms = [(at, ew.div(part, const(c[at].astype(node.dtype)))) for at, part in inner.terms]
     with np.errstate(all="ignore"):
         return Gathered((inner.base / c).astype(node.dtype), terms)

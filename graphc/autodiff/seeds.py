@@ -34,12 +34,10 @@ from graphc.ops import shape as sh
 from graphc.ops import structure as st
 from graphc.ops.source import const
 from graphc.rewrite import Rule, is_filled, rewrite_nodes, rule_table
-from graphc.shapes import broadcast_shapes
-
-Shape = tuple[int, ...]
+from graphc.shapes import DimLike, Shape, broadcast_shapes, fixed_size
 
 
-def identity_seed(shape: Shape, dtype: np.dtype) -> Node:
+def identity_seed(shape: tuple[int, ...], dtype: np.dtype) -> Node:
     """The basis of R^size as structure: diag(ones(size)) seen as (size,) + shape."""
     size = int(np.prod(shape, dtype=np.int64))
     ones = sh.broadcast_to(const(np.ones((), dtype=dtype)), shape=(size,))
@@ -60,7 +58,7 @@ def _build(v: Node, s: Shape) -> Node:
     return d if d.shape[1:] == s else sh.reshape(d, shape=(d.shape[0], *s))
 
 
-def along(w: Node, n: int, s: Shape) -> Node | None:
+def along(w: Node, n: DimLike, s: Shape) -> Node | None:
     """w as the length-n vector of its values along the structure, when it is constant along the seed axis."""
     full = (n, *s)
     if w.ndim > len(full):
@@ -74,7 +72,7 @@ def along(w: Node, n: int, s: Shape) -> Node | None:
     return sh.reshape(w, shape=(n,)) if s != (n,) else w
 
 
-def _values_for(other: Node, node: Node, n: int, s: Shape) -> Node | None:
+def _values_for(other: Node, node: Node, n: DimLike, s: Shape) -> Node | None:
     """What a structured operand meets in `node` (elementwise): `other` along the structure, or its diagonal."""
     w = along(other, n, s)
     if w is not None:
@@ -130,7 +128,7 @@ def astype_structured(node: Node) -> Node | None:
 
 def _on_diagonal(m: Node, v: Node) -> Node:
     """m (shape (n,) + s) with v added to the entries the structure occupies: index_add on the flat array."""
-    n = v.shape[0]
+    n = fixed_size(v.shape[0])  # the flat positions of the diagonal are numbers
     flat = sh.reshape(m, shape=(n * n,))
     where = const(np.arange(n, dtype=np.int64) * (n + 1))
     out = st.index_add(flat, v, where, axis=0)

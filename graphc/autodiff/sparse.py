@@ -31,6 +31,7 @@ from graphc.autodiff.vjp import vjp_graph
 from graphc.ir import Node
 from graphc.ops import shape as sh
 from graphc.ops.source import const
+from graphc.shapes import fixed
 from graphc.tensor import Tensor
 
 Pattern: TypeAlias = Any
@@ -136,10 +137,10 @@ def sparse_jacobian_graph(f: Node, x: Node, mode: str = "auto") -> SparseTensor:
     m, n = p.shape
     rows = np.repeat(np.arange(m), np.diff(p.indptr))
     if mode == "fwd":
-        (compressed,) = jvp_graph([f], [x], [_seed(colors, number, x.shape, x.dtype)], nb=1)
+        (compressed,) = jvp_graph([f], [x], [_seed(colors, number, fixed(x.shape), x.dtype)], nb=1)
         where = colors[p.indices] * m + rows
     else:
-        (compressed,) = vjp_graph([f], [x], [_seed(colors, number, f.shape, f.dtype)], nb=1)
+        (compressed,) = vjp_graph([f], [x], [_seed(colors, number, fixed(f.shape), f.dtype)], nb=1)
         where = colors[rows] * n + p.indices
     assert compressed is not None  # the pattern has entries, so f depends on x
     return _tensor(p, recover(compressed, where), number, mode)
@@ -173,7 +174,7 @@ def sparse_hessian_graph(gradient: Node, x: Node) -> SparseTensor:
     colors = star if use_star and star is not None else columns
     number = count(colors)
     n = p.shape[0]
-    (compressed,) = jvp_graph([gradient], [x], [_seed(colors, number, x.shape, x.dtype)], nb=1)
+    (compressed,) = jvp_graph([gradient], [x], [_seed(colors, number, fixed(x.shape), x.dtype)], nb=1)
     assert compressed is not None
     rows = np.repeat(np.arange(n), np.diff(p.indptr))
     where = star_positions(p, colors) if use_star else colors[p.indices] * n + rows

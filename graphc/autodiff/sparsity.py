@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from graphc.ir import Node, toposort
 from graphc.ops.base import zero
 from graphc.ops.sparsity import Pattern, dense, empty, identity
-from graphc.shapes import is_float
+from graphc.shapes import fixed_size, is_float
 
 
 def _passes_nothing(node: Node, index: int) -> bool:
@@ -31,7 +31,7 @@ def _passes_nothing(node: Node, index: int) -> bool:
 
 def patterns(outputs: Sequence[Node], x: Node) -> list[Pattern | None]:
     """The pattern of each output with respect to the var x, shape (output.size, x.size); None: no dependence."""
-    found: dict[Node, Pattern] = {x: identity(x.type.size)}
+    found: dict[Node, Pattern] = {x: identity(fixed_size(x.type.size))}
     for node in toposort(outputs):
         if node in found or not node.inputs or not is_float(node.dtype):
             continue
@@ -60,7 +60,7 @@ def jacobian_pattern(f: Node, x: Node) -> Pattern:
     """The Jacobian pattern of f with respect to x: shape (f.size, x.size)."""
     (found,) = patterns([f], x)
     if found is None:
-        return canonical(empty(f.type.size, x.type.size))
+        return canonical(empty(fixed_size(f.type.size), fixed_size(x.type.size)))
     return canonical(found)
 
 

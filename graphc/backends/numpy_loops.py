@@ -25,6 +25,7 @@ from graphc.backends import finite
 from graphc.ops.control_flow import CONTROL_OPS
 from graphc.ops.loops import LOOP_OPS, not_converged, residual, saved_count, scan_counts
 from graphc.schedule import Program, Step, loop_family
+from graphc.shapes import fixed_size
 
 Spell = Callable[[Step], str]
 
@@ -300,7 +301,11 @@ def _prologue(
         if o < nc + ny:
             name, count, type_ = f"ys{o - nc}", length, body.output_types[o]
         else:
-            name, count, type_ = f"saved{o - nc - ny}", saved_count(length, k), body.input_types[o - nc - ny]
+            name, count, type_ = (
+                f"saved{o - nc - ny}",
+                fixed_size(saved_count(length, k)),
+                body.input_types[o - nc - ny],
+            )
         if o in listed:
             lines.append(f"    {name} = [None] * {count}")
         else:

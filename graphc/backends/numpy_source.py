@@ -243,6 +243,11 @@ def _as_array(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     return array.astype(dtype, copy=False)
 
 
+def input_array(value: object, name: str, dtype: np.dtype) -> np.ndarray:
+    """`value` as an ndarray of `dtype` by the argument rules (any shape), or TypeError naming the input."""
+    return _as_array(value, name, dtype)
+
+
 def _weak_cast(value: object, name: str, dtype: np.dtype) -> np.ndarray:
     try:
         return np.asarray(value, dtype=dtype)

@@ -23,12 +23,16 @@ class Compiled(Protocol):
     """What the explorer reads of a compiled function (graphc.compile.CompiledFunction)."""
 
     graph: Graph
-    program: Program
     backend: str
     report: Report
     fast_math: bool
     optimized: bool
-    source: str
+
+    @property
+    def program(self) -> Program: ...
+
+    @property
+    def source(self) -> str: ...
 
     @property
     def signature(self) -> str: ...

@@ -7,6 +7,7 @@ from graphc.ops import (
     control,
     control_flow,
     cumulative,
+    dims,
     elementwise,
     linalg,
     loops,
@@ -22,7 +23,7 @@ from graphc.ops import (
 from graphc.ops.base import OPS, Domain, Kind, Op, Public, accepts, elementwise_ops, zero
 
 __all__ = [
-    "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "control_flow", "cumulative", "elementwise",
-    "elementwise_ops", "linalg", "loops", "nn", "random", "reduce", "shape", "source", "sparsity", "special",
-    "structure", "zero",
+    "OPS", "Domain", "Kind", "Op", "Public", "accepts", "control", "control_flow", "cumulative", "dims",
+    "elementwise", "elementwise_ops", "linalg", "loops", "nn", "random", "reduce", "shape", "source", "sparsity",
+    "special", "structure", "zero",
 ]  # fmt: skip

@@ -103,6 +103,7 @@ class Op:
     transcendental: bool = False  # cost class: exp, log, sin, ... (the LLVM backend's vecmath kernel <name>)
     public: Public | None = None  # the function of graphc.functions made from this record
     domain: tuple[Domain, ...] = ()  # per input, for elementwise ops (tests sample it)
+    transient: bool = False  # replaced before scheduling (dim, stop_gradient, custom): no backend lowers it
     sparsity: Callable[..., object] | None = None  # the Jacobian pattern rule (ops/sparsity.py); None: dense dependence
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ from graphc.ops.reduce import sum_
 from graphc.ops.shape import reshape, slice_, transpose, unslice
 from graphc.ops.source import const
 from graphc.ops.sparsity import matrix_product
-from graphc.shapes import TensorType, broadcast_shapes, is_float
+from graphc.shapes import TensorType, broadcast_shapes, fixed_size, is_float
 
 
 def _matmul_infer(x: TensorType, y: TensorType) -> TensorType:
@@ -163,7 +163,7 @@ slogdet = Op("slogdet", _slogdet_infer, _slogdet_eval, vjp=(_slogdet_vjp,), jvp=
 
 def _mask(like: Node, lower: float, diagonal: float, upper: float) -> Node:
     """An (n, n) constant of `like`'s dtype: `lower` below the diagonal, `diagonal` on it, `upper` above."""
-    n = like.shape[-1]
+    n = fixed_size(like.shape[-1])
     rows, cols = np.indices((n, n))
     values = np.where(rows > cols, lower, np.where(rows == cols, diagonal, upper))
     return const(values.astype(like.dtype))

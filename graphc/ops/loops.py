@@ -46,7 +46,7 @@ from graphc.errors import ConvergenceError, DTypeError, GraphError, ShapeError
 from graphc.ir import Graph, Node, derived_from, toposort
 from graphc.ops.control_flow import CONTROL_OPS, run_control
 from graphc.ops.source import var_op
-from graphc.shapes import TensorType, is_float
+from graphc.shapes import Dim, DimLike, TensorType, is_float
 
 LOOP_OPS = ("scan", "fixed_point", *CONTROL_OPS)  # every op whose nodes come in families of siblings
 BODY_UID = -2
@@ -93,9 +93,16 @@ def is_loop(node: Node) -> bool:
 
 
 def int_attr(node: Node, name: str) -> int:
-    """An int attribute of a loop node (n_carry, n_xs, n_z, length, checkpoint, output)."""
+    """An int attribute of a loop node (n_carry, n_xs, n_z, checkpoint, output)."""
     value = node.attr(name)
     assert isinstance(value, int)
+    return value
+
+
+def length_attr(node: Node) -> DimLike:
+    """A scan's length: an int, or a named dimension (its size comes with each call)."""
+    value = node.attr("length")
+    assert isinstance(value, (int, Dim))
     return value
 
 
@@ -213,12 +220,19 @@ def scan_counts(body: Body, n_carry: int, n_xs: int) -> tuple[int, int, int, int
     return n_carry, n_xs, len(body.inputs) - n_carry - n_xs, len(body.outputs) - n_carry
 
 
-def saved_count(length: int, checkpoint: int) -> int:
-    """How many carries a scan saves: one every `checkpoint` steps, the first included."""
+def saved_count(length: DimLike, checkpoint: int) -> DimLike:
+    """How many carries a scan saves: one every `checkpoint` steps, the first included.
+
+    Over a named length only checkpoint=1 has a count that is a dimension (ceil(T/k) is not).
+    """
+    if isinstance(length, Dim):
+        if checkpoint != 1:
+            raise ShapeError(f"checkpoint={checkpoint} needs a known length; this scan runs {length} steps (named)")
+        return length
     return math.ceil(length / checkpoint)
 
 
-def scan_output_type(body: Graph, n_carry: int, length: int, checkpoint: int, output: int) -> TensorType:
+def scan_output_type(body: Graph, n_carry: int, length: DimLike, checkpoint: int, output: int) -> TensorType:
     ny = len(body.outputs) - n_carry
     if output < n_carry:
         return body.inputs[output].type
@@ -234,7 +248,7 @@ def scan_infer(
     body: Graph,
     n_carry: int,
     n_xs: int,
-    length: int,
+    length: DimLike,
     reverse: bool,
     checkpoint: int,
     output: int,
@@ -242,8 +256,9 @@ def scan_infer(
     nc, nx, nk, ny = scan_counts(body, n_carry, n_xs)
     if min(nc, nx, nk, ny) < 0 or len(types) != len(body.inputs):
         raise GraphError(f"a body of {len(body.inputs)} inputs cannot take {nc} carries, {nx} xs, {len(types)} inputs")
-    if length < 0 or checkpoint < 1:
+    if (not isinstance(length, Dim) and length < 0) or checkpoint < 1:
         raise GraphError(f"length must be >= 0 and checkpoint >= 1, got {length} and {checkpoint}")
+    saved_count(length, checkpoint)  # a named length takes checkpoint=1 only
     for k, (given, p) in enumerate(zip(types, body.inputs, strict=True)):
         stacked = nc <= k < nc + nx
         _check_type(k, given, TensorType((length, *p.shape), p.dtype) if stacked else p.type)
@@ -415,6 +430,7 @@ __all__ = [
     "fixed_point_infer",
     "int_attr",
     "is_loop",
+    "length_attr",
     "not_converged",
     "residual",
     "run_family",

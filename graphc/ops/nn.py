@@ -27,7 +27,7 @@ import numpy as np
 from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
 from graphc.ops.base import Op
-from graphc.shapes import TensorType, is_float
+from graphc.shapes import TensorType, fixed_size, is_float
 
 Pair = tuple[int, int]
 Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
@@ -63,7 +63,7 @@ def _im2col_infer(
     if x.ndim < 4:
         raise ShapeError(f"expects (..., N, C, H, W), got {x.shape}")
     *lead, n, c, h, w = x.shape
-    ho, wo = out_size((h, w), kernel, stride, padding, dilation)
+    ho, wo = out_size((fixed_size(h), fixed_size(w)), kernel, stride, padding, dilation)
     return TensorType((*lead, c, *kernel, n, ho, wo), x.dtype)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from graphc.errors import DTypeError, GraphError
 from graphc.ops.base import Kind, Op, Public, zero
 from graphc.ops.elementwise import binary
-from graphc.shapes import BOOL, INT64, TensorType, broadcast_shapes
+from graphc.shapes import BOOL, INT64, Dim, Shape, TensorType, broadcast_shapes
 
 
 def _bitwise_infer(x: TensorType, y: TensorType) -> TensorType:
@@ -56,9 +56,9 @@ right_shift = _integer_op(
 )  # fmt: skip
 
 
-def _iota_infer(*, shape: tuple[int, ...]) -> TensorType:
-    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise GraphError(f"iota's shape must be a tuple of ints >= 0, got {shape!r}")
+def _iota_infer(*, shape: Shape) -> TensorType:
+    if not isinstance(shape, tuple) or not all(isinstance(n, Dim) or (isinstance(n, int) and n >= 0) for n in shape):
+        raise GraphError(f"iota's shape must be a tuple of ints >= 0 and named dimensions, got {shape!r}")
     return TensorType(shape, INT64)
 
 

@@ -15,12 +15,23 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.ir import Node
 from graphc.ops import sparsity as sp
 from graphc.ops.base import Kind, Op
-from graphc.shapes import INT64, TensorType, as_shape, resolve_reshape
+from graphc.shapes import (
+    INT64,
+    Dim,
+    DimLike,
+    Shape,
+    TensorType,
+    as_shape,
+    fixed,
+    format_shape,
+    resolve_reshape,
+    sliced_length,
+)
 
-Index = tuple[tuple[int, int, int], ...]  # (start, stop, step) per trailing axis, as slice.indices gives
+Index = tuple[tuple[DimLike, DimLike, int], ...]  # (start, stop, step) per trailing axis, as slice.indices gives
 
 
-def batch_of(ct: Node, out: Node) -> tuple[int, ...]:
+def batch_of(ct: Node, out: Node) -> Shape:
     """The leading batch axes of a cotangent or tangent of `out`."""
     return ct.shape[: ct.ndim - out.ndim]
 
@@ -28,7 +39,7 @@ def batch_of(ct: Node, out: Node) -> tuple[int, ...]:
 # --- reshape ----------------------------------------------------------------------
 
 
-def _reshape_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
+def _reshape_infer(x: TensorType, *, shape: Shape) -> TensorType:
     if resolve_reshape(x.shape, shape) != shape:
         raise ShapeError(f"cannot reshape {x.shape} into {shape}")
     return TensorType(shape, x.dtype)
@@ -69,7 +80,7 @@ transpose: Op = Op(
 # --- broadcast_to -----------------------------------------------------------------
 
 
-def _broadcast_infer(x: TensorType, *, shape: tuple[int, ...]) -> TensorType:
+def _broadcast_infer(x: TensorType, *, shape: Shape) -> TensorType:
     shape = as_shape(shape)
     ok = len(shape) >= x.ndim and all(a in (1, b) for a, b in zip(x.shape[::-1], shape[::-1], strict=False))
     if not ok:
@@ -95,20 +106,27 @@ broadcast_to = Op(
 # --- slice / unslice ----------------------------------------------------------------
 
 
-def sliced_length(start: int, stop: int, step: int) -> int:
-    return len(range(start, stop, step))
-
-
-def _index_valid(shape: tuple[int, ...], index: Index) -> tuple[int, ...]:
+def _index_valid(shape: tuple[DimLike, ...], index: Index) -> tuple[DimLike, ...]:
+    """The leading (unsliced) axes; ShapeError for bounds outside the axis (checked once sizes are known)."""
     if len(index) > len(shape):
-        raise ShapeError(f"too many indices ({len(index)}) for shape {shape}")
+        raise ShapeError(f"too many indices ({len(index)}) for shape {format_shape(shape)}")
     lead = shape[: len(shape) - len(index)]
     dims = shape[len(shape) - len(index) :]
     for n, (start, stop, step) in zip(dims, index, strict=True):
+        if step == 0:
+            raise ShapeError(f"slice ({start}, {stop}, {step}) has step 0")
+        if isinstance(n, Dim) or isinstance(start, Dim) or isinstance(stop, Dim):
+            if step not in (1, -1):
+                raise ShapeError(f"a slice of the named axis {n} takes a step of 1 or -1, not {step}")
+            continue  # the bounds are checked when the call binds the sizes
         r = range(start, stop, step)
-        if step == 0 or (len(r) and not (0 <= r[0] < n and 0 <= r[-1] < n)):
-            raise ShapeError(f"slice ({start}, {stop}, {step}) is not normalized for length {n}")
+        if len(r) and not (0 <= r[0] < n and 0 <= r[-1] < n):
+            raise ShapeError(f"slice {_slice_text(start, stop, step)} does not fit an axis of length {n}")
     return lead
+
+
+def _slice_text(start: DimLike, stop: DimLike, step: int) -> str:
+    return f"{start}:{stop}" + ("" if step == 1 else f":{step}")
 
 
 def as_slices(index: Index) -> tuple[types.EllipsisType | slice, ...]:
@@ -122,10 +140,10 @@ def _slice_infer(x: TensorType, *, index: Index) -> TensorType:
     return TensorType(lead + tuple(sliced_length(*i) for i in index), x.dtype)
 
 
-def _unslice_infer(x: TensorType, *, index: Index, shape: tuple[int, ...]) -> TensorType:
+def _unslice_infer(x: TensorType, *, index: Index, shape: Shape) -> TensorType:
     lead = x.shape[: x.ndim - len(shape)]
     if x.ndim < len(shape) or _slice_infer(TensorType(shape, x.dtype), index=index).shape != x.shape[len(lead) :]:
-        raise ShapeError(f"{x.shape} does not fit slice {index} of shape {shape}")
+        raise ShapeError(f"{format_shape(x.shape)} does not fit slice {index} of shape {format_shape(shape)}")
     return TensorType(lead + shape, x.dtype)
 
 
@@ -138,7 +156,7 @@ def _unslice_eval(x: np.ndarray, *, index: Index, shape: tuple[int, ...]) -> np.
 
 def _slice_pattern(patterns: sp.Patterns, out: Node, x: Node, *, index: Index) -> sp.Pattern | None:
     """out element k reads the element of x the slice puts there."""
-    return sp.gather(sp.positions(x.shape)[as_slices(index)].reshape(-1), patterns[0])
+    return sp.gather(sp.positions(fixed(x.shape))[as_slices(index)].reshape(-1), patterns[0])
 
 
 def _unslice_pattern(
@@ -146,7 +164,7 @@ def _unslice_pattern(
 ) -> sp.Pattern | None:
     """The slice reads x; every other element is a constant zero."""
     where = np.full(out.shape, -1, dtype=np.int64)
-    where[as_slices(index)] = sp.positions(x.shape)
+    where[as_slices(index)] = sp.positions(fixed(x.shape))
     return sp.gather(where.reshape(-1), patterns[0])
 
 
@@ -215,7 +233,7 @@ def _take_infer(a: TensorType, indices: TensorType, *, axis: int) -> TensorType:
     return TensorType(a.shape[:axis] + indices.shape + a.shape[axis + 1 :], a.dtype)
 
 
-def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: int) -> TensorType:
+def _scatter_infer(g: TensorType, indices: TensorType, *, axis: int, size: DimLike) -> TensorType:
     end = axis + indices.ndim
     if indices.dtype != INT64 or g.shape[axis:end] != indices.shape:
         raise ShapeError(f"cannot scatter {g.shape} by indices {indices.shape} at axis {axis}")

@@ -1,4 +1,9 @@
-"""Source ops: `var` (a symbolic input) and `const` (an array baked into the graph)."""
+"""Source ops: `var` (a symbolic input), `const` (an array baked into the graph) and `dim`.
+
+`dim` is the size of a named dimension as a 0-d value (mean over a `batch` axis divides
+by it). It exists only in graphs with named dimensions: when a call binds the sizes,
+specialization (ops/dims.py) replaces it by a constant, so no backend ever meets it.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import itertools
 
 import numpy as np
 
+from graphc.errors import GraphError
 from graphc.ir import ConstValue, Node
 from graphc.ops.base import Kind, Op
-from graphc.shapes import TensorType, as_dtype
+from graphc.shapes import Dim, DimLike, Shape, TensorType, as_dtype
 
 _UIDS = itertools.count()
 
@@ -17,7 +23,7 @@ def _var_eval(**_attrs: object) -> np.ndarray:
     raise TypeError("a var has no value of its own; pass it one")
 
 
-def _var_infer(*, name: str, shape: tuple[int, ...], dtype: np.dtype, uid: int) -> TensorType:
+def _var_infer(*, name: str, shape: Shape, dtype: np.dtype, uid: int) -> TensorType:
     return TensorType(shape, dtype)
 
 
@@ -25,11 +31,29 @@ def _const_infer(*, value: ConstValue) -> TensorType:
     return TensorType(value.array.shape, as_dtype(value.array.dtype))
 
 
+def _dim_infer(*, size: Dim, dtype: np.dtype) -> TensorType:
+    if not isinstance(size, Dim):
+        raise GraphError(f"dim stands for a named size, not {size!r} (a known size is a constant)")
+    return TensorType((), as_dtype(dtype))
+
+
+def _dim_eval(*, size: Dim, dtype: np.dtype) -> np.ndarray:
+    raise TypeError(f"the size {size} exists only when a call binds it; specialize the graph to the sizes first")
+
+
 var_op = Op("var", _var_infer, _var_eval, kind=Kind.SOURCE)
 const_op = Op("const", _const_infer, lambda *, value: value.array, kind=Kind.SOURCE)
+dim_op = Op("dim", _dim_infer, _dim_eval, kind=Kind.SOURCE, transient=True)
 
 
-def var(name: str, shape: tuple[int, ...], dtype: np.dtype) -> Node:
+def dim_value(size: DimLike, dtype: np.dtype) -> Node:
+    """A size as a 0-d value of `dtype`: a constant when it is known, else a `dim` node."""
+    if isinstance(size, Dim):
+        return dim_op(size=size, dtype=dtype)
+    return const(np.asarray(size, dtype=dtype))
+
+
+def var(name: str, shape: Shape, dtype: np.dtype) -> Node:
     """A new symbolic input: every call makes a distinct var, even with the same name."""
     return var_op(name=name, shape=shape, dtype=dtype, uid=next(_UIDS))
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from graphc.ir import Node
 from graphc.ops.source import const_value, static_value
+from graphc.shapes import fixed, fixed_size
 
 Pattern: TypeAlias = Any
 """A scipy.sparse.csr_array of bools (scipy ships no type stubs, so it is Any to the type checker)."""
@@ -89,7 +90,7 @@ def dense(patterns: Patterns, out: Node, *inputs: Node, **attrs: object) -> Patt
         return None
     n = present[0].shape[1]
     columns = np.unique(np.concatenate([p.indices for p in present]))
-    rows = out.type.size
+    rows = fixed_size(out.type.size)
     indptr = np.arange(rows + 1, dtype=np.int64) * len(columns)
     data = np.ones(rows * len(columns), dtype=bool)
     return csr_array((data, np.tile(columns, rows), indptr), shape=(rows, n))
@@ -121,15 +122,17 @@ def nonzero_mask(node: Node) -> np.ndarray | None:
 def elementwise(patterns: Patterns, out: Node, *inputs: Node, **attrs: object) -> Pattern | None:
     """out[k] depends on the element of each input that broadcasting pairs with k."""
     parts = [
-        gather(broadcast_index(out.shape, x.shape), p) for p, x in zip(patterns, inputs, strict=True) if p is not None
+        gather(broadcast_index(fixed(out.shape), fixed(x.shape)), p)
+        for p, x in zip(patterns, inputs, strict=True)
+        if p is not None
     ]
     return union(parts)
 
 
 def masked(p: Pattern, out: Node, mask: np.ndarray) -> Pattern:
     """p (broadcast to out already) with the rows where `mask` (broadcast to out) is False emptied."""
-    keep = np.broadcast_to(mask, out.shape).reshape(-1)
-    index = np.where(keep, np.arange(out.type.size, dtype=np.int64), -1)
+    keep = np.broadcast_to(mask, fixed(out.shape)).reshape(-1)
+    index = np.where(keep, np.arange(fixed_size(out.type.size), dtype=np.int64), -1)
     return gather(index, p)
 
 
@@ -139,7 +142,7 @@ def product(patterns: Patterns, out: Node, x: Node, y: Node) -> Pattern | None:
     for p, mine, other in ((patterns[0], x, y), (patterns[1], y, x)):
         if p is None:
             continue
-        part = gather(broadcast_index(out.shape, mine.shape), p)
+        part = gather(broadcast_index(fixed(out.shape), fixed(mine.shape)), p)
         mask = nonzero_mask(other)
         parts.append(part if mask is None else masked(part, out, mask))
     return union(parts)
@@ -152,7 +155,7 @@ def selection(patterns: Patterns, out: Node, c: Node, x: Node, y: Node) -> Patte
     for p, branch, taken in ((patterns[1], x, True), (patterns[2], y, False)):
         if p is None:
             continue
-        part = gather(broadcast_index(out.shape, branch.shape), p)
+        part = gather(broadcast_index(fixed(out.shape), fixed(branch.shape)), p)
         parts.append(part if mask is None else masked(part, out, mask == taken))
     return union(parts)
 
@@ -167,11 +170,11 @@ def same(patterns: Patterns, out: Node, x: Node, **attrs: object) -> Pattern | N
 
 def permuted(patterns: Patterns, out: Node, x: Node, *, axes: tuple[int, ...]) -> Pattern | None:
     """transpose: element k reads the element the permutation moves there."""
-    return gather(np.transpose(positions(x.shape), axes).reshape(-1), patterns[0])
+    return gather(np.transpose(positions(fixed(x.shape)), axes).reshape(-1), patterns[0])
 
 
 def broadcast(patterns: Patterns, out: Node, x: Node, *, shape: tuple[int, ...]) -> Pattern | None:
-    return gather(broadcast_index(out.shape, x.shape), patterns[0])
+    return gather(broadcast_index(fixed(out.shape), fixed(x.shape)), patterns[0])
 
 
 def concatenated(patterns: Patterns, out: Node, *xs: Node, axis: int) -> Pattern | None:
@@ -179,12 +182,12 @@ def concatenated(patterns: Patterns, out: Node, *xs: Node, axis: int) -> Pattern
     parts = []
     start = 0
     for p, x in zip(patterns, xs, strict=True):
-        stop = start + x.shape[axis]
+        stop = start + fixed_size(x.shape[axis])
         if p is not None:
             where = np.full(out.shape, -1, dtype=np.int64)
             region = [slice(None)] * out.ndim
             region[axis] = slice(start, stop)
-            where[tuple(region)] = positions(x.shape)
+            where[tuple(region)] = positions(fixed(x.shape))
             parts.append(gather(where.reshape(-1), p))
         start = stop
     return union(parts)
@@ -214,9 +217,9 @@ def taken(patterns: Patterns, out: Node, a: Node, indices: Node, *, axis: int) -
     p = patterns[0]
     if p is None:
         return None
-    n_axis = a.shape[axis]
+    n_axis = fixed_size(a.shape[axis])
     chosen = _constant_indices(indices, n_axis)
-    before, count, after = _moved(a.shape, axis, indices.shape)
+    before, count, after = _moved(fixed(a.shape), axis, fixed(indices.shape))
     grid = positions((before, n_axis, after))
     if chosen is not None:
         picked = grid[:, np.maximum(chosen.reshape(-1), 0), :]
@@ -225,7 +228,7 @@ def taken(patterns: Patterns, out: Node, a: Node, indices: Node, *, axis: int) -
     out_pos = positions((before, count, after))
     o = np.broadcast_to(out_pos[:, :, None, :], (before, count, n_axis, after)).reshape(-1)
     i = np.broadcast_to(grid[:, None, :, :], (before, count, n_axis, after)).reshape(-1)
-    return connect((o, i), out.type.size, p)
+    return connect((o, i), fixed_size(out.type.size), p)
 
 
 def scattered(
@@ -236,7 +239,7 @@ def scattered(
     if p is None:
         return base
     chosen = _constant_indices(indices, size)
-    before, count, after = _moved(out.shape, axis, indices.shape)
+    before, count, after = _moved(fixed(out.shape), axis, fixed(indices.shape))
     source = positions((before, count, after))
     if chosen is not None:
         target = positions((before, size, after))[:, np.maximum(chosen.reshape(-1), 0), :]
@@ -247,7 +250,7 @@ def scattered(
         o = np.broadcast_to(target[:, None, :, :], (before, count, size, after)).reshape(-1)
         i = np.broadcast_to(source[:, :, None, :], (before, count, size, after)).reshape(-1)
         pairs = (o, i)
-    return union([connect(pairs, out.type.size, p), base])
+    return union([connect(pairs, fixed_size(out.type.size), p), base])
 
 
 def scatter_pattern(patterns: Patterns, out: Node, g: Node, indices: Node, *, axis: int, size: int) -> Pattern | None:
@@ -258,14 +261,14 @@ def index_add_pattern(
     patterns: Patterns, out: Node, base: Node, updates: Node, indices: Node, *, axis: int
 ) -> Pattern | None:
     """index_add: each element keeps its own base element, plus the updates scattered onto it."""
-    return scattered(patterns[1:], out, updates, indices, axis=axis, size=base.shape[axis], base=patterns[0])
+    return scattered(patterns[1:], out, updates, indices, axis=axis, size=fixed(base.shape)[axis], base=patterns[0])
 
 
 def diag_pattern(patterns: Patterns, out: Node, v: Node) -> Pattern | None:
     """diag: out[..., i, i] reads v[..., i]; every other element is a constant zero."""
-    n = v.shape[-1]
-    where = np.full(out.shape, -1, dtype=np.int64)
-    flat = positions(v.shape)
+    n = fixed_size(v.shape[-1])
+    where = np.full(fixed(out.shape), -1, dtype=np.int64)
+    flat = positions(fixed(v.shape))
     index = np.arange(n)
     where[..., index, index] = flat
     return gather(where.reshape(-1), patterns[0])
@@ -279,9 +282,9 @@ def reduced(patterns: Patterns, out: Node, x: Node, *, axis: tuple[int, ...], ke
     p = patterns[0]
     if p is None:
         return None
-    kept = tuple(1 if a in axis else n for a, n in enumerate(x.shape))
-    target = np.broadcast_to(positions(kept), x.shape).reshape(-1)
-    return connect((target, np.arange(x.type.size, dtype=np.int64)), out.type.size, p)
+    kept = tuple(1 if a in axis else n for a, n in enumerate(fixed(x.shape)))
+    target = np.broadcast_to(positions(kept), fixed(x.shape)).reshape(-1)
+    return connect((target, np.arange(fixed_size(x.type.size), dtype=np.int64)), fixed_size(out.type.size), p)
 
 
 def accumulated(patterns: Patterns, out: Node, x: Node, *, axis: int, reverse: bool) -> Pattern | None:
@@ -289,12 +292,12 @@ def accumulated(patterns: Patterns, out: Node, x: Node, *, axis: int, reverse: b
     p = patterns[0]
     if p is None:
         return None
-    before, n, after = _moved(x.shape, axis, (x.shape[axis],))
+    before, n, after = _moved(fixed(x.shape), axis, (fixed(x.shape)[axis],))
     i, j = np.nonzero(np.tril(np.ones((n, n), dtype=bool)) if not reverse else np.triu(np.ones((n, n), dtype=bool)))
     grid = positions((before, n, after))
     o = grid[:, i, :].reshape(-1)
     s = grid[:, j, :].reshape(-1)
-    return connect((o, s), out.type.size, p)
+    return connect((o, s), fixed_size(out.type.size), p)
 
 
 def _nonzero_or_all(node: Node, shape: tuple[int, ...]) -> np.ndarray:
@@ -307,24 +310,24 @@ def _nonzero_or_all(node: Node, shape: tuple[int, ...]) -> np.ndarray:
 
 def matrix_product(patterns: Patterns, out: Node, x: Node, y: Node) -> Pattern | None:
     """matmul: out[b, i, k] depends on x[b, i, j] and y[b, j, k] for every j where the other factor can be nonzero."""
-    *batch, p_, q = out.shape
-    r = x.shape[-1]
+    *batch, p_, q = fixed(out.shape)
+    r = fixed_size(x.shape[-1])
     full_batch = tuple(batch)
-    bx = np.broadcast_to(positions(x.shape[:-2]), full_batch).reshape(-1)
-    by = np.broadcast_to(positions(y.shape[:-2]), full_batch).reshape(-1)
+    bx = np.broadcast_to(positions(fixed(x.shape)[:-2]), full_batch).reshape(-1)
+    by = np.broadcast_to(positions(fixed(y.shape)[:-2]), full_batch).reshape(-1)
     parts = []
     if patterns[0] is not None:  # out (b, i, k) <- x (bx[b], i, j) where y[b, j, k] may be nonzero
         b, j, k = np.nonzero(_nonzero_or_all(y, (*full_batch, r, q)).reshape(-1, r, q))
         i = np.arange(p_)
         o = ((b[:, None] * p_ + i) * q + k[:, None]).reshape(-1)
         s = ((bx[b][:, None] * p_ + i) * r + j[:, None]).reshape(-1)
-        parts.append(connect((o, s), out.type.size, patterns[0]))
+        parts.append(connect((o, s), fixed_size(out.type.size), patterns[0]))
     if patterns[1] is not None:  # out (b, i, k) <- y (by[b], j, k) where x[b, i, j] may be nonzero
         b, i, j = np.nonzero(_nonzero_or_all(x, (*full_batch, p_, r)).reshape(-1, p_, r))
         k = np.arange(q)
         o = ((b[:, None] * p_ + i[:, None]) * q + k).reshape(-1)
         s = ((by[b][:, None] * r + j[:, None]) * q + k).reshape(-1)
-        parts.append(connect((o, s), out.type.size, patterns[1]))
+        parts.append(connect((o, s), fixed_size(out.type.size), patterns[1]))
     return union(parts)
 
 

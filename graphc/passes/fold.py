@@ -22,6 +22,8 @@ def fold_constant(node: Node) -> Node | None:
     """op(const, ..., const) -> const(op.eval(...))"""
     if node.op.kind is Kind.SOURCE or not node.inputs or is_loop(node):  # type: ignore[attr-defined]
         return None  # loops run at call time: a non-converging fixed_point must raise there
+    if not node.type.static:
+        return None  # its size is named: known only when a call binds it
     values = [const_value(i) for i in node.inputs]
     if any(v is None for v in values):
         return None

@@ -32,11 +32,12 @@ from graphc.ir import Graph, Node, derived_from, users
 from graphc.ops.base import Kind
 from graphc.ops.control import fused, param
 from graphc.rewrite import rebuild
+from graphc.shapes import Shape
 
 FUSIBLE = (Kind.ELEMENTWISE, Kind.BROADCAST)
 
 
-def region_shape(root: Node) -> tuple[int, ...]:
+def region_shape(root: Node) -> Shape:
     """The iteration shape of the region rooted at `root`."""
     if root.op.kind is Kind.REDUCE:  # type: ignore[attr-defined]
         return root.inputs[0].shape

@@ -16,6 +16,7 @@ from graphc.ops import shape as sh
 from graphc.ops.source import const
 from graphc.passes.patterns import is_filled, keeps_shape
 from graphc.rewrite import rewrite, rule_table
+from graphc.shapes import product
 
 
 def mul_one(node: Node) -> Node | None:
@@ -205,9 +206,9 @@ def sum_broadcast(node: Node) -> Node | None:
     assert isinstance(axes, tuple)
     if b.op is not sh.broadcast_to or b.dtype.kind != "f" or not _broadcast_only_axes(b, axes):
         return None
-    count = int(np.prod([b.shape[a] for a in axes], dtype=np.int64))
-    if count == 0:
-        return None  # an empty sum is 0, but x * 0 is NaN for infinite x
+    count = product(b.shape[a] for a in axes)
+    if not isinstance(count, int) or count == 0:
+        return None  # an empty sum is 0, but x * 0 is NaN for infinite x (and a named count may be 0)
     x = b.inputs[0]
     if x.shape != node.shape:
         x = sh.reshape(x, shape=node.shape)

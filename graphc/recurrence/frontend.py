@@ -25,7 +25,7 @@ from graphc.ops.loops import close_over, sibling
 from graphc.ops.source import var as var_node
 from graphc.recurrence.fixed_point_rules import fixed_point as fixed_point_op
 from graphc.recurrence.scan_rules import make_scan
-from graphc.shapes import TensorType, is_float
+from graphc.shapes import Dim, DimLike, TensorType, as_dim, is_float
 from graphc.tensor import Tensor, as_tensor, building
 
 Tree = Any  # a Tensor, None, or a tuple/list of trees
@@ -86,16 +86,19 @@ def _describe(shape: Tree) -> str:
     return "Tensor" if shape == "leaf" else "None"
 
 
-def _length(xs: list[Node], length: int | None) -> int:
-    lengths = {x.shape[0] for x in xs if x.ndim}
+def _length(xs: list[Node], length: object) -> DimLike:
+    """The number of steps: xs' common leading length, or `length` (an int >= 0 or a named dimension)."""
+    lengths = list(dict.fromkeys(x.shape[0] for x in xs if x.ndim))
     if any(x.ndim == 0 for x in xs):
         raise ShapeError("each of xs needs a leading axis to scan over; got a 0-d Tensor")
     if len(lengths) > 1:
-        raise ShapeError(f"xs have different leading lengths {sorted(lengths)}")
+        raise ShapeError(f"xs have different leading lengths {', '.join(map(str, lengths))}")
     if not xs and length is None:
         raise ValueError("gc.scan needs xs or length")
-    if length is not None and (not isinstance(length, int) or length < 0):
-        raise ValueError(f"length must be an int >= 0, got {length!r}")
+    if isinstance(length, str):
+        length = as_dim(length)
+    if length is not None and not isinstance(length, Dim) and (not isinstance(length, int) or length < 0):
+        raise ValueError(f"length must be an int >= 0 or a named dimension, got {length!r}")
     if xs and length is not None and length not in lengths:
         raise ShapeError(f"length={length} but xs have leading length {lengths.pop()}")
     return length if length is not None else lengths.pop()

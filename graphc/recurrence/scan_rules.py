@@ -45,6 +45,7 @@ from graphc.ops.loops import (
     body_of,
     close_over,
     int_attr,
+    length_attr,
     saved_count,
     scan_eval,
     scan_infer,
@@ -53,7 +54,7 @@ from graphc.ops.loops import (
     temp_param,
 )
 from graphc.ops.source import const
-from graphc.shapes import TensorType, is_float
+from graphc.shapes import DimLike, Shape, TensorType, is_float
 
 
 def zeros(type_: TensorType) -> Node:
@@ -67,7 +68,7 @@ def or_zeros(node: Node | None, type_: TensorType) -> Node:
     return zeros(type_) if node is None else node
 
 
-def batched(batch: tuple[int, ...], type_: TensorType) -> TensorType:
+def batched(batch: Shape, type_: TensorType) -> TensorType:
     return TensorType(batch + type_.shape, type_.dtype)
 
 
@@ -85,7 +86,7 @@ def batch_major(node: Node, nb: int) -> Node:
     return sh.transpose(node, axes=(*range(1, nb + 1), 0, *range(nb + 1, node.ndim)))
 
 
-def rows(node: Node, start: int, stop: int) -> Node:
+def rows(node: Node, start: int, stop: DimLike) -> Node:
     """node[start:stop] along the leading axis."""
     if (start, stop) == (0, node.shape[0]):
         return node
@@ -113,8 +114,8 @@ class Scan:
         return body_of(self.node)
 
     @property
-    def length(self) -> int:
-        return int_attr(self.node, "length")
+    def length(self) -> DimLike:
+        return length_attr(self.node)
 
     @property
     def reverse(self) -> bool:
@@ -173,7 +174,7 @@ def make_scan(
     closures: list[Node],
     body: Graph,
     *,
-    length: int,
+    length: DimLike,
     reverse: bool = False,
     checkpoint: int = 1,
 ) -> Node:
@@ -254,14 +255,9 @@ def with_outputs(f: Scan, values: list[Node]) -> tuple[Scan, dict[Node, int]]:
 
 
 def reverse_scan(
-    f: Scan,
-    carry_cts: dict[int, Node],
-    y_cts: dict[int, Node],
-    saved_cts: dict[int, Node],
-    acc_init: dict[int, Node],
-    batch: tuple[int, ...],
-    want: tuple[list[int], list[int]],
-) -> Cotangents:
+    f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
+    acc_init: dict[int, Node], batch: Shape, want: tuple[list[int], list[int]],
+) -> Cotangents:  # fmt: skip
     """The reverse scan over f's per-step saved carries (f.checkpoint must be 1).
 
     Cotangents carry the leading `batch` axes; `y_cts` and `saved_cts` are loop-major
@@ -312,15 +308,12 @@ def reverse_scan(
 
 
 def checkpointed_reverse(
-    f: Scan,
-    carry_cts: dict[int, Node],
-    y_cts: dict[int, Node],
-    saved_cts: dict[int, Node],
-    batch: tuple[int, ...],
-    want: tuple[list[int], list[int]],
-) -> Cotangents:
+    f: Scan, carry_cts: dict[int, Node], y_cts: dict[int, Node], saved_cts: dict[int, Node],
+    batch: Shape, want: tuple[list[int], list[int]],
+) -> Cotangents:  # fmt: skip
     """The pullback of a forward scan that saved every k-th carry: segments recomputed, then reversed."""
     k, length = f.checkpoint, f.length
+    assert isinstance(length, int)  # checkpoint > 1 needs a known length (saved_count)
     full, tail = divmod(length, k)
     cts = Cotangents(dict(carry_cts), {}, {})
     parts: dict[int, list[Node]] = {}
@@ -344,14 +337,9 @@ def checkpointed_reverse(
 
 
 def _segments(
-    f: Scan,
-    full: int,
-    cts: Cotangents,
-    y_cts: dict[int, Node],
-    saved_cts: dict[int, Node],
-    batch: tuple[int, ...],
-    want: tuple[list[int], list[int]],
-) -> Cotangents:
+    f: Scan, full: int, cts: Cotangents, y_cts: dict[int, Node], saved_cts: dict[int, Node],
+    batch: Shape, want: tuple[list[int], list[int]],
+) -> Cotangents:  # fmt: skip
     """The reverse scan over the first `full` segments of k steps; each step re-runs its segment."""
     k = f.checkpoint
     fc, (_, fk) = f.float_carries(), want

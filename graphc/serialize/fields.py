@@ -3,6 +3,14 @@
 Imports errors, shapes and ops. Every reader here raises GraphFormatError with the path
 (`$.nodes[3].inputs[0]`) of what it rejects. An op's attrs are typed by the annotations
 of its `infer` (its keyword-only parameters), so a new op needs no entry here.
+
+A named dimension (a `Dim`) is written as its name (`"batch"`) when it is one name, else
+as `{"dim": [[coefficient, [name, ...]], ...]}`: one entry per term, in the canonical
+order, each name repeated as often as its power (`2*batch**2-1` is
+`[[2, ["batch", "batch"]], [-1, []]]`). There is no expression syntax to parse: a
+reader checks every entry and accepts only the canonical form, so each Dim has exactly
+one encoding. In attributes a plain string is a name only where the op's annotation
+admits a Dim.
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ import numpy as np
 
 from graphc.errors import GraphFormatError
 from graphc.ops import Op
-from graphc.shapes import DTYPES
+from graphc.shapes import DTYPES, MAX_DEGREE, MAX_TERMS, Dim
 
 FORMAT = "graphc.graph"
 VERSION = 1
 INT64 = 2**63
 DTYPE_NAMES = {str(d): d for d in DTYPES}
+MAX_NAME = 256
 
 # --- reading: JSON and plain values ----------------------------------------------------------
 
@@ -111,6 +120,62 @@ def dtype_named(raw: object, path: str) -> np.dtype:
     return DTYPE_NAMES[raw]
 
 
+# --- named dimensions ------------------------------------------------------------------------
+
+
+def dim_json(dim: int | Dim) -> object:
+    """A dimension as the document writes it: an int, a name, or {"dim": terms} (canonical order)."""
+    if not isinstance(dim, Dim):
+        return dim
+    if dim.name is not None:
+        return dim.name
+    terms = [[c, [name for name, k in m for _ in range(k)]] for m, c in dim.terms]
+    return {"dim": terms}
+
+
+def is_dim_name(raw: object) -> bool:
+    """Whether `raw` is a dimension name: an identifier (str.isidentifier) of at most MAX_NAME characters."""
+    return isinstance(raw, str) and raw.isidentifier() and len(raw) <= MAX_NAME
+
+
+def dim_named(raw: object, path: str) -> Dim:
+    if not is_dim_name(raw):
+        fail(
+            path,
+            f"a dimension name is an identifier such as 'batch' of at most {MAX_NAME} characters, got {short(raw)}",
+        )
+    return Dim.named(typing.cast(str, raw))
+
+
+def dim_terms(raw: object, path: str) -> Dim:
+    """The Dim of a {"dim": terms} body: bounded, names checked, in canonical form, not a constant."""
+    total: int | Dim = 0
+    for k, term in enumerate(json_list(raw, path, MAX_TERMS)):
+        where = f"{path}[{k}]"
+        items = json_list(term, where, 2)
+        if len(items) != 2:
+            fail(where, "a term is [coefficient, [name, ...]]")
+        value: int | Dim = integer(items[0], f"{where}[0]", -INT64 + 1)
+        names = json_list(items[1], f"{where}[1]", MAX_DEGREE)
+        for j, name in enumerate(names):
+            value = value * dim_named(name, f"{where}[1][{j}]")  # within the bounds: no ShapeError
+        total = total + value
+    if not isinstance(total, Dim):
+        fail(path, f"the terms add up to {total}: a dimension without names is written as an int")
+    if dim_json(total) != {"dim": raw}:
+        fail(path, f"not the canonical form of {total}, which is written {json.dumps(dim_json(total))}")
+    return total
+
+
+def dimension(raw: object, path: str) -> int | Dim:
+    """A shape entry: an int >= 0, a name, or {"dim": terms}."""
+    if isinstance(raw, dict) and set(raw) == {"dim"}:
+        return dim_terms(raw["dim"], f"{path}.dim")
+    if isinstance(raw, str):
+        return dim_named(raw, path)
+    return integer(raw, path, 0)
+
+
 # --- reading: attribute types from each op's infer -------------------------------------------
 
 ANY: object = object()
@@ -180,6 +245,10 @@ def fit(value: object, hint: object) -> object:
         return _fit_tuple(value, typing.get_args(hint))
     if hint in (None, type(None)):
         return value if value is None else NO
+    if hint is Dim:
+        if is_dim_name(value):
+            return Dim.named(value)  # type: ignore[arg-type]
+        return value if isinstance(value, Dim) else NO
     if hint is float:
         return float(value) if type(value) in (int, float) else NO  # type: ignore[arg-type]
     if hint in (int, bool):
@@ -190,4 +259,9 @@ def fit(value: object, hint: object) -> object:
 
 
 def hint_text(hint: object) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """An annotation as a message shows it: `tuple[int | Dim, ...]`; with a word on names where Dims go."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    text = text.replace("typing.", "").replace("graphc.shapes.", "")
+    if "Dim" in text:
+        text += ' (a named dimension is an identifier such as "batch", or {"dim": [[coefficient, [name, ...]], ...]})'
+    return text

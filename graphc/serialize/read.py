@@ -14,7 +14,6 @@ import binascii
 import json
 import math
 import re
-import typing
 import zipfile
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -30,9 +29,12 @@ from graphc.passes.fuse import FUSIBLE, region_shape
 from graphc.serialize.fields import (
     ANY,
     FORMAT,
+    MAX_NAME,
     NO,
     VERSION,
     attr_spec,
+    dim_terms,
+    dimension,
     dtype_named,
     fail,
     fit,
@@ -44,9 +46,9 @@ from graphc.serialize.fields import (
     short,
     tagged_float,
 )  # fmt: skip
+from graphc.shapes import Dim, format_shape
 from graphc.tensor import Tensor
 
-MAX_NAME = 256
 _MAX_VALUE_NESTING = 8
 _SIDECAR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}\.npz")
 _TOP_KEYS = ("format", "version", "inputs", "outputs", "nodes")
@@ -116,13 +118,14 @@ class _Reader:
         return dims
 
     def check_size(self, shape: tuple[object, ...], path: str) -> None:
+        """At most 64 dimensions, and the fixed ones within max_elements (named ones are bound by the call)."""
         if len(shape) > 64:
             fail(path, f"{len(shape)} dimensions; NumPy allows 64")
-        if any(type(n) is not int or n < 0 for n in shape):  # named (str) dimensions: issue 14
-            fail(path, f"a dimension is an int >= 0, got {short(shape)}")
-        sizes = typing.cast(tuple[int, ...], shape)
+        if any(not isinstance(n, Dim) and (type(n) is not int or n < 0) for n in shape):
+            fail(path, f"a dimension is an int >= 0 or a named dimension, got {short(shape)}")
+        sizes = [n for n in shape if type(n) is int]
         if any(n > self.max_elements for n in sizes) or math.prod(sizes) > self.max_elements:
-            fail(path, f"shape {shape} is larger than max_elements={self.max_elements}")
+            fail(path, f"shape {format_shape(shape)} is larger than max_elements={self.max_elements}")
 
     def value(self, raw: object, path: str, depth: int = 0) -> Hashable:
         """An attribute value from its encoding (docs/format.md, "Values")."""
@@ -137,13 +140,13 @@ class _Reader:
                 fail(path, f"values nest at most {_MAX_VALUE_NESTING} lists deep")
             return tuple(self.value(v, f"{path}[{k}]", depth + 1) for k, v in enumerate(raw))
         if not isinstance(raw, dict) or len(raw) != 1:
-            fail(path, "a tagged value is an object with one key: float, dtype, array or graph")
+            fail(path, "a tagged value is an object with one key: float, dtype, array, graph or dim")
         ((tag, body),) = raw.items()
         readers: dict[str, Callable[[object, str], Hashable]] = {
-            "float": tagged_float, "dtype": dtype_named, "array": self.array, "graph": self.graph,
+            "float": tagged_float, "dtype": dtype_named, "array": self.array, "graph": self.graph, "dim": dim_terms,
         }  # fmt: skip
         if tag not in readers:
-            fail(path, f"unknown tag {short(tag)}; expected float, dtype, array or graph")
+            fail(path, f"unknown tag {short(tag)}; expected float, dtype, array, graph or dim")
         return readers[tag](body, f"{path}.{tag}")
 
     def array(self, raw: object, path: str) -> ConstValue:
@@ -267,7 +270,8 @@ class _Reader:
         attrs = self.attrs(op, record["attrs"], f"{path}.attrs")
         node = self.var(attrs, path) if op is var_op else self.make(op, inputs, attrs, path)
         dtype = dtype_named(record["dtype"], f"{path}.dtype")
-        shape = tuple(json_list(record["shape"], f"{path}.shape", 64))
+        raw_shape = json_list(record["shape"], f"{path}.shape", 64)
+        shape = tuple(dimension(n, f"{path}.shape[{k}]") for k, n in enumerate(raw_shape))
         if node.dtype != dtype or node.shape != shape:
             fail(path, f"the document says {dtype}{list(shape)}, {op.name} infers {node.type}")
         self.check_size(node.shape, f"{path}.shape")

@@ -1,6 +1,6 @@
 """Writing a document: the node table in dependency order, each attr in the value encoding.
 
-Imports ir, ops, serialize.fields and tensor. Output is deterministic: the table order
+Imports ir, ops, shapes, serialize.fields and tensor. Output is deterministic: the table order
 comes from an iterative walk of inputs and bodies, user vars are numbered 0, 1, ... in
 table order, and attrs are written in the node's (sorted) order.
 """
@@ -16,7 +16,8 @@ import numpy as np
 
 from graphc.ir import ConstValue, Graph, Node, as_node
 from graphc.ops.source import var_op
-from graphc.serialize.fields import FORMAT, VERSION
+from graphc.serialize.fields import FORMAT, VERSION, dim_json
+from graphc.shapes import Dim
 from graphc.tensor import Tensor
 
 
@@ -93,6 +94,8 @@ class _Writer:
             return value if math.isfinite(value) else {"float": repr(value)}
         if isinstance(value, tuple):
             return [self.value(v, where) for v in value]
+        if isinstance(value, Dim):
+            return dim_json(value)
         if isinstance(value, np.dtype):
             return {"dtype": str(value)}
         if isinstance(value, ConstValue):
@@ -113,7 +116,7 @@ class _Writer:
             "inputs": [self.index[i] for i in node.inputs],
             "attrs": attrs,
             "dtype": str(node.dtype),
-            "shape": list(node.shape),
+            "shape": [dim_json(n) for n in node.shape],
         }
         if self.provenance and node.loc is not None:
             record["loc"] = [node.loc.file, node.loc.line]

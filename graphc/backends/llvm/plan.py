@@ -22,7 +22,7 @@ from graphc.backends.llvm.recurrence import plan_loop
 from graphc.backends.llvm.windows import plan_col2im, plan_im2col
 from graphc.ops import OPS, Kind
 from graphc.schedule import Program, Step
-from graphc.shapes import BOOL, FLOAT64, INT64, reduced_shape
+from graphc.shapes import BOOL, FLOAT64, INT64, fixed, reduced_shape
 
 ELEMENTWISE = frozenset(
     name for name, op in OPS.items() if op.kind in (Kind.ELEMENTWISE, Kind.BROADCAST) and name != "broadcast_to"
@@ -33,7 +33,7 @@ ELEMENTWISE = frozenset(
 
 
 def _plan_elementwise(p: Planner, step: Step) -> None:
-    shape = step.type.shape
+    shape = fixed(step.type.shape)
     operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
     expr = Expr()
     loads = [expr.load(i, o.dtype) for i, o in enumerate(operands)]
@@ -70,7 +70,7 @@ def _plan_fused(p: Planner, step: Step) -> None:
     assert body is not None
     root = _root(body)
     reducing = root.kind is Kind.REDUCE
-    shape = body.types[root.args[0]].shape if reducing else root.type.shape
+    shape = fixed(body.types[root.args[0]].shape if reducing else root.type.shape)
     operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
     expr = Expr()
     value = body_instrs(body, shape, expr, skip_root=reducing)
@@ -133,14 +133,14 @@ def _logsumexp(
 ) -> None:
     """m = max(x); s = sum(exp(x - fix(m))); out = log(s) + fix(m), fix(m) = m where finite, else 0."""
     dtype = dest.dtype
-    kept = reduced_shape(shape, axes, True)
+    kept = fixed(reduced_shape(shape, axes, True))
     m = p.fresh(kept, dtype)
     s = p.fresh(kept, dtype)
     p.add_reduce(shape, operands, expr.instrs[: value + 1], "max", axes, True, m)
     shifted = Expr()
     shifted.instrs = list(expr.instrs[: value + 1])
-    fixed = _fixed_max(shifted, len(operands), dtype)
-    diff = shifted.add("sub", [value, fixed], dtype)
+    shift = _fixed_max(shifted, len(operands), dtype)
+    diff = shifted.add("sub", [value, shift], dtype)
     shifted.add("exp", [diff], dtype)
     p.add_reduce(shape, [*operands, L.broadcast(m, shape)], shifted.instrs, "sum", axes, True, s)
     final = Expr()
@@ -162,7 +162,7 @@ def _plan_arg_reduce(p: Planner, step: Step) -> None:
 
 def _plan_reshape(p: Planner, step: Step) -> None:
     source = p.layouts[step.args[0]]
-    shape = step.type.shape
+    shape = fixed(step.type.shape)
     view = L.reshaped(source, shape)
     if view is None:
         copy = p.fresh(source.shape, source.dtype)
@@ -177,7 +177,7 @@ def _plan_view(p: Planner, step: Step) -> None:
     if step.op == "transpose":
         p.layouts[step.name] = L.transposed(source, attrs["axes"])  # type: ignore[arg-type]
     elif step.op == "broadcast_to":
-        p.layouts[step.name] = L.broadcast(source, step.type.shape)
+        p.layouts[step.name] = L.broadcast(source, fixed(step.type.shape))
     else:
         p.layouts[step.name] = L.sliced(source, attrs["index"])  # type: ignore[arg-type]
 
@@ -376,7 +376,7 @@ def _shared_factors(p: Planner, step: Step) -> tuple[Layout, Layout] | None:
 
 def _plan_iota(p: Planner, step: Step) -> None:
     """Each element's flat C-order index, computed in the loop (the `index` instruction)."""
-    p.add_map(step.type.shape, [], [Instr("index", (), step.type.dtype)], p.dest(step))
+    p.add_map(fixed(step.type.shape), [], [Instr("index", (), step.type.dtype)], p.dest(step))
 
 
 def _plan_sort(p: Planner, step: Step) -> None:

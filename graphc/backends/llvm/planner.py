@@ -26,7 +26,7 @@ from graphc.backends.llvm.kernels import LANES, Check, Instr, Kernel, Map, Reduc
 from graphc.backends.llvm.layout import Buffer, Layout, Shape
 from graphc.backends.llvm.merge import merge_runs
 from graphc.schedule import VIEW_OPS, Program, Step
-from graphc.shapes import BOOL, TensorType
+from graphc.shapes import BOOL, TensorType, fixed
 
 ALIGN = 64  # bytes: every buffer of the workspace and the constant blob starts on a cache line
 ERROR_SLOT = 0  # workspace bytes 0..15: a failed take/scatter_add index, a fixed_point (count, residual),
@@ -156,11 +156,12 @@ class Planner:
         self.direct = direct_outputs(program)
         if inputs is None:
             inputs = [
-                L.contiguous(Buffer(L.INPUT, k, i.type.dtype), i.type.shape) for k, i in enumerate(program.inputs)
+                L.contiguous(Buffer(L.INPUT, k, i.type.dtype), fixed(i.type.shape))
+                for k, i in enumerate(program.inputs)
             ]
         if outputs is None:
             types = [program.types[name] for name in program.outputs]
-            outputs = [L.contiguous(Buffer(L.OUTPUT, k, t.dtype), t.shape) for k, t in enumerate(types)]
+            outputs = [L.contiguous(Buffer(L.OUTPUT, k, t.dtype), fixed(t.shape)) for k, t in enumerate(types)]
         self.inputs = list(inputs)
         self.outputs = list(outputs)
 
@@ -172,7 +173,7 @@ class Planner:
 
     def dest(self, step: Step) -> Layout:
         """Where a step's result goes (its output array, the slot it may reuse, or a new slot); recorded."""
-        shape, dtype = step.type.shape, step.type.dtype
+        shape, dtype = fixed(step.type.shape), step.type.dtype
         if step.name in self.direct:
             layout = self.outputs[self.direct[step.name]]
         else:

@@ -24,6 +24,7 @@ from graphc.backends.llvm.kernels import Branch, Instr, Loop
 from graphc.backends.llvm.layout import Layout
 from graphc.ops.loops import saved_count, scan_counts
 from graphc.schedule import Program, Step, loop_family
+from graphc.shapes import fixed, fixed_size
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,10 +64,10 @@ def _plan_scan(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     length, checkpoint = step.int_attr("length"), step.int_attr("checkpoint")
     depth = p.depth + 1
     carry_types = body.input_types[:nc]
-    carries = [p.fresh(t.shape, t.dtype) for t in carry_types]
-    following = [p.fresh(t.shape, t.dtype) for t in carry_types]
-    ys = [p.fresh((length, *t.shape), t.dtype) for t in body.output_types[nc:]]
-    saved = [p.fresh((saved_count(length, checkpoint), *t.shape), t.dtype) for t in carry_types]
+    carries = [p.fresh(fixed(t.shape), t.dtype) for t in carry_types]
+    following = [p.fresh(fixed(t.shape), t.dtype) for t in carry_types]
+    ys = [p.fresh((length, *fixed(t.shape)), t.dtype) for t in body.output_types[nc:]]
+    saved = [p.fresh((fixed_size(saved_count(length, checkpoint)), *fixed(t.shape)), t.dtype) for t in carry_types]
     for init, carry in zip(args[:nc], carries, strict=True):
         p.copy(init, carry)
     if length == 0:
@@ -92,8 +93,8 @@ def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout
     tol, max_iter = float(step.attr("tol")), step.int_attr("max_iter")  # type: ignore[arg-type]
     depth = p.depth + 1
     types = body.input_types[:nz]
-    current = [p.fresh(t.shape, t.dtype) for t in types]
-    following = [p.fresh(t.shape, t.dtype) for t in types]
+    current = [p.fresh(fixed(t.shape), t.dtype) for t in types]
+    following = [p.fresh(fixed(t.shape), t.dtype) for t in types]
     for start, z in zip(args[:nz], current, strict=True):
         p.copy(start, z)
     inner = p.nested(body, [*current, *args[nz:]], following)
@@ -103,7 +104,7 @@ def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout
         slot = inner.fresh((), t.dtype)
         instrs = [Instr("load", (0,), t.dtype), Instr("load", (1,), t.dtype), Instr("sub", (0, 1), t.dtype),
                   Instr("abs", (2,), t.dtype)]  # fmt: skip
-        inner.add_reduce(t.shape, [new, old], instrs, "max", tuple(range(len(t.shape))), False, slot)
+        inner.add_reduce(fixed(t.shape), [new, old], instrs, "max", tuple(range(t.ndim)), False, slot)
         residuals.append(slot)
     for new, z in zip(following, current, strict=True):
         inner.copy(new, z)
@@ -126,7 +127,7 @@ def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout
 def _plan_cond(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     """A Branch: each branch Program planned into the same fresh result buffers; only one side runs."""
     true_body, false_body = step.nested("true_body"), step.nested("false_body")
-    results = [p.fresh(t.shape, t.dtype) for t in true_body.output_types]
+    results = [p.fresh(fixed(t.shape), t.dtype) for t in true_body.output_types]
     sides = [tuple(p.nested(body, args[1:], results, deeper=False).walk()) for body in (true_body, false_body)]
     p.kernels.append(Branch(args[0], sides[0], sides[1]))
     return results
@@ -138,8 +139,8 @@ def _plan_while(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     nc = step.int_attr("n_carry")
     depth = p.depth + 1
     types = body.input_types[:nc]
-    current = [p.fresh(t.shape, t.dtype) for t in types]
-    following = [p.fresh(t.shape, t.dtype) for t in types]
+    current = [p.fresh(fixed(t.shape), t.dtype) for t in types]
+    following = [p.fresh(fixed(t.shape), t.dtype) for t in types]
     for init, carry in zip(args[:nc], current, strict=True):
         p.copy(init, carry)
     predicate = p.fresh((), BOOL)

@@ -53,6 +53,7 @@ from graphc.backends.llvm.planner import ERROR_SLOT, Plan
 from graphc.backends.numpy_source import coerce
 from graphc.ops.loops import not_converged
 from graphc.schedule import Program, Rendered
+from graphc.shapes import fixed
 
 _EXCEPTIONS: dict[str, type[Exception]] = {
     "IndexError": IndexError,
@@ -150,7 +151,7 @@ def render(program: Program, p: Plan, *, single: bool, function_name: str = "gra
     for name, given in zip(params, program.inputs, strict=True):
         t = given.type
         dtype = _DTYPE_NAMES[t.dtype.name]
-        strides = tuple(s * t.dtype.itemsize for s in contiguous_strides(t.shape))
+        strides = tuple(s * t.dtype.itemsize for s in contiguous_strides(fixed(t.shape)))
         label = repr(given.label)
         lines.append(
             f"    if type({name}) is not ndarray or {name}.dtype is not {dtype} "
