@@ -4,7 +4,7 @@ Run: PYTHONPATH=. python benchmarks/named_dims.py [--quick] [--backend llvm|nump
 
 - W1 (MLP loss + 4 gradients, batch 256) and W3 (the elementwise chain, N = 10^7; 10^6
   with --quick) compiled with a fixed shape and with a named batch (`("batch", 64)`),
-  both verified against the hand NumPy versions of benchmarks/w1_mlp.py and
+  both verified against the hand NumPy versions of graphc/bench/w1_mlp.py and
   w3_elementwise.py first; then timed interleaved (one call of each in turn, so load on
   the machine hits both alike), median of the rounds. Target: named / fixed <= 1.05.
 - Call overhead: f(x) = 2x on 10 elements, fixed (10,) vs named ("n",): the best of
@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 import graphc as gc
-from benchmarks import w1_mlp, w3_elementwise
+from graphc.bench import w1_mlp, w3_elementwise
 
 
 def w1(batch: object, sizes: tuple[int, int, int]) -> tuple[list[gc.Tensor], list[gc.Tensor]]:

@@ -339,3 +339,19 @@ def test_named_nodes_are_the_schedules_names() -> None:
         node = nodes[step.name]
         assert node.op is step.record and node.type == step.type and node.loc == step.loc
         assert [nodes[a] for a in step.args] == list(node.inputs)
+
+
+def test_fixed_narrows_shapes_and_refuses_named_dimensions() -> None:
+    """What backends read shapes through: ints pass as a tuple of ints; a named dimension is a located ShapeError."""
+    from graphc.shapes import Dim, fixed, fixed_size
+
+    assert fixed((2, np.int64(3), 0)) == (2, 3, 0) and all(type(n) is int for n in fixed((np.int64(3),)))
+    assert fixed(()) == () and fixed_size(7) == 7
+    batch = Dim.named("batch")
+    with pytest.raises(gc.ShapeError, match=r"\(batch,3\)|batch.*named"):
+        fixed((batch, 3))
+    with pytest.raises(gc.ShapeError, match="batch"):
+        fixed_size(batch * 2)
+    x = gc.var("x", ("batch", 3))
+    with pytest.raises(gc.GraphError, match="specializes named dimensions"):
+        schedule(graph_of([x], [gc.tanh(x)]))
