@@ -382,3 +382,16 @@ def test_stacks_only_loops_read_are_lists_that_never_alias_arguments() -> None:
     assert "ys0 = [None] * 4" in fn.source and "ys0[t] = np.array(y0)" in fn.source
     values = {xs: RNG.normal(size=(4, 2)), c0: RNG.normal(size=2)}
     np.testing.assert_array_equal(fn(values[xs], values[c0]), gc.evaluate(total, values))
+
+
+def test_a_scan_of_no_steps_computes_nothing_of_its_body() -> None:
+    """length 0: the carry is init and the ys are empty; hoisted work (a singular inverse) never runs."""
+    A, s = gc.var("A", (2, 2)), gc.var("s")
+    carry, ys = gc.scan(lambda c, _: (c + gc.sum(gc.linalg.inv(A)), gc.stack([c, c * 2])), s, length=0)
+    outputs = [carry, ys, *gc.grad(carry + gc.sum(ys), [s, A])]
+    singular = np.zeros((2, 2))
+    for got in [gc.evaluate(outputs, {A: singular, s: 1.5})] + [
+        gc.compile([A, s], outputs, backend=backend)(singular, 1.5) for backend in ("numpy", "llvm")
+    ]:
+        assert got[0] == 1.5 and got[1].shape == (0, 2) and got[1].dtype == np.float64
+        assert got[2] == 1.0 and np.array_equal(got[3], np.zeros((2, 2)))

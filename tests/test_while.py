@@ -191,3 +191,43 @@ def test_nested_loops_and_a_loop_in_a_cond() -> None:
     assert gc.evaluate(guarded, values) == pytest.approx(np.sqrt(2.0), rel=1e-15)
     check_grad([total, guarded], [s], values)
     compiled_agree([s, y0], [total, guarded, gc.grad(total + guarded, s)], [[2.0, 1.0], [2.0, -1.0]])
+
+
+# --- work hoisted out of the body -------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log:RuntimeWarning")
+def test_hoisted_work_does_not_run_when_the_loop_runs_zero_times() -> None:
+    """What does not depend on the carry is computed once, before the loop, and only if the loop runs at all."""
+    A, s = gc.var("A", (2, 2)), gc.var("s")
+    inverse = gc.while_loop(lambda c: c < 0.0, lambda c: c + gc.sum(gc.linalg.inv(A)), s, max_iter=5)
+    logged = gc.while_loop(lambda c: c < 0.0, lambda c: c + gc.log(gc.sum(A)), s)
+    singular, negative = np.zeros((2, 2)), -np.ones((2, 2))
+    assert gc.evaluate(inverse, {A: singular, s: 1.0}) == 1.0  # the guard idiom: inv runs only when c < 0
+    for backend in BACKENDS:
+        assert gc.compile([A, s], inverse, backend=backend)(singular, 1.0) == 1.0
+        assert gc.compile([A, s], logged, backend=backend, check_finite=True)(negative, 1.0) == 1.0
+        with pytest.raises(np.linalg.LinAlgError, match="inv"):  # once the loop runs, the error is raised
+            gc.compile([A, s], inverse, backend=backend)(singular, -1.0)
+        with pytest.raises(FloatingPointError, match="log"):
+            gc.compile([A, s], logged, backend=backend, check_finite=True)(negative, -1.0)
+
+
+def test_hoisted_work_keeps_values_and_gradients() -> None:
+    A, s = gc.var("A", (2, 2)), gc.var("s")
+    w = gc.while_loop(lambda c: c < 3.0, lambda c: c + gc.sum(gc.linalg.inv(A)) * c, s, max_iter=50)
+    assert "cond" in {n.op.name for n in gc.Graph([w.node]).nodes}  # the hoisted inverse sits in the taken branch
+    a = np.array([[2.0, 0.5], [0.1, 3.0]])
+    total, steps = 0.5, 0
+    while total < 3.0 and steps < 50:
+        total, steps = total + np.linalg.inv(a).sum() * total, steps + 1
+    assert gc.evaluate(w, {A: a, s: 0.5}) == pytest.approx(total, rel=1e-15)
+    compiled_agree([A, s], [w, *gc.grad(w, [A, s])], [[a, 0.5], [a, 4.0]])
+    check_grad(w, [A, s], {A: a, s: 0.5})
+
+
+def test_a_loop_without_hoisted_work_is_not_guarded() -> None:
+    """Closing over vars alone hoists nothing: the loop node is the result, as before."""
+    x, a = gc.var("x"), gc.var("a")
+    w = gc.while_loop(lambda c: c < 10.0, lambda c: c * a + 1.0, x, max_iter=20)
+    assert w.node.op.name == "while_loop" and "cond" not in {n.op.name for n in gc.Graph([w.node]).nodes}

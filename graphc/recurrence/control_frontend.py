@@ -19,6 +19,7 @@ from typing import Any
 from graphc.autodiff.canonical import canonicalize
 from graphc.errors import GraphError
 from graphc.ir import Graph, Node, toposort
+from graphc.ops.base import Kind
 from graphc.ops.control_flow import same_results
 from graphc.ops.loops import body_param, close_over, sibling, substitute
 from graphc.ops.source import var_op
@@ -144,17 +145,37 @@ def while_loop(
     if not init_nodes:
         raise ValueError("while_loop needs at least one Tensor in init")
     with building("while_loop", *map(Tensor, init_nodes)):
-        carries = _trace_vars("carry", [c.type for c in init_nodes])
-        state = unflatten(init_shape, iter(carries))
-        pred = _predicate(cond_fn(state), "the result of cond_fn")
-        new_nodes, new_shape = flatten(body_fn(state), "the carry", [c.dtype for c in init_nodes])
-        _check_same("carry", new_nodes, new_shape, init_nodes, init_shape)
-        names = [f"carry{i}" for i in range(len(carries))]
-        graph, _, closures = close_over(canonicalize([pred, *new_nodes]), carries, names)
-        cond_body, body = split_body(graph)
-        node = while_op(*init_nodes, *closures, cond_body=cond_body, body=body, n_carry=len(init_nodes),
-                        max_iter=bound, checkpoint=k, output=0)  # fmt: skip
-    return unflatten(init_shape, iter([sibling(node, i) for i in range(len(init_nodes))]))
+        node, hoisted = _loop(cond_fn, body_fn, init_nodes, init_shape, bound, k)
+        if not hoisted:
+            return unflatten(init_shape, iter([sibling(node, i) for i in range(len(init_nodes))]))
+        # Work hoisted out of the body runs before the loop: put it all in a branch taken only
+        # when the loop runs at least once, so a loop of zero iterations computes (and raises) nothing.
+        first = _predicate(cond_fn(unflatten(init_shape, iter(init_nodes))), "the result of cond_fn")
+
+        def run(*carry: Tensor) -> tuple[Tensor, ...]:
+            inner, _ = _loop(cond_fn, body_fn, [t.node for t in carry], init_shape, bound, k)
+            return tuple(Tensor(sibling(inner, i)) for i in range(len(carry)))
+
+        results = cond(Tensor(first), run, lambda *carry: carry, *map(Tensor, init_nodes))
+    return unflatten(init_shape, iter([t.node for t in results]))
+
+
+def _loop(
+    cond_fn: Callable[[Tree], object], body_fn: Callable[[Tree], Tree], init_nodes: list[Node], init_shape: Tree,
+    bound: int | None, k: int,
+) -> tuple[Node, bool]:  # fmt: skip
+    """The while node (its first result) looping from init_nodes, and whether work was hoisted out of its body."""
+    carries = _trace_vars("carry", [c.type for c in init_nodes])
+    state = unflatten(init_shape, iter(carries))
+    pred = _predicate(cond_fn(state), "the result of cond_fn")
+    new_nodes, new_shape = flatten(body_fn(state), "the carry", [c.dtype for c in init_nodes])
+    _check_same("carry", new_nodes, new_shape, init_nodes, init_shape)
+    names = [f"carry{i}" for i in range(len(carries))]
+    graph, _, closures = close_over(canonicalize([pred, *new_nodes]), carries, names)
+    cond_body, body = split_body(graph)
+    node = while_op(*init_nodes, *closures, cond_body=cond_body, body=body, n_carry=len(init_nodes),
+                    max_iter=bound, checkpoint=k, output=0)  # fmt: skip
+    return node, any(c.op.kind is not Kind.SOURCE for c in closures)
 
 
 __all__ = ["close_branches", "cond", "while_loop"]

@@ -22,6 +22,7 @@ from graphc.autodiff.canonical import canonicalize
 from graphc.errors import DTypeError, GraphError, ShapeError
 from graphc.ir import Node
 from graphc.ops.loops import close_over, sibling
+from graphc.ops.source import const as const_node
 from graphc.ops.source import var as var_node
 from graphc.recurrence.fixed_point_rules import fixed_point as fixed_point_op
 from graphc.recurrence.scan_rules import make_scan
@@ -143,6 +144,9 @@ def scan(
         y_nodes, y_shape = flatten(y, "the per-step output")
         names = [f"carry{i}" for i in range(len(carries))] + [f"x{i}" for i in range(len(slices))]
         body_outputs = canonicalize([*carry_nodes, *y_nodes])  # stable forms before the body is differentiated
+        if isinstance(n, int) and n == 0:  # no step runs: nothing of the body (hoisted work included) is computed
+            empty = [const_node(np.zeros((0, *y.shape), dtype=y.dtype)) for y in y_nodes]
+            return unflatten(init_shape, iter(init_nodes)), unflatten(y_shape, iter(empty))
         body, _, closures = close_over(body_outputs, [*carries, *slices], names)
         node = make_scan(init_nodes, x_nodes, closures, body, length=n, reverse=bool(reverse), checkpoint=checkpoint)
     results = iter([sibling(node, i) for i in range(len(carry_nodes) + len(y_nodes))])
