@@ -175,7 +175,7 @@ def _loop(
     cond_body, body = split_body(graph)
     node = while_op(*init_nodes, *closures, cond_body=cond_body, body=body, n_carry=len(init_nodes),
                     max_iter=bound, checkpoint=k, output=0)  # fmt: skip
-    return node, any(c.op.kind is not Kind.SOURCE for c in closures)
+    return node, any(c.op.kind is not Kind.SOURCE for c in closures)  # type: ignore[attr-defined]  # Op records
 
 
 __all__ = ["close_branches", "cond", "while_loop"]
