@@ -202,7 +202,13 @@ def permutation(key: TensorLike, x: TensorLike) -> Tensor:
         t = as_tensor(x)
         if t.ndim == 0:
             raise ShapeError(f"permutation needs an int or an array of at least one axis, got {t.node.type}")
-        return fn.take(t, _permutation(key, t.shape[0]), axis=0)
+        n = t.shape[0]
+        if isinstance(n, Dim):
+            raise ShapeError(
+                f"permutation of an axis of named size {n}: the sort keys' index bits depend on the size; "
+                "permute arrays of a fixed length"
+            )
+        return fn.take(t, _permutation(key, n), axis=0)
 
 
 def _permutation(key: TensorLike, n: int) -> Tensor:
