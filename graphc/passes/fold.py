@@ -13,7 +13,7 @@ from graphc.ir import Graph, Node
 from graphc.ops.base import Kind
 from graphc.ops.loops import is_loop
 from graphc.ops.source import const, const_value
-from graphc.rewrite import rewrite
+from graphc.rewrite import Settled, rewrite
 
 MAX_FOLD_ELEMENTS = 4096
 
@@ -47,6 +47,10 @@ def fold_constant(node: Node) -> Node | None:
     return const(value)
 
 
+_RULES = _AllOps()
+_SETTLED = Settled()  # the fixpoints of fold met so far (graphc.rewrite: a walk passes over them)
+
+
 def fold(graph: Graph) -> Graph:
     """Replace every all-constant computation by its value."""
-    return rewrite(graph, _AllOps())
+    return rewrite(graph, _RULES, _SETTLED)

@@ -102,7 +102,8 @@ def fused_node(group: list[Node], outer: dict[Node, Node]) -> Node:
                 continue
             source = outer[operand]
             if source not in params:
-                params[source] = param(len(params), source.type)
+                with derived_from(member):  # not the user's line: looking for it walks the stack
+                    params[source] = param(len(params), source.type)
             args.append(params[source])
         with derived_from(member):
             inside[member] = Node.make(member.op, args, member.params)
