@@ -119,8 +119,14 @@ class Node:
         raise AttributeError("Node is immutable")
 
     @staticmethod
-    def make(op: OpLike, inputs: Sequence[Node], attrs: Mapping[str, Hashable]) -> Node:
-        """The interned node op(inputs; attrs); infers its type or raises at the user's line."""
+    def make(
+        op: OpLike, inputs: Sequence[Node], attrs: Mapping[str, Hashable], known: TensorType | None = None
+    ) -> Node:
+        """The interned node op(inputs; attrs); infers its type or raises at the user's line.
+
+        `known`: the type, when the caller has it from a node of the same op and attrs on
+        inputs of the same types (a rewrite's rebuild, a fused body): inference is skipped.
+        """
         inputs = tuple(inputs)
         frozen = tuple(sorted(attrs.items()))
         key = (op, inputs, frozen)
@@ -128,7 +134,7 @@ class Node:
         if node is not None:
             return node
         try:
-            type_ = op.infer(*(i.type for i in inputs), **attrs)
+            type_ = known if known is not None else op.infer(*(i.type for i in inputs), **attrs)
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
         node = object.__new__(Node)

@@ -150,8 +150,8 @@ def _settle(frame: _Frame, table: RuleTable, done: dict[Node, Node]) -> Node | N
     inputs = tuple(map(done.__getitem__, node.inputs))
     rebuilt = node
     if inputs != node.inputs:  # nodes compare by identity
-        with derived_from(node):  # the rebuilt node carries the user's line over
-            rebuilt = Node.make(node.op, inputs, node.params)
+        with derived_from(node):  # the rebuilt node carries the user's line over; the inputs' types are kept
+            rebuilt = Node.make(node.op, inputs, node.params, node.type)
         frame.forms.append(rebuilt)
         if rebuilt in done:
             return done[rebuilt]
