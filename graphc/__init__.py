@@ -25,6 +25,7 @@ from graphc.autodiff import (
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.backends.interpreter import evaluate
 from graphc.compile import compile
+from graphc.compile_options import get_num_threads, set_num_threads
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
@@ -65,6 +66,7 @@ __all__ = [
     "evaluate",
     "explore",
     "fixed_point",
+    "get_num_threads",
     "grad",
     "hessian",
     "hessian_sparsity",
@@ -79,6 +81,7 @@ __all__ = [
     "random",
     "save",
     "scan",
+    "set_num_threads",
     "show",
     "sparse_hessian",
     "sparse_jacobian",
