@@ -8,6 +8,7 @@ never looks at the math.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -59,7 +60,38 @@ def format_array(array: np.ndarray) -> str:
     return f"<{array.size} values #{digest:08x}>"
 
 
-_INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+class _InternTable:
+    """key -> the one live node of that structure, held weakly (an entry goes when its node does).
+
+    A WeakValueDictionary does the same, but its Python-level get and set were half the
+    cost of making a node, and graphs make nodes by the hundred thousand.
+    """
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: dict[tuple, weakref.ref[Node]] = {}
+
+    def get(self, key: tuple) -> Node | None:
+        ref = self._refs.get(key)
+        return None if ref is None else ref()
+
+    def __setitem__(self, key: tuple, node: Node) -> None:
+        self._refs[key] = weakref.ref(node, functools.partial(self._forget, key))
+
+    def _forget(self, key: tuple, ref: weakref.ref[Node]) -> None:
+        if self._refs.get(key) is ref:
+            del self._refs[key]
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def values(self) -> list[Node]:
+        """The live nodes."""
+        return [node for node in (ref() for ref in list(self._refs.values())) if node is not None]
+
+
+_INTERNED = _InternTable()
 _DERIVED_FROM: list[tuple[Location | None, Node | None, Node | None]] = []  # (loc, origin, differentiates)
 
 
@@ -139,11 +171,14 @@ class Node:
             raise _located(exc, op, inputs) from None
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
-        for name, value in (
-            ("op", op), ("inputs", inputs), ("attrs", frozen),
-            ("type", type_), ("loc", loc), ("origin", origin), ("differentiates", differentiates),
-        ):  # fmt: skip
-            object.__setattr__(node, name, value)
+        put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
+        put(node, "op", op)
+        put(node, "inputs", inputs)
+        put(node, "attrs", frozen)
+        put(node, "type", type_)
+        put(node, "loc", loc)
+        put(node, "origin", origin)
+        put(node, "differentiates", differentiates)
         _INTERNED[key] = node
         return node
 
