@@ -71,6 +71,7 @@ ENTRY = "graphc_entry"
 DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)
 GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
 PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
+HUGE_GLUE = 2048  # instructions: an entry larger than this is compiled without optimization (unoptimized)
 PTHREAD = ("pthread_create", "pthread_join")
 F64_DTYPE = np.dtype("float64")
 MISALIGNED = -1  # the entry's status: an input's data is not aligned to its item size
@@ -232,6 +233,9 @@ class Lowering:
         b.ret(ir.Constant(I32, 0))
         if self.fastcall:
             pyentry.add_fastcall(self.module, entry, total_work(self.plan) >= GIL_WORK)
+        if instructions(entry) > HUGE_GLUE:
+            for fn in (entry, self.module.globals.get(pyentry.CALL)):
+                unoptimized(fn)
         return self.module
 
     def _check_alignment(self, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
@@ -511,6 +515,23 @@ def pieces(extent: int, parts: int) -> list[tuple[int, int]]:
 def _to_point(kernel: Kernel) -> bool:
     """A reduction whose result is one point (its halves need partial results)."""
     return isinstance(kernel, Reduce) and not any(kernel.out.strides)
+
+
+def instructions(fn: ir.Function) -> int:
+    """The number of instructions in a function's body."""
+    return sum(len(block.instructions) for block in fn.blocks)
+
+
+def unoptimized(fn: ir.Function | None) -> None:
+    """Mark a glue function (the entry, its fastcall wrapper) to be compiled without optimization.
+
+    A huge entry (thousands of kernel calls and pointers) is straight-line glue: LLVM's O3
+    pipeline and code generation grow faster than linearly on it (2,000 scalar inputs:
+    most of a 20 s compile) for nothing, since the work is in the kernels, which stay at O3.
+    """
+    if isinstance(fn, ir.Function):
+        fn.attributes.add("noinline")
+        fn.attributes.add("optnone")
 
 
 def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
