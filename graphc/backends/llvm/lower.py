@@ -120,13 +120,12 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
 
     Equal (buffer, offset) pairs share a parameter; take, scatter_add and checks get the error slot last.
     """
-    pointers: list[Pointer] = []
+    numbers: dict[Pointer, int] = {}  # each distinct pointer's parameter, in order of first use (a dict: a
+    # kernel of a big straight-line graph has thousands, and a list's index() made this quadratic)
 
     def rebase(layout: Layout) -> Layout:
-        pointer = pointer_of(layout)
-        if pointer not in pointers:
-            pointers.append(pointer)
-        param = Buffer(L.PARAM, pointers.index(pointer), layout.dtype)
+        number = numbers.setdefault(pointer_of(layout), len(numbers))
+        param = Buffer(L.PARAM, number, layout.dtype)
         return replace(layout, buffer=param, offset=0, dynamic=())
 
     fields: dict[str, object] = {}
@@ -135,6 +134,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
             fields[name] = rebase(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], Layout):
             fields[name] = tuple(rebase(v) for v in value)
+    pointers = list(numbers)
     if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
