@@ -89,8 +89,9 @@ def measure(label: str, make: Callable[[], tuple[list[gc.Tensor], gc.Tensor]], b
     rng = np.random.default_rng(0)
     args = [rng.uniform(-1, 1, x.shape) for x in xs]
     want = gc.evaluate(outputs, dict(zip([x.node for x in xs], args, strict=True)))
+    threads = {"threads": gc.get_num_threads()} if hasattr(gc, "get_num_threads") else {}  # older checkouts: 2
     for backend in backends:
-        built = stages.timed(backend, lambda b=backend: _build(program, b, False, False, None, False))
+        built = stages.timed(backend, lambda b=backend: _build(program, b, False, False, None, False, **threads))
         got = built.function(*args)  # type: ignore[attr-defined]
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-300)
