@@ -51,3 +51,21 @@ def test_sparse_jacobian_keeps_finite_entries_finite_beside_an_overflow(
     sparse = gc.compile([x], gc.sparse_jacobian(f, x, mode=mode), backend="numpy")(np.array(value)).toarray()
     pattern = a != 0
     np.testing.assert_allclose(sparse[pattern], dense[pattern], rtol=1e-15)
+
+
+@pytest.mark.xfail(strict=True, reason="P6: the reverse-mode Jacobian puts 0 * inf = NaN on an exact entry")
+def test_reverse_jacobian_entry_through_concatenate_is_exact_beside_an_infinity() -> None:
+    """d(2 x_1)/dx_1 is 2 whatever exp(x_1) is; forward mode gives it."""
+    x = gc.var("x", (5,))
+    f = gc.concatenate([x * 2.0, gc.exp(x[:2])])
+    value = {x: np.array([1.0, np.inf, -np.inf, np.nan, 1e300])}
+    assert gc.evaluate(gc.jacobian(f, x, mode="fwd"), value)[1, 1] == 2.0
+    assert gc.evaluate(gc.jacobian(f, x, mode="rev"), value)[1, 1] == 2.0
+
+
+@pytest.mark.xfail(strict=True, reason="P7: cond has no sparsity rule, so its pattern is dense")
+def test_sparsity_of_cond_with_elementwise_branches_is_diagonal() -> None:
+    """Both branches are elementwise; the predicate has no derivative (as in gc.where)."""
+    x = gc.var("x", (4,))
+    f = gc.cond(gc.sum(x) > 0, lambda v: v * v, lambda v: gc.exp(v), x)
+    assert (gc.jacobian_sparsity(f, x).toarray() == np.eye(4, dtype=bool)).all()
