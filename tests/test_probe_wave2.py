@@ -13,6 +13,14 @@ import pytest
 import graphc as gc
 
 
+@pytest.mark.xfail(strict=True, reason="P1 residue: max_iter=0 still runs hoisted body work")
+def test_while_loop_with_max_iter_zero_runs_no_body_work() -> None:
+    """max_iter=0 returns init (docs/control-flow.md), so nothing of the body runs."""
+    a, s = gc.var("A", (2, 2)), gc.var("s")
+    loop = gc.while_loop(lambda c: c < 0.0, lambda c: c + gc.sum(gc.linalg.inv(a)), s, max_iter=0)
+    assert gc.compile([a, s], loop, backend="numpy")(np.zeros((2, 2)), -1.0) == -1.0
+
+
 @pytest.mark.xfail(strict=True, reason="P2: compressed sparse Jacobian spreads 0 * inf = NaN to other rows")
 @pytest.mark.parametrize(
     ("mode", "build", "value"),
