@@ -4,7 +4,6 @@ Each test states the documented behaviour and is marked xfail(strict=True) while
 stands, so a fix turns it into an unexpected pass and the marker must then be removed.
 """
 
-import contextlib
 from collections.abc import Callable
 
 import numpy as np
@@ -67,20 +66,3 @@ def test_float32_uniform_never_reaches_maxval() -> None:
     u = gc.random.uniform(gc.random.key(0), (1446824,), "float32", minval=1.0, maxval=2.0)
     fn = gc.compile([], u, backend="numpy")
     assert fn()[-1] < 2.0
-
-
-@pytest.mark.xfail(strict=True, reason="P10: permutation over a named axis raises AttributeError (Dim.bit_length)")
-def test_permutation_over_a_named_axis_is_not_an_internal_error() -> None:
-    """Bad or unsupported arguments raise graphc's located errors, never AttributeError."""
-    x = gc.var("X", ("batch", 3))
-    with contextlib.suppress(gc.ShapeError):
-        gc.random.permutation(gc.random.key(0), x)
-
-
-@pytest.mark.xfail(strict=True, reason="P11: roll along a fixed axis refuses the named batch axis")
-def test_roll_along_a_fixed_axis_of_a_named_array() -> None:
-    """roll(x, 1, axis=1) does not touch the named axis 0."""
-    x = gc.var("X", ("batch", 3))
-    fn = gc.compile([x], gc.roll(x, 1, axis=1), backend="numpy")
-    value = np.arange(6.0).reshape(2, 3)
-    assert np.array_equal(fn(value), np.roll(value, 1, axis=1))
