@@ -199,6 +199,24 @@ def test_elementwise_derivatives_at_infinities_and_kinks() -> None:
     assert np.isnan(evaluate(gc.grad(gc.arctan2(y, x), x), {x: 0.0, y: 0.0}))
 
 
+def test_arctan2_derivative_is_zero_where_an_operand_is_infinite() -> None:
+    """P3: d arctan2(y, x) = (x dy - y dx) / (x^2 + y^2) tends to 0 as |x| or |y| -> inf (was inf/inf = NaN);
+    a NaN operand still gives NaN, the origin NaN; evaluate and both backends, one graph, first and second order."""
+    inf, nan = math.inf, math.nan
+    y_values = np.array([inf, -inf, 1.0, 1.0, inf, -inf, 0.0, -0.0, inf, nan, 0.0, 3.0])
+    x_values = np.array([1.0, 2.0, inf, -inf, inf, -inf, inf, -inf, nan, inf, 0.0, -4.0])
+    y, x = gc.var("y", y_values.shape), gc.var("x", x_values.shape)
+    dy, dx = gc.grad(gc.sum(gc.arctan2(y, x)), [y, x])
+    outputs = [dy, dx, gc.grad(gc.sum(dy), y), gc.grad(gc.sum(dx), y)]
+    got = evaluate(outputs, {y: y_values, x: x_values})
+    limit = np.where(np.isnan(y_values + x_values), nan, 0.0)
+    limit[-2:] = [nan, 0.0]  # the origin; (3, -4) below
+    for value in got:
+        np.testing.assert_array_equal(np.abs(value[:-1]), np.abs(limit[:-1]))
+    assert got[0][-1] == pytest.approx(-4 / 25, rel=1e-15) and got[1][-1] == pytest.approx(-3 / 25, rel=1e-15)
+    backends_agree([y, x], outputs, [y_values, x_values])
+
+
 @pytest.mark.parametrize("dtype", [F64, F32])
 def test_new_float_functions_keep_float32(dtype: np.dtype) -> None:
     x = gc.var("x", (3,), dtype)
