@@ -119,6 +119,8 @@ def _words(key: object, shape: Sequence[int] | int, what: str) -> tuple[Tensor, 
     """The two 32-bit words of each element of `shape` under `key`."""
     k = _key(key, what)
     with building(what, key, shape):
+        if isinstance(shape, Tensor):
+            raise TypeError(f"shape must be a tuple of ints (a Tensor shape is not supported), got {shape!r}")
         x0, x1 = _counters(as_shape(shape))
         return threefry_2x32(k, x0, x1)
 
@@ -132,7 +134,8 @@ def bits(key: object, shape: Sequence[int] | int = ()) -> Tensor:
 def split(key: object, num: int = 2) -> Tensor:
     """`num` new keys, int64 of shape (num, 2): key i is Threefry of the counter (0, i) (jax.random.split)."""
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
-        raise ValueError(f"num must be an int >= 0, got {num!r}")
+        with building("split", key, num):
+            raise ValueError(f"num must be an int >= 0 (a Python int: it is the result's shape), got {num!r}")
     w0, w1 = _words(key, (int(num),), "split")
     return fn.stack([w0, w1], axis=-1)
 
@@ -218,7 +221,8 @@ def permutation(key: object, x: object) -> Tensor:
     """
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         if x < 0:
-            raise ValueError(f"permutation of a negative count {x}")
+            with building("permutation", key, x):
+                raise ValueError(f"permutation of a negative count {x}")
         return _permutation(key, int(x))
     with building("permutation", key, x):
         t = as_tensor(x)

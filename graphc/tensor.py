@@ -300,10 +300,14 @@ class Tensor:
 
 @contextlib.contextmanager
 def building(name: str, *operands: object) -> Iterator[None]:
-    """Name `name`, the operand types and the user's line in GraphErrors raised inside."""
+    """Name `name`, the operand types and the user's line in the errors of bad arguments raised inside.
+
+    Those are GraphError, IndexError, and the ValueError, TypeError and NotImplementedError
+    of arguments that a function refuses (as NumPy would); other errors pass unchanged.
+    """
     try:
         yield
-    except (GraphError, IndexError) as exc:
+    except (GraphError, IndexError, ValueError, TypeError, NotImplementedError) as exc:
         types = ", ".join(str(o.node.type) if isinstance(o, Tensor) else repr(o) for o in operands)
         raise located(exc, f"{name}({types})", user_location()) from None
 
