@@ -20,8 +20,10 @@ import numpy as np
 from graphc.errors import ShapeError
 from graphc.ops import cumulative as cu
 from graphc.ops import elementwise as ew
+from graphc.ops import random as rops
 from graphc.ops import shape as sh
-from graphc.shapes import BOOL, FLOAT64, INT64, as_dtype, as_shape, is_float, normalize_axes, normalize_axis
+from graphc.ops.source import dim_value
+from graphc.shapes import BOOL, FLOAT64, INT64, Dim, as_dtype, as_shape, is_float, normalize_axes, normalize_axis
 from graphc.tensor import Tensor, arith, as_tensor, astype, building, const, getitem, promote, reshape, take
 
 Axis = int | Sequence[int] | None
@@ -174,7 +176,7 @@ def _move_first_axis(y: Tensor, axis: int) -> Tensor:
 
 def _concatenate(parts: Sequence[Tensor], axis: int) -> Tensor:
     """Join Tensors of one dtype along an existing axis (leaving empty ones out)."""
-    kept = [p for p in parts if p.shape[axis] > 0] or list(parts[:1])
+    kept = [p for p in parts if isinstance(p.shape[axis], Dim) or p.shape[axis] > 0] or list(parts[:1])
     if len(kept) == 1:
         return kept[0]
     return Tensor(sh.concatenate(*(p.node for p in kept), axis=axis))
@@ -213,6 +215,13 @@ def roll(a: object, shift: int | Sequence[int], axis: Axis = None) -> Tensor:
             shifts[normalize_axis(int(ax), t.ndim)] += int(s)
         for ax, s in shifts.items():
             n = t.shape[ax]
+            if s == 0:
+                continue
+            if isinstance(n, Dim):  # where the shift wraps is known at call time: a gather of (i - s) mod n
+                shifted = Tensor(rops.iota(shape=(n,))) - s
+                index = Tensor(ew.mod(shifted.node, dim_value(n, INT64)))
+                t = take(t, index, ax)
+                continue
             if n == 0 or s % n == 0:
                 continue
             cut = n - s % n
@@ -312,6 +321,8 @@ def _pad_constant(t: Tensor, widths: np.ndarray, constant_values: object) -> Ten
         constant_values if isinstance(constant_values, Tensor) else _pairs(constant_values, t.ndim, "constant_values")
     )
     for ax, (before, after) in enumerate(widths.tolist()):
+        if not (before or after):
+            continue
         parts = []
         for width, side in ((before, 0), (after, 1)):
             value = values if isinstance(values, Tensor) else values[ax, side]
@@ -388,9 +399,20 @@ def _triangle(name: str, m: object, k: int, upper: bool) -> Tensor:
         if t.ndim == 0:
             raise ShapeError(f"{name} needs an array of at least one dimension")
         rows, cols = t.shape[-2:] if t.ndim >= 2 else (t.shape[0], t.shape[0])
-        keep = ~np.tri(rows, cols, k - 1, dtype=bool) if upper else np.tri(rows, cols, k, dtype=bool)
+        if isinstance(rows, Dim) or isinstance(cols, Dim):
+            keep = _named_triangle(rows, cols, k, upper)
+        else:
+            keep = const(~np.tri(rows, cols, k - 1, dtype=bool) if upper else np.tri(rows, cols, k, dtype=bool))
         zero = const(np.zeros((), t.dtype))
-        return Tensor(ew.where(const(keep).node, t.node, zero.node))
+        return Tensor(ew.where(keep.node, t.node, zero.node))
+
+
+def _named_triangle(rows: int | Dim, cols: int | Dim, k: int, upper: bool) -> Tensor:
+    """The mask j - i >= k (upper) or j - i <= k (lower) over rows x cols, sizes known at call time."""
+    i = reshape(Tensor(rops.iota(shape=(rows,))), (rows, 1))
+    j = reshape(Tensor(rops.iota(shape=(cols,))), (1, cols))
+    offset = j - i
+    return offset >= k if upper else offset <= k
 
 
 def triu(m: object, k: int = 0) -> Tensor:

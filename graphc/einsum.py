@@ -22,7 +22,7 @@ import numpy as np
 from graphc.errors import ShapeError
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
-from graphc.shapes import BOOL, is_float
+from graphc.shapes import BOOL, Dim, is_float
 from graphc.tensor import Tensor, building, getitem, matmul, promote, reshape, transpose
 
 Labels = tuple[int, ...]
@@ -175,19 +175,27 @@ def contract(tensors: list[Tensor], inputs: list[Labels], output: Labels) -> Ten
     return _arranged(acc, acc_labels, output)
 
 
-def _sizes(tensors: list[Tensor], inputs: list[Labels]) -> dict[int, int]:
-    """Each label's size: equal across operands, or 1 where an operand broadcasts it."""
-    sizes: dict[int, int] = {}
+def _sizes(tensors: list[Tensor], inputs: list[Labels]) -> dict[int, int | Dim]:
+    """Each label's size: equal across operands, or 1 where an operand broadcasts it (a named size only
+    meets itself or 1, as in broadcasting)."""
+    sizes: dict[int, int | Dim] = {}
     for t, labels in zip(tensors, inputs, strict=True):
         for lab, n in zip(labels, t.shape, strict=True):
             known = sizes.get(lab, 1)
-            if n != known and 1 not in (n, known):
+            if n == known or _is_one(n):
+                sizes[lab] = known
+            elif _is_one(known):
+                sizes[lab] = n
+            else:
                 name = chr(lab) if lab < _ELLIPSIS else "..."
                 raise ShapeError(
                     f"einsum: subscript {name!r} has sizes {known} and {n} in operands {[t.shape for t in tensors]}"
                 )
-            sizes[lab] = max(n, known) if 0 not in (n, known) else 0
     return sizes
+
+
+def _is_one(n: int | Dim) -> bool:
+    return isinstance(n, int) and n == 1
 
 
 def _diagonal(t: Tensor, labels: Labels) -> tuple[Tensor, Labels]:
@@ -227,7 +235,7 @@ def _arranged(t: Tensor, labels: Labels, order: Sequence[int]) -> Tensor:
 
 
 def _pair(
-    a: tuple[Tensor, Labels], b: tuple[Tensor, Labels], needed: set[int], sizes: dict[int, int]
+    a: tuple[Tensor, Labels], b: tuple[Tensor, Labels], needed: set[int], sizes: dict[int, int | Dim]
 ) -> tuple[Tensor, Labels]:
     """The product of two terms summed over their shared labels that nothing later needs."""
     (x, xl), (y, yl) = a, b

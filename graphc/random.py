@@ -34,7 +34,7 @@ from graphc import functions as fn
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import random as rops
 from graphc.ops.source import const_value
-from graphc.shapes import FLOAT32, FLOAT64, INT64, Shape, as_dtype, as_shape, is_float, is_static
+from graphc.shapes import FLOAT32, FLOAT64, INT64, Dim, Shape, as_dtype, as_shape, is_float, is_static
 from graphc.tensor import Tensor, as_tensor, building, const
 
 MASK = 0xFFFFFFFF
@@ -228,7 +228,13 @@ def permutation(key: object, x: object) -> Tensor:
         t = as_tensor(x)
         if t.ndim == 0:
             raise ShapeError(f"permutation needs an int or an array of at least one axis, got {t.node.type}")
-        return fn.take(t, _permutation(key, t.shape[0]), axis=0)
+        n = t.shape[0]
+        if isinstance(n, Dim):
+            raise ShapeError(
+                f"permutation of an axis of named size {n}: the sort keys' index bits depend on the size; "
+                "permute arrays of a fixed length"
+            )
+        return fn.take(t, _permutation(key, n), axis=0)
 
 
 def _permutation(key: object, n: int) -> Tensor:

@@ -734,8 +734,7 @@ def test_composite_functions_with_named_axes():
             xv = RNG.normal(size=(n, 3))
             for got, (_, numpy) in zip(fn(xv), [functions["softmax"], functions["log_softmax"]], strict=True):
                 np.testing.assert_allclose(got, numpy(xv), rtol=1e-13, atol=1e-15)
-    refused = [lambda: gc.eye(v.shape[0]), lambda: gc.arange(v.shape[0]), lambda: gc.roll(v, 1),
-               lambda: gc.triu(gc.outer(v, v))]  # fmt: skip
+    refused = [lambda: gc.eye(v.shape[0]), lambda: gc.arange(v.shape[0])]  # roll/triu: test_array_functions_...
     for build in refused:
         with pytest.raises(gc.ShapeError, match="named dimension n"):  # a constant or mask of a named size
             build()
@@ -784,3 +783,52 @@ def test_sparse_jacobians_need_fixed_shapes_and_compile_beside_named_outputs():
         got = fn({"x": np.ones((n, 3)), "w": np.arange(4.0)})
         np.testing.assert_array_equal(got["s"], 3.0 * n * np.arange(4.0))
         np.testing.assert_array_equal(got["J"].toarray(), np.diag(2 * np.cos(np.arange(4.0))))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
+def test_array_functions_take_named_sizes(backend: str):
+    """einsum, tensordot, roll, constant pad, triu/tril with a named batch: NumPy's results at every size."""
+    x, w = gc.var("x", shape=("batch", 3)), gc.var("w", shape=(3, 2))
+    a, b = gc.var("a", shape=("batch", 2, 3)), gc.var("b", shape=("batch", 3, 4))
+    s = gc.var("s", shape=("n", "n"))
+    cases = [
+        (gc.einsum("ij,jk->ik", x, w), lambda xv, wv, av, bv, sv: np.einsum("ij,jk->ik", xv, wv)),
+        (gc.einsum("bij,bjk->bik", a, b), lambda xv, wv, av, bv, sv: np.einsum("bij,bjk->bik", av, bv)),
+        (gc.einsum("ij,ij->i", x, x), lambda xv, wv, av, bv, sv: np.einsum("ij,ij->i", xv, xv)),
+        (gc.tensordot(x, w, axes=1), lambda xv, wv, av, bv, sv: np.tensordot(xv, wv, axes=1)),
+        (gc.roll(x, 1, axis=1), lambda xv, wv, av, bv, sv: np.roll(xv, 1, axis=1)),
+        (gc.roll(x, (-7, 2), axis=(0, 1)), lambda xv, wv, av, bv, sv: np.roll(xv, (-7, 2), axis=(0, 1))),
+        (gc.roll(x, 5), lambda xv, wv, av, bv, sv: np.roll(xv, 5)),
+        (gc.pad(x, ((0, 0), (1, 1))), lambda xv, wv, av, bv, sv: np.pad(xv, ((0, 0), (1, 1)))),
+        (gc.pad(x, ((1, 2), (0, 1)), constant_values=7.0),
+         lambda xv, wv, av, bv, sv: np.pad(xv, ((1, 2), (0, 1)), constant_values=7.0)),
+        (gc.triu(x), lambda xv, wv, av, bv, sv: np.triu(xv)),
+        (gc.tril(x, -1), lambda xv, wv, av, bv, sv: np.tril(xv, -1)),
+        (gc.triu(s, 1), lambda xv, wv, av, bv, sv: np.triu(sv, 1)),
+        (gc.tril(s), lambda xv, wv, av, bv, sv: np.tril(sv)),
+    ]  # fmt: skip
+    rolled = gc.roll(x, 2, axis=0)
+    outputs = [c[0] for c in cases] + [gc.grad(gc.sum(rolled * gc.const(np.arange(3.0))), x)]
+    fn = gc.compile([x, w, a, b, s], outputs, backend=backend)
+    for n in (4, 0, 1, 9):
+        values = (RNG.normal(size=(n, 3)), RNG.normal(size=(3, 2)), RNG.normal(size=(n, 2, 3)),
+                  RNG.normal(size=(n, 3, 4)), RNG.normal(size=(n + 1, n + 1)))  # fmt: skip
+        got = fn(*values)
+        for k, (_, reference) in enumerate(cases):
+            want = reference(*values)
+            assert got[k].shape == want.shape, (k, n)
+            np.testing.assert_allclose(got[k], want, rtol=1e-14, atol=1e-14, err_msg=f"case {k} at n={n}")
+        np.testing.assert_array_equal(got[-1], np.tile(np.arange(3.0), (n, 1)))
+
+
+def test_functions_refuse_only_the_named_axes_they_act_on():
+    x = gc.var("x", shape=("batch", 3))
+    for call, pattern in [
+        (lambda: gc.random.permutation(gc.random.key(0), x), "permutation of an axis of named size batch"),
+        (lambda: gc.diff(x, axis=0), "batch"),
+        (lambda: gc.pad(x, ((1, 0), (0, 0)), mode="edge"), "batch"),
+    ]:
+        with pytest.raises(gc.ShapeError, match=pattern) as info:
+            call()
+        assert "test_named_dims.py" in str(info.value)
+    assert gc.diff(x, axis=1).shape == (gc.Dim.named("batch"), 2)

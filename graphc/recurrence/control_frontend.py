@@ -163,7 +163,9 @@ def while_loop(
     if not init_nodes:
         raise ValueError("while_loop needs at least one Tensor in init")
     with building("while_loop", *map(Tensor, init_nodes)):
-        node, hoisted = _loop(cond_fn, body_fn, init_nodes, init_shape, bound, k)
+        node, hoisted = _loop(cond_fn, body_fn, init_nodes, init_shape, bound, k)  # traced (and checked) always
+        if bound == 0:  # no body runs: the result is init, and nothing hoisted from the body is computed
+            return unflatten(init_shape, iter(init_nodes))
         if not hoisted:
             return unflatten(init_shape, iter([sibling(node, i) for i in range(len(init_nodes))]))
         # Work hoisted out of the body runs before the loop: put it all in a branch taken only
