@@ -152,6 +152,63 @@ def test_loops_are_conservative() -> None:
     assert dense_pattern(ys, v).all()
 
 
+def test_cond_pattern_is_the_union_of_its_branches() -> None:
+    """P7: a cond was dense; its pattern is both branches' patterns (the predicate carries none)."""
+    v, w = gc.var("v", (4,)), gc.var("w", (3,))
+    elementwise = gc.cond(gc.sum(v) > 0, lambda a: a * a, gc.exp, v)
+    np.testing.assert_array_equal(dense_pattern(elementwise, v), np.eye(4, dtype=bool))
+    first, total = gc.cond(
+        gc.sum(v * w[0]) > 0, lambda a, b: (a[:3] * b, gc.sum(a)), lambda a, b: (b[::-1] * 2.0, a[0] + 0.0), v, w
+    )
+    np.testing.assert_array_equal(dense_pattern(first, v), np.eye(3, 4, dtype=bool))
+    np.testing.assert_array_equal(dense_pattern(first, w), np.eye(3, dtype=bool) | np.eye(3, dtype=bool)[::-1])
+    np.testing.assert_array_equal(dense_pattern(total, v), np.ones((1, 4), dtype=bool))
+    assert not dense_pattern(total, w).any()
+    nested = gc.cond(v[0] > 0, lambda a: gc.cond(a[1] > 0, gc.sin, lambda b: gc.roll(b, 1), a), gc.cos, v)
+    np.testing.assert_array_equal(
+        dense_pattern(nested, v), np.eye(4, dtype=bool) | np.roll(np.eye(4, dtype=bool), 1, 0)
+    )
+    big = gc.var("big", (20000,))  # was 4 * 10**8 entries (3.5 GB)
+    assert gc.jacobian_sparsity(gc.cond(gc.sum(big) > 0, lambda a: a * a, gc.exp, big), big).nnz == 20000
+    outputs = [
+        gc.sparse_jacobian(f, x, mode=mode).to_dense() for f, x in ((first, w), (nested, v)) for mode in ("fwd", "rev")
+    ]
+    wants = [gc.jacobian(f, x) for f, x in ((first, w), (nested, v)) for _ in range(2)]
+    for point in (np.array([1.0, 2.0, -0.5, 0.3]), np.array([-1.0, -2.0, 0.5, 0.3]), np.array([1.0, -2.0, 0.5, 0.3])):
+        feed = {v: point, w: np.array([0.5, -1.5, 2.0])}
+        want = gc.evaluate(wants, feed)
+        results = [gc.evaluate(outputs, feed)]
+        results += [gc.compile([v, w], outputs, backend=b)(point, feed[w]) for b in ("numpy", "llvm")]
+        for got in results:
+            for g, e in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-15, atol=0)
+
+
+def test_patterns_over_the_size_limit_are_refused_before_allocation() -> None:
+    """P7: a dense pattern of n x n entries is refused (GraphError naming the function, the node, the user's line)."""
+    import tracemalloc
+
+    n = 2**15  # n * n = 2**30 entries > 2**28
+    x = gc.var("x", (n,))
+    loop = gc.while_loop(lambda y: gc.max(y) > 1.0, lambda y: 0.5 * y, x, max_iter=60)
+    square = gc.sum(x) ** 2
+    cases = [(gc.jacobian_sparsity, loop, "while_loop"), (gc.sparse_jacobian, gc.sum(x) * x, "mul"),
+             (gc.sparse_hessian, square, "broadcast_to"), (gc.hessian_sparsity, square, "broadcast_to")]  # fmt: skip
+    tracemalloc.start()
+    try:
+        for function, f, op in cases:
+            with pytest.raises(gc.GraphError) as info:
+                line = here() + 1
+                function(f, x)
+            message = str(info.value)
+            assert function.__name__ in message and op in message and "2**28" in message, message
+            assert f"{THIS_FILE}:{line}" in message, message
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**28  # nothing of the size of the pattern (over 1 GB) was allocated
+
+
 def test_pattern_of_the_wrt_itself_and_of_an_independent_output() -> None:
     v = gc.var("v", (3,))
     np.testing.assert_array_equal(dense_pattern(v * 1.0, v), np.eye(3, dtype=bool))

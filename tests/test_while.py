@@ -201,11 +201,13 @@ def test_hoisted_work_does_not_run_when_the_loop_runs_zero_times() -> None:
     """What does not depend on the carry is computed once, before the loop, and only if the loop runs at all."""
     A, s = gc.var("A", (2, 2)), gc.var("s")
     inverse = gc.while_loop(lambda c: c < 0.0, lambda c: c + gc.sum(gc.linalg.inv(A)), s, max_iter=5)
+    bounded = gc.while_loop(lambda c: c > 0.0, lambda c: c + gc.sum(gc.linalg.inv(A)), s, max_iter=0)
     logged = gc.while_loop(lambda c: c < 0.0, lambda c: c + gc.log(gc.sum(A)), s)
     singular, negative = np.zeros((2, 2)), -np.ones((2, 2))
     assert gc.evaluate(inverse, {A: singular, s: 1.0}) == 1.0  # the guard idiom: inv runs only when c < 0
     for backend in BACKENDS:
         assert gc.compile([A, s], inverse, backend=backend)(singular, 1.0) == 1.0
+        assert gc.compile([A, s], bounded, backend=backend)(singular, 1.0) == 1.0  # max_iter=0: no body runs
         assert gc.compile([A, s], logged, backend=backend, check_finite=True)(negative, 1.0) == 1.0
         with pytest.raises(np.linalg.LinAlgError, match="inv"):  # once the loop runs, the error is raised
             gc.compile([A, s], inverse, backend=backend)(singular, -1.0)
