@@ -649,3 +649,38 @@ def test_derivative_control_patterns() -> None:
     for backend in ("numpy", "llvm"):
         got = gc.compile([x], gc.sparse_jacobian(f, x), backend=backend)(xv)
         np.testing.assert_array_equal(got.toarray(), dense)
+
+
+# --- known limits at non-finite values (strict xfails: a fix makes them pass) ---------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="known limit (docs/jacobians.md): compression spreads 0 * inf = NaN across a color")
+@pytest.mark.parametrize(
+    ("mode", "build", "value"),
+    [
+        ("fwd", lambda a, x: gc.const(a) @ gc.exp(x), [1.0, 2.0, 3.0, 800.0, 5.0, 6.0]),
+        ("rev", lambda a, x: gc.tanh(gc.const(a) @ x), [1.0, 2.0, 3.0, np.inf, 5.0, 6.0]),
+    ],
+)
+def test_sparse_jacobian_keeps_finite_entries_finite_beside_an_overflow(
+    mode: str, build: Callable[[np.ndarray, gc.Tensor], gc.Tensor], value: list[float]
+) -> None:
+    """Every stored entry of a sparse Jacobian equals the dense Jacobian's entry."""
+    n = 6
+    a = np.diag(np.full(n, 2.0)) + np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)
+    x = gc.var("x", (n,))
+    f = build(a, x)
+    dense = gc.evaluate(gc.jacobian(f, x), {x: np.array(value)})
+    sparse = gc.compile([x], gc.sparse_jacobian(f, x, mode=mode), backend="numpy")(np.array(value)).toarray()
+    pattern = a != 0
+    np.testing.assert_allclose(sparse[pattern], dense[pattern], rtol=1e-15)
+
+
+@pytest.mark.xfail(strict=True, reason="known limit (docs/jacobians.md): reverse mode meets 0 * inf on an exact entry")
+def test_reverse_jacobian_entry_through_concatenate_is_exact_beside_an_infinity() -> None:
+    """d(2 x_1)/dx_1 is 2 whatever exp(x_1) is; forward mode gives it."""
+    x = gc.var("x", (5,))
+    f = gc.concatenate([x * 2.0, gc.exp(x[:2])])
+    value = {x: np.array([1.0, np.inf, -np.inf, np.nan, 1e300])}
+    assert gc.evaluate(gc.jacobian(f, x, mode="fwd"), value)[1, 1] == 2.0
+    assert gc.evaluate(gc.jacobian(f, x, mode="rev"), value)[1, 1] == 2.0
