@@ -654,7 +654,9 @@ def test_derivative_control_patterns() -> None:
 # --- known limits at non-finite values (strict xfails: a fix makes them pass) ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (docs/jacobians.md): compression spreads 0 * inf = NaN across a color")
+@pytest.mark.xfail(
+    strict=True, reason="known limit (docs/jacobians.md): compression spreads 0 * inf = NaN across a color"
+)
 @pytest.mark.parametrize(
     ("mode", "build", "value"),
     [
