@@ -65,7 +65,8 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
       "random.bits", "random.threefry_2x32", "nn.dropout"]),
     ("Convolutional networks: `gc.nn`", "As `torch.nn.functional`'s, built from `im2col` and `matmul`.",
      ["nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d"]),
-    ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile"]),
+    ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile",
+                                                 "set_num_threads", "get_num_threads"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
     ("Graphs as files", "Versioned JSON, validated on load: see [format.md](format.md).",

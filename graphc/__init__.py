@@ -24,6 +24,7 @@ from graphc.autodiff import (
 )
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
 from graphc.compile import compile, evaluate
+from graphc.compile_options import get_num_threads, set_num_threads
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
 from graphc.explore import explore
 from graphc.functions import *  # noqa: F403  (the NumPy-named functions: functions.__all__)
@@ -64,6 +65,7 @@ __all__ = [
     "evaluate",
     "explore",
     "fixed_point",
+    "get_num_threads",
     "grad",
     "hessian",
     "hessian_sparsity",
@@ -78,6 +80,7 @@ __all__ = [
     "random",
     "save",
     "scan",
+    "set_num_threads",
     "show",
     "sparse_hessian",
     "sparse_jacobian",

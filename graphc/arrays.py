@@ -321,13 +321,13 @@ def pad(
     pattern, so any width works); reflect_type='odd' and the statistical modes are not supported.
     """
     _static("pad", pad_width)
-    with building("pad", array):
+    with building("pad", array, pad_width):
         t = as_tensor(array)
         widths = _pairs(pad_width, t.ndim, "pad_width")
         if widths.dtype.kind not in "iu":
             raise TypeError(f"`pad_width` must be of integral type, got {widths.dtype}")
         if (widths < 0).any():
-            raise ValueError("index can't contain negative values")
+            raise ValueError(f"pad_width must be non-negative, got {pad_width!r}")
         if mode not in _PAD_MODES:
             raise NotImplementedError(f"pad mode {mode!r} is not supported; graphc has {', '.join(_PAD_MODES)}")
         if reflect_type != "even":
@@ -337,7 +337,7 @@ def pad(
         for ax, (before, after) in enumerate(widths.tolist()):
             if before or after:
                 if t.shape[ax] == 0:
-                    raise ValueError(f"can't extend empty axis {ax} using modes other than 'constant' or 'empty'")
+                    raise ValueError(f"can't extend empty axis {ax} in mode {mode!r}; only mode 'constant' can")
                 index = np.pad(np.arange(t.shape[ax], dtype=np.int64), (before, after), mode=mode)  # type: ignore[call-overload]
                 t = take(t, index, ax)
         return t

@@ -36,6 +36,7 @@ from graphc.autodiff.sparse import SparseTensor
 from graphc.autodiff.trees import Form, Tree, flatten_like, is_tensor, tree_flatten
 from graphc.backends import numpy_source
 from graphc.backends.interpreter import run_program
+from graphc.compile_options import Progress, check_threads, get_num_threads, reporter
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node, as_node
 from graphc.ops.dims import bind, check_bound, graph_names, specialize
@@ -79,6 +80,7 @@ class CompiledFunction:
         per_size: PerSize | None = None,
         sparse: dict[int, SparseTensor] | None = None,
         check_finite: bool = False,
+        threads: int = 1,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
@@ -92,6 +94,7 @@ class CompiledFunction:
         self.output_form = output_form or (Form(None) if single else Form(list, tuple(Form(None) for _ in outputs)))
         self._program = program
         self.check_finite = check_finite  # with fast_math/optimized: what recompiles it elsewhere (distributed)
+        self.threads = threads  # the llvm backend's thread count, fixed in its machine code
         self._built = built
         self._per_size = per_size
         self.sparse = sparse or {}
@@ -515,14 +518,22 @@ def _optimize(graph: Graph, optimize: bool, fast_math: bool, fuse: bool = True) 
 
 
 def _build(
-    program: Program, backend: str, single: bool, cache: bool, cache_dir: str | Path | None, check_finite: bool
+    program: Program,
+    backend: str,
+    single: bool,
+    cache: bool,
+    cache_dir: str | Path | None,
+    check_finite: bool,
+    threads: int = 1,
 ) -> Built:
     if backend == "llvm":
         from graphc.backends.llvm.runtime import build as build_llvm
 
         if check_finite:
-            return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir, check_finite=True)
-        return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir)
+            return build_llvm(
+                program, single=single, cache=cache, cache_dir=cache_dir, check_finite=True, threads=threads
+            )
+        return build_llvm(program, single=single, cache=cache, cache_dir=cache_dir, threads=threads)
     if check_finite:
         return numpy_source.build(program, single=single, check_finite=True)
     return numpy_source.build(program, single=single)
@@ -538,6 +549,8 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     cache: bool = True,
     cache_dir: str | Path | None = None,
     check_finite: bool = False,
+    threads: int | None = None,
+    progress: bool | Progress | None = None,
 ) -> CompiledFunction:
     """A function of `inputs` (vars) computing `outputs`: one Tensor -> one array, a list -> a tuple.
 
@@ -556,37 +569,58 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     (compiled without fusion, so every node is a step, loop bodies included): the first NaN
     or infinity raises FloatingPointError naming the op, its line in `fn.program` and where
     it was built (for a derivative's node, the forward node it differentiates). Off,
-    nothing is added.
+    nothing is added. `threads`: how many threads (llvm backend) share each kernel with
+    enough work; None takes gc.get_num_threads() (gc.set_num_threads, else the cores this
+    process may use). Results are the same for every count. `progress`: None prints one
+    line per stage on stderr once a compile has taken over 2 s (quiet otherwise); False
+    never prints; True prints every stage; a callable is called as progress(stage, done,
+    total) when each stage starts ("optimize", "schedule", then the backend's name; `done`
+    of `total` stages are done) and as progress("done", total, total) at the end. With
+    named dimensions the compile is the one stage "optimize"; each size's own build, at
+    its first call, reports nothing.
     """
     _check_backend(backend)
+    threads = get_num_threads() if threads is None else check_threads(threads, "gc.compile")
     input_tensors, input_form = _as_inputs(inputs)
     output_tensors, output_form, sparse = _as_outputs(outputs)
-    graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
-    missing = missing_vars(graph)
-    if missing:
-        raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
-    named = bool(graph_names(graph))
-    if named:
-        check_bound(graph, graph.inputs)
-    optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
-    report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
-    single = output_form.single
-    options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
-               "backend": backend, "fast_math": fast_math, "optimized": optimize,
-               "input_form": input_form, "output_form": output_form, "sparse": sparse,
-               "check_finite": check_finite}  # fmt: skip
+    progress_of = reporter(progress, f"{len(input_tensors)} inputs -> {len(output_tensors)} outputs ({backend})")
+    try:
+        graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
+        named = bool(graph_names(graph))
+        progress_of.begin("optimize", 0, 1 if named else 3)
+        missing = missing_vars(graph)
+        if missing:
+            raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
+        if named:
+            check_bound(graph, graph.inputs)
+        optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
+        report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
+        single = output_form.single
+        options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
+                   "backend": backend, "fast_math": fast_math, "optimized": optimize,
+                   "input_form": input_form, "output_form": output_form, "sparse": sparse,
+                   "check_finite": check_finite, "threads": threads}  # fmt: skip
 
-    def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
-        program = schedule(fixed)
-        built = _build(program, backend, single, cache, cache_dir, check_finite)
-        kwargs = dict(options)
-        if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
-            kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
-            kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
-        return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
+        def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
+            if not specialized:
+                progress_of.begin("schedule", 1, 3)
+            program = schedule(fixed)
+            if not specialized:
+                progress_of.begin(backend, 2, 3)
+            built = _build(program, backend, single, cache, cache_dir, check_finite, threads)
+            kwargs = dict(options)
+            if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
+                kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
+                kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
+            return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
 
+        if not named:
+            fn = build(optimized)
+    finally:
+        progress_of.close()
+    progress_of.finish()
     if not named:
-        return build(optimized)
+        return fn
     per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
     cls = _class_for(per_size, input_form, output_form)
     return cls(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]

@@ -96,6 +96,9 @@ def located(exc: E, what: str, loc: Location | None) -> E:
     message = f"{what}: {exc}"
     if loc is not None:
         message += f"\n  at {loc}"
-    new = type(exc)(message)
+    try:
+        new = type(exc)(message)
+    except Exception:  # an error class whose constructor takes other arguments: left as it is
+        return exc
     new.graphc_located = True  # type: ignore[attr-defined]
     return new

@@ -49,11 +49,15 @@ from graphc.tensor import (
     NUMPY_FUNCTIONS,
     Tensor,
     TensorLike,
+    all_,
+    any_,
     arith,
     as_tensor,
     astype,
     building,
     const,
+    invert,
+    logical_not,
     matmul,
     mean,
     promote,
@@ -64,6 +68,7 @@ from graphc.tensor import (
     take,
     to_float,
     transpose,
+    truth,
     variance,
 )
 
@@ -308,6 +313,36 @@ def dot(a: TensorLike, b: TensorLike) -> Tensor:
         return reshape(flat, x.shape[:-1] + y.shape[:-2] + y.shape[-1:])
 
 
+# --- truth values ------------------------------------------------------------------------------
+
+any = any_  # NumPy's names; builtins.any and builtins.all stay reachable
+all = all_
+
+
+def _logical(name: str, x1: TensorLike, x2: TensorLike) -> Tensor:
+    with building(name, x1, x2):
+        a, b = truth(x1), truth(x2)
+        if name == "logical_xor":
+            return arith("not_equal", a, b)
+        op = ew.logical_and if name == "logical_and" else ew.logical_or
+        return Tensor(op(a.node, b.node))
+
+
+def logical_and(x1: TensorLike, x2: TensorLike) -> Tensor:
+    """Elementwise AND of the truth values (nonzero is true), as numpy.logical_and."""
+    return _logical("logical_and", x1, x2)
+
+
+def logical_or(x1: TensorLike, x2: TensorLike) -> Tensor:
+    """Elementwise OR of the truth values (nonzero is true), as numpy.logical_or."""
+    return _logical("logical_or", x1, x2)
+
+
+def logical_xor(x1: TensorLike, x2: TensorLike) -> Tensor:
+    """Elementwise XOR of the truth values (nonzero is true), as numpy.logical_xor."""
+    return _logical("logical_xor", x1, x2)
+
+
 # --- gathers and encodings -------------------------------------------------------------------
 
 
@@ -322,11 +357,12 @@ def one_hot(indices: TensorLike, n: int) -> Tensor:
 
 
 __all__ = [
-    "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cumprod", "cumsum", "diff", "dot", "einsum",
-    "expand_dims", "eye", "flip", "full", "full_like", "linspace", "log_softmax", "logsumexp", "matmul", "max", "mean",
-    "min", "one_hot", "ones", "ones_like", "outer", "pad", "prod", "repeat", "reshape", "roll", "round", "softmax",
-    "square", "squeeze", "stack", "std", "sum", "take", "tensordot", "tile", "transpose", "tril", "triu", "variance",
-    "where", "zeros", "zeros_like",
+    "all", "any", "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cumprod", "cumsum", "diff",
+    "dot", "einsum", "expand_dims", "eye", "flip", "full", "full_like", "invert", "linspace", "log_softmax",
+    "logical_and", "logical_not", "logical_or", "logical_xor", "logsumexp", "matmul", "max", "mean", "min", "one_hot",
+    "ones", "ones_like", "outer", "pad", "prod", "repeat", "reshape", "roll", "round", "softmax", "square", "squeeze",
+    "stack", "std", "sum", "take", "tensordot", "tile", "transpose", "tril", "triu", "variance", "where", "zeros",
+    "zeros_like",
 ]  # fmt: skip
 __all__ += sorted(PUBLIC)
 

@@ -8,6 +8,7 @@ never looks at the math.
 from __future__ import annotations
 
 import contextlib
+import functools
 import weakref
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -67,21 +68,59 @@ def format_array(array: np.ndarray) -> str:
     return f"<{array.size} values #{digest:08x}>"
 
 
-_INTERNED: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+class _InternTable:
+    """key -> the one live node of that structure, held weakly (an entry goes when its node does).
+
+    A WeakValueDictionary does the same, but its Python-level get and set were half the
+    cost of making a node, and graphs make nodes by the hundred thousand.
+    """
+
+    __slots__ = ("_refs",)
+
+    def __init__(self) -> None:
+        self._refs: dict[tuple, weakref.ref[Node]] = {}
+
+    def get(self, key: tuple) -> Node | None:
+        ref = self._refs.get(key)
+        return None if ref is None else ref()
+
+    def __setitem__(self, key: tuple, node: Node) -> None:
+        self._refs[key] = weakref.ref(node, functools.partial(self._forget, key))
+
+    def _forget(self, key: tuple, ref: weakref.ref[Node]) -> None:
+        if self._refs.get(key) is ref:
+            del self._refs[key]
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def values(self) -> list[Node]:
+        """The live nodes."""
+        return [node for node in (ref() for ref in list(self._refs.values())) if node is not None]
+
+
+_INTERNED = _InternTable()
 _DERIVED_FROM: list[tuple[Location | None, Node | None, Node | None]] = []  # (loc, origin, differentiates)
 
 
-@contextlib.contextmanager
-def derived_from(node: Node, derivative: bool = False) -> Iterator[None]:
+class derived_from:  # lower case: it reads as a function, `with derived_from(node):`
     """Nodes first built inside this block record `node` as their origin and location.
 
     `derivative`: they belong to the derivative of `node` (autodiff), so they record it as
     the node they differentiate; otherwise (a rewrite) they inherit what `node` differentiates.
+    A class rather than a generator: the optimizer enters one per rule offered, and a
+    generator-based context manager cost it a fifth of its time.
     """
-    _DERIVED_FROM.append((node.loc, node, node if derivative else node.differentiates))
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, node: Node, derivative: bool = False) -> None:
+        self._entry = (node.loc, node, node if derivative else node.differentiates)
+
+    def __enter__(self) -> None:
+        _DERIVED_FROM.append(self._entry)
+
+    def __exit__(self, *exc: object) -> None:
         _DERIVED_FROM.pop()
 
 
@@ -120,8 +159,14 @@ class Node:
         raise AttributeError("Node is immutable")
 
     @staticmethod
-    def make(op: OpLike, inputs: Sequence[Node], attrs: Mapping[str, Hashable]) -> Node:
-        """The interned node op(inputs; attrs); infers its type or raises at the user's line."""
+    def make(
+        op: OpLike, inputs: Sequence[Node], attrs: Mapping[str, Hashable], known: TensorType | None = None
+    ) -> Node:
+        """The interned node op(inputs; attrs); infers its type or raises at the user's line.
+
+        `known`: the type, when the caller has it from a node of the same op and attrs on
+        inputs of the same types (a rewrite's rebuild, a fused body): inference is skipped.
+        """
         inputs = tuple(inputs)
         frozen = tuple(sorted(attrs.items()))
         key = (op, inputs, frozen)
@@ -129,21 +174,19 @@ class Node:
         if node is not None:
             return node
         try:
-            type_ = op.infer(*(i.type for i in inputs), **attrs)
+            type_ = known if known is not None else op.infer(*(i.type for i in inputs), **attrs)
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
-        for name, value in (
-            ("op", op),
-            ("inputs", inputs),
-            ("attrs", frozen),
-            ("type", type_),
-            ("loc", loc),
-            ("origin", origin),
-            ("differentiates", differentiates),
-        ):
-            object.__setattr__(node, name, value)
+        put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
+        put(node, "op", op)
+        put(node, "inputs", inputs)
+        put(node, "attrs", frozen)
+        put(node, "type", type_)
+        put(node, "loc", loc)
+        put(node, "origin", origin)
+        put(node, "differentiates", differentiates)
         _INTERNED[key] = node
         return node
 

@@ -1,6 +1,6 @@
 """NumPy's dispatch protocols for Tensors: np.exp(t), np.sum(t, axis=0), ndarray + t build graphc nodes.
 
-Imports numpy only. Tensor.__array_ufunc__ and Tensor.__array_function__ call here with
+Imports numpy and graphc.errors only. Tensor.__array_ufunc__ and Tensor.__array_function__ call here with
 `namespace`, graphc's NumPy-named functions by name (tensor.NUMPY_FUNCTIONS, which
 graphc.functions fills), so that imports go one way: tensor imports this module, and
 functions imports tensor. A NumPy function or ufunc that graphc has (by NumPy's name,
@@ -15,6 +15,8 @@ import inspect
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from graphc.errors import located, user_location
 
 Namespace = Mapping[str, Callable[..., object]]
 
@@ -33,6 +35,13 @@ _INSTEAD = {
     "ndim": "x.ndim",
     "size": "x.size",
     "copy": "the Tensor itself (Tensors are immutable)",
+}
+# why a NumPy keyword is refused, and what to write instead
+_KEYWORDS = {
+    "out": "Tensors are immutable, so there is no out=",
+    "where": "select first, e.g. gc.where(mask, x, 0) (0 or the reduction's identity)",
+    "initial": "combine it with the result instead, e.g. gc.sum(x) + initial",
+    "dtype": "cast first with x.astype(dtype)",
 }
 
 
@@ -54,10 +63,12 @@ def _call(name: str, function: Callable[..., object], args: tuple, kwargs: dict)
     accepted = inspect.signature(function).parameters
     extra = sorted(k for k, v in kwargs.items() if k not in accepted and v is not None)
     if extra:
-        raise TypeError(
-            f"np.{name}(..., {', '.join(f'{k}=' for k in extra)}) is not supported on graphc Tensors: "
-            f"gc.{function.__name__} takes ({', '.join(accepted)}); Tensors are immutable, so no out="
+        advice = "; ".join(f"{k}=: {_KEYWORDS[k]}" for k in extra if k in _KEYWORDS)
+        error = TypeError(
+            f"not supported on graphc Tensors: gc.{function.__name__} takes ({', '.join(accepted)})"
+            + (f"; {advice}" if advice else "")
         )
+        raise located(error, f"np.{name}(..., {', '.join(f'{k}=' for k in extra)})", user_location())
     if len(args) > len(accepted):
         raise TypeError(f"np.{name}: gc.{function.__name__} takes at most {len(accepted)} arguments")
     kept = {k: v for k, v in kwargs.items() if k in accepted}

@@ -33,6 +33,7 @@ import numpy as np
 from graphc import functions as fn
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops import random as rops
+from graphc.ops.source import const_value
 from graphc.shapes import FLOAT32, FLOAT64, INT64, Dim, Shape, as_dtype, as_shape, is_float, is_static
 from graphc.tensor import DTypeLike, Tensor, TensorLike, as_tensor, building, const
 
@@ -118,6 +119,8 @@ def _words(key: TensorLike, shape: Sequence[int | Dim] | int, what: str) -> tupl
     """The two 32-bit words of each element of `shape` under `key`."""
     k = _key(key, what)
     with building(what, key, shape):
+        if isinstance(shape, Tensor):
+            raise TypeError(f"shape must be a tuple of ints (a Tensor shape is not supported), got {shape!r}")
         x0, x1 = _counters(as_shape(shape))
         return threefry_2x32(k, x0, x1)
 
@@ -131,7 +134,8 @@ def bits(key: TensorLike, shape: Sequence[int] | int = ()) -> Tensor:
 def split(key: TensorLike, num: int = 2) -> Tensor:
     """`num` new keys, int64 of shape (num, 2): key i is Threefry of the counter (0, i) (jax.random.split)."""
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
-        raise ValueError(f"num must be an int >= 0, got {num!r}")
+        with building("split", key, num):
+            raise ValueError(f"num must be an int >= 0 (a Python int: it is the result's shape), got {num!r}")
     w0, w1 = _words(key, (int(num),), "split")
     return fn.stack([w0, w1], axis=-1)
 
@@ -164,7 +168,28 @@ def uniform(
         return u
     with building("uniform", key, shape, minval, maxval):
         low, high = as_tensor(minval, d), as_tensor(maxval, d)
-        return fn.maximum(low, u * (high - low) + low)
+        return fn.maximum(low, _below(u * (high - low) + low, low, high))
+
+
+def _below(scaled: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """`scaled` kept below `high`: u * (high - low) + low rounds to high itself at a tie.
+
+    With u <= 1 - 2**-24 (float32) the product is below high - low, but the sum can round
+    up to high ([1, 2): 2 - 2**-24 ties to 2.0). Constant bounds clamp the top to
+    nextafter(high, low), which changes no value below it; symbolic bounds replace a value
+    that reached high by high - max(|high| * 1.25 ulp-fraction, smallest subnormal), which is
+    the float just below high for every finite high but -2**-125 and -2**-124 (float32;
+    float64 alike at its smallest normals), where the value is left as it is.
+    """
+    top, bottom = const_value(high.node), const_value(low.node)
+    if top is not None and bottom is not None:
+        with np.errstate(invalid="ignore"):
+            below = np.where(np.isfinite(top), np.nextafter(top, bottom), top)
+        return fn.minimum(scaled, const(below.astype(high.dtype)))
+    info = np.finfo(high.dtype)
+    step = fn.maximum(fn.abs(high) * high.dtype.type(1.25 * 2.0 ** -(info.nmant + 1)), info.smallest_subnormal)
+    candidate = high - step
+    return fn.where(scaled < high, scaled, fn.where(candidate < high, candidate, scaled))
 
 
 def normal(key: TensorLike, shape: Sequence[int] | int = (), dtype: DTypeLike = "float64") -> Tensor:
@@ -196,7 +221,8 @@ def permutation(key: TensorLike, x: TensorLike) -> Tensor:
     """
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         if x < 0:
-            raise ValueError(f"permutation of a negative count {x}")
+            with building("permutation", key, x):
+                raise ValueError(f"permutation of a negative count {x}")
         return _permutation(key, int(x))
     with building("permutation", key, x):
         t = as_tensor(x)

@@ -13,12 +13,19 @@ One walk in topological order reaches the fixpoint: a node is offered to the rul
 its inputs are rewritten, and a replacement is walked the same way before it counts
 (the nodes a rule builds may match rules too), so the work is linear in the nodes
 visited and built, and the walk's stack only ever holds nodes that rules built.
+
+A pass with a fixed table keeps a `Settled` memo: the nodes known to be fixpoints of its
+table. A rule sees only the node and what it uses, which never change (nodes are
+immutable and interned), so a fixpoint stays one: the next walk, in a later round or a
+later compile, passes over it without offering it to the rules, and a graph whose
+outputs are all settled is returned at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -91,6 +98,35 @@ def _first_rewrite(node: Node, rules: Sequence[Rule]) -> Node | None:
     return None
 
 
+class Settled:
+    """The nodes known to be fixpoints of one rule table, held weakly (they go when their graph does).
+
+    Only for a table whose rules never change: a rule added later could fire on a settled node.
+    Keyed by id() with a weak reference to check the node is still the one recorded (a dead
+    node's id is reused); the dead entries are dropped whenever the table doubles in size.
+    A WeakSet does the same at twice the cost per lookup, which the optimizer pays per node.
+    """
+
+    __slots__ = ("_limit", "_refs")
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[Node]] = {}
+        self._limit = 1024
+
+    def __contains__(self, node: Node) -> bool:
+        ref = self._refs.get(id(node))
+        return ref is not None and ref() is node
+
+    def add(self, node: Node) -> None:
+        self._refs[id(node)] = weakref.ref(node)
+        if len(self._refs) > self._limit:
+            self._refs = {key: ref for key, ref in self._refs.items() if ref() is not None}
+            self._limit = max(1024, 2 * len(self._refs))
+
+    def __len__(self) -> int:
+        return sum(ref() is not None for ref in self._refs.values())
+
+
 class _Frame:
     """A node being rewritten: its current form, the next input to visit, the forms so far, the rule steps."""
 
@@ -115,14 +151,14 @@ class _Frame:
 def _settle(frame: _Frame, table: RuleTable, done: dict[Node, Node]) -> Node | None:
     """The fixpoint of the frame's node (its inputs are rewritten), or None after a restart on a replacement."""
     node = frame.node
-    inputs = [done[i] for i in node.inputs]
+    inputs = tuple(map(done.__getitem__, node.inputs))
     rebuilt = node
-    if any(a is not b for a, b in zip(inputs, node.inputs, strict=True)):
-        with derived_from(node):  # the rebuilt node carries the user's line over
-            rebuilt = Node.make(node.op, inputs, node.params)
+    if inputs != node.inputs:  # nodes compare by identity
+        with derived_from(node):  # the rebuilt node carries the user's line over; the inputs' types are kept
+            rebuilt = Node.make(node.op, inputs, node.params, node.type)
         frame.forms.append(rebuilt)
-    if rebuilt in done:
-        return done[rebuilt]
+        if rebuilt in done:
+            return done[rebuilt]
     new = _first_rewrite(rebuilt, _rules(table, rebuilt.op.name))
     if new is None:
         return rebuilt
@@ -147,49 +183,86 @@ def _enter(node: Node, active: set[Node]) -> None:
     active.add(node)
 
 
-def _rewrite_from(root: Node, table: RuleTable, done: dict[Node, Node]) -> None:
-    """Rewrite `root` and what it uses into `done` (node -> its fixpoint), depth first, without recursion."""
-    stack = [_Frame(root)]
-    active = {root}  # the forms of the nodes on the stack
+def _finish(frame: _Frame, result: Node, done: dict[Node, Node], settled: Settled | None) -> None:
+    """Record `result` as the fixpoint of every form the frame's node took."""
+    for form in frame.forms:
+        done[form] = result
+    done[result] = result
+    if settled is not None:
+        settled.add(result)
+
+
+def _walk(frame: _Frame, table: RuleTable, done: dict[Node, Node], settled: Settled | None) -> None:
+    """Walk the replacement a rule gave for the frame's node, and what it uses, into `done` (node -> its
+    fixpoint), depth first, without recursion."""
+    stack = [frame]
+    active = {frame.forms[0]}  # the forms of the nodes on the stack
+    _enter(frame.node, active)
     while stack:
         frame = stack[-1]
         inputs = frame.node.inputs
         if frame.next < len(inputs):
             child = inputs[frame.next]
             frame.next += 1
-            if child not in done:
-                _enter(child, active)
-                stack.append(_Frame(child))
+            if child in done:
+                continue
+            if settled is not None and child in settled:
+                done[child] = child
+                continue
+            _enter(child, active)
+            stack.append(_Frame(child))
             continue
         result = _settle(frame, table, done)
         if result is None:
             _enter(frame.node, active)  # a replacement, to be walked
             continue
         stack.pop()
-        for form in frame.forms:
-            done[form] = result
-            active.discard(form)
-        done[result] = result
+        active.difference_update(frame.forms)
+        _finish(frame, result, done, settled)
 
 
-def _rewrite_in_order(order: Sequence[Node], table: RuleTable) -> dict[Node, Node]:
-    """Each node of `order` (inputs before users) -> its fixpoint; a walk goes deeper only into new nodes."""
+def _rewrite_in_order(order: Sequence[Node], table: RuleTable, settled: Settled | None) -> dict[Node, Node]:
+    """Each node of `order` (inputs before users) -> its fixpoint; a walk goes deeper only into new nodes.
+
+    Every node's inputs are done before it (the order is topological), so a node is
+    settled in place, and walked only when a rule gives a replacement (the nodes a rule
+    builds are new, and walked before they count). A settled node is its own fixpoint.
+    """
     done: dict[Node, Node] = {}
     for node in order:
-        if node not in done:
-            _rewrite_from(node, table, done)
+        if node in done:
+            continue
+        if settled is not None and node in settled:
+            done[node] = node
+            continue
+        frame = _Frame(node)
+        result = _settle(frame, table, done)
+        if result is None:
+            _walk(frame, table, done, settled)
+            continue
+        _finish(frame, result, done, settled)
     return done
 
 
-def rewrite_nodes(outputs: Sequence[Node], table: RuleTable) -> list[Node]:
-    """The outputs with every node rewritten bottom-up, until no rule applies anywhere."""
-    done = _rewrite_in_order(toposort(outputs), table)
+def rewrite_nodes(outputs: Sequence[Node], table: RuleTable, settled: Settled | None = None) -> list[Node]:
+    """The outputs with every node rewritten bottom-up, until no rule applies anywhere.
+
+    `settled`: the memo of fixpoints of `table`, read and extended (see the module docstring).
+    """
+    if settled is not None and all(o in settled for o in outputs):
+        return list(outputs)
+    done = _rewrite_in_order(toposort(outputs), table, settled)
     return [done[o] for o in outputs]
 
 
-def rewrite(graph: Graph, table: RuleTable) -> Graph:
-    """The graph with `table` applied to a fixpoint; the same object when nothing changed."""
-    done = _rewrite_in_order(graph.nodes, table)
+def rewrite(graph: Graph, table: RuleTable, settled: Settled | None = None) -> Graph:
+    """The graph with `table` applied to a fixpoint; the same object when nothing changed.
+
+    `settled`: the memo of fixpoints of `table`, read and extended (see the module docstring).
+    """
+    if settled is not None and all(o in settled for o in graph.outputs):
+        return graph
+    done = _rewrite_in_order(graph.nodes, table, settled)
     outputs = [done[o] for o in graph.outputs]
     if all(a is b for a, b in zip(outputs, graph.outputs, strict=True)):
         return graph

@@ -214,6 +214,28 @@ class Tensor:
     def __rpow__(self, other: TensorLike) -> Tensor:
         return arith("pow", other, self)
 
+    def __mod__(self, other: TensorLike) -> Tensor:
+        return arith("mod", self, other)
+
+    def __rmod__(self, other: TensorLike) -> Tensor:
+        return arith("mod", other, self)
+
+    def __floordiv__(self, other: TensorLike) -> Tensor:
+        return arith("floor_divide", self, other)
+
+    def __rfloordiv__(self, other: TensorLike) -> Tensor:
+        return arith("floor_divide", other, self)
+
+    def __divmod__(self, other: TensorLike) -> tuple[Tensor, Tensor]:
+        return arith("floor_divide", self, other), arith("mod", self, other)
+
+    def __rdivmod__(self, other: TensorLike) -> tuple[Tensor, Tensor]:
+        return arith("floor_divide", other, self), arith("mod", other, self)
+
+    def __invert__(self) -> Tensor:
+        """~t: logical NOT of a bool Tensor, bitwise NOT of an int64 one (numpy.invert)."""
+        return invert(self)
+
     def __matmul__(self, other: TensorLike) -> Tensor:
         return matmul(self, other)
 
@@ -291,6 +313,12 @@ class Tensor:
         """The standard deviation, as numpy.ndarray.std (gc.std)."""
         return std(self, axis, dtype, ddof, keepdims)
 
+    def any(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return any_(self, axis, keepdims)
+
+    def all(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return all_(self, axis, keepdims)
+
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         return reduction("min", self, axis, keepdims)
 
@@ -313,10 +341,14 @@ class Tensor:
 
 @contextlib.contextmanager
 def building(name: str, *operands: object) -> Iterator[None]:
-    """Name `name`, the operand types and the user's line in GraphErrors raised inside."""
+    """Name `name`, the operand types and the user's line in the errors of bad arguments raised inside.
+
+    Those are GraphError, IndexError, and the ValueError, TypeError and NotImplementedError
+    of arguments that a function refuses (as NumPy would); other errors pass unchanged.
+    """
     try:
         yield
-    except (GraphError, IndexError) as exc:
+    except (GraphError, IndexError, ValueError, TypeError, NotImplementedError) as exc:
         types = ", ".join(str(o.node.type) if isinstance(o, Tensor) else repr(o) for o in operands)
         raise located(exc, f"{name}({types})", user_location()) from None
 
@@ -505,6 +537,41 @@ def std(
     """Standard deviation as numpy.std: the square root of `variance` (same arguments)."""
     with building("std", a):
         return Tensor(ew.sqrt(variance(a, axis, dtype, ddof, keepdims).node))
+
+
+def truth(a: TensorLike) -> Tensor:
+    """`a` as a bool Tensor: itself when bool, else a != 0 (NaN is True), as NumPy's logical functions."""
+    t = as_tensor(a)
+    return t if t.dtype == BOOL else arith("not_equal", t, 0)
+
+
+def logical_not(x: TensorLike) -> Tensor:
+    """Elementwise NOT of the truth values, as numpy.logical_not (a bool result)."""
+    with building("logical_not", x):
+        return Tensor(ew.logical_not(truth(x).node))
+
+
+def invert(x: TensorLike) -> Tensor:
+    """~x as numpy.invert: logical NOT of a bool Tensor, bitwise NOT (x ^ -1) of an int64 one; floats have none."""
+    with building("invert", x):
+        t = as_tensor(x)
+        if t.dtype == BOOL:
+            return Tensor(ew.logical_not(t.node))
+        if is_float(t.dtype):
+            raise DTypeError(f"~ (invert) takes bool or int64 Tensors, not {t.dtype} (NumPy neither)")
+        return Tensor(OPS["bitwise_xor"](t.node, const(np.int64(-1)).node))
+
+
+def any_(a: TensorLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """Whether any element along `axis` is true (nonzero; NaN counts), as numpy.any: a bool Tensor."""
+    with building("any", a, axis):
+        return arith("greater", reduction("sum", truth(a), axis, keepdims), 0)
+
+
+def all_(a: TensorLike, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """Whether every element along `axis` is true (nonzero; NaN counts), as numpy.all: a bool Tensor."""
+    with building("all", a, axis):
+        return arith("equal", reduction("sum", logical_not(a), axis, keepdims), 0)
 
 
 def transpose(a: TensorLike, axes: Sequence[int] | None = None) -> Tensor:
@@ -721,6 +788,7 @@ def _int_index(item: object, n: DimLike, axis: int) -> DimLike:
 
 
 __all__ = [
-    "ShapeError", "Tensor", "arith", "as_tensor", "astype", "building", "const", "getitem", "matmul", "mean",
-    "promote", "reduction", "reshape", "squeeze", "std", "to_float", "transpose", "var", "variance",
+    "ShapeError", "Tensor", "all_", "any_", "arith", "as_tensor", "astype", "building", "const", "getitem", "invert",
+    "logical_not", "matmul", "mean", "promote", "reduction", "reshape", "squeeze", "std", "to_float", "transpose",
+    "truth", "var", "variance",
 ]  # fmt: skip

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 import numpy as np
 
 from graphc import layered
+from graphc.errors import located, user_location
 from graphc.ir import ConstValue, Graph, HasNode, Node, format_array, ssa_names
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ def as_graph(x: Inspectable) -> Graph:
         return Graph(list(x))
     if isinstance(x, Node) or isinstance(getattr(x, "node", None), Node):
         return Graph([x])  # type: ignore[list-item]
+    if isinstance(getattr(getattr(x, "values", None), "node", None), Node):  # a SparseTensor
+        error = TypeError(
+            "pass its .values (a Tensor of the stored entries) or .to_dense(), or a function compiled from it"
+        )
+        raise located(error, f"cannot inspect a {type(x).__name__} itself", user_location())
     raise TypeError(
         f"cannot inspect {type(x).__name__}: expected a Tensor, a list of Tensors, a Graph or a compiled function"
     )

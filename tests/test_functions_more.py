@@ -233,6 +233,24 @@ def test_elementwise_derivatives_at_infinities_and_kinks() -> None:
     assert np.isnan(evaluate(gc.grad(gc.arctan2(y, x), x), {x: 0.0, y: 0.0}))
 
 
+def test_arctan2_derivative_is_zero_where_an_operand_is_infinite() -> None:
+    """P3: d arctan2(y, x) = (x dy - y dx) / (x^2 + y^2) tends to 0 as |x| or |y| -> inf (was inf/inf = NaN);
+    a NaN operand still gives NaN, the origin NaN; evaluate and both backends, one graph, first and second order."""
+    inf, nan = math.inf, math.nan
+    y_values = np.array([inf, -inf, 1.0, 1.0, inf, -inf, 0.0, -0.0, inf, nan, 0.0, 3.0])
+    x_values = np.array([1.0, 2.0, inf, -inf, inf, -inf, inf, -inf, nan, inf, 0.0, -4.0])
+    y, x = gc.var("y", y_values.shape), gc.var("x", x_values.shape)
+    dy, dx = gc.grad(gc.sum(gc.arctan2(y, x)), [y, x])
+    outputs = [dy, dx, gc.grad(gc.sum(dy), y), gc.grad(gc.sum(dx), y)]
+    got = evaluate(outputs, {y: y_values, x: x_values})
+    limit = np.where(np.isnan(y_values + x_values), nan, 0.0)
+    limit[-2:] = [nan, 0.0]  # the origin; (3, -4) below
+    for value in got:
+        np.testing.assert_array_equal(np.abs(value[:-1]), np.abs(limit[:-1]))
+    assert got[0][-1] == pytest.approx(-4 / 25, rel=1e-15) and got[1][-1] == pytest.approx(-3 / 25, rel=1e-15)
+    backends_agree([y, x], outputs, [y_values, x_values])
+
+
 @pytest.mark.parametrize("dtype", [F64, F32])
 def test_new_float_functions_keep_float32(dtype: np.dtype) -> None:
     x = gc.var("x", (3,), dtype)
@@ -615,3 +633,59 @@ def test_tensordot_matches_numpy(axes: object) -> None:
         b = RNG.normal(size=(2, 3))
     x, y = gc.var("x", a.shape), gc.var("y", b.shape)
     np.testing.assert_allclose(evaluate(gc.tensordot(x, y, axes), {x: a, y: b}), np.tensordot(a, b, axes), rtol=1e-13)
+
+
+# --- bad arguments: messages name the function, the argument and the user's line (P4, P9) ---------------------
+
+_x, _M, _s = gc.var("x", (3,)), gc.var("M", (2, 3)), gc.var("s")
+_KEY = gc.random.key(0)
+
+
+def _sparse() -> object:
+    return gc.sparse_jacobian(_x * _x, _x)
+
+
+BAD_CALLS: list[tuple[str, Callable[[], object], type[Exception], tuple[str, ...]]] = [
+    ("sum-where", lambda: np.sum(_x, where=np.array([True, False, True])), TypeError, ("np.sum", "where=", "gc.where")),
+    ("sum-initial", lambda: np.sum(_x, initial=5.0), TypeError, ("np.sum", "initial=")),
+    ("sum-dtype", lambda: np.sum(_x, dtype=np.int64), TypeError, ("np.sum", "dtype=", "astype")),
+    ("uniform-shape", lambda: gc.random.uniform(_KEY, gc.var("n", (), "int64")), TypeError,
+     ("uniform", "shape must be a tuple of ints", "Tensor(n")),
+    ("sparse-matmul", lambda: _sparse() @ _x, TypeError, ("SparseTensor", "@", ".values", "csr_array")),
+    ("matmul-sparse", lambda: _x @ _sparse(), TypeError, ("SparseTensor", ".values")),
+    ("sparse-add", lambda: _sparse() + 1.0, TypeError, ("SparseTensor", "+", ".values")),
+    ("rsub-sparse", lambda: np.ones(3) - _sparse(), TypeError, ("SparseTensor", "-", ".values")),
+    ("neg-sparse", lambda: -_sparse(), TypeError, ("SparseTensor", "unary -")),
+    ("pad-edge-empty", lambda: gc.pad(gc.var("e", (0,)), 2, mode="edge"), ValueError, ("pad(f64[0], 2)", "'edge'")),
+    ("einsum-output", lambda: gc.einsum("ij->k", _M), ValueError, ("einsum('ij->k', f64[2,3])", "'k'")),
+    ("einsum-operands", lambda: gc.einsum("ij", _M, _M), ValueError, ("einsum('ij', f64[2,3], f64[2,3])",)),
+    ("einsum-labels", lambda: gc.einsum("ijk", _M), ValueError, ("einsum('ijk', f64[2,3])", "3 labels")),
+    ("pad-negative", lambda: gc.pad(_x, -1), ValueError, ("pad(f64[3], -1)", "pad_width", "-1")),
+    ("pad-broadcast", lambda: gc.pad(_x, ((1, 1), (1, 1))), ValueError, ("pad(f64[3]", "((1, 1), (1, 1))")),
+    ("pad-mode", lambda: gc.pad(_x, 1, mode="foo"), NotImplementedError, ("pad(f64[3], 1)", "'foo'")),
+    ("repeat-negative", lambda: gc.repeat(_x, -1), ValueError, ("repeat(f64[3], -1)", "-1")),
+    ("diff-negative", lambda: gc.diff(_x, n=-1), ValueError, ("diff(f64[3])", "order", "-1")),
+    ("eye-negative", lambda: gc.eye(-1), ValueError, ("eye(-1)", "negative")),
+    ("norm-2", lambda: gc.linalg.norm(_M, 2), NotImplementedError, ("norm(f64[2,3])", "ord=2")),
+    ("split-tensor", lambda: gc.random.split(_KEY, gc.const(2)), ValueError, ("split(i64[2], i64[])", "num")),
+    ("permutation-negative", lambda: gc.random.permutation(_KEY, -1), ValueError, ("permutation(i64[2], -1)",)),
+    ("cond-not-callable", lambda: gc.cond(_s > 0, 1.0, 2.0), TypeError, ("cond(bool[])", "true_fn", "1.0")),
+    ("cond-arity", lambda: gc.cond(_s > 0, lambda v, w: v, lambda v: v, _s), TypeError,
+     ("cond(bool[], f64[])", "true_fn(v, w)", "1 operands")),
+    ("dumps-input", lambda: gc.dumps([_x * 2], _x), TypeError, ("gc.dumps", "input 0", "mul")),
+    ("dumps-missing-var", lambda: gc.dumps([], _x * 2), ValueError, ("gc.dumps", "missing from inputs", "'x'")),
+    ("dumps-sparse", lambda: gc.dumps([_x], _sparse()), TypeError, ("gc.dumps", "SparseTensor", ".values")),
+    ("explore-sparse", lambda: gc.explore(_sparse(), "never-written.html"), TypeError, ("SparseTensor", ".values")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "names"), [c[1:] for c in BAD_CALLS], ids=[c[0] for c in BAD_CALLS])
+def test_bad_arguments_name_the_function_the_argument_and_the_line(
+    call: Callable[[], object], error: type[Exception], names: tuple[str, ...]
+) -> None:
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for name in names:
+        assert name in message, (name, message)
+    assert f"{__file__}:" in message, message

@@ -190,6 +190,34 @@ def test_uniform_values_are_exact_multiples_in_the_unit_interval(samples: dict[s
     assert ab.min() >= -3.0 and ab.max() < 5.0
 
 
+def test_uniform_never_returns_maxval_at_a_rounding_tie() -> None:
+    """P8: u * (maxval - minval) + minval can round up to maxval; the top is clamped to the float below it.
+
+    Element 1446823 of key(0) in float32 is 1 - 2**-24, and 2 - 2**-24 ties to 2.0; in float64
+    [2**53 - 2, 2**53) ties for every u > 0.75. Constant and symbolic bounds, every executor; every
+    other value stays bit for bit what the unclamped formula gives.
+    """
+    k = gc.random.key(0)
+    lo32, hi32 = gc.var("lo32", (), "float32"), gc.var("hi32", (), "float32")
+    lo64, hi64 = gc.var("lo64"), gc.var("hi64")
+    n = 1446824
+    outputs = [gc.random.uniform(k, (n,), "float32", 1.0, 2.0), gc.random.uniform(k, (n,), "float32", lo32, hi32),
+               gc.random.uniform(k, (64,), minval=2.0**53 - 2, maxval=2.0**53),
+               gc.random.uniform(k, (64,), minval=lo64, maxval=hi64),
+               gc.random.uniform(k, (n,), "float32"), gc.random.uniform(k, (64,))]  # fmt: skip
+    args = [np.float32(1.0), np.float32(2.0), 2.0**53 - 2, 2.0**53]
+    for got in every_executor([lo32, hi32, lo64, hi64], outputs, args):
+        u32, u64 = got[4], got[5]
+        unclamped32 = u32 * np.float32(1.0) + np.float32(1.0)
+        unclamped64 = u64 * 2.0 + (2.0**53 - 2)
+        assert unclamped32[-1] == 2.0 and (unclamped64 == 2.0**53).sum() > 8  # the ties are there
+        for value, unclamped, high in ((got[0], unclamped32, 2.0), (got[1], unclamped32, 2.0),
+                                       (got[2], unclamped64, 2.0**53), (got[3], unclamped64, 2.0**53)):  # fmt: skip
+            assert value.max() < high
+            want = np.where(unclamped < high, unclamped, np.nextafter(unclamped.dtype.type(high), 0))
+            assert value.dtype == unclamped.dtype and value.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("name", ["u64", "u32", "ab"])
 def test_uniform_moments_and_kolmogorov_smirnov(samples: dict[str, np.ndarray], name: str) -> None:
     stats = pytest.importorskip("scipy.stats")

@@ -13,7 +13,16 @@ from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.passes.simplify import RULES as SIMPLIFY_RULES
 from graphc.passes.simplify import mul_minus_one, neg_neg
-from graphc.rewrite import EVERY_OP, MAX_STEPS_PER_NODE, RewriteError, rebuild, rewrite, rewrite_nodes, rule_table
+from graphc.rewrite import (
+    EVERY_OP,
+    MAX_STEPS_PER_NODE,
+    RewriteError,
+    Settled,
+    rebuild,
+    rewrite,
+    rewrite_nodes,
+    rule_table,
+)
 
 
 def exp_to_float32(node: Node) -> Node | None:
@@ -185,3 +194,67 @@ def test_rules_for_every_op_come_after_the_ops_own() -> None:
     assert [n.op.name for n in result.nodes] == ["var", "expm1", "const", "add", "tanh"]
     assert "exp" not in seen  # exp's own rule fired first, so the rule for every op never saw it
     assert {"expm1", "add", "tanh"} <= set(seen)
+
+
+def _watched_sin_table(calls: list[Node]) -> dict:
+    def watch(node: Node) -> Node | None:
+        """sin(x) -> sin(x)   (records the call, rewrites nothing)"""
+        calls.append(node)
+        return None
+
+    return {**SIMPLIFY_RULES, "sin": [watch]}
+
+
+def test_a_settled_graph_is_not_walked_again():
+    """With a Settled memo, a second rewrite of the result offers nothing to the rules and returns it as is."""
+    calls: list[Node] = []
+    table, settled = _watched_sin_table(calls), Settled()
+    x = gc.var("x", shape=(3,))
+    y = x
+    for _ in range(50):
+        y = gc.sin(y * 1.0)
+    first = rewrite(Graph([y.node]), table, settled)
+    assert len(calls) == 50 and len(settled) >= 51
+    again = Graph(list(first.outputs), first.inputs)  # another Graph object on the same nodes
+    assert rewrite(again, table, settled) is again
+    assert rewrite_nodes(list(first.outputs), table, settled) == list(first.outputs)
+    assert len(calls) == 50
+
+
+def test_a_settled_memo_walks_only_the_new_nodes():
+    """After a change under a settled subgraph's users, only the new nodes meet the rules, and the
+    result is the one a walk without the memo gives."""
+    calls: list[Node] = []
+    table, settled = _watched_sin_table(calls), Settled()
+    x, z = gc.var("x", shape=(3,)), gc.var("z", shape=(3,))
+    base = x
+    for _ in range(20):
+        base = gc.sin(base)
+    rewrite(Graph([base.node]), table, settled)
+    assert len(calls) == 20
+    top = gc.sin(gc.sin(base * 1.0) + z)
+    calls.clear()
+    with_memo = rewrite(Graph([top.node]), table, settled)
+    assert len(calls) == 2  # the two sins above `base`; the 20 below it are settled
+    calls.clear()
+    without = rewrite(Graph([top.node]), table)
+    assert len(calls) == 22
+    assert with_memo.outputs == without.outputs
+    assert str(with_memo) == str(without)
+
+
+def test_a_settled_memo_lets_go_of_dead_nodes():
+    import gc as python_gc
+
+    settled = Settled()
+    x = gc.var("x", shape=(2,))
+    nodes = [gc.sin(x * float(k)).node for k in range(3000)]
+    for node in nodes:
+        settled.add(node)
+    keep = nodes[0]
+    assert len(settled) == 3000 and keep in settled
+    del nodes, node
+    python_gc.collect()
+    assert len(settled) == 1 and keep in settled
+    fresh = gc.cos(x).node
+    assert fresh not in settled  # a new node at a dead node's address is not mistaken for it

@@ -152,6 +152,63 @@ def test_loops_are_conservative() -> None:
     assert dense_pattern(ys, v).all()
 
 
+def test_cond_pattern_is_the_union_of_its_branches() -> None:
+    """P7: a cond was dense; its pattern is both branches' patterns (the predicate carries none)."""
+    v, w = gc.var("v", (4,)), gc.var("w", (3,))
+    elementwise = gc.cond(gc.sum(v) > 0, lambda a: a * a, gc.exp, v)
+    np.testing.assert_array_equal(dense_pattern(elementwise, v), np.eye(4, dtype=bool))
+    first, total = gc.cond(
+        gc.sum(v * w[0]) > 0, lambda a, b: (a[:3] * b, gc.sum(a)), lambda a, b: (b[::-1] * 2.0, a[0] + 0.0), v, w
+    )
+    np.testing.assert_array_equal(dense_pattern(first, v), np.eye(3, 4, dtype=bool))
+    np.testing.assert_array_equal(dense_pattern(first, w), np.eye(3, dtype=bool) | np.eye(3, dtype=bool)[::-1])
+    np.testing.assert_array_equal(dense_pattern(total, v), np.ones((1, 4), dtype=bool))
+    assert not dense_pattern(total, w).any()
+    nested = gc.cond(v[0] > 0, lambda a: gc.cond(a[1] > 0, gc.sin, lambda b: gc.roll(b, 1), a), gc.cos, v)
+    np.testing.assert_array_equal(
+        dense_pattern(nested, v), np.eye(4, dtype=bool) | np.roll(np.eye(4, dtype=bool), 1, 0)
+    )
+    big = gc.var("big", (20000,))  # was 4 * 10**8 entries (3.5 GB)
+    assert gc.jacobian_sparsity(gc.cond(gc.sum(big) > 0, lambda a: a * a, gc.exp, big), big).nnz == 20000
+    outputs = [
+        gc.sparse_jacobian(f, x, mode=mode).to_dense() for f, x in ((first, w), (nested, v)) for mode in ("fwd", "rev")
+    ]
+    wants = [gc.jacobian(f, x) for f, x in ((first, w), (nested, v)) for _ in range(2)]
+    for point in (np.array([1.0, 2.0, -0.5, 0.3]), np.array([-1.0, -2.0, 0.5, 0.3]), np.array([1.0, -2.0, 0.5, 0.3])):
+        feed = {v: point, w: np.array([0.5, -1.5, 2.0])}
+        want = gc.evaluate(wants, feed)
+        results = [gc.evaluate(outputs, feed)]
+        results += [gc.compile([v, w], outputs, backend=b)(point, feed[w]) for b in ("numpy", "llvm")]
+        for got in results:
+            for g, e in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, e, rtol=1e-15, atol=0)
+
+
+def test_patterns_over_the_size_limit_are_refused_before_allocation() -> None:
+    """P7: a dense pattern of n x n entries is refused (GraphError naming the function, the node, the user's line)."""
+    import tracemalloc
+
+    n = 2**15  # n * n = 2**30 entries > 2**28
+    x = gc.var("x", (n,))
+    loop = gc.while_loop(lambda y: gc.max(y) > 1.0, lambda y: 0.5 * y, x, max_iter=60)
+    square = gc.sum(x) ** 2
+    cases = [(gc.jacobian_sparsity, loop, "while_loop"), (gc.sparse_jacobian, gc.sum(x) * x, "mul"),
+             (gc.sparse_hessian, square, "broadcast_to"), (gc.hessian_sparsity, square, "broadcast_to")]  # fmt: skip
+    tracemalloc.start()
+    try:
+        for function, f, op in cases:
+            with pytest.raises(gc.GraphError) as info:
+                line = here() + 1
+                function(f, x)
+            message = str(info.value)
+            assert function.__name__ in message and op in message and "2**28" in message, message
+            assert f"{THIS_FILE}:{line}" in message, message
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**28  # nothing of the size of the pattern (over 1 GB) was allocated
+
+
 def test_pattern_of_the_wrt_itself_and_of_an_independent_output() -> None:
     v = gc.var("v", (3,))
     np.testing.assert_array_equal(dense_pattern(v * 1.0, v), np.eye(3, dtype=bool))
@@ -592,3 +649,40 @@ def test_derivative_control_patterns() -> None:
     for backend in ("numpy", "llvm"):
         got = gc.compile([x], gc.sparse_jacobian(f, x), backend=backend)(xv)
         np.testing.assert_array_equal(got.toarray(), dense)
+
+
+# --- known limits at non-finite values (strict xfails: a fix makes them pass) ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True, reason="known limit (docs/jacobians.md): compression spreads 0 * inf = NaN across a color"
+)
+@pytest.mark.parametrize(
+    ("mode", "build", "value"),
+    [
+        ("fwd", lambda a, x: gc.const(a) @ gc.exp(x), [1.0, 2.0, 3.0, 800.0, 5.0, 6.0]),
+        ("rev", lambda a, x: gc.tanh(gc.const(a) @ x), [1.0, 2.0, 3.0, np.inf, 5.0, 6.0]),
+    ],
+)
+def test_sparse_jacobian_keeps_finite_entries_finite_beside_an_overflow(
+    mode: str, build: Callable[[np.ndarray, gc.Tensor], gc.Tensor], value: list[float]
+) -> None:
+    """Every stored entry of a sparse Jacobian equals the dense Jacobian's entry."""
+    n = 6
+    a = np.diag(np.full(n, 2.0)) + np.diag(np.ones(n - 1), 1) + np.diag(np.ones(n - 1), -1)
+    x = gc.var("x", (n,))
+    f = build(a, x)
+    dense = gc.evaluate(gc.jacobian(f, x), {x: np.array(value)})
+    sparse = gc.compile([x], gc.sparse_jacobian(f, x, mode=mode), backend="numpy")(np.array(value)).toarray()
+    pattern = a != 0
+    np.testing.assert_allclose(sparse[pattern], dense[pattern], rtol=1e-15)
+
+
+@pytest.mark.xfail(strict=True, reason="known limit (docs/jacobians.md): reverse mode meets 0 * inf on an exact entry")
+def test_reverse_jacobian_entry_through_concatenate_is_exact_beside_an_infinity() -> None:
+    """d(2 x_1)/dx_1 is 2 whatever exp(x_1) is; forward mode gives it."""
+    x = gc.var("x", (5,))
+    f = gc.concatenate([x * 2.0, gc.exp(x[:2])])
+    value = {x: np.array([1.0, np.inf, -np.inf, np.nan, 1e300])}
+    assert gc.evaluate(gc.jacobian(f, x, mode="fwd"), value)[1, 1] == 2.0
+    assert gc.evaluate(gc.jacobian(f, x, mode="rev"), value)[1, 1] == 2.0

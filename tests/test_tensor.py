@@ -8,6 +8,7 @@ path and line. Bad static indices raise IndexError; a Tensor has no truth value.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -380,3 +381,57 @@ def test_len_and_iteration() -> None:
     assert [t.shape for t in gc.var("x", (3, 2))] == [(2,), (2,), (2,)]
     with pytest.raises(TypeError):
         len(gc.var("s"))
+
+
+# --- %, //, divmod, ~ and truth reductions (P5) ------------------------------------------------------------
+
+
+def test_mod_floordiv_divmod_invert_and_truth_reductions_match_numpy() -> None:
+    """Tensor % // divmod ~, gc.any/all/logical_* and np.any/np.all/np.logical_not/np.invert on Tensors, against NumPy
+    with negative operands, zero divisors, NaN and inf, on evaluate and both backends (one compiled function)."""
+    x, y = gc.var("x", (8,)), gc.var("y", (8,))
+    i, j = gc.var("i", (8,), "int64"), gc.var("j", (8,), "int64")
+    xv = np.array([-3.5, 3.5, -0.0, 7.0, np.inf, np.nan, -7.0, 1e300])
+    yv = np.array([2.0, -2.0, 3.0, 0.0, 2.0, 1.0, -0.0, -3.0])
+    iv = np.array([-7, 7, 0, 9, -9, 5, np.iinfo(np.int64).min, 3])
+    jv = np.array([2, -2, 3, 0, 4, -5, -1, 0])
+    with np.errstate(all="ignore"):
+        pairs = [
+            (x % 2.0, xv % 2.0), (2.0 % x, 2.0 % xv), (x // 2.0, xv // 2.0), (-2.0 // x, -2.0 // xv), (x % y, xv % yv),
+            (x // y, xv // yv), (divmod(x, y)[0], divmod(xv, yv)[0]), (divmod(x, y)[1], divmod(xv, yv)[1]),
+            (divmod(3.0, x)[1], divmod(3.0, xv)[1]), (i % j, iv % jv), (i // j, iv // jv),
+            (-7 % i, -7 % iv), (7 // i, 7 // iv), (i % 3, iv % 3), (x % i, xv % iv),
+            (~(x > 0), ~(xv > 0)), (~i, ~iv), (np.invert(i), np.invert(iv)),
+            (np.logical_not(x > 0), np.logical_not(xv > 0)),
+            (np.logical_not(x), np.logical_not(xv)), (gc.logical_and(x, i), np.logical_and(xv, iv)),
+            (gc.logical_or(x > 0, False), np.logical_or(xv > 0, False)), (np.logical_xor(x, i), np.logical_xor(xv, iv)),
+            (np.any(x > 0), np.any(xv > 0)), (np.all(x > 0), np.all(xv > 0)), ((i > 0).any(), (iv > 0).any()),
+            (gc.all(x), np.all(xv)), (gc.any(x[:0]), np.any(xv[:0])), (gc.all(x[:0]), np.all(xv[:0])),
+            (gc.any(gc.reshape(i, (2, 4)), axis=1, keepdims=True), np.any(iv.reshape(2, 4), axis=1, keepdims=True)),
+            (gc.reshape(x, (2, 4)).all(axis=0), xv.reshape(2, 4).all(axis=0)),
+        ]  # fmt: skip
+    outputs, wants = [p[0] for p in pairs], [p[1] for p in pairs]
+    args = [xv, yv, iv, jv]
+    with np.errstate(all="ignore"):
+        results = [gc.evaluate(outputs, dict(zip([x, y, i, j], args, strict=True)))]
+    for backend in ("numpy", "llvm"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            results.append(list(gc.compile([x, y, i, j], outputs, backend=backend)(*args)))
+    for got in results:
+        for k, (g, want) in enumerate(zip(got, wants, strict=True)):
+            want = np.asarray(want)
+            assert g.dtype == want.dtype and g.shape == want.shape, (k, g.dtype, want.dtype)
+            np.testing.assert_array_equal(g, want, err_msg=str(k))
+            if g.dtype.kind == "f":  # the signs of zeros (a NaN's sign bit means nothing)
+                numbers = ~np.isnan(want)
+                assert np.array_equal(np.signbit(g[numbers]), np.signbit(want[numbers])), k
+
+
+def test_invert_of_a_float_tensor_is_a_located_dtype_error() -> None:
+    x = gc.var("x", (3,))
+    with pytest.raises(gc.DTypeError) as info:
+        line = lineno() + 1
+        ~x  # noqa: B018
+    message = str(info.value)
+    assert "invert(f64[3])" in message and "bool or int64" in message and f"{__file__}:{line}" in message

@@ -9,6 +9,8 @@ single Tensor is never iterated into its elements.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import overload
 
 import numpy as np
@@ -23,6 +25,7 @@ from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, ShapeError, located, user_location
 from graphc.ir import Node, toposort
 from graphc.ops import shape as sh
+from graphc.ops.sparsity import PatternTooLarge
 from graphc.shapes import Dim, format_shape, is_float, is_static
 from graphc.tensor import Tensor, TensorLike, as_tensor, building, const
 
@@ -335,23 +338,36 @@ def _one_wrt(x: object, who: str) -> Tensor:
     return _fixed_shape(w, who, "x")
 
 
+@contextlib.contextmanager
+def _pattern_limit(who: str) -> Iterator[None]:
+    """A pattern over ops.sparsity.MAX_ENTRIES (2**28) entries raises at the user's line, naming `who` and the node."""
+    try:
+        yield
+    except PatternTooLarge as exc:
+        raise located(exc, who, user_location()) from None
+
+
 def jacobian_sparsity(f: Tensor, x: Tensor) -> object:
     """The structural pattern of d f / d x: a scipy.sparse.csr_array of bools, shape (f.size, x.size).
 
     Conservative (an entry that some input can make nonzero is always there), and exact for
     elementwise ops, broadcasting, slices, concatenation, gathers and scatters with constant
-    indices, reductions and matmul (a constant operand's zeros count); found from the graph.
+    indices, reductions and matmul (a constant operand's zeros count); a cond's is the union
+    of its branches'; loops (scan, while_loop, fixed_point) are dense. Found from the graph.
+    A pattern that would store more than 2**28 entries raises GraphError before it is built.
     """
     f = _one_float(f, "gc.jacobian_sparsity")
     w = _one_wrt(x, "gc.jacobian_sparsity")
-    return jacobian_pattern(_forward([f])[0], w.node)
+    with _pattern_limit("gc.jacobian_sparsity"):
+        return jacobian_pattern(_forward([f])[0], w.node)
 
 
 def hessian_sparsity(f: Tensor, x: Tensor) -> object:
     """The structural pattern of d²f / dx² for a scalar f: a symmetric csr_array of bools, shape (x.size, x.size)."""
     f = _scalar(f, "gc.hessian_sparsity")
     w = _one_wrt(x, "gc.hessian_sparsity")
-    return hessian_pattern(_gradient(f, w), w.node)
+    with _pattern_limit("gc.hessian_sparsity"):
+        return hessian_pattern(_gradient(f, w), w.node)
 
 
 def _gradient(f: Tensor, w: Tensor) -> Node:
@@ -371,11 +387,13 @@ def sparse_jacobian(f: Tensor, x: Tensor, mode: str = "auto") -> SparseTensor:
         raise ValueError(f"mode must be 'auto', 'rev' or 'fwd', not {mode!r}")
     f = _one_float(f, "gc.sparse_jacobian")
     w = _one_wrt(x, "gc.sparse_jacobian")
-    return sparse_jacobian_graph(_forward([f])[0], w.node, mode)
+    with _pattern_limit("gc.sparse_jacobian"):
+        return sparse_jacobian_graph(_forward([f])[0], w.node, mode)
 
 
 def sparse_hessian(f: Tensor, x: Tensor) -> SparseTensor:
     """d²f / dx² for a scalar f as a SparseTensor of shape (x.size, x.size), by a symmetric (star) coloring."""
     f = _scalar(f, "gc.sparse_hessian")
     w = _one_wrt(x, "gc.sparse_hessian")
-    return sparse_hessian_graph(_gradient(f, w), w.node)
+    with _pattern_limit("gc.sparse_hessian"):
+        return sparse_hessian_graph(_gradient(f, w), w.node)

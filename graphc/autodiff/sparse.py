@@ -18,8 +18,9 @@ column coloring when that needs no more colors or the star coloring is too costl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.recovery import recover
 from graphc.autodiff.sparsity import hessian_pattern, jacobian_pattern
 from graphc.autodiff.vjp import vjp_graph
+from graphc.errors import located, user_location
 from graphc.ir import Node
 from graphc.ops import shape as sh
 from graphc.ops.source import const
@@ -36,6 +38,19 @@ from graphc.tensor import Tensor
 
 Pattern: TypeAlias = Any
 """A scipy.sparse.csr_array of bools (scipy ships no type stubs, so it is Any to the type checker)."""
+
+
+_USE_INSTEAD = "use .values (a Tensor of the stored entries), .to_dense(), or compile it (a scipy csr_array)"
+
+
+def _refuse(symbol: str) -> Callable[..., NoReturn]:
+    """An operator method that raises TypeError: a SparseTensor supports no arithmetic."""
+
+    def method(self: SparseTensor, *other: object) -> NoReturn:
+        error = TypeError(f"does not support {symbol} (a SparseTensor supports no arithmetic); {_USE_INSTEAD}")
+        raise located(error, repr(self), user_location())
+
+    return method
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +102,25 @@ class SparseTensor:
 
     def __repr__(self) -> str:
         return f"<SparseTensor {self.summary()}, {self.dtype}>"
+
+    __add__ = __radd__ = _refuse("+")
+    __sub__ = __rsub__ = _refuse("-")
+    __mul__ = __rmul__ = _refuse("*")
+    __truediv__ = __rtruediv__ = _refuse("/")
+    __floordiv__ = __rfloordiv__ = _refuse("//")
+    __mod__ = __rmod__ = _refuse("%")
+    __pow__ = __rpow__ = _refuse("**")
+    __matmul__ = __rmatmul__ = _refuse("@")
+    __neg__ = _refuse("unary -")
+    __pos__ = _refuse("unary +")
+    __abs__ = _refuse("abs()")
+    __invert__ = _refuse("~")
+    __lt__ = _refuse("<")
+    __le__ = _refuse("<=")
+    __gt__ = _refuse(">")
+    __ge__ = _refuse(">=")
+    __array__ = _refuse("conversion to a NumPy array")
+    __array_ufunc__ = None  # ndarray + sparse: NumPy defers to the operator above
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

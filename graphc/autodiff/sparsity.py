@@ -2,8 +2,8 @@
 
 Imports shapes, ir, ops (scipy through ops.sparsity, lazily). The pattern of the
 differentiation variable is the identity; every node's pattern follows from its inputs'
-by the `sparsity` rule on its op's record (ops/sparsity.py; ops without one depend
-densely on everything their inputs do). Only float values carry dependence, as only
+by the `sparsity` rule on its op's record (ops/sparsity.py `propagate`; ops without one
+depend densely on everything their inputs do). Only float values carry dependence, as only
 they carry derivatives, and an input whose derivative rule is `zero` (a comparison,
 floor, the condition of where) passes none on: the pattern covers every entry that the
 Jacobian autodiff builds can make nonzero, and no others that the rules can rule out.
@@ -15,34 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.ir import Node, toposort
-from graphc.ops.base import zero
-from graphc.ops.sparsity import Pattern, dense, empty, identity
-from graphc.shapes import fixed_size, is_float
-
-
-def _passes_nothing(node: Node, index: int) -> bool:
-    """Whether input `index` of node has derivative zero (its rule is `zero`): it carries no dependence."""
-    rules = node.op.jvp  # type: ignore[attr-defined]
-    if node.op.variadic:  # type: ignore[attr-defined]
-        return bool(rules) and rules[0] is zero
-    return index < len(rules) and rules[index] is zero
+from graphc.ir import Node
+from graphc.ops.sparsity import Pattern, empty, identity, propagate
+from graphc.shapes import fixed_size
 
 
 def patterns(outputs: Sequence[Node], x: Node) -> list[Pattern | None]:
     """The pattern of each output with respect to the var x, shape (output.size, x.size); None: no dependence."""
-    found: dict[Node, Pattern] = {x: identity(fixed_size(x.type.size))}
-    for node in toposort(outputs):
-        if node in found or not node.inputs or not is_float(node.dtype):
-            continue
-        given = [None if _passes_nothing(node, i) else found.get(a) for i, a in enumerate(node.inputs)]
-        if all(g is None for g in given):
-            continue
-        rule = node.op.sparsity or dense  # type: ignore[attr-defined]
-        pattern = rule(given, node, *node.inputs, **node.params)
-        if pattern is not None and pattern.nnz:
-            found[node] = pattern
-    return [found.get(o) for o in outputs]
+    return propagate(outputs, {x: identity(fixed_size(x.type.size))})
 
 
 def canonical(p: Pattern) -> Pattern:

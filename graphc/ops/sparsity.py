@@ -1,6 +1,6 @@
 """Sparsity rules: which elements of an op's inputs each element of its output depends on.
 
-Imports errors, shapes, ir, ops.source; scipy inside the functions (lazily). A *pattern*
+Imports errors, shapes, ir, ops.base, ops.source; scipy inside the functions (lazily). A *pattern*
 is a scipy.sparse.csr_array of bools of shape (node.size, n): row k holds the
 differentiation variables (n of them) that element k of the node depends on. A rule,
 the `sparsity` field of an op's record, is called as `rule(patterns, out, *inputs,
@@ -8,8 +8,14 @@ the `sparsity` field of an op's record, is called as `rule(patterns, out, *input
 none), and returns the output's pattern (None: none). Rules are structural and never
 drop a dependence that a value could create; they are exact for elementwise ops,
 broadcasts, slices, concatenation, gathers and scatters with constant indices,
-reductions, and matmul (a constant operand's zeros count). An op without a rule
-(`sparsity=None`) gets `dense`: every output element depends on everything its inputs do.
+reductions, matmul (a constant operand's zeros count) and cond (the union of its
+branches' patterns). An op without a rule (`sparsity=None`; scan, while_loop and
+fixed_point among them) gets `dense`: every output element depends on everything its
+inputs do.
+
+No pattern stores more than MAX_ENTRIES entries: a rule that would make a larger one
+raises PatternTooLarge before allocating it (a dense pattern of n x n entries needs
+about 9 n**2 bytes; sparsity is the wrong tool for such a Jacobian).
 
 Most rules are *index maps*: output element k reads input element index[k] (-1: none),
 which `gather` applies; reductions and matmul give a list of (output, input) pairs,
@@ -23,14 +29,33 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
-from graphc.ir import Node
+from graphc.errors import GraphError
+from graphc.errors import where as built_at
+from graphc.ir import Graph, Node, toposort
+from graphc.ops.base import zero
 from graphc.ops.source import const_value, static_value
-from graphc.shapes import fixed, fixed_size
+from graphc.shapes import fixed, fixed_size, is_float
 
 Pattern: TypeAlias = Any
 """A scipy.sparse.csr_array of bools (scipy ships no type stubs, so it is Any to the type checker)."""
 
 Patterns = Sequence["Pattern | None"]
+
+MAX_ENTRIES = 2**28
+"""The most entries a pattern may store (about 2.4 GB of CSR arrays): beyond it, PatternTooLarge."""
+
+
+class PatternTooLarge(GraphError):
+    """A sparsity pattern that would store more than MAX_ENTRIES entries."""
+
+
+def _check_size(entries: int, rows: int, n: int) -> None:
+    """Raise PatternTooLarge, before anything is allocated, for a pattern of more than MAX_ENTRIES entries."""
+    if entries > MAX_ENTRIES:
+        raise PatternTooLarge(
+            f"its sparsity pattern ({rows} x {n}) would store {entries} entries, over the limit of "
+            f"2**28 = {MAX_ENTRIES}: the Jacobian is dense here (or conservatively taken as dense); use gc.jacobian"
+        )
 
 
 # --- the pattern algebra ----------------------------------------------------------------------------------
@@ -56,6 +81,7 @@ def connect(pairs: tuple[np.ndarray, np.ndarray], rows: int, p: Pattern) -> Patt
     from scipy.sparse import csr_array
 
     out_index, in_index = pairs
+    _check_size(int(np.diff(p.indptr)[in_index].sum()), rows, p.shape[1])
     data = np.ones(len(out_index), dtype=bool)
     select = csr_array((data, (out_index, in_index)), shape=(rows, p.shape[0]))
     return csr_array(select @ p)
@@ -65,6 +91,7 @@ def gather(index: np.ndarray, p: Pattern) -> Pattern:
     """Row k is row index[k] of p; an index of -1 gives an empty row."""
     index = np.asarray(index, dtype=np.int64).reshape(-1)
     if index.size and index.min() >= 0:
+        _check_size(int(np.diff(p.indptr)[index].sum()), len(index), p.shape[1])
         return p[index]
     keep = np.flatnonzero(index >= 0)
     return connect((keep, index[keep]), len(index), p)
@@ -91,9 +118,53 @@ def dense(patterns: Patterns, out: Node, *inputs: Node, **attrs: object) -> Patt
     n = present[0].shape[1]
     columns = np.unique(np.concatenate([p.indices for p in present]))
     rows = fixed_size(out.type.size)
+    _check_size(rows * len(columns), rows, n)
     indptr = np.arange(rows + 1, dtype=np.int64) * len(columns)
     data = np.ones(rows * len(columns), dtype=bool)
     return csr_array((data, np.tile(columns, rows), indptr), shape=(rows, n))
+
+
+def _passes_nothing(node: Node, index: int) -> bool:
+    """Whether input `index` of node has derivative zero (its rule is `zero`): it carries no dependence."""
+    rules = node.op.jvp  # type: ignore[attr-defined]
+    if node.op.variadic:  # type: ignore[attr-defined]
+        return bool(rules) and rules[0] is zero
+    return index < len(rules) and rules[index] is zero
+
+
+def propagate(outputs: Sequence[Node], seeds: dict[Node, Pattern]) -> list[Pattern | None]:
+    """The pattern of each output, from the patterns of the `seeds` nodes, by each op's rule; None: no dependence.
+
+    Only float values carry dependence, and an input whose derivative rule is `zero` (a
+    comparison, floor, where's condition) passes none on. A rule that would exceed
+    MAX_ENTRIES raises PatternTooLarge naming the node.
+    """
+    found = dict(seeds)
+    for node in toposort(outputs):
+        if node in found or not node.inputs or not is_float(node.dtype):
+            continue
+        given = [None if _passes_nothing(node, i) else found.get(a) for i, a in enumerate(node.inputs)]
+        if all(g is None for g in given):
+            continue
+        rule = node.op.sparsity or dense  # type: ignore[attr-defined]
+        try:
+            pattern = rule(given, node, *node.inputs, **node.params)
+        except PatternTooLarge as exc:
+            raise PatternTooLarge(f"{node.op.name} {node.type}{built_at(node.loc)}: {exc}") from None
+        if pattern is not None and pattern.nnz:
+            found[node] = pattern
+    return [found.get(o) for o in outputs]
+
+
+def branches(
+    patterns: Patterns, out: Node, pred: Node, *args: Node, true_body: Graph, false_body: Graph, output: int
+) -> Pattern | None:
+    """cond: the union of both branches' patterns of result `output`; the predicate (a bool) carries none."""
+    parts = []
+    for body in (true_body, false_body):
+        seeds = {param: p for param, p in zip(body.inputs, patterns[1:], strict=True) if p is not None}
+        parts.extend(propagate([body.outputs[output]], seeds))
+    return union(parts)
 
 
 def positions(shape: tuple[int, ...]) -> np.ndarray:
@@ -332,8 +403,8 @@ def matrix_product(patterns: Patterns, out: Node, x: Node, y: Node) -> Pattern |
 
 
 __all__ = [
-    "Pattern", "accumulated", "broadcast", "concatenated", "connect", "dense", "diag_pattern", "elementwise", "empty",
-    "gather", "identity", "index_add_pattern", "matrix_product", "permuted", "positions", "product", "reduced", "same",
-    "scatter_pattern",
-    "selection", "taken", "union",
+    "MAX_ENTRIES", "Pattern", "PatternTooLarge", "accumulated", "branches", "broadcast", "concatenated", "connect",
+    "dense", "diag_pattern", "elementwise", "empty", "gather", "identity", "index_add_pattern", "matrix_product",
+    "permuted", "positions", "product", "propagate", "reduced", "same", "scatter_pattern", "selection", "taken",
+    "union",
 ]  # fmt: skip

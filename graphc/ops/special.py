@@ -9,7 +9,8 @@ Rules stay finite in the branch a `where` does not take (docs/adding-an-op.md), 
 the limits at infinity: erf' is computed at |x| <= 28, where exp(-x^2) has underflowed
 to 0 already; hypot's derivative is 0 at the origin (the subgradient, as abs'(0) = 0)
 and sign(x) where x is infinite. arctan2's derivative is NaN at the origin, as JAX's and
-PyTorch's: the function is not continuous there.
+PyTorch's: the function is not continuous there; where an operand is infinite (and none is
+NaN) it is the limit 0.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from graphc.ops.elementwise import (
     exp,
     floats,
     greater,
+    isnan,
     logical_and,
+    logical_not,
     logical_or,
     mul,
     neg,
@@ -146,16 +149,27 @@ erfc = _float_function("erfc", lambda g, out, x: neg(_gaussian(g, x)), eval=_lib
 # --- functions of two operands --------------------------------------------------------------------------------
 
 
-def _arctan2_y(g: Node, out: Node, y: Node, x: Node) -> Node:
-    """d arctan2(y, x)/dy = x / (x^2 + y^2), as (x / h) / h with h = hypot(x, y) (no overflow)."""
+def _arctan2_parts(numerator: Node, y: Node, x: Node) -> tuple[Node, Node]:
+    """(numerator, h) with h = hypot(y, x), both replaced by (0, 1) where h is infinite and no operand is NaN.
+
+    There numerator / h**2 tends to 0 (|numerator| <= h) but computes inf / inf; elsewhere
+    the operands are kept as they are, so finite points give the same bits.
+    """
     h = hypot(y, x)
-    return div(mul(g, div(x, h)), h)
+    limit = logical_and(at_infinity(h), logical_not(logical_or(isnan(x), isnan(y))))
+    return where(limit, scalar(0, numerator), numerator), where(limit, scalar(1, h), h)
+
+
+def _arctan2_y(g: Node, out: Node, y: Node, x: Node) -> Node:
+    """d arctan2(y, x)/dy = x / (x^2 + y^2), as (x / h) / h with h = hypot(x, y) (no overflow); 0 where h is inf."""
+    numerator, h = _arctan2_parts(x, y, x)
+    return div(mul(g, div(numerator, h)), h)
 
 
 def _arctan2_x(g: Node, out: Node, y: Node, x: Node) -> Node:
-    """d arctan2(y, x)/dx = -y / (x^2 + y^2)."""
-    h = hypot(y, x)
-    return neg(div(mul(g, div(y, h)), h))
+    """d arctan2(y, x)/dx = -y / (x^2 + y^2); 0 where h is inf."""
+    numerator, h = _arctan2_parts(y, y, x)
+    return neg(div(mul(g, div(numerator, h)), h))
 
 
 arctan2 = _float_binary("arctan2", (_arctan2_y, _arctan2_x))

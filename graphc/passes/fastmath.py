@@ -13,7 +13,7 @@ from graphc.ops import elementwise as ew
 from graphc.ops import shape as sh
 from graphc.ops.source import const
 from graphc.passes.patterns import is_filled
-from graphc.rewrite import rewrite, rule_table
+from graphc.rewrite import Settled, rewrite, rule_table
 
 
 def filled(value: float, like: Node) -> Node:
@@ -65,6 +65,9 @@ RULES = rule_table(
 )
 
 
+_SETTLED = Settled()  # the fixpoints of RULES met so far (graphc.rewrite: a walk passes over them)
+
+
 def fastmath(graph: Graph) -> Graph:
     """Apply the non-IEEE identities of this module to a fixpoint."""
-    return rewrite(graph, RULES)
+    return rewrite(graph, RULES, _SETTLED)

@@ -13,7 +13,7 @@ from graphc.ir import Graph, Node
 from graphc.ops.base import Kind
 from graphc.ops.loops import is_loop
 from graphc.ops.source import const, const_value
-from graphc.rewrite import EVERY_OP, rewrite, rule_table
+from graphc.rewrite import EVERY_OP, Settled, rewrite, rule_table
 
 MAX_FOLD_ELEMENTS = 4096
 
@@ -42,8 +42,9 @@ def fold_constant(node: Node) -> Node | None:
 
 RULES = rule_table((EVERY_OP, fold_constant))
 """fold's rule table: its one rule is offered to every node."""
+_SETTLED = Settled()  # the fixpoints of fold met so far (graphc.rewrite: a walk passes over them)
 
 
 def fold(graph: Graph) -> Graph:
     """Replace every all-constant computation by its value."""
-    return rewrite(graph, RULES)
+    return rewrite(graph, RULES, _SETTLED)

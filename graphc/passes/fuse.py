@@ -102,10 +102,11 @@ def fused_node(group: list[Node], outer: dict[Node, Node]) -> Node:
                 continue
             source = outer[operand]
             if source not in params:
-                params[source] = param(len(params), source.type)
+                with derived_from(member):  # not the user's line: looking for it walks the stack
+                    params[source] = param(len(params), source.type)
             args.append(params[source])
-        with derived_from(member):
-            inside[member] = Node.make(member.op, args, member.params)
+        with derived_from(member):  # the arguments have the operands' types, so the member's type is kept
+            inside[member] = Node.make(member.op, args, member.params, member.type)
     root = group[-1]
     body = Graph([inside[root]], list(params.values()))
     with derived_from(root):

@@ -9,7 +9,7 @@ differentiation and other rewrites leave behind.
 from __future__ import annotations
 
 from graphc.ir import Graph, Node
-from graphc.rewrite import rewrite, rule_table
+from graphc.rewrite import Settled, rewrite, rule_table
 
 
 def transpose_identity(node: Node) -> Node | None:
@@ -55,6 +55,9 @@ RULES = rule_table(
 )
 
 
+_SETTLED = Settled()  # the fixpoints of RULES met so far (graphc.rewrite: a walk passes over them)
+
+
 def prune(graph: Graph) -> Graph:
     """Remove identity shape ops and casts (dead code is already gone)."""
-    return rewrite(graph, RULES)
+    return rewrite(graph, RULES, _SETTLED)

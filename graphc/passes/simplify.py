@@ -15,7 +15,7 @@ from graphc.ops import elementwise as ew
 from graphc.ops import shape as sh
 from graphc.ops.source import const
 from graphc.passes.patterns import is_filled, keeps_shape
-from graphc.rewrite import rewrite, rule_table
+from graphc.rewrite import Settled, rewrite, rule_table
 from graphc.shapes import product
 
 
@@ -240,9 +240,12 @@ RULES = rule_table(
 )
 
 
+_SETTLED = Settled()  # the fixpoints of RULES met so far (graphc.rewrite: a walk passes over them)
+
+
 def simplify(graph: Graph) -> Graph:
     """Apply the IEEE-exact identities of this module to a fixpoint."""
-    return rewrite(graph, RULES)
+    return rewrite(graph, RULES, _SETTLED)
 
 
 __all__ = ["RULES", "simplify"]

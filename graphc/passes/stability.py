@@ -23,7 +23,7 @@ from graphc.ir import Graph, Node
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.ops import shape as sh
-from graphc.rewrite import rewrite, rule_table
+from graphc.rewrite import Settled, rewrite, rule_table
 from graphc.shapes import reduced_shape
 
 
@@ -126,6 +126,9 @@ RULES = {
 }
 
 
+_SETTLED = Settled()  # the fixpoints of RULES met so far (graphc.rewrite: a walk passes over them)
+
+
 def stability(graph: Graph) -> Graph:
     """Apply the accuracy rewrites of this module to a fixpoint."""
-    return rewrite(graph, RULES)
+    return rewrite(graph, RULES, _SETTLED)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.vjp import vjp_graph
 from graphc.ir import Graph, Node
+from graphc.ops import sparsity
 from graphc.ops.base import Kind, Op
 from graphc.ops.control_flow import cond_infer
 from graphc.ops.loops import body_param, cond_eval, int_attr, sibling
@@ -101,7 +102,10 @@ def _cond_jvp(t: Node, out: Node, *inputs: Node, index: int, **attrs: object) ->
     return pushforward(out, index, t)
 
 
-cond = Op("cond", cond_infer, cond_eval, vjp=(_cond_vjp,), jvp=(_cond_jvp,), kind=Kind.OPAQUE, variadic=True)
+cond = Op(
+    "cond", cond_infer, cond_eval, vjp=(_cond_vjp,), jvp=(_cond_jvp,), kind=Kind.OPAQUE, variadic=True,
+    sparsity=sparsity.branches,
+)  # fmt: skip
 """cond(pred, args..; true_body, false_body, output): see ops/control_flow.py."""
 
 __all__ = ["branches", "cond", "make_cond", "pullback", "pushforward"]

@@ -13,6 +13,7 @@ the carry are hoisted out and run once, before the loop.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -68,6 +69,18 @@ def _lift_like(result: Tree, other: Tree) -> Tree:
     return as_tensor(result, other.dtype)
 
 
+def _check_arity(name: str, fn: Callable[..., Tree], args: Sequence[object]) -> None:
+    """A TypeError naming the branch when it cannot take cond's operands (before it is called)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: calling it will tell
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as exc:
+        raise TypeError(f"{name}{signature} cannot take the {len(args)} operands of cond: {exc}") from None
+
+
 def _trace_branches(
     true_fn: Callable[..., Tree], false_fn: Callable[..., Tree], operands: tuple[object, ...]
 ) -> tuple[list[Node], list[Node], list[Node], list[Node], Tree]:  # fmt: skip
@@ -75,6 +88,8 @@ def _trace_branches(
     nodes, structure = flatten(list(operands), "the operands")
     params = _trace_vars("a", [n.type for n in nodes])
     args = unflatten(structure, iter(params))
+    _check_arity("true_fn", true_fn, args)
+    _check_arity("false_fn", false_fn, args)
     true_result = true_fn(*args)
     false_result = false_fn(*args)
     true_result = _lift_like(true_result, false_result)
@@ -98,6 +113,9 @@ def cond(pred: TensorLike, true_fn: Callable[..., Tree], false_fn: Callable[...,
     node, and everything a branch computes runs only when it is taken.
     """
     with building("cond", pred, *operands):
+        for name, fn in (("true_fn", true_fn), ("false_fn", false_fn)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be a function of the {len(operands)} operands, got {fn!r}")
         pred_node = _predicate(pred, "the predicate of cond")
         nodes, params, true_nodes, false_nodes, structure = _trace_branches(true_fn, false_fn, operands)
         if not true_nodes:

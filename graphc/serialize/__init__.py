@@ -32,7 +32,7 @@ def dumps(inputs: object, outputs: object, *, provenance: bool = False) -> str:
     `outputs` may be one Tensor (gc.loads then gives one) or a list. provenance=True also
     writes each node's file:line. The text is deterministic: user vars are numbered in order.
     """
-    text, _ = document(inputs, outputs, provenance, None, None)
+    text, _ = document(inputs, outputs, provenance, None, None, "gc.dumps")
     return text
 
 

@@ -1,6 +1,6 @@
 """Writing a document: the node table in dependency order, each attr in the value encoding.
 
-Imports ir, ops, shapes, serialize.fields and tensor. Output is deterministic: the table order
+Imports errors, ir, ops, shapes, serialize.fields and tensor. Output is deterministic: the table order
 comes from an iterative walk of inputs and bodies, user vars are numbered 0, 1, ... in
 table order, and attrs are written in the node's (sorted) order.
 """
@@ -14,20 +14,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.ir import ConstValue, Graph, Node, as_node
+from graphc.errors import located, user_location, where
+from graphc.ir import ConstValue, Graph, Node, as_node, toposort
 from graphc.ops.source import var_op
 from graphc.serialize.fields import FORMAT, VERSION, dim_json
 from graphc.shapes import Dim
 from graphc.tensor import Tensor
 
 
-def _as_nodes(values: object) -> tuple[bool, list[Node]]:
+def _as_nodes(values: object, what: str) -> tuple[bool, list[Node]]:
     """(single, nodes) from one Tensor/Node or a sequence of them."""
     if isinstance(values, (Tensor, Node)):
         return True, [as_node(values)]
+    if isinstance(getattr(values, "values", None), Tensor):  # a SparseTensor: its format has no sparse leaves
+        raise TypeError(
+            f"{what} must be Tensors, got a {type(values).__name__}: pass its .values (the stored entries; "
+            "its .indices and .indptr are NumPy arrays to keep beside the file) or .to_dense()"
+        )
     if not isinstance(values, Sequence) or isinstance(values, str):
-        raise TypeError(f"expected a Tensor or a list of Tensors, got {type(values).__name__}")
+        raise TypeError(f"expected a Tensor or a list of Tensors as {what}, got {type(values).__name__}")
     return False, [as_node(v) for v in values]
+
+
+def _missing_vars(inputs: list[Node], outputs: list[Node]) -> list[Node]:
+    """The vars the outputs depend on that are not among the inputs (loop and branch bodies have their own)."""
+    given = set(inputs)
+    return [n for n in toposort(outputs) if n.op is var_op and n not in given]
 
 
 def _children(node: Node) -> list[Node]:
@@ -123,16 +135,31 @@ class _Writer:
         return record
 
 
-def document(
-    inputs: object, outputs: object, provenance: bool, threshold: int | None, sidecar: str | None
-) -> tuple[str, dict[str, np.ndarray]]:  # fmt: skip
-    _, input_nodes = _as_nodes(inputs)
-    single, output_nodes = _as_nodes(outputs)
+def _checked(inputs: object, outputs: object) -> tuple[list[Node], bool, list[Node]]:
+    """(input nodes, single output, output nodes): distinct input vars, among them every var the outputs need."""
+    _, input_nodes = _as_nodes(inputs, "inputs")
+    single, output_nodes = _as_nodes(outputs, "outputs")
     for k, node in enumerate(input_nodes):
         if node.op is not var_op:
-            raise TypeError(f"gc.save: input {k} must be a var made with gc.var, got a {node.op.name} node")
+            raise TypeError(f"input {k} must be a var made with gc.var, got a {node.op.name} node{where(node.loc)}")
     if len(set(input_nodes)) != len(input_nodes):
-        raise ValueError("gc.save: an input var is listed twice")
+        raise ValueError("an input var is listed twice")
+    missing = _missing_vars(input_nodes, output_nodes)
+    if missing:
+        names = ", ".join(f"{n.attr('name')!r} ({n.type}){where(n.loc)}" for n in missing)
+        raise ValueError(f"the outputs depend on vars missing from inputs: {names}")
+    return input_nodes, single, output_nodes
+
+
+def document(
+    inputs: object, outputs: object, provenance: bool, threshold: int | None, sidecar: str | None,
+    who: str = "gc.save",
+) -> tuple[str, dict[str, np.ndarray]]:  # fmt: skip
+    """The JSON text and the sidecar's arrays; bad arguments raise naming `who` and the user's line."""
+    try:
+        input_nodes, single, output_nodes = _checked(inputs, outputs)
+    except (TypeError, ValueError) as exc:
+        raise located(exc, who, user_location()) from None
     table = _table([*input_nodes, *output_nodes])
     writer = _Writer(table, provenance, threshold, sidecar is not None)
     records = [json.dumps(writer.record(n), allow_nan=False) for n in table]

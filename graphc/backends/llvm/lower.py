@@ -6,9 +6,12 @@ constant blob, outputs, the workspace), reads each array's data pointer from the
 object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel function per
 kernel of the plan, in order. Kernels of equal structure share one function (a model
 that repeats a step K times compiles a handful of functions, not K). A kernel with a
-lot of work (kernels.work >= PARALLEL_WORK) is split across two threads: a native
-thread (pthread_create) runs the second half of its split axis while the calling
-thread runs the first.
+lot of work (kernels.work >= PARALLEL_WORK) is split into pieces along its split axis,
+one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
+the other pieces while the calling thread runs the first. A reduction to one point is
+always cut in two halves, run on two threads or one after the other on one, and its
+halves combined first-op-second: its result does not depend on the thread count (nor
+does any other kernel's, whose pieces compute disjoint points).
 
 The entry returns 0, the error site (plan.errors) that failed, MISALIGNED when an input's
 data pointer is not a multiple of its item size (the wrapper copies and calls again), or
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import math
 from dataclasses import replace
 
@@ -67,13 +71,15 @@ ENTRY = "graphc_entry"
 DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)
 GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
 PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
-THREADS = 2
+HUGE_GLUE = 2048  # instructions: an entry larger than this is compiled without optimization (unoptimized)
 PTHREAD = ("pthread_create", "pthread_join")
 F64_DTYPE = np.dtype("float64")
 MISALIGNED = -1  # the entry's status: an input's data is not aligned to its item size
 RERUN_EXACT = -2  # the entry's status: a sin/cos/tan argument needs the exact build
 UNBOUNDED_COUNT = 1000  # the iterations an unbounded while_loop is taken to run, for total_work
 
+Started = tuple[ir.Value, ir.Value, ir.Value]
+"""A started piece: its thread handle's slot, its context (arguments, range, status) and pthread_create's result."""
 Pointer = tuple[Buffer, int, tuple[tuple[int, int, int], ...]]
 """A buffer, a byte offset into it, and (depth, every, bytes) terms that move it with loop counters."""
 
@@ -114,13 +120,12 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
 
     Equal (buffer, offset) pairs share a parameter; take, scatter_add and checks get the error slot last.
     """
-    pointers: list[Pointer] = []
+    numbers: dict[Pointer, int] = {}  # each distinct pointer's parameter, in order of first use (a dict: a
+    # kernel of a big straight-line graph has thousands, and a list's index() made this quadratic)
 
     def rebase(layout: Layout) -> Layout:
-        pointer = pointer_of(layout)
-        if pointer not in pointers:
-            pointers.append(pointer)
-        param = Buffer(L.PARAM, pointers.index(pointer), layout.dtype)
+        number = numbers.setdefault(pointer_of(layout), len(numbers))
+        param = Buffer(L.PARAM, number, layout.dtype)
         return replace(layout, buffer=param, offset=0, dynamic=())
 
     fields: dict[str, object] = {}
@@ -129,6 +134,7 @@ def signature(kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
             fields[name] = rebase(value)
         elif isinstance(value, tuple) and value and isinstance(value[0], Layout):
             fields[name] = tuple(rebase(v) for v in value)
+    pointers = list(numbers)
     if isinstance(kernel, (Gather, Scatter, Check)):
         pointers.append((Buffer(L.WORK, ERROR_SLOT, layouts(kernel)[-1].dtype), 0, ()))
         fields["site"] = 1
@@ -161,9 +167,10 @@ def total_work(plan: Plan) -> int:
 class Lowering:
     """Builds the module: kernel functions on demand, thread trampolines, the entry."""
 
-    def __init__(self, plan: Plan, fastcall: bool = False, exact: bool = False) -> None:
+    def __init__(self, plan: Plan, fastcall: bool = False, exact: bool = False, threads: int = 1) -> None:
         self.fastcall = fastcall
         self.exact = exact
+        self.threads = threads
         self.plan = plan
         self.module = ir.Module(name="graphc")
         self.functions: dict[Kernel, ir.Function] = {}
@@ -226,6 +233,9 @@ class Lowering:
         b.ret(ir.Constant(I32, 0))
         if self.fastcall:
             pyentry.add_fastcall(self.module, entry, total_work(self.plan) >= GIL_WORK)
+        if instructions(entry) > HUGE_GLUE:
+            for fn in (entry, self.module.globals.get(pyentry.CALL)):
+                unoptimized(fn)
         return self.module
 
     def _check_alignment(self, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
@@ -284,14 +294,26 @@ class Caller:
         args = [self.address(p) for p in pointers]
         axis = split_axis(kernel)
         extent = kernel.shape[axis] if axis is not None else 0  # type: ignore[union-attr]
-        parallel = axis is not None and extent >= THREADS and work(kernel) >= PARALLEL_WORK and threads_available()
-        if not parallel:
+        parts = self._parts(kernel, axis, extent)
+        if parts == 1:
             status = self.b.call(fn, [*args, i64(0), i64(extent)])
-        elif isinstance(kernel, Reduce) and not any(kernel.out.strides):
-            status = self._split_to_point(fn, kernel, args, extent)
+        elif _to_point(kernel):
+            status = self._split_to_point(fn, kernel, args, extent)  # type: ignore[arg-type]
         else:
-            status = self._split(fn, args, args, extent)
+            status = self._split(fn, [args] * parts, pieces(extent, parts))
         self._check_status(kernel, status)
+
+    def _parts(self, kernel: Kernel, axis: int | None, extent: int) -> int:
+        """How many pieces a kernel's split axis is cut into: 1 unless it has the work to share.
+
+        Two for a reduction to one point whatever the thread count (so that its result
+        does not depend on it); otherwise one per thread, at most one per index.
+        """
+        if axis is None or extent < 2 or work(kernel) < PARALLEL_WORK or not threads_available():
+            return 1
+        if _to_point(kernel):
+            return 2
+        return min(self.lowering.threads, extent)
 
     def _check_status(self, kernel: Kernel, status: ir.Value) -> None:
         """Leave the entry with the kernel's error site, or RERUN_EXACT, when its status says so."""
@@ -420,33 +442,52 @@ class Caller:
         self.b.position_at_end(here)
         return slot
 
-    def _split(self, fn: ir.Function, first: list[ir.Value], second: list[ir.Value], extent: int) -> ir.Value:
-        """Run [0, mid) here and [mid, extent) on a new thread (or here too if none starts)."""
+    def _split(self, fn: ir.Function, argsets: list[list[ir.Value]], bounds: list[tuple[int, int]]) -> ir.Value:
+        """Run piece 0 here and every other piece on a new thread (or here, when none starts or
+        there is one thread); the pieces' statuses or-ed together."""
         b = self.b
-        params = len(first)
-        mid = i64((extent + 1) // 2)
+        if self.lowering.threads == 1:
+            statuses = [b.call(fn, [*args, i64(lo), i64(hi)]) for args, (lo, hi) in zip(argsets, bounds, strict=True)]
+            return functools.reduce(b.or_, statuses)
+        others = list(zip(argsets[1:], bounds[1:], strict=True))
+        started = [self._start(fn, args, lo, hi) for args, (lo, hi) in others]
+        status = b.call(fn, [*argsets[0], i64(bounds[0][0]), i64(bounds[0][1])])
+        for handle, (args, (lo, hi)) in zip(started, others, strict=True):
+            status = b.or_(status, self._join(fn, handle, args, lo, hi))
+        return status
+
+    def _start(self, fn: ir.Function, args: list[ir.Value], lo: int, hi: int) -> Started:
+        """Start a thread running fn(args, lo, hi): (its handle slot, its context, pthread_create's result)."""
+        b = self.b
+        params = len(args)
         ctx = self._alloca(I64, params + 3, "ctx")
         thread = self._alloca(I64, 1, "thread")
-        for i, pointer in enumerate(second):
+        for i, pointer in enumerate(args):
             b.store(b.ptrtoint(pointer, I64), b.gep(ctx, [i64(i)], source_etype=I64))
-        b.store(mid, b.gep(ctx, [i64(params)], source_etype=I64))
-        b.store(i64(extent), b.gep(ctx, [i64(params + 1)], source_etype=I64))
-        create, join = _pthread(self.lowering.module)
+        b.store(i64(lo), b.gep(ctx, [i64(params)], source_etype=I64))
+        b.store(i64(hi), b.gep(ctx, [i64(params + 1)], source_etype=I64))
+        create, _ = _pthread(self.lowering.module)
         trampoline = self.lowering.trampoline(fn, params)
-        started = b.call(create, [thread, ir.Constant(PTR, None), trampoline, ctx])
-        mine = b.call(fn, [*first, i64(0), mid])
+        return thread, ctx, b.call(create, [thread, ir.Constant(PTR, None), trampoline, ctx])
+
+    def _join(self, fn: ir.Function, handle: Started, args: list[ir.Value], lo: int, hi: int) -> ir.Value:
+        """The status of a piece: joined from its thread, or computed here when the thread did not start."""
+        b = self.b
+        thread, ctx, started = handle
+        params = len(args)
+        _, join = _pthread(self.lowering.module)
         with b.if_else(b.icmp_signed("==", started, ir.Constant(I32, 0))) as (joined, alone):
             with joined:
                 b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
                 theirs_joined = b.trunc(b.load(b.gep(ctx, [i64(params + 2)], source_etype=I64), typ=I64), I32)
                 block_joined = b.block
             with alone:
-                theirs_alone = b.call(fn, [*second, mid, i64(extent)])
+                theirs_alone = b.call(fn, [*args, i64(lo), i64(hi)])
                 block_alone = b.block
         theirs = b.phi(I32)
         theirs.add_incoming(theirs_joined, block_joined)
         theirs.add_incoming(theirs_alone, block_alone)
-        return b.or_(mine, theirs)
+        return theirs
 
     def _split_to_point(self, fn: ir.Function, kernel: Reduce, args: list[ir.Value], extent: int) -> ir.Value:
         """A reduction to one point: each half into its own partial result, then first op second."""
@@ -460,10 +501,38 @@ class Caller:
         second = list(args)
         first[position] = partials
         second[position] = second_slot
-        status = self._split(fn, first, second, extent)
+        status = self._split(fn, [first, second], pieces(extent, 2))
         total = combine(b, kernel.kind, load(b, partials, dtype), load(b, second_slot, dtype), dtype)
         store(b, total, args[position], dtype)
         return status
+
+
+def pieces(extent: int, parts: int) -> list[tuple[int, int]]:
+    """[0, extent) cut into `parts` ranges as even as can be, the larger ones first ((extent + 1) // 2 for two)."""
+    cuts = [(j * extent + parts - 1) // parts for j in range(parts)] + [extent]
+    return list(itertools.pairwise(cuts))
+
+
+def _to_point(kernel: Kernel) -> bool:
+    """A reduction whose result is one point (its halves need partial results)."""
+    return isinstance(kernel, Reduce) and not any(kernel.out.strides)
+
+
+def instructions(fn: ir.Function) -> int:
+    """The number of instructions in a function's body."""
+    return sum(len(block.instructions) for block in fn.blocks)
+
+
+def unoptimized(fn: ir.Function | None) -> None:
+    """Mark a glue function (the entry, its fastcall wrapper) to be compiled without optimization.
+
+    A huge entry (thousands of kernel calls and pointers) is straight-line glue: LLVM's O3
+    pipeline and code generation grow faster than linearly on it (2,000 scalar inputs:
+    most of a 20 s compile) for nothing, since the work is in the kernels, which stay at O3.
+    """
+    if isinstance(fn, ir.Function):
+        fn.attributes.add("noinline")
+        fn.attributes.add("optnone")
 
 
 def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
@@ -476,9 +545,10 @@ def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
     return create, join
 
 
-def lower(plan: Plan, fastcall: bool = False, exact: bool = False) -> ir.Module:
+def lower(plan: Plan, fastcall: bool = False, exact: bool = False, threads: int = 1) -> ir.Module:
     """The module of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL.
 
-    `exact` is the build for huge sin/cos/tan arguments (see the module docstring).
+    `exact` is the build for huge sin/cos/tan arguments (see the module docstring);
+    `threads`: how many threads a kernel with enough work is shared among.
     """
-    return Lowering(plan, fastcall, exact).build()
+    return Lowering(plan, fastcall, exact, threads).build()

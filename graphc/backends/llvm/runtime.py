@@ -201,6 +201,7 @@ class LLVMFunction:
     native: jit.NativeModule
     cache_hit: bool
     exact: bool = False
+    threads: int = 1
     _ir: LLVMIR | None = field(default=None, repr=False)
 
     @property
@@ -209,17 +210,19 @@ class LLVMFunction:
         if self._ir is None and self.native.ir_unoptimized:
             self._ir = LLVMIR(self.native.ir_unoptimized, self.native.ir_optimized)
         if self._ir is None:  # loaded from the cache: lower again (deterministic) and optimize that
-            unoptimized = str(lower(self.plan, pyentry.available(), self.exact))
+            unoptimized = str(lower(self.plan, pyentry.available(), self.exact, self.threads))
             self._ir = LLVMIR(unoptimized, str(jit.optimized_module(unoptimized)))
         return self._ir
 
 
-def compile_plan(p: Plan, cache: ObjectCache | None, exact: bool = False) -> tuple[jit.NativeModule, bool]:
+def compile_plan(
+    p: Plan, cache: ObjectCache | None, exact: bool = False, threads: int = 1
+) -> tuple[jit.NativeModule, bool]:
     """The native module of a plan, from the cache when it holds one (second result: a hit)."""
     entry = None
     environment = _link_environment()
     if cache is not None:
-        text = "\n".join([backend_version(), environment, f"exact={exact}", p.key()])
+        text = "\n".join([backend_version(), environment, f"exact={exact}", f"threads={threads}", p.key()])
         entry = cache.key(hashlib.sha256(text.encode()).hexdigest())
         obj = cache.load(entry)
         if obj is not None:
@@ -228,7 +231,7 @@ def compile_plan(p: Plan, cache: ObjectCache | None, exact: bool = False) -> tup
             except RuntimeError:  # an entry LLVM cannot load (another LLVM wrote it): rebuild it
                 pass
     store = functools.partial(cache.store, entry) if cache is not None and entry is not None else None
-    return jit.compile_text(str(lower(p, pyentry.available(), exact)), store), False
+    return jit.compile_text(str(lower(p, pyentry.available(), exact, threads)), store), False
 
 
 def _link_environment() -> str:
@@ -251,28 +254,32 @@ def build(
     check_finite: bool = False,
     exact: bool = False,
     p: Plan | None = None,
+    threads: int = 1,
 ) -> LLVMFunction:
     """Plan, compile (or load from the cache) and wrap a Program; NotImplementedError names an op it cannot lower.
 
     `check_finite` checks every float step's result (graphc.backends.finite); `exact`
     builds the variant that takes the C library's sin/cos/tan for huge arguments (made
-    on demand, the first time a call meets one); `p` reuses a plan already made.
+    on demand, the first time a call meets one); `p` reuses a plan already made;
+    `threads`: how many threads a kernel with enough work is shared among (lower.py).
     """
     check_abi()
     p = plan(program, check_finite) if p is None else p
     objects = ObjectCache(cache_dir) if cache else None
-    native, hit = compile_plan(p, objects, exact)
+    native, hit = compile_plan(p, objects, exact, threads)
     entry, keep = _native_entry(native, len(arguments(p)))
     source = render(program, p, single=single)
     filename = f"<graphc-llvm-{next(_FILE_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    rebuild = functools.partial(build, program, single=single, cache=cache, cache_dir=cache_dir, exact=True, p=p)
+    rebuild = functools.partial(
+        build, program, single=single, cache=cache, cache_dir=cache_dir, exact=True, p=p, threads=threads
+    )
     namespace = _namespace(p, entry, (native, keep), Recovery(p, rebuild))
     exec(compile(source, filename, "exec"), namespace)
     function = namespace["graphc_llvm"]
     namespace["recover"].function = function  # type: ignore[attr-defined]
     weakref.finalize(function, linecache.cache.pop, filename, None)
-    return LLVMFunction(function, source, filename, p, native, hit, exact)  # type: ignore[arg-type]
+    return LLVMFunction(function, source, filename, p, native, hit, exact, threads)  # type: ignore[arg-type]
 
 
 class Recovery:
