@@ -27,7 +27,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -634,16 +634,25 @@ def _class_for(per_size: PerSize, input_form: Form, output_form: Form) -> type[C
     return types.new_class("CompiledFunction", (CompiledFunction,), exec_body=lambda ns: ns.update(namespace))
 
 
-def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) -> np.ndarray | list[np.ndarray]:
-    """gc.evaluate: the reference values of `outputs` (one Tensor or a list) for `feed` {var: value}.
+@overload
+def evaluate(outputs: Tensor, feed: Mapping[Tensor, object]) -> np.ndarray: ...
+@overload
+def evaluate(outputs: Sequence[Tensor], feed: Mapping[Tensor, object]) -> list[np.ndarray]: ...
+@overload
+def evaluate(outputs: object, feed: Mapping[Tensor, object]) -> Any: ...
+def evaluate(outputs: object, feed: Mapping[Tensor, object]) -> Any:
+    """gc.evaluate: the reference values of `outputs` for `feed` {var: value}.
 
-    The graph is scheduled and run step by step with each op's NumPy `eval` (the reference
-    interpreter), every value checked against its type. Every var the outputs reach needs
-    a value; the results are fresh arrays. Named dimensions take their sizes from the values
-    fed (inputs that share a name must agree).
+    `outputs` is what gc.compile takes: one Tensor (one array back), a list or tuple of them
+    (a list back), or a tree of them (nested lists, tuples, dicts: the same structure back,
+    as gc.hessian's blocks or a dict of gradients); a SparseTensor comes back as a
+    scipy.sparse.csr_array. The graph is scheduled and run step by step with each op's
+    NumPy `eval` (the reference interpreter), every value checked against its type. Every
+    var the outputs reach needs a value; the results are fresh arrays. Named dimensions
+    take their sizes from the values fed (inputs that share a name must agree).
     """
-    single = not isinstance(outputs, (list, tuple))
-    nodes = [as_node(o) for o in ([outputs] if single else outputs)]
+    leaves, form = tree_flatten(outputs, _is_evaluated, "gc.evaluate", "outputs", "a Tensor")
+    nodes = [as_node(item.values if isinstance(item, SparseTensor) else item) for item in leaves]
     table: dict[Node, object] = {as_node(k): v for k, v in feed.items()}
     graph = Graph(nodes)
     if graph_names(graph):
@@ -654,8 +663,17 @@ def evaluate(outputs: Tensor | Sequence[Tensor], feed: Mapping[Tensor, object]) 
         if node not in table:
             raise ValueError(f"no value given for input {node.attr('name')!r}")
     values = run_program(schedule(Graph(graph.outputs, needed)), [table[n] for n in needed])
-    results = [np.array(v, copy=True) for v in values]
-    return results[0] if single else results
+    results: list[object] = [np.array(v, copy=True) for v in values]
+    for k, item in enumerate(leaves):
+        if isinstance(item, SparseTensor):
+            results[k] = csr_maker(item)(results[k])  # type: ignore[arg-type]
+    if form.kind in (list, tuple):  # a top-level list or tuple gives a list, nested structure kept
+        return list(form.unflatten(results))
+    return form.unflatten(results)
+
+
+def _is_evaluated(value: object) -> bool:
+    return is_tensor(value) or isinstance(value, (Node, SparseTensor))
 
 
 def _specialized(graph: Graph, table: dict[Node, object]) -> tuple[Graph, dict[Node, object]]:

@@ -313,3 +313,30 @@ def test_a_var_name_never_becomes_generated_code(backend: str) -> None:
     assert not hasattr(gc, "INJECTED")
     with pytest.raises(ValueError, match="expected shape"):
         fn(np.ones(4))
+
+
+def test_evaluate_takes_what_compile_takes():
+    """Trees of Tensors (gc.hessian's blocks, dicts of gradients) and SparseTensors, as gc.compile returns them."""
+    x, y = gc.var("x", (3,)), gc.var("y", (2,))
+    f = gc.sum(x * x) * gc.sum(y)
+    feed = {x: np.array([1.0, 2.0, 3.0]), y: np.array([0.5, -1.5])}
+    blocks = gc.hessian(f, [x, y])
+    got = gc.evaluate(blocks, feed)
+    want = gc.compile([x, y], [blocks[0][0], blocks[0][1], blocks[1][0], blocks[1][1]], backend="numpy")(
+        feed[x], feed[y]
+    )
+    assert isinstance(got, list) and isinstance(got[0], list) and len(got) == 2
+    for g, w in zip([got[0][0], got[0][1], got[1][0], got[1][1]], want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    grads = gc.evaluate({"value": f, "grad": gc.grad(f, {"x": x, "y": y})}, feed)
+    assert set(grads) == {"grad", "value"} and set(grads["grad"]) == {"x", "y"}
+    np.testing.assert_array_equal(grads["grad"]["x"], 2 * feed[x] * feed[y].sum())
+    pair = gc.evaluate((f, x * 2.0), feed)
+    assert isinstance(pair, list) and len(pair) == 2  # a top-level tuple gives a list, as before
+    sparse = gc.sparse_jacobian(gc.sin(x) * 2.0, x)
+    csr = gc.evaluate(sparse, feed)
+    np.testing.assert_array_equal(csr.toarray(), np.diag(2 * np.cos(feed[x])))
+    mixed = gc.evaluate([sparse, f], feed)
+    np.testing.assert_array_equal(mixed[0].toarray(), csr.toarray())
+    with pytest.raises(TypeError, match=r"gc.evaluate: outputs\[1\] must be a Tensor"):
+        gc.evaluate([f, "x"], feed)
