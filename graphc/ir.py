@@ -303,6 +303,35 @@ class Graph:
         return f"<Graph {len(self.inputs)} inputs, {len(self.nodes)} nodes, {len(self.outputs)} outputs>"
 
 
+class GraphRebuilder:
+    """Rebuilds graphs node by node with `node` (each input already rebuilt), memoized across bodies.
+
+    A subclass defines `node(node) -> Node`, reading its rebuilt inputs from `self.nodes`
+    and rebuilding any body with `self.graph`; a graph whose nodes all come back as they
+    were is returned itself.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[Node, Node] = {}
+        self.graphs: dict[Graph, Graph] = {}
+
+    def graph(self, graph: Graph) -> Graph:
+        done = self.graphs.get(graph)
+        if done is None:
+            for node in toposort([*graph.outputs, *graph.inputs]):
+                if node not in self.nodes:
+                    self.nodes[node] = self.node(node)
+            outputs = [self.nodes[o] for o in graph.outputs]
+            inputs = [self.nodes[i] for i in graph.inputs]
+            same = all(a is b for a, b in zip([*outputs, *inputs], [*graph.outputs, *graph.inputs], strict=True))
+            done = graph if same else Graph(outputs, inputs)
+            self.graphs[graph] = done
+        return done
+
+    def node(self, node: Node) -> Node:
+        raise NotImplementedError
+
+
 def as_node(value: object) -> Node:
     """A Node from a Node or anything that wraps one in `.node` (a Tensor)."""
     node = getattr(value, "node", value)

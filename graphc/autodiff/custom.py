@@ -32,7 +32,7 @@ import numpy as np
 from graphc.autodiff.jvp import jvp_graph
 from graphc.autodiff.vjp import vjp_graph
 from graphc.errors import DifferentiationError, DTypeError, GraphError, ShapeError, where
-from graphc.ir import Graph, Node, same_provenance, toposort
+from graphc.ir import Graph, GraphRebuilder, Node, same_provenance, toposort
 from graphc.ops import shape as sh
 from graphc.ops.base import Kind, Op, zero
 from graphc.ops.loops import run_graph, substitute
@@ -294,25 +294,8 @@ class custom_jvp(_Custom):
 # --- lowering for compilation --------------------------------------------------------------------
 
 
-class _Lowering:
+class _Lowering(GraphRebuilder):
     """Rebuilds a graph without its transient derivative-control nodes (bodies included); memoized."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[Node, Node] = {}
-        self.graphs: dict[Graph, Graph] = {}
-
-    def graph(self, graph: Graph) -> Graph:
-        done = self.graphs.get(graph)
-        if done is None:
-            for node in toposort([*graph.outputs, *graph.inputs]):
-                if node not in self.nodes:
-                    self.nodes[node] = self.node(node)
-            outputs = [self.nodes[o] for o in graph.outputs]
-            inputs = [self.nodes[i] for i in graph.inputs]
-            same = all(a is b for a, b in zip([*outputs, *inputs], [*graph.outputs, *graph.inputs], strict=True))
-            done = graph if same else Graph(outputs, inputs)
-            self.graphs[graph] = done
-        return done
 
     def node(self, node: Node) -> Node:
         inputs = [self.nodes[i] for i in node.inputs]

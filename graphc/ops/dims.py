@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 
 from graphc.errors import GraphError, ShapeError, where
-from graphc.ir import Graph, Node, same_provenance, toposort
+from graphc.ir import Graph, GraphRebuilder, Node, same_provenance, toposort
 from graphc.ops.source import const, dim_op
 from graphc.shapes import Dim, DimLike, evaluate_shape, format_shape
 
@@ -137,26 +137,12 @@ def _disagreement(
 # --- specialization -------------------------------------------------------------------------
 
 
-class _Specializer:
+class _Specializer(GraphRebuilder):
     """Rebuilds nodes (and bodies) with every named size replaced by its value; memoized."""
 
     def __init__(self, sizes: Sizes) -> None:
+        super().__init__()
         self.sizes = dict(sizes)
-        self.nodes: dict[Node, Node] = {}
-        self.graphs: dict[Graph, Graph] = {}
-
-    def graph(self, graph: Graph) -> Graph:
-        done = self.graphs.get(graph)
-        if done is None:
-            for node in toposort([*graph.outputs, *graph.inputs]):
-                if node not in self.nodes:
-                    self.nodes[node] = self.node(node)
-            outputs = [self.nodes[o] for o in graph.outputs]
-            inputs = [self.nodes[i] for i in graph.inputs]
-            unchanged = all(a is b for a, b in zip([*outputs, *inputs], [*graph.outputs, *graph.inputs], strict=True))
-            done = graph if unchanged else Graph(outputs, inputs)
-            self.graphs[graph] = done
-        return done
 
     def value(self, value: Hashable) -> Hashable:
         if isinstance(value, Dim):
