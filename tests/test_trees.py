@@ -162,8 +162,8 @@ def test_compile_takes_and_returns_trees(backend: str):
     feed = feed_of([*leaves(params), X, y], v)
     expected = gc.evaluate([loss, *leaves(grads)], feed)
     got = [result["loss"], *leaves_of_arrays(result["grads"])]
-    for a, b in zip(got, expected, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-13)
+    for a, b in zip(got, expected, strict=True):  # llvm reassociates: where terms cancel, relative to the largest entry
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13 * float(np.max(np.abs(b), initial=0)))
     result = fn(pv, v["X"][:2], v["y"][:2])  # a named batch inside a tree call
     assert result["loss"].shape == ()
     with pytest.raises(TypeError, match=r"args\[0\]\['out'\] has keys \['W'\]; the inputs has \['W', 'b'\]"):
