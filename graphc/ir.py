@@ -142,7 +142,7 @@ class Node:
     node is first built and is not part of its identity.
     """
 
-    __slots__ = ("__weakref__", "attrs", "differentiates", "inputs", "loc", "op", "origin", "type")
+    __slots__ = ("__weakref__", "attrs", "differentiates", "inputs", "loc", "op", "origin", "settled", "type")
 
     op: OpLike
     inputs: tuple[Node, ...]
@@ -151,6 +151,7 @@ class Node:
     loc: Location | None
     origin: Node | None
     differentiates: Node | None  # for a node of a derivative: the forward node it belongs to
+    settled: int  # the optimizer's memo, not part of identity: bit k set = a fixpoint of rule table k (rewrite.Settled)
 
     def __init__(self) -> None:
         raise TypeError("nodes are built with Node.make(op, inputs, attrs)")
@@ -177,6 +178,20 @@ class Node:
             type_ = known if known is not None else op.infer(*(i.type for i in inputs), **attrs)
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
+        return Node._new(key, type_)
+
+    def remake(self, inputs: tuple[Node, ...]) -> Node:
+        """This node's op and attrs on `inputs` of the same types (a rewrite's rebuild): no inference, no sorting."""
+        key = (self.op, inputs, self.attrs)
+        node = _INTERNED.get(key)
+        if node is not None:
+            return node
+        return Node._new(key, self.type)
+
+    @staticmethod
+    def _new(key: tuple, type_: TensorType) -> Node:
+        """A new node for the intern key (op, inputs, sorted attrs), recording where it was built."""
+        op, inputs, frozen = key
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
         put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
@@ -187,6 +202,7 @@ class Node:
         put(node, "loc", loc)
         put(node, "origin", origin)
         put(node, "differentiates", differentiates)
+        put(node, "settled", 0)
         _INTERNED[key] = node
         return node
 
@@ -225,6 +241,11 @@ def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphErro
     operands = ", ".join(str(i.type) for i in inputs)
     loc = _DERIVED_FROM[-1][0] if _DERIVED_FROM else user_location()
     return located(exc, f"{op.name}({operands})", loc)
+
+
+def live_nodes() -> list[Node]:
+    """Every node alive now (the intern table's), in no particular order: for tests and memo statistics."""
+    return _INTERNED.values()
 
 
 def toposort(outputs: Sequence[Node]) -> list[Node]:

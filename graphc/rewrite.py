@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.ir import Graph, Node, derived_from, toposort
+from graphc.ir import Graph, Node, derived_from, live_nodes, toposort
 from graphc.ops.source import const_value
 
 Rule = Callable[[Node], Node | None]
@@ -99,32 +98,30 @@ def _first_rewrite(node: Node, rules: Sequence[Rule]) -> Node | None:
 
 
 class Settled:
-    """The nodes known to be fixpoints of one rule table, held weakly (they go when their graph does).
+    """The nodes known to be fixpoints of one rule table.
 
     Only for a table whose rules never change: a rule added later could fire on a settled node.
-    Keyed by id() with a weak reference to check the node is still the one recorded (a dead
-    node's id is reused); the dead entries are dropped whenever the table doubles in size.
-    A WeakSet does the same at twice the cost per lookup, which the optimizer pays per node.
+    Each memo owns one bit of every node's `settled` field (a bit is never reused, so a
+    discarded memo's marks mean nothing to a new one); the marks go with their nodes. A
+    weak set of nodes did the same at several times the cost per lookup, which the
+    optimizer pays per node and per pass.
     """
 
-    __slots__ = ("_limit", "_refs")
+    __slots__ = ("bit",)
+    _next_bit = 0
 
     def __init__(self) -> None:
-        self._refs: dict[int, weakref.ref[Node]] = {}
-        self._limit = 1024
+        self.bit = 1 << Settled._next_bit
+        Settled._next_bit += 1
 
     def __contains__(self, node: Node) -> bool:
-        ref = self._refs.get(id(node))
-        return ref is not None and ref() is node
+        return bool(node.settled & self.bit)
 
     def add(self, node: Node) -> None:
-        self._refs[id(node)] = weakref.ref(node)
-        if len(self._refs) > self._limit:
-            self._refs = {key: ref for key, ref in self._refs.items() if ref() is not None}
-            self._limit = max(1024, 2 * len(self._refs))
+        object.__setattr__(node, "settled", node.settled | self.bit)  # Node refuses plain assignment
 
     def __len__(self) -> int:
-        return sum(ref() is not None for ref in self._refs.values())
+        return sum(1 for node in live_nodes() if node.settled & self.bit)
 
 
 class _Frame:
@@ -148,18 +145,18 @@ class _Frame:
         self.forms.append(form)
 
 
-def _settle(frame: _Frame, table: RuleTable, done: dict[Node, Node]) -> Node | None:
+def _settle(frame: _Frame, table: _RulesByOp, done: dict[Node, Node]) -> Node | None:
     """The fixpoint of the frame's node (its inputs are rewritten), or None after a restart on a replacement."""
     node = frame.node
     inputs = tuple(map(done.__getitem__, node.inputs))
     rebuilt = node
     if inputs != node.inputs:  # nodes compare by identity
         with derived_from(node):  # the rebuilt node carries the user's line over; the inputs' types are kept
-            rebuilt = Node.make(node.op, inputs, node.params, node.type)
+            rebuilt = node.remake(inputs)
         frame.forms.append(rebuilt)
         if rebuilt in done:
             return done[rebuilt]
-    new = _first_rewrite(rebuilt, _rules(table, rebuilt.op.name))
+    new = _first_rewrite(rebuilt, table[rebuilt.op.name])
     if new is None:
         return rebuilt
     if new in done:
@@ -174,6 +171,19 @@ def _rules(table: RuleTable, op_name: str) -> Sequence[Rule]:
     if every is None:
         return table.get(op_name, ())
     return [*table.get(op_name, ()), *every]
+
+
+class _RulesByOp(dict[str, Sequence[Rule]]):
+    """op name -> the rules offered to its nodes (_rules), worked out once per op and walk."""
+
+    def __init__(self, table: RuleTable) -> None:
+        super().__init__()
+        self.table = table
+
+    def __missing__(self, op_name: str) -> Sequence[Rule]:
+        rules = tuple(_rules(self.table, op_name))
+        self[op_name] = rules
+        return rules
 
 
 def _enter(node: Node, active: set[Node]) -> None:
@@ -192,7 +202,7 @@ def _finish(frame: _Frame, result: Node, done: dict[Node, Node], settled: Settle
         settled.add(result)
 
 
-def _walk(frame: _Frame, table: RuleTable, done: dict[Node, Node], settled: Settled | None) -> None:
+def _walk(frame: _Frame, table: _RulesByOp, done: dict[Node, Node], settled: Settled | None) -> None:
     """Walk the replacement a rule gave for the frame's node, and what it uses, into `done` (node -> its
     fixpoint), depth first, without recursion."""
     stack = [frame]
@@ -221,13 +231,14 @@ def _walk(frame: _Frame, table: RuleTable, done: dict[Node, Node], settled: Sett
         _finish(frame, result, done, settled)
 
 
-def _rewrite_in_order(order: Sequence[Node], table: RuleTable, settled: Settled | None) -> dict[Node, Node]:
+def _rewrite_in_order(order: Sequence[Node], rules: RuleTable, settled: Settled | None) -> dict[Node, Node]:
     """Each node of `order` (inputs before users) -> its fixpoint; a walk goes deeper only into new nodes.
 
     Every node's inputs are done before it (the order is topological), so a node is
     settled in place, and walked only when a rule gives a replacement (the nodes a rule
     builds are new, and walked before they count). A settled node is its own fixpoint.
     """
+    table = _RulesByOp(rules)
     done: dict[Node, Node] = {}
     for node in order:
         if node in done:

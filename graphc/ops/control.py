@@ -12,6 +12,7 @@ optimized graph that holds one raises DifferentiationError, as for any op withou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from graphc.errors import DTypeError, GraphError, ShapeError
 from graphc.ir import Graph, Node
 from graphc.ops.base import Kind, Op
 from graphc.ops.source import var_op
-from graphc.shapes import TensorType
+from graphc.shapes import Shape, TensorType
 
 PARAM_UID = -1
 """The `uid` of body parameters: user vars count up from 0, so a parameter is never a user var.
@@ -33,7 +34,13 @@ vars were made before.
 
 def param(index: int, type_: TensorType) -> Node:
     """The body var standing for input `index` of a fused node."""
-    return var_op(name=f"p{index}", shape=type_.shape, dtype=type_.dtype, uid=PARAM_UID)
+    return _param(index, type_.shape, type_.dtype)
+
+
+@functools.lru_cache(maxsize=4096)
+def _param(index: int, shape: Shape, dtype: np.dtype) -> Node:
+    """param's node (interned, so the cache only saves inferring its type again: fusion asks per region input)."""
+    return var_op(name=f"p{index}", shape=shape, dtype=dtype, uid=PARAM_UID)
 
 
 def is_param(node: Node) -> bool:

@@ -106,7 +106,7 @@ def fused_node(group: list[Node], outer: dict[Node, Node]) -> Node:
                     params[source] = param(len(params), source.type)
             args.append(params[source])
         with derived_from(member):  # the arguments have the operands' types, so the member's type is kept
-            inside[member] = Node.make(member.op, args, member.params, member.type)
+            inside[member] = member.remake(tuple(args))
     root = group[-1]
     body = Graph([inside[root]], list(params.values()))
     with derived_from(root):
