@@ -25,8 +25,11 @@ from graphc.tensor import Tensor
 
 PassFn = Callable[[Graph], Graph]
 
-DEFAULT_PIPELINE: tuple[PassFn, ...] = (stability, simplify, fold, prune, loops, fuse)
-FAST_MATH_PIPELINE: tuple[PassFn, ...] = (stability, fastmath, simplify, fold, prune, loops, fuse)
+DEFAULT_PIPELINE: tuple[PassFn, ...] = (fold, stability, simplify, prune, loops, fuse)
+FAST_MATH_PIPELINE: tuple[PassFn, ...] = (fold, stability, fastmath, simplify, prune, loops, fuse)
+"""fold comes first: folding a gradient's seed (ones * c) changes a node near the start of the
+backward chain, and so every node after it; folded first, the other passes walk the chain once
+instead of once per form (their second round then finds nothing new)."""
 FINAL_PASSES: tuple[PassFn, ...] = (fuse,)
 """Passes that prepare the graph for the backends: they run once, after the rounds of the other
 passes reach a fixpoint. Rewrite rules cannot see into a fused body, so fusing in an early

@@ -4,7 +4,7 @@ Guarantee: a loop's results are what the rest of the pipeline makes of its body,
 once per call. The bodies of `cond` and `while_loop` are optimized (optimize_body) and
 otherwise kept as they are. For every family of `scan` and `fixed_point` siblings:
 - constants fed to the loop as closures move into the body, and the body is optimized by
-  stability, simplify, fold, prune and this pass (for loops inside it), to a fixpoint;
+  fold, stability, simplify, prune and this pass (for loops inside it), to a fixpoint;
 - computations in the body that do not depend on what changes from one iteration to the
   next are hoisted out and run once, before the loop (ops.loops.close_over);
 - scan families that differ only in extra per-step outputs (a gradient's forward loop
@@ -35,8 +35,8 @@ MAX_ROUNDS = 8
 
 
 def optimize_body(body: Graph) -> Graph:
-    """The body after stability, simplify, fold, prune and loops, in rounds until nothing changes."""
-    passes: tuple[Callable[[Graph], Graph], ...] = (stability, simplify, fold, prune, loops)
+    """The body after fold, stability, simplify, prune and loops, in rounds until nothing changes."""
+    passes: tuple[Callable[[Graph], Graph], ...] = (fold, stability, simplify, prune, loops)
     for _ in range(MAX_ROUNDS):
         start = body
         for p in passes:
