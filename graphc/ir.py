@@ -8,7 +8,6 @@ never looks at the math.
 from __future__ import annotations
 
 import contextlib
-import functools
 import weakref
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -69,29 +68,40 @@ def format_array(array: np.ndarray) -> str:
 
 
 class _InternTable:
-    """key -> the one live node of that structure, held weakly (an entry goes when its node does).
+    """(op, ids of the inputs, sorted attrs) -> the one live node of that structure, held weakly.
 
-    A WeakValueDictionary does the same, but its Python-level get and set were half the
-    cost of making a node, and graphs make nodes by the hundred thousand.
+    A key names its inputs by id() rather than holding them: a live node keeps its inputs
+    alive (node.inputs), so the ids in a live entry are never reused, and a dead entry
+    holds nothing up (a key of nodes would keep a dead node's inputs alive until its entry
+    went). Dead entries are swept when the table doubles, so making a node is one plain
+    weak reference: one with a callback per entry, which removed it at once, cost three
+    times as much, and a WeakValueDictionary more again. Graphs make nodes by the hundred
+    thousand.
     """
 
-    __slots__ = ("_refs",)
+    __slots__ = ("_limit", "_refs")
 
     def __init__(self) -> None:
         self._refs: dict[tuple, weakref.ref[Node]] = {}
+        self._limit = 1 << 14
 
     def get(self, key: tuple) -> Node | None:
         ref = self._refs.get(key)
         return None if ref is None else ref()
 
     def __setitem__(self, key: tuple, node: Node) -> None:
-        self._refs[key] = weakref.ref(node, functools.partial(self._forget, key))
+        self._refs[key] = weakref.ref(node)
+        if len(self._refs) > self._limit:
+            self._sweep()
 
-    def _forget(self, key: tuple, ref: weakref.ref[Node]) -> None:
-        if self._refs.get(key) is ref:
-            del self._refs[key]
+    def _sweep(self) -> None:
+        """Drop the entries of dead nodes; the next sweep comes when the live ones have doubled."""
+        self._refs = {key: ref for key, ref in self._refs.items() if ref() is not None}
+        self._limit = max(1 << 14, 2 * len(self._refs))
 
     def __len__(self) -> int:
+        """The live nodes (sweeps first: for tests and statistics)."""
+        self._sweep()
         return len(self._refs)
 
     def values(self) -> list[Node]:
@@ -170,7 +180,7 @@ class Node:
         """
         inputs = tuple(inputs)
         frozen = tuple(sorted(attrs.items()))
-        key = (op, inputs, frozen)
+        key = (op, tuple(map(id, inputs)), frozen)
         node = _INTERNED.get(key)
         if node is not None:
             return node
@@ -178,20 +188,20 @@ class Node:
             type_ = known if known is not None else op.infer(*(i.type for i in inputs), **attrs)
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
-        return Node._new(key, type_)
+        return Node._new(key, inputs, type_)
 
     def remake(self, inputs: tuple[Node, ...]) -> Node:
         """This node's op and attrs on `inputs` of the same types (a rewrite's rebuild): no inference, no sorting."""
-        key = (self.op, inputs, self.attrs)
+        key = (self.op, tuple(map(id, inputs)), self.attrs)
         node = _INTERNED.get(key)
         if node is not None:
             return node
-        return Node._new(key, self.type)
+        return Node._new(key, inputs, self.type)
 
     @staticmethod
-    def _new(key: tuple, type_: TensorType) -> Node:
-        """A new node for the intern key (op, inputs, sorted attrs), recording where it was built."""
-        op, inputs, frozen = key
+    def _new(key: tuple, inputs: tuple[Node, ...], type_: TensorType) -> Node:
+        """A new node for the intern key (op, input ids, sorted attrs), recording where it was built."""
+        op, _, frozen = key
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
         put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
