@@ -606,9 +606,38 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     threads = get_num_threads() if threads is None else check_threads(threads, "gc.compile")
     input_tensors, input_form = _as_inputs(inputs)
     output_tensors, output_form, sparse = _as_outputs(outputs)
+    graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
+    single = output_form.single
+    options = {"inputs": input_tensors, "outputs": output_tensors, "single": single,
+               "backend": backend, "fast_math": fast_math, "optimized": optimize,
+               "input_form": input_form, "output_form": output_form, "sparse": sparse,
+               "check_finite": check_finite, "threads": threads}  # fmt: skip
+
+    def optimized_graph() -> tuple[Graph, Report]:
+        optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
+        report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
+        return optimized, report
+
+    def build(fixed: Graph, report: Report, specialized: bool = False, quiet: bool = False) -> CompiledFunction:
+        if not (specialized or quiet):
+            progress_of.begin("schedule", 1, 3)
+        program = schedule(fixed)
+        if not (specialized or quiet):
+            progress_of.begin(backend, 2, 3)
+        built = _build(program, backend, single, cache, cache_dir, check_finite, threads)
+        kwargs = dict(options)
+        if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
+            kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
+            kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
+        return CompiledFunction(graph=fixed, program=program, built=built, report=report, **kwargs)  # type: ignore[arg-type]
+
+    key = _plan_key(graph, backend, cache, cache_dir, optimize, fast_math, check_finite, threads, single)
+    cold = Cold(lambda: build(*optimized_graph(), quiet=True), cache_dir)
+    hit = _from_plan_cache(key, cache_dir, options, cold) if key is not None else None
+    if hit is not None:  # the graph-level cache: no checks to repeat (the key covers them), no stages
+        return hit
     progress_of = reporter(progress, f"{len(input_tensors)} inputs -> {len(output_tensors)} outputs ({backend})")
     try:
-        graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
         named = bool(graph_names(graph))
         progress_of.begin("optimize", 0, 1 if named else 3)
         missing = missing_vars(graph)
@@ -616,49 +645,15 @@ def compile(  # the API's name: shadows the builtin inside graphc only
             raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
         if named:
             check_bound(graph, graph.inputs)
-        lowered = lower_transient(graph)
-        single = output_form.single
-        options = {"inputs": input_tensors, "outputs": output_tensors, "single": single,
-                   "backend": backend, "fast_math": fast_math, "optimized": optimize,
-                   "input_form": input_form, "output_form": output_form, "sparse": sparse,
-                   "check_finite": check_finite, "threads": threads}  # fmt: skip
-
-        def optimized_graph() -> tuple[Graph, Report]:
-            optimized, report = _optimize(lowered, optimize, fast_math, fuse=not check_finite)
-            report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
-            return optimized, report
-
-        def build(fixed: Graph, report: Report, specialized: bool = False, quiet: bool = False) -> CompiledFunction:
-            if not (specialized or quiet):
-                progress_of.begin("schedule", 1, 3)
-            program = schedule(fixed)
-            if not (specialized or quiet):
-                progress_of.begin(backend, 2, 3)
-            built = _build(program, backend, single, cache, cache_dir, check_finite, threads)
-            kwargs = dict(options)
-            if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
-                kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
-                kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
-            return CompiledFunction(graph=fixed, program=program, built=built, report=report, **kwargs)  # type: ignore[arg-type]
-
-        def cold() -> CompiledFunction:
-            """The usual compile of this graph, quietly (a cache hit's introspection)."""
-            return build(*optimized_graph(), quiet=True)
-
+        optimized, report = optimized_graph()
         if not named:
-            key = _plan_key(lowered, backend, cache, cache_dir, optimize, fast_math, check_finite, threads, single)
-            fn = _from_plan_cache(key, cache_dir, options, Cold(cold, cache_dir)) if key is not None else None
-            if fn is None:
-                fn = build(*optimized_graph())
-                if key is not None:
-                    _store_plan(key, cache_dir, fn)
-        else:
-            optimized, report = optimized_graph()
+            fn = build(optimized, report)
+            if key is not None:
+                _store_plan(key, cache_dir, fn)
     finally:
         progress_of.close()
     progress_of.finish()
     if not named:
-        assert fn is not None
         return fn
     per_size = PerSize(optimized, graph.inputs, functools.partial(build, report=report, specialized=True))
     cls = _class_for(per_size, input_form, output_form)
