@@ -586,7 +586,13 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     gc.sparse_hessian) is returned as a scipy.sparse.csr_array (scipy required then);
     fn.report says how it was compressed. backend="llvm" keeps compiled machine code in
     an on-disk cache: `cache_dir`, else $GRAPHC_CACHE_DIR, else ~/.cache/graphc;
-    `cache=False` neither reads nor writes it. The cache is used only if its directory is
+    `cache=False` neither reads nor writes it. Two levels: machine code keyed by the
+    optimized program, and (fixed shapes) what the call needs keyed by a structural hash
+    of the graph as given (each node's op, attributes, constants' exact bytes, type and
+    the line that built it; inputs and outputs in order), every option above, graphc's
+    source, the CPU and LLVM: a later process compiling the same graph skips optimizer,
+    schedule and LLVM (its fn.program, fn.graph, fn.report and fn.llvm_ir are made on
+    first use, as a cold compile makes them). The cache is used only if its directory is
     yours and no one else can write it (created 0700; otherwise a warning, and no cache);
     `cache_dir=""` is a ValueError. `check_finite=True` checks every step's result
     (compiled without fusion, so every node is a step, loop bodies included): the first NaN
