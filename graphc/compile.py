@@ -606,7 +606,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     total) when each stage starts ("optimize", "schedule", then the backend's name; `done`
     of `total` stages are done) and as progress("done", total, total) at the end. With
     named dimensions the compile is the one stage "optimize"; each size's own build, at
-    its first call, reports nothing.
+    its first call, reports nothing. A graph-level cache hit is the one stage "cache".
     """
     _check_backend(backend)
     optimize, fast_math, cache, check_finite = (
@@ -646,12 +646,14 @@ def compile(  # the API's name: shadows the builtin inside graphc only
             kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
         return CompiledFunction(graph=fixed, program=program, built=built, report=report, **kwargs)  # type: ignore[arg-type]
 
+    progress_of = reporter(progress, f"{len(input_tensors)} inputs -> {len(output_tensors)} outputs ({backend})")
     key = _plan_key(graph, backend, cache, cache_dir, optimize, fast_math, check_finite, threads, single)
     cold = Cold(lambda: build(*optimized_graph(), quiet=True), cache_dir)
     hit = _from_plan_cache(key, cache_dir, options, cold) if key is not None else None
-    if hit is not None:  # the graph-level cache: no checks to repeat (the key covers them), no stages
+    if hit is not None:  # the graph-level cache: no checks to repeat (the key covers them), one stage
+        progress_of.begin("cache", 0, 1)
+        progress_of.finish()
         return hit
-    progress_of = reporter(progress, f"{len(input_tensors)} inputs -> {len(output_tensors)} outputs ({backend})")
     try:
         named = bool(graph_names(graph))
         progress_of.begin("optimize", 0, 1 if named else 3)
