@@ -1,25 +1,28 @@
 """The graph-level compile cache's key: a structural hash of the *unoptimized* graph and the options.
 
-Imports errors, ir and autodiff.custom (lower_transient; and the package's own source files, for their digest). A
-compile whose key is found on disk skips optimize, schedule, plan, lower and LLVM: the
-entry (written by the backend, graphc.backends.llvm.entries) holds what the Python
-wrapper needs and names the object code. So the key must change whenever anything that
-could change the compiled function changes:
+Imports errors, ir and autodiff.custom (lower_transient), and reads graphc's own source
+files for their digest. A compile whose key is found skips optimize, schedule, plan,
+lower and LLVM: the entry (written by the backend, graphc.backends.llvm.entries) holds
+what the Python wrapper needs and names the object code. So the key must change whenever
+anything that could change the compiled function changes:
 
-- every node the outputs reach (and every input), bodies included, in toposort order: its op, its
-  inputs (by position in that order), every attribute (floats and constants by their exact
-  bytes: -0.0 and 0.0, NaN payloads differ), its dtype and shape;
+- every node the outputs reach (and every input), bodies included, in toposort order:
+  its op, its inputs (by position in that order), every attribute (floats and constants
+  by their exact bytes: -0.0 and 0.0, NaN payloads differ), its dtype and shape;
 - where each node was built (file and line, and what a derivative's node differentiates):
   error messages and check_finite's reports name them. Not for constants: they never
   raise, and an interned constant keeps the line that first built it, so the same program
   could otherwise key differently as earlier constants are freed or not;
 - the inputs in order (with their names), the outputs in order;
 - the options (backend, optimize, fast_math, check_finite, threads, one output or a
-  list) and a digest of graphc's own source (its optimizer, scheduler and backends);
+  list), a digest of graphc's own source (its optimizer, scheduler and backends), the
+  Python and NumPy versions (the optimizer folds constants with NumPy);
 - the host CPU, llvmlite and LLVM versions are added by the backend's ObjectCache.key.
 
 Vars are numbered by their order in the walk, as gc.save numbers them, so the same
-program built again in another process has the same key. An attribute of a kind the key
+program built again in another process has the same key (an interned node that some
+earlier line built first and that is still alive keeps that line: a key can then differ
+between two runs of one program, a miss, never a false hit). An attribute of a kind the key
 does not know (a Python function, say) gives no key: that graph is compiled without
 this cache, never looked up under a key that could be shared.
 """
@@ -192,5 +195,5 @@ def graph_key(graph: Graph, options: Mapping[str, object]) -> str | None:
 def _key(graph: Graph, options: Mapping[str, object]) -> str:
     encoder = _Encoder(graph, {}, top=True)
     spelled = [(name, encoder.value(options[name])) for name in sorted(options)]
-    head = (FORMAT, source_digest(), sys.version, tuple(spelled), encoder.digest(graph))
+    head = (FORMAT, source_digest(), sys.version, np.__version__, tuple(spelled), encoder.digest(graph))
     return hashlib.sha256(marshal.dumps(head, 2)).hexdigest()  # type: ignore[arg-type]
