@@ -41,6 +41,7 @@ from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node, as_node
 from graphc.ops.dims import bind, check_bound, graph_names, specialize
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
+from graphc.plan_cache import graph_key
 from graphc.schedule import Program, describe_vars, input_names, missing_vars, schedule
 from graphc.shapes import Dim
 from graphc.tensor import Tensor
@@ -68,10 +69,10 @@ class CompiledFunction:
         inputs: tuple[Tensor, ...],
         outputs: tuple[Tensor, ...],
         single: bool,
-        graph: Graph,
+        graph: Graph | None,
         program: Program | None,
         built: Built | None,
-        report: Report,
+        report: Report | None,
         backend: str,
         fast_math: bool = False,
         optimized: bool = True,
@@ -81,12 +82,14 @@ class CompiledFunction:
         sparse: dict[int, SparseTensor] | None = None,
         check_finite: bool = False,
         threads: int = 1,
+        cold: Cold | None = None,
     ) -> None:
         self.inputs = inputs
         self.outputs = outputs
         self.single = single
-        self.graph = graph
-        self.report = report
+        self._graph = graph
+        self._report = report
+        self._cold = cold  # from the graph-level cache: graph, program and report are made on first use
         self.backend = backend
         self.fast_math = fast_math
         self.optimized = optimized
@@ -166,10 +169,28 @@ class CompiledFunction:
         return self._built
 
     @property
+    def graph(self) -> Graph:
+        """The optimized graph that was compiled (after a graph-level cache hit: optimized on first use)."""
+        if self._graph is None:
+            assert self._cold is not None
+            self._graph = self._cold().graph
+        return self._graph
+
+    @property
+    def report(self) -> Report:
+        """The optimizer's per-pass report (after a graph-level cache hit: made on first use)."""
+        if self._report is None:
+            assert self._cold is not None
+            self._report = self._cold().report
+        return self._report
+
+    @property
     def program(self) -> Program:
         """The scheduled Program (fixed-shape functions; see `specialize` for named ones)."""
         self._fixed("program")
-        assert self._program is not None
+        if self._program is None:
+            assert self._cold is not None
+            self._program = self._cold().program
         return self._program
 
     @property
@@ -224,7 +245,9 @@ class CompiledFunction:
         if self._per_size is not None:
             done = len(self._per_size.compiled)
             return f"<CompiledFunction {self.signature}, {self.backend} backend, {done} sizes compiled>"
-        return f"<CompiledFunction {self.signature}, {self.backend} backend, {len(self.program.steps)} steps>"
+        steps = getattr(self._built, "steps", None) if self._program is None else None
+        count = len(self.program.steps) if steps is None else steps  # a cache hit knows its count
+        return f"<CompiledFunction {self.signature}, {self.backend} backend, {count} steps>"
 
     def explore(self, path: str | Path = "graph.html") -> Path:
         """Write the explorer (gc.explore) for this function: every optimizer pass, and each node's code lines."""
@@ -563,7 +586,13 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     gc.sparse_hessian) is returned as a scipy.sparse.csr_array (scipy required then);
     fn.report says how it was compressed. backend="llvm" keeps compiled machine code in
     an on-disk cache: `cache_dir`, else $GRAPHC_CACHE_DIR, else ~/.cache/graphc;
-    `cache=False` neither reads nor writes it. The cache is used only if its directory is
+    `cache=False` neither reads nor writes it. Two levels: machine code keyed by the
+    optimized program, and (fixed shapes) what the call needs keyed by a structural hash
+    of the graph as given (each node's op, attributes, constants' exact bytes, type and
+    the line that built it; inputs and outputs in order), every option above, graphc's
+    source, the CPU and LLVM: a later process compiling the same graph skips optimizer,
+    schedule and LLVM (its fn.program, fn.graph, fn.report and fn.llvm_ir are made on
+    first use, as a cold compile makes them). The cache is used only if its directory is
     yours and no one else can write it (created 0700; otherwise a warning, and no cache);
     `cache_dir=""` is a ValueError. `check_finite=True` checks every step's result
     (compiled without fusion, so every node is a step, loop bodies included): the first NaN
@@ -577,7 +606,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     total) when each stage starts ("optimize", "schedule", then the backend's name; `done`
     of `total` stages are done) and as progress("done", total, total) at the end. With
     named dimensions the compile is the one stage "optimize"; each size's own build, at
-    its first call, reports nothing.
+    its first call, reports nothing. A graph-level cache hit is the one stage "cache".
     """
     _check_backend(backend)
     optimize, fast_math, cache, check_finite = (
@@ -592,9 +621,40 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     threads = get_num_threads() if threads is None else check_threads(threads, "gc.compile")
     input_tensors, input_form = _as_inputs(inputs)
     output_tensors, output_form, sparse = _as_outputs(outputs)
+    graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
+    single = output_form.single
+    options = {"inputs": input_tensors, "outputs": output_tensors, "single": single,
+               "backend": backend, "fast_math": fast_math, "optimized": optimize,
+               "input_form": input_form, "output_form": output_form, "sparse": sparse,
+               "check_finite": check_finite, "threads": threads}  # fmt: skip
+
+    def optimized_graph() -> tuple[Graph, Report]:
+        optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
+        report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
+        return optimized, report
+
+    def build(fixed: Graph, report: Report, specialized: bool = False, quiet: bool = False) -> CompiledFunction:
+        if not (specialized or quiet):
+            progress_of.begin("schedule", 1, 3)
+        program = schedule(fixed)
+        if not (specialized or quiet):
+            progress_of.begin(backend, 2, 3)
+        built = _build(program, backend, single, cache, cache_dir, check_finite, threads)
+        kwargs = dict(options)
+        if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
+            kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
+            kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
+        return CompiledFunction(graph=fixed, program=program, built=built, report=report, **kwargs)  # type: ignore[arg-type]
+
     progress_of = reporter(progress, f"{len(input_tensors)} inputs -> {len(output_tensors)} outputs ({backend})")
+    key = _plan_key(graph, backend, cache, cache_dir, optimize, fast_math, check_finite, threads, single)
+    cold = Cold(lambda: build(*optimized_graph(), quiet=True), cache_dir)
+    hit = _from_plan_cache(key, cache_dir, options, cold) if key is not None else None
+    if hit is not None:  # the graph-level cache: no checks to repeat (the key covers them), one stage
+        progress_of.begin("cache", 0, 1)
+        progress_of.finish()
+        return hit
     try:
-        graph = Graph([t.node for t in output_tensors], [t.node for t in input_tensors])
         named = bool(graph_names(graph))
         progress_of.begin("optimize", 0, 1 if named else 3)
         missing = missing_vars(graph)
@@ -602,37 +662,96 @@ def compile(  # the API's name: shadows the builtin inside graphc only
             raise GraphError(f"gc.compile: the outputs depend on vars missing from inputs: {describe_vars(missing)}")
         if named:
             check_bound(graph, graph.inputs)
-        optimized, report = _optimize(lower_transient(graph), optimize, fast_math, fuse=not check_finite)
-        report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
-        single = output_form.single
-        options = {"inputs": input_tensors, "outputs": output_tensors, "single": single, "report": report,
-                   "backend": backend, "fast_math": fast_math, "optimized": optimize,
-                   "input_form": input_form, "output_form": output_form, "sparse": sparse,
-                   "check_finite": check_finite, "threads": threads}  # fmt: skip
-
-        def build(fixed: Graph, specialized: bool = False) -> CompiledFunction:
-            if not specialized:
-                progress_of.begin("schedule", 1, 3)
-            program = schedule(fixed)
-            if not specialized:
-                progress_of.begin(backend, 2, 3)
-            built = _build(program, backend, single, cache, cache_dir, check_finite, threads)
-            kwargs = dict(options)
-            if specialized:  # the function of one size: its own (fixed-shape) inputs, the optimized outputs
-                kwargs["inputs"] = tuple(Tensor(n) for n in fixed.inputs)
-                kwargs["outputs"] = tuple(Tensor(n) for n in fixed.outputs)
-            return CompiledFunction(graph=fixed, program=program, built=built, **kwargs)  # type: ignore[arg-type]
-
+        optimized, report = optimized_graph()
         if not named:
-            fn = build(optimized)
+            fn = build(optimized, report)
+            if key is not None:
+                _store_plan(key, cache_dir, fn)
     finally:
         progress_of.close()
     progress_of.finish()
     if not named:
         return fn
-    per_size = PerSize(optimized, graph.inputs, functools.partial(build, specialized=True))
+    per_size = PerSize(optimized, graph.inputs, functools.partial(build, report=report, specialized=True))
     cls = _class_for(per_size, input_form, output_form)
-    return cls(graph=optimized, program=None, built=None, per_size=per_size, **options)  # type: ignore[arg-type]
+    return cls(graph=optimized, program=None, built=None, per_size=per_size, report=report, **options)  # type: ignore[arg-type]
+
+
+# --- the graph-level cache (llvm backend) ---------------------------------------------------------
+
+
+class Cold:
+    """The cold compile of a function that came from the graph-level cache: made once, on first need."""
+
+    def __init__(self, make: Callable[[], CompiledFunction], cache_dir: str | Path | None) -> None:
+        self._make = make
+        self.cache_dir = cache_dir
+        self._done: CompiledFunction | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> CompiledFunction:
+        with self._lock:
+            if self._done is None:
+                self._done = self._make()
+            return self._done
+
+    def built(self) -> LLVMFunction:
+        """The cold function's own build (its plan, its IR)."""
+        return self()._built  # type: ignore[return-value]
+
+    def exact(self) -> LLVMFunction:
+        """The exact variant (the C library's sin/cos/tan for huge arguments), built from the cold plan."""
+        from graphc.backends.llvm.runtime import build as build_llvm
+
+        fn = self()
+        built = self.built()
+        return build_llvm(
+            fn.program, single=fn.single, cache_dir=self.cache_dir, exact=True, p=built.plan, threads=fn.threads
+        )
+
+
+def _plan_key(
+    graph: Graph, backend: str, cache: bool, cache_dir: str | Path | None, optimize: bool, fast_math: bool,
+    check_finite: bool, threads: int, single: bool,
+) -> str | None:  # fmt: skip
+    """The graph-level cache's entry name for this compile, or None when it is not used (see plan_cache)."""
+    if backend != "llvm" or not cache:
+        return None
+    from graphc.backends.llvm import entries
+
+    options = {"backend": backend, "optimize": optimize, "fast_math": fast_math, "check_finite": check_finite,
+               "threads": threads, "single": single, "environment": entries.environment()}  # fmt: skip
+    structural = graph_key(graph, options)
+    return None if structural is None else entries.store(cache_dir).key(structural)
+
+
+def _from_plan_cache(
+    key: str, cache_dir: str | Path | None, options: dict[str, Any], cold: Cold
+) -> CompiledFunction | None:
+    """The function the graph-level cache holds under `key`, or None (a miss, or an unusable entry)."""
+    from graphc.backends.llvm import entries
+    from graphc.backends.llvm.cache import ObjectCache
+
+    data = entries.store(cache_dir).load(key)
+    if data is None:
+        return None
+    built = entries.load(
+        data, ObjectCache(cache_dir), single=options["single"], threads=options["threads"], rebuild=cold.exact,
+        cold=cold.built,
+    )  # fmt: skip
+    if built is None:
+        return None
+    return CompiledFunction(graph=None, program=None, built=built, report=None, cold=cold, **options)  # type: ignore[arg-type]
+
+
+def _store_plan(key: str, cache_dir: str | Path | None, fn: CompiledFunction) -> None:
+    """Write the graph-level cache's entry for a function just compiled cold (nothing when it cannot be made)."""
+    from graphc.backends.llvm import entries
+
+    program = fn.program
+    data = entries.encode(fn._built, program.inputs, len(program.steps))  # type: ignore[arg-type]
+    if data is not None:
+        entries.store(cache_dir).store(key, data)
 
 
 def _class_for(per_size: PerSize, input_form: Form, output_form: Form) -> type[CompiledFunction]:

@@ -101,13 +101,21 @@ def test_the_default_is_the_usable_cores_and_set_num_threads_changes_it():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "llvm"])
-def test_a_progress_callable_hears_every_stage_then_done(backend, capsys):
+def test_a_progress_callable_hears_every_stage_then_done(backend, capsys, tmp_path):
     heard: list[tuple[str, int, int]] = []
     x = gc.var("x", (4,))
-    fn = gc.compile([x], gc.sum(gc.exp(x)), backend=backend, progress=lambda *a: heard.append(a))
+    out = gc.sum(gc.exp(x))
+    fn = gc.compile([x], out, backend=backend, progress=lambda *a: heard.append(a), cache_dir=tmp_path)  # cold
     assert heard == [("optimize", 0, 3), ("schedule", 1, 3), (backend, 2, 3), ("done", 3, 3)]
     assert fn(np.zeros(4)) == 4.0
     assert capsys.readouterr().err == ""  # a callable replaces the stderr lines
+    heard.clear()
+    again = gc.compile([x], out, backend=backend, progress=lambda *a: heard.append(a), cache_dir=tmp_path)
+    if backend == "llvm":  # the graph-level cache's hit: one stage
+        assert heard == [("cache", 0, 1), ("done", 1, 1)]
+    else:
+        assert heard == [("optimize", 0, 3), ("schedule", 1, 3), (backend, 2, 3), ("done", 3, 3)]
+    assert again(np.zeros(4)) == 4.0
 
 
 def test_progress_none_is_quiet_below_the_threshold_and_false_always(monkeypatch, capsys):

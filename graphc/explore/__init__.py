@@ -22,11 +22,15 @@ from graphc.viz import Inspectable, as_graph, repr_html
 class Compiled(Protocol):
     """What the explorer reads of a compiled function (graphc.compile.CompiledFunction)."""
 
-    graph: Graph
     backend: str
-    report: Report
     fast_math: bool
     optimized: bool
+
+    @property
+    def graph(self) -> Graph: ...
+
+    @property
+    def report(self) -> Report: ...
 
     @property
     def program(self) -> Program: ...

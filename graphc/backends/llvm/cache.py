@@ -84,8 +84,13 @@ def _decode(key: str, data: bytes) -> bytes | None:
 class ObjectCache:
     """Object files on disk, one per key; damaged entries are deleted and rebuilt."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
-        """`directory` None means $GRAPHC_CACHE_DIR, else ~/.cache/graphc; "" is a ValueError."""
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, enabled: bool = True, suffix: str = ".o"
+    ) -> None:
+        """`directory` None means $GRAPHC_CACHE_DIR, else ~/.cache/graphc; "" is a ValueError.
+
+        `suffix`: the entries' file ending (".o" object code; ".plan" the graph-level cache's entries).
+        """
         if directory is None:
             directory = _default_directory()
         if isinstance(directory, str) and not directory.strip():
@@ -95,6 +100,7 @@ class ObjectCache:
             )
         self.directory = Path(directory)
         self.enabled = enabled
+        self.suffix = suffix
         self.hits = 0
         self.misses = 0
         self._trusted: bool | None = None
@@ -141,7 +147,7 @@ class ObjectCache:
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
             raise ValueError(f"not a cache key from ObjectCache.key: {key!r}")
-        return self.directory / f"{key}.o"
+        return self.directory / f"{key}{self.suffix}"
 
     def load(self, key: str) -> bytes | None:
         """The cached object code, or None (missing or damaged; damage is deleted)."""
