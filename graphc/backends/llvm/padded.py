@@ -18,17 +18,24 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import Instr
+from graphc.backends.llvm.kernels import Instr, Kernel, Map, Reduce, nested
 from graphc.backends.llvm.layout import Layout
 from graphc.backends.llvm.planner import Planner, identity
 from graphc.schedule import VIEW_OPS, Program, Step
 from graphc.shapes import fixed
 
+INLINE_DEPTH = 6  # how many Maps deep a shifted read is recomputed instead of loaded
+MAX_INLINED = 200  # instructions per box beyond which reads are loads
+WINDOW = 64  # how many of the last kernels are searched for a value's producer
 MAX_BOXES = 64  # more boxes than this (many padded operands over many axes): plan the padding as it is
 Box = tuple[tuple[int, int], ...]  # (lo, hi) per trailing axis
 Padded = tuple[Layout, tuple[tuple[int, int, int], ...]]  # the unslice's source, and its index
+Place = tuple[str, int]  # (buffer place, index): one block of memory
 _VIEWED: weakref.WeakKeyDictionary[Program, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
@@ -100,7 +107,7 @@ def _tail(p: Planner, names: set[str]) -> int:
     return count
 
 
-def _place(layout: Layout) -> tuple[str, int]:
+def _place(layout: Layout) -> Place:
     return layout.buffer.place, layout.buffer.index
 
 
@@ -160,16 +167,106 @@ def _plan_box(
     """dest[box] = add(operand0, operand1) with each padded operand read from its source or zero."""
     region = [(lo, hi, 1) for lo, hi in box]
     box_shape = (*shape[:lead], *(hi - lo for lo, hi in box))
-    operands: list[Layout] = []
-    instrs: list[Instr] = []
+    body = _Body(p.kernels)
+    values = []
     for name in step.args:
         entry = padded.get(name)
         dtype = p.layouts[name].dtype
         if entry is not None and not _covers(entry[1], box):
-            instrs.append(Instr("const", (), dtype, (("value", identity("sum", dtype)),)))
+            values.append(body.add(Instr("const", (), dtype, (("value", identity("sum", dtype)),))))
             continue
         view = _source_view(*entry, box) if entry is not None else L.sliced(L.broadcast(p.layouts[name], shape), region)
-        instrs.append(Instr("load", (len(operands),), dtype))
-        operands.append(view)
-    instrs.append(Instr("add", (0, 1), step.type.dtype, step.attrs))
-    p.add_map(box_shape, operands, instrs, L.sliced(dest, region))
+        values.append(body.value(view, dtype))
+    body.add(Instr("add", tuple(values), step.type.dtype, step.attrs))
+    p.add_map(box_shape, body.operands, body.instrs, L.sliced(dest, region))
+
+
+class _Stale(Exception):
+    """A recomputed value would load memory that was overwritten after the value was computed."""
+
+
+class _Body:
+    """A box's per-point instructions under construction.
+
+    A shifted read of a value that an earlier Map stored is that Map's instructions on its
+    operands shifted alike, recursively, so the value need not be stored nor read back.
+    A recomputation only loads memory nothing overwrote since the Map read it (else the
+    read stays a load of the stored value).
+    """
+
+    def __init__(self, kernels: list[Kernel]) -> None:
+        self.kernels = kernels
+        self.operands: list[Layout] = []
+        self.instrs: list[Instr] = []
+
+    def add(self, instr: Instr) -> int:
+        self.instrs.append(instr)
+        return len(self.instrs) - 1
+
+    def value(self, view: Layout, dtype: np.dtype) -> int:
+        """The instruction that gives `view`'s element at each point: recomputed where it can be, else a load."""
+        operands, instrs = len(self.operands), len(self.instrs)
+        try:
+            return self._value(view, dtype, INLINE_DEPTH, len(self.kernels), frozenset())
+        except _Stale:
+            del self.operands[operands:], self.instrs[instrs:]
+            return self._load(view, dtype)
+
+    def _load(self, view: Layout, dtype: np.dtype) -> int:
+        self.operands.append(view)
+        return self.add(Instr("load", (len(self.operands) - 1,), dtype))
+
+    def _value(self, view: Layout, dtype: np.dtype, depth: int, limit: int, stale: frozenset[Place]) -> int:
+        found = _producer(self.kernels, limit, view) if depth and len(self.instrs) < MAX_INLINED else None
+        if found is None:
+            if _place(view) in stale:
+                raise _Stale
+            return self._load(view, dtype)
+        index, shift, written = found
+        kernel = self.kernels[index]
+        assert isinstance(kernel, Map)
+        stale = stale | written
+        mapped: list[int] = []
+        for instr in kernel.instrs:
+            if instr.op == "load":
+                source = L.sliced(kernel.operands[instr.args[0]], [(shift, shift + view.shape[0], 1)])
+                mapped.append(self._value(source, instr.dtype, depth - 1, index, stale))
+            else:
+                mapped.append(self.add(replace(instr, args=tuple(mapped[a] for a in instr.args))))
+        return mapped[-1]
+
+
+def _producer(kernels: list[Kernel], limit: int, view: Layout) -> tuple[int, int, frozenset[Place]] | None:
+    """The 1-D Map among kernels[:limit] whose stored value `view` reads at a shift, if it can be recomputed.
+
+    It must be the last kernel before `limit` that wrote that memory, within the last WINDOW:
+    (its index, the shift, the memory it and the kernels after it up to `limit` wrote).
+    """
+    if len(view.shape) != 1 or view.shape[0] == 0:
+        return None
+    place = _place(view)
+    written: set[Place] = set()
+    for index in range(limit - 1, max(limit - WINDOW, 0) - 1, -1):
+        kernel = kernels[index]
+        if not isinstance(kernel, (Map, Reduce)) or nested(kernel):
+            return None  # what other kernels write is not worth working out here
+        writes = {_place(out) for out in (kernel.out, *kernel.extra_outs)}
+        written |= writes
+        if place in writes:
+            shift = _shift(kernel, view)
+            return None if shift is None else (index, shift, frozenset(written))
+    return None
+
+
+def _shift(kernel: Map | Reduce, view: Layout) -> int | None:
+    """Where `view` starts in the 1-D Map `kernel`'s output, if it lies inside it at the same stride."""
+    if not isinstance(kernel, Map) or kernel.extra_outs or kernel.site or len(kernel.shape) != 1:
+        return None
+    out = kernel.out
+    stride = out.strides[0]
+    if stride == 0 or view.strides != (stride,) or (view.offset - out.offset) % stride:
+        return None
+    shift = (view.offset - out.offset) // stride
+    if shift < 0 or shift + view.shape[0] > kernel.shape[0]:
+        return None
+    return shift
