@@ -1,4 +1,4 @@
-"""`add` of zero-padded operands (unslice results) as one pass: every output element written once.
+"""Elementwise steps over zero-padded operands (unslice results) as one pass: each output element written once.
 
 Imports the llvm backend's layout, kernels and planner, and graphc.schedule and graphc.shapes
 (never llvmlite, never a Graph). A gradient that reads shifted slices of one array
@@ -10,20 +10,25 @@ kernels are dropped and the add is planned as one Map per box of the output: the
 every trailing axis at each padded operand's slice bounds, so that in each box an operand is
 either its unslice's source (read in place, shifted) or zero. Each output element is still
 `add(operand0, operand1)` with a zero where the operand was padding, the same instruction
-on the same values as before: results are bit-identical (`-0.0 + 0.0` stays `+0.0`).
+on the same values as before: results are bit-identical (`-0.0 + 0.0` stays `+0.0`). The
+same holds for a fused elementwise region (three shifted terms or more: an add chain) whose
+inputs are unslices. An unslice qualifies when it dies at the step, is neither an output
+nor viewed, its kernels are among the last WINDOW, and its source can still be read (or
+recomputed, see _Body) after the kernels planned since.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import weakref
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import Instr, Kernel, Map, Reduce, nested
+from graphc.backends.llvm.kernels import Instr, Kernel, Map, Reduce, layouts, nested
 from graphc.backends.llvm.layout import Layout
 from graphc.backends.llvm.planner import Planner, identity
 from graphc.schedule import VIEW_OPS, Program, Step
@@ -34,92 +39,128 @@ MAX_INLINED = 200  # instructions per box beyond which reads are loads
 WINDOW = 64  # how many of the last kernels are searched for a value's producer
 MAX_BOXES = 64  # more boxes than this (many padded operands over many axes): plan the padding as it is
 Box = tuple[tuple[int, int], ...]  # (lo, hi) per trailing axis
-Padded = tuple[Layout, tuple[tuple[int, int, int], ...]]  # the unslice's source, and its index
 Place = tuple[str, int]  # (buffer place, index): one block of memory
-_VIEWED: weakref.WeakKeyDictionary[Program, frozenset[str]] = weakref.WeakKeyDictionary()
+_SOLE: weakref.WeakKeyDictionary[Program, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
-def plan_padded_add(p: Planner, step: Step) -> bool:
-    """Plan `step` (an add) box by box if an operand is a padding that can be skipped; whether it did."""
-    if p.check_finite or step.op != "add":
+def plan_padded(p: Planner, step: Step, instrs: Sequence[Instr]) -> bool:
+    """Plan `step` box by box if an argument is a padding that can be skipped; whether it did.
+
+    `instrs` is the step's per-point value (elementwise, of the step's shape), `load k`
+    reading `step.args[k]`.
+    """
+    if p.check_finite:
         return False
     padded = _padded_operands(p, step)
-    if not padded:
-        return False
-    shape = fixed(step.type.shape)
-    boxes = _boxes(shape, [index for _, index in padded.values()])
-    if boxes is None or _overwrites_source(p, step, padded):
-        return False
-    dropped = _tail(p, set(padded))
-    del p.kernels[len(p.kernels) - dropped :]
-    del p.owners[len(p.owners) - dropped :]
-    dest = p.dest(step)
-    lead = len(shape) - max(len(index) for _, index in padded.values())
-    for box in boxes:
-        _plan_box(p, step, shape, lead, box, padded, dest)
-    return True
+    while padded:
+        boxes = _boxes(fixed(step.type.shape), [entry.index for entry in padded.values()])
+        if boxes is None:
+            return False
+        try:
+            maps = [_box_map(p, step, instrs, box, padded) for box in boxes]
+        except _Stale as stale:
+            del padded[stale.name]  # its source was overwritten: keep its padded copy
+            continue
+        if _overwrites_read(p, step, maps):
+            return False
+        for first, stop in sorted((entry.kernels for entry in padded.values()), reverse=True):
+            del p.kernels[first:stop], p.owners[first:stop]
+        dest = p.dest(step)
+        for box_shape, operands, body, region in maps:
+            p.add_map(box_shape, operands, body, L.sliced(dest, region))
+        return True
+    return False
 
 
-def _padded_operands(p: Planner, step: Step) -> dict[str, Padded]:
-    """The operands that are unslices of the output's shape with unit steps, dying here, planned last."""
+@dataclass(frozen=True)
+class _Padded:
+    """An unslice argument: its source, its index, its kernels (a range of p.kernels), what was written since."""
+
+    source: Layout
+    index: tuple[tuple[int, int, int], ...]
+    kernels: tuple[int, int]
+    stale: frozenset[Place]
+
+
+def _padded_operands(p: Planner, step: Step) -> dict[str, _Padded]:
+    """The arguments that are unslices of the step's shape with unit steps, dying here, planned lately."""
     shape = fixed(step.type.shape)
-    found: dict[str, Padded] = {}
-    for name in step.args:
+    found: dict[str, _Padded] = {}
+    for name in dict.fromkeys(step.args):
         producer = p.program.step(name)
         if producer is None or producer.op != "unslice" or name not in step.frees or name in p.direct:
             continue
-        if name in _viewed(p.program):  # a view may read the padding after the add
+        if name not in _sole_use(p.program):  # another step or a view reads the padded copy too
             continue
         index: tuple[tuple[int, int, int], ...] = producer.attr("index")  # type: ignore[assignment]
         if fixed(producer.type.shape) != shape or any(s != 1 for _, _, s in index):
             continue
-        found[name] = (p.layouts[producer.args[0]], index)
-    last = _tail_names(p, set(found))
-    return {name: value for name, value in found.items() if name in last}
-
-
-def _viewed(program: Program) -> frozenset[str]:
-    """The names some view step reads (their memory may be read under another name)."""
-    found = _VIEWED.get(program)
-    if found is None:
-        found = frozenset(step.args[0] for step in program.steps if step.op in VIEW_OPS)
-        _VIEWED[program] = found
+        kernels = _owned(p, name)
+        if kernels is None:
+            continue
+        stale = frozenset(w for k in p.kernels[kernels[0] :] for w in _writes(k))
+        found[name] = _Padded(p.layouts[producer.args[0]], index, kernels, stale)
     return found
 
 
-def _tail_names(p: Planner, names: set[str]) -> set[str]:
-    """Which of `names` own kernels at the end of the kernel list (the longest such run)."""
-    seen: set[str] = set()
-    for owner in reversed(p.owners):
-        if owner not in names:
-            break
-        seen.add(owner)
-    return seen
+def _owned(p: Planner, name: str) -> tuple[int, int] | None:
+    """The range of kernels `name`'s step planned, if it lies within the last WINDOW (an empty one counts)."""
+    stop = len(p.owners)
+    for k in range(stop - 1, max(stop - WINDOW, 0) - 1, -1):
+        if p.owners[k] == name:
+            first = k
+            while first > 0 and p.owners[first - 1] == name:
+                first -= 1
+            return first, k + 1
+    step = p.program.step(name)
+    return (stop, stop) if step is not None and math.prod(fixed(step.type.shape)) == 0 else None
 
 
-def _tail(p: Planner, names: set[str]) -> int:
-    """How many kernels at the end of the list `names` planned."""
-    count = 0
-    for owner in reversed(p.owners):
-        if owner not in names:
-            break
-        count += 1
-    return count
+def _writes(kernel: Kernel) -> set[Place]:
+    """The memory a kernel writes (every layout it touches, for kernels other than Map and Reduce)."""
+    if isinstance(kernel, (Map, Reduce)) and not nested(kernel):
+        return {_place(out) for out in (kernel.out, *kernel.extra_outs)}
+    return {_place(layout) for layout in layouts(kernel)} | {ANYWHERE}
+
+
+ANYWHERE: Place = ("?", -1)  # written by a kernel whose writes are not worked out: every load is stale
+
+
+def _sole_use(program: Program) -> frozenset[str]:
+    """The names exactly one step reads, and no view (whose memory no other name can reach)."""
+    found = _SOLE.get(program)
+    if found is None:
+        count: dict[str, int] = {}
+        viewed = set()
+        for step in program.steps:
+            for name in set(step.args):
+                count[name] = count.get(name, 0) + 1
+            if step.op in VIEW_OPS:
+                viewed.add(step.args[0])
+        found = frozenset(name for name, n in count.items() if n == 1 and name not in viewed)
+        _SOLE[program] = found
+    return found
 
 
 def _place(layout: Layout) -> Place:
     return layout.buffer.place, layout.buffer.index
 
 
-def _overwrites_source(p: Planner, step: Step, padded: dict[str, Padded]) -> bool:
-    """Whether a dropped unslice's buffer or the add's own result shares memory with a source read later."""
-    sources = {_place(source) for source, _ in padded.values()}
-    written = {_place(p.layouts[name]) for name in padded}
+def _dest_place(p: Planner, step: Step) -> Place | None:
+    """Where p.dest(step) will put the result, if in memory that exists already."""
     if step.name in p.direct:
-        written.add((L.OUTPUT, p.direct[step.name]))
-    elif step.reuse is not None and step.reuse in p.slots:
-        written.add((L.WORK, p.slots[step.reuse]))
-    return bool(sources & written)
+        return L.OUTPUT, p.direct[step.name]
+    if step.reuse is not None and step.reuse in p.slots:
+        return L.WORK, p.slots[step.reuse]
+    return None
+
+
+def _overwrites_read(p: Planner, step: Step, maps: list[_BoxMap]) -> bool:
+    """Whether the result's memory is read by a box at other points than the box writes."""
+    place = _dest_place(p, step)
+    if place is None:
+        return False
+    return any(_place(operand) == place for _, operands, _, _ in maps for operand in operands)
 
 
 def _boxes(shape: tuple[int, ...], indices: Sequence[tuple[tuple[int, int, int], ...]]) -> list[Box] | None:
@@ -155,34 +196,42 @@ def _source_view(source: Layout, index: tuple[tuple[int, int, int], ...], box: B
     return L.sliced(source, [(lo - start, hi - start, 1) for start, (lo, hi) in zip(starts, box, strict=True)])
 
 
-def _plan_box(
-    p: Planner,
-    step: Step,
-    shape: tuple[int, ...],
-    lead: int,
-    box: Box,
-    padded: dict[str, Padded],
-    dest: Layout,
-) -> None:
-    """dest[box] = add(operand0, operand1) with each padded operand read from its source or zero."""
+_BoxMap = tuple[
+    tuple[int, ...], list[Layout], list[Instr], list[tuple[int, int, int]]
+]  # shape, operands, instrs, region
+
+
+def _box_map(p: Planner, step: Step, instrs: Sequence[Instr], box: Box, padded: dict[str, _Padded]) -> _BoxMap:
+    """The step's value over `box`: each padded argument read from its source (or recomputed) or zero."""
+    shape = fixed(step.type.shape)
+    lead = len(shape) - len(box)
     region = [(lo, hi, 1) for lo, hi in box]
-    box_shape = (*shape[:lead], *(hi - lo for lo, hi in box))
     body = _Body(p.kernels)
-    values = []
-    for name in step.args:
-        entry = padded.get(name)
-        dtype = p.layouts[name].dtype
-        if entry is not None and not _covers(entry[1], box):
-            values.append(body.add(Instr("const", (), dtype, (("value", identity("sum", dtype)),))))
+    mapped: list[int] = []
+    for instr in instrs:
+        if instr.op != "load":
+            mapped.append(body.add(replace(instr, args=tuple(mapped[a] for a in instr.args))))
             continue
-        view = _source_view(*entry, box) if entry is not None else L.sliced(L.broadcast(p.layouts[name], shape), region)
-        values.append(body.value(view, dtype))
-    body.add(Instr("add", tuple(values), step.type.dtype, step.attrs))
-    p.add_map(box_shape, body.operands, body.instrs, L.sliced(dest, region))
+        name = step.args[instr.args[0]]
+        entry = padded.get(name)
+        if entry is None:
+            view = L.sliced(L.broadcast(p.layouts[name], shape), region)
+            mapped.append(body.value(view, instr.dtype, name, len(p.kernels), frozenset()))
+        elif _covers(entry.index, box):
+            view = _source_view(entry.source, entry.index, box)
+            mapped.append(body.value(view, instr.dtype, name, entry.kernels[0], entry.stale))
+        else:
+            mapped.append(body.add(Instr("const", (), instr.dtype, (("value", identity("sum", instr.dtype)),))))
+    box_shape = (*shape[:lead], *(hi - lo for lo, hi in box))
+    return box_shape, body.operands, body.instrs, region
 
 
 class _Stale(Exception):
-    """A recomputed value would load memory that was overwritten after the value was computed."""
+    """An argument's value can be neither loaded (its memory was overwritten since) nor recomputed."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 class _Body:
@@ -191,7 +240,7 @@ class _Body:
     A shifted read of a value that an earlier Map stored is that Map's instructions on its
     operands shifted alike, recursively, so the value need not be stored nor read back.
     A recomputation only loads memory nothing overwrote since the Map read it (else the
-    read stays a load of the stored value).
+    read stays a load of the stored value, if that is still there).
     """
 
     def __init__(self, kernels: list[Kernel]) -> None:
@@ -203,14 +252,20 @@ class _Body:
         self.instrs.append(instr)
         return len(self.instrs) - 1
 
-    def value(self, view: Layout, dtype: np.dtype) -> int:
-        """The instruction that gives `view`'s element at each point: recomputed where it can be, else a load."""
+    def value(self, view: Layout, dtype: np.dtype, name: str, limit: int, stale: frozenset[Place]) -> int:
+        """The instruction that gives `view`'s element at each point (_Stale(name) when none can).
+
+        `view` holds the value it had when kernel `limit` was about to run; `stale` is the
+        memory written since.
+        """
         operands, instrs = len(self.operands), len(self.instrs)
         try:
-            return self._value(view, dtype, INLINE_DEPTH, len(self.kernels), frozenset())
+            return self._value(view, dtype, INLINE_DEPTH, limit, stale)
         except _Stale:
             del self.operands[operands:], self.instrs[instrs:]
-            return self._load(view, dtype)
+        if _place(view) in stale or ANYWHERE in stale:
+            raise _Stale(name)
+        return self._load(view, dtype)
 
     def _load(self, view: Layout, dtype: np.dtype) -> int:
         self.operands.append(view)
@@ -219,8 +274,8 @@ class _Body:
     def _value(self, view: Layout, dtype: np.dtype, depth: int, limit: int, stale: frozenset[Place]) -> int:
         found = _producer(self.kernels, limit, view) if depth and len(self.instrs) < MAX_INLINED else None
         if found is None:
-            if _place(view) in stale:
-                raise _Stale
+            if _place(view) in stale or ANYWHERE in stale:
+                raise _Stale("")
             return self._load(view, dtype)
         index, shift, written = found
         kernel = self.kernels[index]

@@ -17,7 +17,7 @@ import numpy as np
 from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Gather, Gemm, Instr, Lapack, Map, Scatter, Sort
 from graphc.backends.llvm.layout import Layout, Shape, matrix_order
-from graphc.backends.llvm.padded import plan_padded_add
+from graphc.backends.llvm.padded import plan_padded
 from graphc.backends.llvm.planner import Expr, Plan, Planner, Rule, reduce_out
 from graphc.backends.llvm.recurrence import plan_loop
 from graphc.backends.llvm.windows import plan_col2im, plan_im2col
@@ -43,7 +43,10 @@ def _plan_elementwise(p: Planner, step: Step) -> None:
 
 
 def _plan_add(p: Planner, step: Step) -> None:
-    if not plan_padded_add(p, step):
+    expr = Expr()
+    loads = [expr.load(i, p.layouts[a].dtype) for i, a in enumerate(step.args)]
+    expr.add(step.op, loads, step.type.dtype, step.attrs)
+    if not plan_padded(p, step, expr.instrs):
         _plan_elementwise(p, step)
 
 
@@ -81,7 +84,8 @@ def _plan_fused(p: Planner, step: Step) -> None:
     expr = Expr()
     value = body_instrs(body, shape, expr, skip_root=reducing)
     if not reducing:
-        p.add_map(shape, operands, expr.instrs, p.dest(step))
+        if not plan_padded(p, step, expr.instrs):
+            p.add_map(shape, operands, expr.instrs, p.dest(step))
         return
     axes, keepdims = _reduce_attrs(root.params)
     _reduction(p, root.op, shape, operands, expr, value, axes, keepdims, p.dest(step))
