@@ -1,20 +1,24 @@
 """Elementwise steps over zero-padded operands (unslice results) as one pass: each output element written once.
 
-Imports the llvm backend's layout, kernels and planner, and graphc.schedule and graphc.shapes
-(never llvmlite, never a Graph). A gradient that reads shifted slices of one array
-(Rosenbrock's `x[1:]`, `x[:-1]`) sums zero-padded cotangents: `add(unslice(a), unslice(b))`.
-Planned step by step, each unslice fills a whole buffer with zeros and copies its operand
-in, and the add reads both buffers: five passes over the output. Here, when an operand of
-an add is an unslice that dies at the add and whose kernels are the last ones planned, those
-kernels are dropped and the add is planned as one Map per box of the output: the boxes cut
-every trailing axis at each padded operand's slice bounds, so that in each box an operand is
-either its unslice's source (read in place, shifted) or zero. Each output element is still
-`add(operand0, operand1)` with a zero where the operand was padding, the same instruction
-on the same values as before: results are bit-identical (`-0.0 + 0.0` stays `+0.0`). The
-same holds for a fused elementwise region (three shifted terms or more: an add chain) whose
-inputs are unslices. An unslice qualifies when it dies at the step, is neither an output
-nor viewed, its kernels are among the last WINDOW, and its source can still be read (or
-recomputed, see _Body) after the kernels planned since.
+Imports numpy and the llvm backend's layout, kernels and planner, and graphc.schedule and
+graphc.shapes (never llvmlite, never a Graph). A gradient that reads shifted slices of one
+array (Rosenbrock's `x[1:]`, `x[:-1]`) sums zero-padded cotangents: `add(unslice(a),
+unslice(b))`, or a fused region of adds for three terms or more. Planned step by step, each
+unslice fills a whole buffer with zeros and copies its operand in, and the sum reads every
+buffer back. Here the unslice kernels are dropped and the step is planned as one Map per
+box of the output: the boxes cut every trailing axis at each padded operand's slice bounds,
+so that in each box an operand is either its unslice's source (read in place, shifted) or
+zero. A source that an earlier 1-D Map stored is recomputed from that Map's operands,
+shifted alike (_Body), so that it need not be stored at all: Rosenbrock's gradient reads x
+and writes the gradient, nothing else.
+
+Each output element is the same instructions on the same values as before (a zero where
+an operand was padding: `-0.0 + 0.0` stays `+0.0`), so results are bit-identical, except
+which NaN comes out where both operands of an add are NaN (LLVM may commute an add; IEEE
+754 leaves the choice open). An unslice qualifies when the step is its only reader (no
+view of it either), it is not an output, it has unit steps and the step's shape, its
+kernels are among the last WINDOW, and its source can still be read, or recomputed, as it
+was when the unslice ran; otherwise it keeps its padded copy.
 """
 
 from __future__ import annotations
