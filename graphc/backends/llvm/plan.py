@@ -17,6 +17,7 @@ import numpy as np
 from graphc.backends.llvm import layout as L
 from graphc.backends.llvm.kernels import Accumulate, ArgReduce, Gather, Gemm, Instr, Lapack, Map, Scatter, Sort
 from graphc.backends.llvm.layout import Layout, Shape, matrix_order
+from graphc.backends.llvm.padded import plan_padded
 from graphc.backends.llvm.planner import Expr, Plan, Planner, Rule, reduce_out
 from graphc.backends.llvm.recurrence import plan_loop
 from graphc.backends.llvm.windows import plan_col2im, plan_im2col
@@ -39,6 +40,14 @@ def _plan_elementwise(p: Planner, step: Step) -> None:
     loads = [expr.load(i, o.dtype) for i, o in enumerate(operands)]
     expr.add(step.op, loads, step.type.dtype, step.attrs)
     p.add_map(shape, operands, expr.instrs, p.dest(step))
+
+
+def _plan_add(p: Planner, step: Step) -> None:
+    expr = Expr()
+    loads = [expr.load(i, p.layouts[a].dtype) for i, a in enumerate(step.args)]
+    expr.add(step.op, loads, step.type.dtype, step.attrs)
+    if not plan_padded(p, step, expr.instrs):
+        _plan_elementwise(p, step)
 
 
 def body_instrs(body: Program, shape: Shape, expr: Expr, skip_root: bool) -> int:
@@ -75,7 +84,8 @@ def _plan_fused(p: Planner, step: Step) -> None:
     expr = Expr()
     value = body_instrs(body, shape, expr, skip_root=reducing)
     if not reducing:
-        p.add_map(shape, operands, expr.instrs, p.dest(step))
+        if not plan_padded(p, step, expr.instrs):
+            p.add_map(shape, operands, expr.instrs, p.dest(step))
         return
     axes, keepdims = _reduce_attrs(root.params)
     _reduction(p, root.op, shape, operands, expr, value, axes, keepdims, p.dest(step))
@@ -393,6 +403,7 @@ def _plan_window(p: Planner, step: Step) -> None:
 
 PLANNERS: dict[str, Rule] = {
     **{name: _plan_elementwise for name in sorted(ELEMENTWISE)},
+    "add": _plan_add,
     "fused": _plan_fused,
     "sum": _plan_reduce,
     "prod": _plan_reduce,
