@@ -15,6 +15,7 @@ body costs at most MAX_COST.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -129,28 +130,62 @@ def _touched(kernel: Kernel) -> list[Layout]:
     return [layout for inner in nested(kernel) for layout in _touched(inner)] + layouts(kernel)
 
 
-def _live_after(kernels: Sequence[Kernel], start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
-    """The stored places some kernel from `start` on may read before fully overwriting them.
+Touch = tuple[int, bool, Layout | None]
+"""A kernel touching a place: its position, whether it touches the place other than as its main
+output (a read, or another output), and its main output when that is in the place."""
 
-    Inputs, outputs and constants are always live; a workspace place is dead once a later
-    kernel's main output is exactly the stored layout (and it does not read it) or nothing
-    touches it again.
+
+class Liveness:
+    """Which kernels touch each place, computed once per program in one pass over the kernels.
+
+    `live_after` answers for a merged group's stores from the first later kernel that touches
+    each place (a binary search), so merging a program costs linear time, not a scan to the
+    end of the program per group.
     """
-    live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
-    pending = {_place(out): out for _, out in stores if out.buffer.place == L.WORK}
-    for kernel in kernels[start:]:
-        if not pending:
-            break
-        out = getattr(kernel, "out", None)
-        for layout in _touched(kernel):
-            place = _place(layout)
-            if place not in pending or (layout is out and layout == pending[place]):
+
+    def __init__(self, kernels: Sequence[Kernel]) -> None:
+        self.touches: dict[Place, list[Touch]] = {}
+        for position, kernel in enumerate(kernels):
+            out = getattr(kernel, "out", None)
+            main = out if isinstance(out, Layout) else None
+            seen: dict[Place, Touch] = {}
+            for layout in _touched(kernel):
+                place = _place(layout)
+                _, other, as_out = seen.get(place, (position, False, None))
+                if layout is main:
+                    as_out = main
+                else:
+                    other = True
+                seen[place] = (position, other, as_out)
+            for place, touch in seen.items():
+                self.touches.setdefault(place, []).append(touch)
+        self.positions = {place: [t[0] for t in touches] for place, touches in self.touches.items()}
+
+    def first_touch(self, place: Place, start: int) -> Touch | None:
+        """The first kernel at or after `start` that touches `place` (None: none does)."""
+        positions = self.positions.get(place)
+        if positions is None:
+            return None
+        at = bisect.bisect_left(positions, start)
+        return self.touches[place][at] if at < len(positions) else None
+
+    def live_after(self, start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
+        """The stored places some kernel from `start` on may read before fully overwriting them.
+
+        Inputs, outputs and constants are always live; a workspace place is dead once the first
+        later kernel touching it only overwrites it as its main output with exactly the stored
+        layout, or when nothing touches it again.
+        """
+        live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
+        pending = {_place(out): out for _, out in stores if out.buffer.place == L.WORK}
+        for place, stored in pending.items():
+            touch = self.first_touch(place, start)
+            if touch is None:
                 continue
-            live.add(place)
-            del pending[place]
-        if isinstance(out, Layout) and _place(out) in pending and out == pending[_place(out)]:
-            del pending[_place(out)]
-    return live
+            _, other, as_out = touch
+            if other or as_out != stored:
+                live.add(place)
+        return live
 
 
 def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
@@ -164,13 +199,14 @@ def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
 def merge_runs(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[tuple[Kernel, range]]:
     """merge's kernels, each with the positions of the kernels it was made from (a run of consecutive ones)."""
     result: list[tuple[Kernel, range]] = []
+    liveness = Liveness(kernels) if drop_dead else None
     group: Group | None = None
     for position, kernel in enumerate(kernels):
         if group is not None and group.accepts(kernel):
             group.add(kernel)  # type: ignore[arg-type]
             continue
         if group is not None:
-            result.append((_finish(group, kernels, position, drop_dead), range(position - group.count, position)))
+            result.append((_finish(group, kernels, position, liveness), range(position - group.count, position)))
             group = None
         if isinstance(kernel, (Map, Reduce)) and not kernel.site and Group(kernel.shape).accepts(kernel):
             group = Group(kernel.shape)
@@ -181,7 +217,7 @@ def merge_runs(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[tuple[
         result.append((kernel, range(position, position + 1)))
     if group is not None:
         end = len(kernels)
-        result.append((_finish(group, kernels, end, drop_dead), range(end - group.count, end)))
+        result.append((_finish(group, kernels, end, liveness), range(end - group.count, end)))
     return result
 
 
@@ -200,10 +236,10 @@ def _merge_loop(loop: Loop) -> Loop:
     return replace(loop, body=tuple(body), guards=tuple(guards))
 
 
-def _finish(group: Group, kernels: Sequence[Kernel], position: int, drop_dead: bool) -> Kernel:
+def _finish(group: Group, kernels: Sequence[Kernel], position: int, liveness: Liveness | None) -> Kernel:
     if group.count == 1:
         return kernels[position - 1]
-    live = _live_after(kernels, position, group.stores) if drop_dead else None
+    live = liveness.live_after(position, group.stores) if liveness is not None else None
     return group.kernel(live)
 
 
