@@ -74,8 +74,8 @@ DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyO
 GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
 PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
 HUGE_GLUE = 2048  # instructions: an entry larger than this is compiled without optimization (unoptimized)
-PART_GLUE = 1024  # instructions, about: the glue of a huge plan is cut into functions of this size (_build_parts)
-ALIGN_PART = 256  # inputs whose alignment one glue part checks
+PART_GLUE = 256  # kernel calls plus their pointers: the glue of a huge plan is cut into functions of this size
+ALIGN_PART = 128  # inputs whose alignment one glue part checks (8 instructions each)
 OBJECTS = "graphc_objects"  # a huge plan's glue: i32 (ptr objects), the argument objects as an array
 PART = "graphc_part"  # a huge plan's glue functions: graphc_part0, graphc_part1, ...
 PTHREAD = ("pthread_create", "pthread_join")
@@ -182,6 +182,14 @@ class Lowering:
         self.functions: dict[Kernel, ir.Function] = {}
         self.trampolines: dict[str, ir.Function] = {}
         self.parts = 0
+        self.signatures: dict[int, tuple[Kernel, list[Pointer]]] = {}  # signature() by id of a plan's kernel
+
+    def signature(self, kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
+        """signature(kernel), computed once per kernel of the plan."""
+        found = self.signatures.get(id(kernel))
+        if found is None:
+            found = self.signatures[id(kernel)] = signature(kernel)
+        return found
 
     def kernel_function(self, kernel: Kernel, params: int) -> ir.Function:
         fn = self.functions.get(kernel)
@@ -226,8 +234,9 @@ class Lowering:
 
     def build(self) -> ir.Module:
         names = arguments(self.plan)
-        if glue_floor(self.plan, len(names)) > HUGE_GLUE:
-            return self._build_parts(names)
+        sizes = [glue(kernel, self.signatures) for kernel in self.plan.kernels]
+        if glue_floor(self.plan, len(names), sizes) > HUGE_GLUE:
+            return self._build_parts(names, sizes)
         entry = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
         entry.attributes.add("nounwind")
         b = ir.IRBuilder(entry.append_basic_block("entry"))
@@ -247,13 +256,13 @@ class Lowering:
                 unoptimized(fn)
         return self.module
 
-    def _build_parts(self, names: list[str]) -> ir.Module:
+    def _build_parts(self, names: list[str], sizes: Sequence[Glue]) -> ir.Module:
         """A huge plan's glue as functions of bounded size (so code generation stays linear).
 
         `graphc_objects(ptr objects)` takes the argument objects as an array (the fastcall
         wrapper passes its own); it calls `graphc_part{j}(objects)` in order, each of which
-        reads the data pointers it needs and calls the kernels of at most PART_GLUE
-        instructions' worth of glue, returning 0 or the status the entry returns. The
+        reads the data pointers it needs and calls kernels with at most PART_GLUE calls
+        and pointers together (glue_runs), returning 0 or the status the entry returns. The
         alignment checks are parts of their own, run first. ENTRY stores its parameters
         into an array and calls `graphc_objects`. Every glue function is compiled optnone.
         """
@@ -261,7 +270,7 @@ class Lowering:
         objects_fn.linkage = "internal"
         objects_fn.attributes.add("nounwind")
         parts = [self._alignment_part(names, chunk) for chunk in _aligned_chunks(self.plan)]
-        parts += [self._kernel_part(names, run) for run in glue_runs(self.plan.kernels)]
+        parts += [self._kernel_part(names, run) for run in glue_runs(self.plan.kernels, sizes)]
         b = ir.IRBuilder(objects_fn.append_basic_block("entry"))
         for part in parts:
             status = b.call(part, objects_fn.args)
@@ -363,7 +372,7 @@ class Caller:
         if isinstance(kernel, Branch):
             self._branch(kernel)
             return
-        shape_kernel, pointers = signature(kernel)
+        shape_kernel, pointers = self.lowering.signature(kernel)
         fn = self.lowering.kernel_function(shape_kernel, len(pointers))
         args = [self.address(p) for p in pointers]
         axis = split_axis(kernel)
@@ -567,7 +576,7 @@ class Caller:
         """A reduction to one point: each half into its own partial result, then first op second."""
         b = self.b
         dtype = kernel.out.dtype
-        _, pointers = signature(kernel)
+        _, pointers = self.lowering.signature(kernel)
         position = pointers.index(pointer_of(kernel.out))
         partials = self._alloca(memory_type(dtype), 2, "partials")
         second_slot = b.gep(partials, [i64(1)], source_etype=memory_type(dtype))
@@ -615,14 +624,21 @@ class PartData(Mapping[str, ir.Value]):
         self.b.branch(body)
 
 
-def glue_size(kernel: Kernel) -> int:
-    """At least the entry instructions a kernel's call takes (loop and branch bodies included):
-    the call, and one address computation per pointer at an offset."""
+Glue = tuple[int, int]
+"""A kernel call's glue: at least how many entry instructions it takes, and its calls plus pointers."""
+
+
+def glue(kernel: Kernel, signatures: dict[int, tuple[Kernel, list[Pointer]]]) -> Glue:
+    """A kernel's Glue, loop and branch bodies included (signatures: memo of signature() by id)."""
     inner = nested(kernel)
     if inner or isinstance(kernel, (Loop, Branch)):
-        return 1 + sum(glue_size(k) for k in inner)
-    _, pointers = signature(kernel)
-    return 1 + sum(1 for pointer in pointers if _offset_in_base(pointer) or pointer[2])
+        sizes = [glue(k, signatures) for k in inner]
+        return 1 + sum(floor for floor, _ in sizes), 1 + sum(weight for _, weight in sizes)
+    found = signatures.get(id(kernel))
+    if found is None:
+        found = signatures[id(kernel)] = signature(kernel)
+    pointers = found[1]
+    return 1 + sum(1 for pointer in pointers if _offset_in_base(pointer) or pointer[2]), 1 + len(pointers)
 
 
 def _offset_in_base(pointer: Pointer) -> int:
@@ -631,28 +647,31 @@ def _offset_in_base(pointer: Pointer) -> int:
     return offset + buffer.index if buffer.place in (L.WORK, L.CONST) else offset
 
 
-def glue_floor(plan: Plan, arguments: int) -> int:
+def glue_floor(plan: Plan, arguments: int, sizes: Sequence[Glue]) -> int:
     """A lower bound of the instructions of the single entry function `plan` would get.
 
     Two per argument (its data pointer), three per input whose alignment is checked, and
-    each kernel's glue_size. A plan above HUGE_GLUE gets bounded glue parts instead, so
-    every plan the single entry would have compiled with optimization still gets it.
+    each kernel's (`sizes`: glue of plan.kernels) call and address computations. A plan
+    above HUGE_GLUE gets bounded glue parts instead, so every plan that the single entry
+    would have compiled with optimization still gets it.
     """
     aligned = sum(1 for t in plan.inputs if t.dtype.itemsize > 1)
-    return 2 * arguments + 3 * aligned + sum(glue_size(k) for k in plan.kernels)
+    return 2 * arguments + 3 * aligned + sum(floor for floor, _ in sizes)
 
 
-def glue_runs(kernels: Sequence[Kernel]) -> list[list[Kernel]]:
-    """The plan's top-level kernels in consecutive runs of about PART_GLUE glue each (a loop is never cut)."""
+def glue_runs(kernels: Sequence[Kernel], sizes: Sequence[Glue]) -> list[list[Kernel]]:
+    """The top-level kernels in consecutive runs of at most PART_GLUE calls and pointers each.
+
+    A single kernel (or loop) above the bound is a run of its own: a loop is never cut.
+    """
     runs: list[list[Kernel]] = [[]]
     total = 0
-    for kernel in kernels:
-        size = glue_size(kernel)
-        if runs[-1] and total + size > PART_GLUE:
+    for kernel, (_, weight) in zip(kernels, sizes, strict=True):
+        if runs[-1] and total + weight > PART_GLUE:
             runs.append([])
             total = 0
         runs[-1].append(kernel)
-        total += size
+        total += weight
     return [run for run in runs if run]
 
 
