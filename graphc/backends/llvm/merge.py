@@ -20,7 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts, nested
+from graphc.backends.llvm.kernels import (
+    MAX_COST,
+    Instr,
+    Kernel,
+    Loop,
+    Map,
+    Reduce,
+    Scatter,
+    Sort,
+    computed_cost,
+    layouts,
+    nested,
+)
 from graphc.backends.llvm.layout import Layout
 
 Place = tuple[str, int]  # (buffer place, index): one block of memory
@@ -135,8 +147,26 @@ Touch = tuple[int, bool, Layout | None]
 output (a read, or another output), and its main output when that is in the place."""
 
 
+def _overwritten(kernel: Kernel) -> Layout | None:
+    """The kernel's main output when it writes every point of it without reading it first (else None).
+
+    A scatter adds into its output, a sort sorts it in place, and a reduction keeping the
+    last axis updates the identity already there: each of those reads its output.
+    """
+    out = getattr(kernel, "out", None)
+    if not isinstance(out, Layout) or isinstance(kernel, (Scatter, Sort)):
+        return None
+    if isinstance(kernel, Reduce) and not kernel.inner:
+        return None
+    return out
+
+
 class Liveness:
     """Which kernels touch each place, computed once per program in one pass over the kernels.
+
+    A kernel "only overwrites" a place when its sole touch of it is its main output and it
+    writes every point without reading the old values (_overwritten); any other touch,
+    an operand equal to the output included, may read it.
 
     `live_after` answers for a merged group's stores from the first later kernel that touches
     each place (a binary search), so merging a program costs linear time, not a scan to the
@@ -146,13 +176,13 @@ class Liveness:
     def __init__(self, kernels: Sequence[Kernel]) -> None:
         self.touches: dict[Place, list[Touch]] = {}
         for position, kernel in enumerate(kernels):
-            out = getattr(kernel, "out", None)
-            main = out if isinstance(out, Layout) else None
+            touched = _touched(kernel)
+            main = _overwritten(kernel)
             seen: dict[Place, Touch] = {}
-            for layout in _touched(kernel):
+            for k, layout in enumerate(touched):
                 place = _place(layout)
                 _, other, as_out = seen.get(place, (position, False, None))
-                if layout is main:
+                if main is not None and k == len(touched) - 1:  # layouts() lists the main output last
                     as_out = main
                 else:
                     other = True
@@ -173,7 +203,7 @@ class Liveness:
         """The stored places some kernel from `start` on may read before fully overwriting them.
 
         Inputs, outputs and constants are always live; a workspace place is dead once the first
-        later kernel touching it only overwrites it as its main output with exactly the stored
+        later kernel touching it only overwrites it (see the class) with exactly the stored
         layout, or when nothing touches it again.
         """
         live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
