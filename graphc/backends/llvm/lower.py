@@ -182,6 +182,7 @@ class Lowering:
         self.functions: dict[Kernel, ir.Function] = {}
         self.trampolines: dict[str, ir.Function] = {}
         self.parts = 0
+        self.argument_numbers: dict[str, int] = {}
         self.signatures: dict[int, tuple[Kernel, list[Pointer]]] = {}  # signature() by id of a plan's kernel
 
     def signature(self, kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
@@ -299,7 +300,13 @@ class Lowering:
         loads = fn.append_basic_block("data")
         body = fn.append_basic_block("body")
         b = ir.IRBuilder(body)
-        return fn, b, PartData(ir.IRBuilder(loads), fn.args[0], {name: k for k, name in enumerate(names)})
+        return fn, b, PartData(ir.IRBuilder(loads), fn.args[0], self.numbers(names))
+
+    def numbers(self, names: list[str]) -> dict[str, int]:
+        """Each argument's position in the objects array (made once: a huge plan has hundreds of parts)."""
+        if len(self.argument_numbers) != len(names):
+            self.argument_numbers = {name: k for k, name in enumerate(names)}
+        return self.argument_numbers
 
     def _kernel_part(self, names: list[str], kernels: Sequence[Kernel]) -> ir.Function:
         fn, b, data = self._part(names)

@@ -54,9 +54,12 @@ class Group:
     reduced_value: int = -1
     reads: dict[Place, Layout] = field(default_factory=dict)
     count: int = 0
+    cost: int = 0  # computed_cost(instrs), kept as kernels are added
+    operand_index: dict[Layout, int] = field(default_factory=dict)  # operands' positions
+    stored: dict[Place, tuple[int, Layout]] = field(default_factory=dict)  # the latest value and layout of each place
 
     def written(self) -> dict[Place, Layout]:
-        return {_place(out): out for _, out in self.stores}
+        return {place: out for place, (_, out) in self.stored.items()}
 
     def accepts(self, k: Kernel) -> bool:
         if not isinstance(k, (Map, Reduce)) or k.site or k.shape != self.shape:
@@ -65,45 +68,49 @@ class Group:
             return False
         if isinstance(k, Map) and k.extra_outs:
             return False
-        if computed_cost(self.instrs) + computed_cost(k.instrs) > MAX_COST:
+        if self.cost + computed_cost(k.instrs) > MAX_COST:
             return False
-        written = self.written()
+        stored = self.stored
         reduced = {_place(self.reduce.out)} if self.reduce is not None else set()
         for operand in k.operands:
             place = _place(operand)
-            if place in reduced or (place in written and written[place] != operand):
+            if place in reduced or (place in stored and stored[place][1] != operand):
                 return False
         out = k.out
         place = _place(out)
-        if place in reduced or (place in written and written[place] != out):
+        if place in reduced or (place in stored and stored[place][1] != out):
             return False
         return place not in self.reads or self.reads[place] == out
 
     def add(self, k: Map | Reduce) -> None:
-        written = self.written()
-        produced = {_place(out): value for value, out in self.stores}  # the latest value of each place
+        stored = self.stored  # the latest value of each place written so far (not by k itself)
         index: dict[int, int] = {}
         for i, instr in enumerate(k.instrs):
             if instr.op == "load":
                 operand = k.operands[instr.args[0]]
                 place = _place(operand)
-                if place in written:
-                    index[i] = produced[place]
+                if place in stored:
+                    index[i] = stored[place][0]
                     continue
                 self.reads.setdefault(place, operand)
-                if operand not in self.operands:
+                position = self.operand_index.get(operand)
+                if position is None:
+                    position = self.operand_index[operand] = len(self.operands)
                     self.operands.append(operand)
-                instr = replace(instr, args=(self.operands.index(operand),))
+                instr = replace(instr, args=(position,))
             elif instr.op != "const":
                 instr = replace(instr, args=tuple(index[a] for a in instr.args))
             self.instrs.append(instr)
             index[i] = len(self.instrs) - 1
+        self.cost += computed_cost(k.instrs)
         value = index[len(k.instrs) - 1]
         if isinstance(k, Reduce):
             self.reduce = k
             self.reduced_value = value
         else:
             self.stores.append((value, k.out))
+            stored.pop(_place(k.out), None)  # keep dict order that of the latest stores
+            stored[_place(k.out)] = (value, k.out)
         self.count += 1
 
     def kernel(self, live: set[Place] | None) -> Kernel:
