@@ -1,4 +1,4 @@
-"""lower.py: a huge entry (glue calling thousands of kernels) is compiled without optimization, same results."""
+"""lower.py: a huge entry (glue calling thousands of kernels) is cut into bounded optnone parts; same results."""
 
 from __future__ import annotations
 
@@ -12,30 +12,6 @@ from graphc.backends.llvm import lower
 def entry_line(fn: gc.compile) -> str:  # type: ignore[valid-type]
     (line,) = [ln for ln in fn.llvm_ir.unoptimized.splitlines() if ln.startswith("define") and "graphc_entry" in ln]  # type: ignore[attr-defined]
     return line
-
-
-def test_a_huge_entry_is_unoptimized_and_computes_the_same(tmp_path):
-    n = 300  # about 3,500 entry instructions: over HUGE_GLUE
-    xs = [gc.var(f"x{i}") for i in range(n)]
-    f = gc.sin(xs[0]) * xs[0]
-    for x in xs[1:]:
-        f = f + gc.sin(x) * x
-    grads = gc.grad(f, xs)
-    fn = gc.compile(xs, [f, *grads], cache_dir=tmp_path)
-    assert "optnone" in entry_line(fn) and "noinline" in entry_line(fn)
-    values = list(np.linspace(-2.0, 2.0, n))
-    got = fn(*values)
-    want = gc.evaluate([f, *grads], dict(zip(xs, values, strict=True)))
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_allclose(g, w, rtol=1e-13)
-    np.testing.assert_allclose(got[1:], [np.sin(v) + v * np.cos(v) for v in values], rtol=1e-13)
-
-
-def test_a_small_entry_stays_optimized(tmp_path):
-    x = gc.var("x", (8,))
-    fn = gc.compile([x], [gc.sum(gc.sin(x) * x)], cache_dir=tmp_path)
-    assert "optnone" not in entry_line(fn)
-    assert lower.HUGE_GLUE >= 1024  # the call overhead of ordinary functions keeps an optimized entry
 
 
 # --- a huge plan's glue cut into bounded parts (lower._build_parts) ------------------------------------
@@ -56,6 +32,25 @@ def scalar_sum(n: int) -> tuple[list[gc.Tensor], list[gc.Tensor]]:
 def huge() -> tuple[list[gc.Tensor], list[gc.Tensor], gc.CompiledFunction]:
     xs, outs = scalar_sum(N_HUGE)
     return xs, outs, gc.compile(xs, outs, cache=False)
+
+
+def test_a_huge_entry_is_unoptimized_and_computes_the_same(huge):
+    xs, (f, *grads), fn = huge  # 300 inputs: about 3,500 entry instructions, over HUGE_GLUE
+    n = len(xs)
+    assert "optnone" in entry_line(fn) and "noinline" in entry_line(fn)
+    values = list(np.linspace(-2.0, 2.0, n))
+    got = fn(*values)
+    want = gc.evaluate([f, *grads], dict(zip(xs, values, strict=True)))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-13)
+    np.testing.assert_allclose(got[1:], [np.sin(v) + v * np.cos(v) for v in values], rtol=1e-13)
+
+
+def test_a_small_entry_stays_optimized(tmp_path):
+    x = gc.var("x", (8,))
+    fn = gc.compile([x], [gc.sum(gc.sin(x) * x)], cache_dir=tmp_path)
+    assert "optnone" not in entry_line(fn)
+    assert lower.HUGE_GLUE >= 1024  # the call overhead of ordinary functions keeps an optimized entry
 
 
 def functions(ir_text: str) -> dict[str, list[str]]:
@@ -122,17 +117,19 @@ def test_huge_glue_parts_take_extremes_and_misaligned_inputs(huge):
         np.testing.assert_array_equal(g, w)
 
 
-def test_huge_glue_parts_report_a_failing_kernel(tmp_path):
-    xs, outs = scalar_sum(N_HUGE)
+def test_huge_glue_parts_report_a_failing_kernel():
+    n = 120  # with a check after every step, already several parts
+    xs, outs = scalar_sum(n)
     fn = gc.compile(xs, outs, cache=False, check_finite=True)
     assert sum(name.startswith(lower.PART) for name in functions(fn.llvm_ir.unoptimized)) >= 3
-    values = [0.25] * N_HUGE
+    values = [0.25] * n
     fn(*values)  # finite: no error
     values[-1] = np.inf  # the last input: its checks sit in a late part
     with pytest.raises(FloatingPointError, match=r"sin|mul|add"):
         fn(*values)
 
 
+@pytest.mark.slow
 def test_huge_glue_parts_through_ctypes(monkeypatch):
     from graphc.backends.llvm import pyentry
 
