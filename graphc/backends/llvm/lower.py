@@ -4,8 +4,10 @@ Imports llvmlite and the backend's codegen, emitters, kernels, layout and plan. 
 takes one PyArrayObject pointer per argument (`arguments` gives the order: inputs, the
 constant blob, outputs, the workspace), reads each array's data pointer from the
 object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel function per
-kernel of the plan, in order. Kernels of equal structure share one function (a model
-that repeats a step K times compiles a handful of functions, not K). A kernel with a
+kernel of the plan, in order (a huge plan's calls go into glue functions of bounded
+size, `_build_parts`, so code generation stays linear). Kernels of equal structure share
+one function (a model that repeats a step K times compiles a handful of functions, not
+K). A kernel with a
 lot of work (kernels.work >= PARALLEL_WORK) is split into pieces along its split axis,
 one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
 the other pieces while the calling thread runs the first. A reduction to one point is
