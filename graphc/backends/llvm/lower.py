@@ -7,9 +7,8 @@ object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel functio
 kernel of the plan, in order (a huge plan's calls go into glue functions of bounded
 size, `_build_parts`, so code generation stays linear). Kernels of equal structure share
 one function (a model that repeats a step K times compiles a handful of functions, not
-K). A kernel with a
-lot of work (kernels.work >= PARALLEL_WORK) is split into pieces along its split axis,
-one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
+K). A kernel with a lot of work (kernels.work >= PARALLEL_WORK) is split into pieces
+along its split axis, one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
 the other pieces while the calling thread runs the first. A reduction to one point is
 always cut in two halves, run on two threads or one after the other on one, and its
 halves combined first-op-second: its result does not depend on the thread count (nor
