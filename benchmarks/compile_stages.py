@@ -8,9 +8,10 @@ Cases: `inputs N` is f = sum_i sin(x_i) * x_i over N scalar vars, value and grad
 `w8 K` is W8 itself (K steps on a length-1000 vector). Stages: build (the forward graph),
 grad (gc.grad), optimize (run_pipeline, with the pass that took longest), schedule, and
 each asked-for backend's build (codegen and compile, cache off). Times are wall seconds
-of this process, one run each: on a shared machine compare stages and sizes within one
-run, never absolute times across runs. Each compiled function is called once and its
-value checked against the reference evaluator first.
+of this process, one run each, with this process's CPU seconds in parentheses (less
+moved by other load, and what LLVM's code generation costs is in them too): on a shared
+machine compare stages and sizes within one run, never absolute times across runs. Each
+compiled function is called once and its value checked against the reference evaluator first.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ class Stages:
     label: str
     nodes: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def timed(self, stage: str, work: Callable[[], object]) -> object:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = work()
         self.seconds[stage] = time.perf_counter() - start
+        self.cpu[stage] = time.process_time() - start_cpu
         return result
 
 
@@ -99,7 +102,7 @@ def measure(label: str, make: Callable[[], tuple[list[gc.Tensor], gc.Tensor]], b
 
 
 def print_row(stages: Stages) -> None:
-    cells = " ".join(f"{name} {seconds:7.3f}" for name, seconds in stages.seconds.items())
+    cells = " ".join(f"{name} {seconds:7.3f} ({stages.cpu[name]:.3f})" for name, seconds in stages.seconds.items())
     print(f"{stages.label:<14} {stages.nodes:>8} nodes  {cells}  ({'; '.join(stages.notes)})", flush=True)
 
 

@@ -4,10 +4,11 @@ Imports llvmlite and the backend's codegen, emitters, kernels, layout and plan. 
 takes one PyArrayObject pointer per argument (`arguments` gives the order: inputs, the
 constant blob, outputs, the workspace), reads each array's data pointer from the
 object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel function per
-kernel of the plan, in order. Kernels of equal structure share one function (a model
-that repeats a step K times compiles a handful of functions, not K). A kernel with a
-lot of work (kernels.work >= PARALLEL_WORK) is split into pieces along its split axis,
-one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
+kernel of the plan, in order (a huge plan's calls go into glue functions of bounded
+size, `_build_parts`, so code generation stays linear). Kernels of equal structure share
+one function (a model that repeats a step K times compiles a handful of functions, not
+K). A kernel with a lot of work (kernels.work >= PARALLEL_WORK) is split into pieces
+along its split axis, one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
 the other pieces while the calling thread runs the first. A reduction to one point is
 always cut in two halves, run on two threads or one after the other on one, and its
 halves combined first-op-second: its result does not depend on the thread count (nor
@@ -26,6 +27,7 @@ import ctypes
 import functools
 import itertools
 import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import llvmlite.binding as llvm
@@ -37,6 +39,7 @@ from graphc.backends.llvm import pyentry
 from graphc.backends.llvm.codegen import EMIT, Body, split_axis
 from graphc.backends.llvm.emitters import (
     F64,
+    I1,
     I32,
     I64,
     PTR,
@@ -72,6 +75,10 @@ DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyO
 GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
 PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
 HUGE_GLUE = 2048  # instructions: an entry larger than this is compiled without optimization (unoptimized)
+PART_GLUE = 256  # kernel calls plus their pointers: the glue of a huge plan is cut into functions of this size
+ALIGN_PART = 128  # inputs whose alignment one glue part checks (8 instructions each)
+OBJECTS = "graphc_objects"  # a huge plan's glue: i32 (ptr objects), the argument objects as an array
+PART = "graphc_part"  # a huge plan's glue functions: graphc_part0, graphc_part1, ...
 PTHREAD = ("pthread_create", "pthread_join")
 F64_DTYPE = np.dtype("float64")
 MISALIGNED = -1  # the entry's status: an input's data is not aligned to its item size
@@ -175,6 +182,16 @@ class Lowering:
         self.module = ir.Module(name="graphc")
         self.functions: dict[Kernel, ir.Function] = {}
         self.trampolines: dict[str, ir.Function] = {}
+        self.parts = 0
+        self.argument_numbers: dict[str, int] = {}
+        self.signatures: dict[int, tuple[Kernel, list[Pointer]]] = {}  # signature() by id of a plan's kernel
+
+    def signature(self, kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
+        """signature(kernel), computed once per kernel of the plan."""
+        found = self.signatures.get(id(kernel))
+        if found is None:
+            found = self.signatures[id(kernel)] = signature(kernel)
+        return found
 
     def kernel_function(self, kernel: Kernel, params: int) -> ir.Function:
         fn = self.functions.get(kernel)
@@ -219,6 +236,9 @@ class Lowering:
 
     def build(self) -> ir.Module:
         names = arguments(self.plan)
+        sizes = [glue(kernel, self.signatures) for kernel in self.plan.kernels]
+        if glue_floor(self.plan, len(names), sizes) > HUGE_GLUE:
+            return self._build_parts(names, sizes)
         entry = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
         entry.attributes.add("nounwind")
         b = ir.IRBuilder(entry.append_basic_block("entry"))
@@ -238,6 +258,77 @@ class Lowering:
                 unoptimized(fn)
         return self.module
 
+    def _build_parts(self, names: list[str], sizes: Sequence[Glue]) -> ir.Module:
+        """A huge plan's glue as functions of bounded size (so code generation stays linear).
+
+        `graphc_objects(ptr objects)` takes the argument objects as an array (the fastcall
+        wrapper passes its own); it calls `graphc_part{j}(objects)` in order, each of which
+        reads the data pointers it needs and calls kernels with at most PART_GLUE calls
+        and pointers together (glue_runs), returning 0 or the status the entry returns. The
+        alignment checks are parts of their own, run first. ENTRY stores its parameters
+        into an array and calls `graphc_objects`. Every glue function is compiled optnone.
+        """
+        objects_fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), OBJECTS)
+        objects_fn.linkage = "internal"
+        objects_fn.attributes.add("nounwind")
+        parts = [self._alignment_part(names, chunk) for chunk in _aligned_chunks(self.plan)]
+        parts += [self._kernel_part(names, run) for run in glue_runs(self.plan.kernels, sizes)]
+        b = ir.IRBuilder(objects_fn.append_basic_block("entry"))
+        for part in parts:
+            status = b.call(part, objects_fn.args)
+            with b.if_then(b.icmp_unsigned("!=", status, ir.Constant(I32, 0)), likely=False):
+                b.ret(status)
+        b.ret(ir.Constant(I32, 0))
+        entry = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
+        entry.attributes.add("nounwind")
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        array = b.alloca(PTR, size=i64(len(names)), name="objects")
+        for k, arg in enumerate(entry.args):
+            b.store(arg, b.gep(array, [i64(k)], source_etype=PTR))
+        b.ret(b.call(objects_fn, [array]))
+        if self.fastcall:
+            pyentry.add_fastcall(self.module, objects_fn, total_work(self.plan) >= GIL_WORK, by_array=True)
+        for fn in (objects_fn, entry, *parts):
+            unoptimized(fn)
+        return self.module
+
+    def _part(self, names: list[str]) -> tuple[ir.Function, ir.IRBuilder, PartData]:
+        """A new glue part `i32 (ptr objects)`: its builder in the body block, and its data pointers."""
+        fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), f"{PART}{self.parts}")
+        self.parts += 1
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        loads = fn.append_basic_block("data")
+        body = fn.append_basic_block("body")
+        b = ir.IRBuilder(body)
+        return fn, b, PartData(ir.IRBuilder(loads), fn.args[0], self.numbers(names))
+
+    def numbers(self, names: list[str]) -> dict[str, int]:
+        """Each argument's position in the objects array (made once: a huge plan has hundreds of parts)."""
+        if len(self.argument_numbers) != len(names):
+            self.argument_numbers = {name: k for k, name in enumerate(names)}
+        return self.argument_numbers
+
+    def _kernel_part(self, names: list[str], kernels: Sequence[Kernel]) -> ir.Function:
+        fn, b, data = self._part(names)
+        caller = Caller(self, b, data)
+        for kernel in kernels:
+            caller.call(kernel)
+        b.ret(ir.Constant(I32, 0))
+        data.finish(fn.blocks[1])
+        return fn
+
+    def _alignment_part(self, names: list[str], inputs: Sequence[int]) -> ir.Function:
+        fn, b, data = self._part(names)
+        misaligned: ir.Value = ir.Constant(I1, 0)
+        for k in inputs:
+            itemsize = self.plan.inputs[k].dtype.itemsize
+            low_bits = b.and_(b.ptrtoint(data[f"input:{k}"], I64), i64(itemsize - 1))
+            misaligned = b.or_(misaligned, b.icmp_unsigned("!=", low_bits, i64(0)))
+        b.ret(b.select(misaligned, ir.Constant(I32, MISALIGNED), ir.Constant(I32, 0)))
+        data.finish(fn.blocks[1])
+        return fn
+
     def _check_alignment(self, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
         """Return MISALIGNED unless every input's data pointer is a multiple of its item size."""
         misaligned: ir.Value | None = None
@@ -255,7 +346,7 @@ class Lowering:
 class Caller:
     """Emits the entry's calls: pointers for each kernel, threads when worth it, status checks."""
 
-    def __init__(self, lowering: Lowering, b: ir.IRBuilder, data: dict[str, ir.Value]) -> None:
+    def __init__(self, lowering: Lowering, b: ir.IRBuilder, data: Mapping[str, ir.Value]) -> None:
         self.lowering = lowering
         self.b = b
         self.data = data
@@ -289,7 +380,7 @@ class Caller:
         if isinstance(kernel, Branch):
             self._branch(kernel)
             return
-        shape_kernel, pointers = signature(kernel)
+        shape_kernel, pointers = self.lowering.signature(kernel)
         fn = self.lowering.kernel_function(shape_kernel, len(pointers))
         args = [self.address(p) for p in pointers]
         axis = split_axis(kernel)
@@ -493,7 +584,7 @@ class Caller:
         """A reduction to one point: each half into its own partial result, then first op second."""
         b = self.b
         dtype = kernel.out.dtype
-        _, pointers = signature(kernel)
+        _, pointers = self.lowering.signature(kernel)
         position = pointers.index(pointer_of(kernel.out))
         partials = self._alloca(memory_type(dtype), 2, "partials")
         second_slot = b.gep(partials, [i64(1)], source_etype=memory_type(dtype))
@@ -505,6 +596,97 @@ class Caller:
         total = combine(b, kernel.kind, load(b, partials, dtype), load(b, second_slot, dtype), dtype)
         store(b, total, args[position], dtype)
         return status
+
+
+class PartData(Mapping[str, ir.Value]):
+    """The data pointers of one glue part, loaded from the objects array on first use.
+
+    The loads go to the part's first block, which dominates every use (a first use may be
+    inside a loop or a branch); `finish` ends that block with a jump to the body.
+    """
+
+    def __init__(self, b: ir.IRBuilder, objects: ir.Value, numbers: dict[str, int]) -> None:
+        self.b = b
+        self.objects = objects
+        self.numbers = numbers
+        self.loaded: dict[str, ir.Value] = {}
+
+    def __getitem__(self, name: str) -> ir.Value:
+        value = self.loaded.get(name)
+        if value is None:
+            b = self.b
+            b.position_at_end(b.block)  # _alloca may have put stack slots at the block's start
+            slot = b.gep(self.objects, [i64(self.numbers[name])], source_etype=PTR)
+            address = b.gep(b.load(slot, typ=PTR), [i64(DATA_OFFSET)], source_etype=ir.IntType(8))
+            value = self.loaded[name] = b.load(address, typ=PTR, name=name.replace(":", ""))
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.numbers)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def finish(self, body: ir.Block) -> None:
+        self.b.position_at_end(self.b.block)
+        self.b.branch(body)
+
+
+Glue = tuple[int, int]
+"""A kernel call's glue: at least how many entry instructions it takes, and its calls plus pointers."""
+
+
+def glue(kernel: Kernel, signatures: dict[int, tuple[Kernel, list[Pointer]]]) -> Glue:
+    """A kernel's Glue, loop and branch bodies included (signatures: memo of signature() by id)."""
+    inner = nested(kernel)
+    if inner or isinstance(kernel, (Loop, Branch)):
+        sizes = [glue(k, signatures) for k in inner]
+        return 1 + sum(floor for floor, _ in sizes), 1 + sum(weight for _, weight in sizes)
+    found = signatures.get(id(kernel))
+    if found is None:
+        found = signatures[id(kernel)] = signature(kernel)
+    pointers = found[1]
+    return 1 + sum(1 for pointer in pointers if _offset_in_base(pointer) or pointer[2]), 1 + len(pointers)
+
+
+def _offset_in_base(pointer: Pointer) -> int:
+    """The byte offset of a pointer from its base argument's data (Caller.address's constant part)."""
+    buffer, offset, _ = pointer
+    return offset + buffer.index if buffer.place in (L.WORK, L.CONST) else offset
+
+
+def glue_floor(plan: Plan, arguments: int, sizes: Sequence[Glue]) -> int:
+    """A lower bound of the instructions of the single entry function `plan` would get.
+
+    Two per argument (its data pointer), three per input whose alignment is checked, and
+    each kernel's (`sizes`: glue of plan.kernels) call and address computations. A plan
+    above HUGE_GLUE gets bounded glue parts instead, so every plan that the single entry
+    would have compiled with optimization still gets it.
+    """
+    aligned = sum(1 for t in plan.inputs if t.dtype.itemsize > 1)
+    return 2 * arguments + 3 * aligned + sum(floor for floor, _ in sizes)
+
+
+def glue_runs(kernels: Sequence[Kernel], sizes: Sequence[Glue]) -> list[list[Kernel]]:
+    """The top-level kernels in consecutive runs of at most PART_GLUE calls and pointers each.
+
+    A single kernel (or loop) above the bound is a run of its own: a loop is never cut.
+    """
+    runs: list[list[Kernel]] = [[]]
+    total = 0
+    for kernel, (_, weight) in zip(kernels, sizes, strict=True):
+        if runs[-1] and total + weight > PART_GLUE:
+            runs.append([])
+            total = 0
+        runs[-1].append(kernel)
+        total += weight
+    return [run for run in runs if run]
+
+
+def _aligned_chunks(plan: Plan) -> list[list[int]]:
+    """The inputs whose alignment is checked (item size above 1), ALIGN_PART to a chunk."""
+    checked = [k for k, t in enumerate(plan.inputs) if t.dtype.itemsize > 1]
+    return [checked[j : j + ALIGN_PART] for j in range(0, len(checked), ALIGN_PART)]
 
 
 def pieces(extent: int, parts: int) -> list[tuple[int, int]]:

@@ -15,11 +15,24 @@ body costs at most MAX_COST.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from graphc.backends.llvm import layout as L
-from graphc.backends.llvm.kernels import MAX_COST, Instr, Kernel, Loop, Map, Reduce, computed_cost, layouts, nested
+from graphc.backends.llvm.kernels import (
+    MAX_COST,
+    Instr,
+    Kernel,
+    Loop,
+    Map,
+    Reduce,
+    Scatter,
+    Sort,
+    computed_cost,
+    layouts,
+    nested,
+)
 from graphc.backends.llvm.layout import Layout
 
 Place = tuple[str, int]  # (buffer place, index): one block of memory
@@ -41,9 +54,12 @@ class Group:
     reduced_value: int = -1
     reads: dict[Place, Layout] = field(default_factory=dict)
     count: int = 0
+    cost: int = 0  # computed_cost(instrs), kept as kernels are added
+    operand_index: dict[Layout, int] = field(default_factory=dict)  # operands' positions
+    stored: dict[Place, tuple[int, Layout]] = field(default_factory=dict)  # the latest value and layout of each place
 
     def written(self) -> dict[Place, Layout]:
-        return {_place(out): out for _, out in self.stores}
+        return {place: out for place, (_, out) in self.stored.items()}
 
     def accepts(self, k: Kernel) -> bool:
         if not isinstance(k, (Map, Reduce)) or k.site or k.shape != self.shape:
@@ -52,45 +68,49 @@ class Group:
             return False
         if isinstance(k, Map) and k.extra_outs:
             return False
-        if computed_cost(self.instrs) + computed_cost(k.instrs) > MAX_COST:
+        if self.cost + computed_cost(k.instrs) > MAX_COST:
             return False
-        written = self.written()
+        stored = self.stored
         reduced = {_place(self.reduce.out)} if self.reduce is not None else set()
         for operand in k.operands:
             place = _place(operand)
-            if place in reduced or (place in written and written[place] != operand):
+            if place in reduced or (place in stored and stored[place][1] != operand):
                 return False
         out = k.out
         place = _place(out)
-        if place in reduced or (place in written and written[place] != out):
+        if place in reduced or (place in stored and stored[place][1] != out):
             return False
         return place not in self.reads or self.reads[place] == out
 
     def add(self, k: Map | Reduce) -> None:
-        written = self.written()
-        produced = {_place(out): value for value, out in self.stores}  # the latest value of each place
+        stored = self.stored  # the latest value of each place written so far (not by k itself)
         index: dict[int, int] = {}
         for i, instr in enumerate(k.instrs):
             if instr.op == "load":
                 operand = k.operands[instr.args[0]]
                 place = _place(operand)
-                if place in written:
-                    index[i] = produced[place]
+                if place in stored:
+                    index[i] = stored[place][0]
                     continue
                 self.reads.setdefault(place, operand)
-                if operand not in self.operands:
+                position = self.operand_index.get(operand)
+                if position is None:
+                    position = self.operand_index[operand] = len(self.operands)
                     self.operands.append(operand)
-                instr = replace(instr, args=(self.operands.index(operand),))
+                instr = replace(instr, args=(position,))
             elif instr.op != "const":
                 instr = replace(instr, args=tuple(index[a] for a in instr.args))
             self.instrs.append(instr)
             index[i] = len(self.instrs) - 1
+        self.cost += computed_cost(k.instrs)
         value = index[len(k.instrs) - 1]
         if isinstance(k, Reduce):
             self.reduce = k
             self.reduced_value = value
         else:
             self.stores.append((value, k.out))
+            stored.pop(_place(k.out), None)  # keep dict order that of the latest stores
+            stored[_place(k.out)] = (value, k.out)
         self.count += 1
 
     def kernel(self, live: set[Place] | None) -> Kernel:
@@ -129,28 +149,80 @@ def _touched(kernel: Kernel) -> list[Layout]:
     return [layout for inner in nested(kernel) for layout in _touched(inner)] + layouts(kernel)
 
 
-def _live_after(kernels: Sequence[Kernel], start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
-    """The stored places some kernel from `start` on may read before fully overwriting them.
+Touch = tuple[int, bool, Layout | None]
+"""A kernel touching a place: its position, whether it touches the place other than as its main
+output (a read, or another output), and its main output when that is in the place."""
 
-    Inputs, outputs and constants are always live; a workspace place is dead once a later
-    kernel's main output is exactly the stored layout (and it does not read it) or nothing
-    touches it again.
+
+def _overwritten(kernel: Kernel) -> Layout | None:
+    """The kernel's main output when it writes every point of it without reading it first (else None).
+
+    A scatter adds into its output, a sort sorts it in place, and a reduction keeping the
+    last axis updates the identity already there: each of those reads its output.
     """
-    live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
-    pending = {_place(out): out for _, out in stores if out.buffer.place == L.WORK}
-    for kernel in kernels[start:]:
-        if not pending:
-            break
-        out = getattr(kernel, "out", None)
-        for layout in _touched(kernel):
-            place = _place(layout)
-            if place not in pending or (layout is out and layout == pending[place]):
+    out = getattr(kernel, "out", None)
+    if not isinstance(out, Layout) or isinstance(kernel, (Scatter, Sort)):
+        return None
+    if isinstance(kernel, Reduce) and not kernel.inner:
+        return None
+    return out
+
+
+class Liveness:
+    """Which kernels touch each place, computed once per program in one pass over the kernels.
+
+    A kernel "only overwrites" a place when its sole touch of it is its main output and it
+    writes every point without reading the old values (_overwritten); any other touch,
+    an operand equal to the output included, may read it.
+
+    `live_after` answers for a merged group's stores from the first later kernel that touches
+    each place (a binary search), so merging a program costs linear time, not a scan to the
+    end of the program per group.
+    """
+
+    def __init__(self, kernels: Sequence[Kernel]) -> None:
+        self.touches: dict[Place, list[Touch]] = {}
+        for position, kernel in enumerate(kernels):
+            touched = _touched(kernel)
+            main = _overwritten(kernel)
+            seen: dict[Place, Touch] = {}
+            for k, layout in enumerate(touched):
+                place = _place(layout)
+                _, other, as_out = seen.get(place, (position, False, None))
+                if main is not None and k == len(touched) - 1:  # layouts() lists the main output last
+                    as_out = main
+                else:
+                    other = True
+                seen[place] = (position, other, as_out)
+            for place, touch in seen.items():
+                self.touches.setdefault(place, []).append(touch)
+        self.positions = {place: [t[0] for t in touches] for place, touches in self.touches.items()}
+
+    def first_touch(self, place: Place, start: int) -> Touch | None:
+        """The first kernel at or after `start` that touches `place` (None: none does)."""
+        positions = self.positions.get(place)
+        if positions is None:
+            return None
+        at = bisect.bisect_left(positions, start)
+        return self.touches[place][at] if at < len(positions) else None
+
+    def live_after(self, start: int, stores: list[tuple[int, Layout]]) -> set[Place]:
+        """The stored places some kernel from `start` on may read before fully overwriting them.
+
+        Inputs, outputs and constants are always live; a workspace place is dead once the first
+        later kernel touching it only overwrites it (see the class) with exactly the stored
+        layout, or when nothing touches it again.
+        """
+        live = {_place(out) for _, out in stores if out.buffer.place != L.WORK}
+        pending = {_place(out): out for _, out in stores if out.buffer.place == L.WORK}
+        for place, stored in pending.items():
+            touch = self.first_touch(place, start)
+            if touch is None:
                 continue
-            live.add(place)
-            del pending[place]
-        if isinstance(out, Layout) and _place(out) in pending and out == pending[_place(out)]:
-            del pending[_place(out)]
-    return live
+            _, other, as_out = touch
+            if other or as_out != stored:
+                live.add(place)
+        return live
 
 
 def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
@@ -164,13 +236,14 @@ def merge(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[Kernel]:
 def merge_runs(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[tuple[Kernel, range]]:
     """merge's kernels, each with the positions of the kernels it was made from (a run of consecutive ones)."""
     result: list[tuple[Kernel, range]] = []
+    liveness = Liveness(kernels) if drop_dead else None
     group: Group | None = None
     for position, kernel in enumerate(kernels):
         if group is not None and group.accepts(kernel):
             group.add(kernel)  # type: ignore[arg-type]
             continue
         if group is not None:
-            result.append((_finish(group, kernels, position, drop_dead), range(position - group.count, position)))
+            result.append((_finish(group, kernels, position, liveness), range(position - group.count, position)))
             group = None
         if isinstance(kernel, (Map, Reduce)) and not kernel.site and Group(kernel.shape).accepts(kernel):
             group = Group(kernel.shape)
@@ -181,7 +254,7 @@ def merge_runs(kernels: Sequence[Kernel], drop_dead: bool = True) -> list[tuple[
         result.append((kernel, range(position, position + 1)))
     if group is not None:
         end = len(kernels)
-        result.append((_finish(group, kernels, end, drop_dead), range(end - group.count, end)))
+        result.append((_finish(group, kernels, end, liveness), range(end - group.count, end)))
     return result
 
 
@@ -200,10 +273,10 @@ def _merge_loop(loop: Loop) -> Loop:
     return replace(loop, body=tuple(body), guards=tuple(guards))
 
 
-def _finish(group: Group, kernels: Sequence[Kernel], position: int, drop_dead: bool) -> Kernel:
+def _finish(group: Group, kernels: Sequence[Kernel], position: int, liveness: Liveness | None) -> Kernel:
     if group.count == 1:
         return kernels[position - 1]
-    live = _live_after(kernels, position, group.stores) if drop_dead else None
+    live = liveness.live_after(position, group.stores) if liveness is not None else None
     return group.kernel(live)
 
 

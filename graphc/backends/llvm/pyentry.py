@@ -58,12 +58,20 @@ def _declare(module: ir.Module, name: str, result: ir.Type, args: list[ir.Type])
     return ir.Function(module, ir.FunctionType(result, args), name)
 
 
-def add_fastcall(module: ir.Module, entry: ir.Function, release_gil: bool) -> None:
-    """Define `ptr graphc_call(ptr self, ptr args, i64 nargs)`: the entry's status as a new Python int."""
+def add_fastcall(module: ir.Module, entry: ir.Function, release_gil: bool, by_array: bool = False) -> None:
+    """Define `ptr graphc_call(ptr self, ptr args, i64 nargs)`: the entry's status as a new Python int.
+
+    `by_array`: the entry takes the argument objects as one array (fastcall's own `args`).
+    """
     fn = ir.Function(module, ir.FunctionType(_PTR, [_PTR, _PTR, _I64]), CALL)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     _, args, _ = fn.args
-    objects = [b.load(b.gep(args, [ir.Constant(_I64, k)], source_etype=_PTR), typ=_PTR) for k in range(len(entry.args))]
+    if by_array:
+        objects = [args]
+    else:
+        objects = [
+            b.load(b.gep(args, [ir.Constant(_I64, k)], source_etype=_PTR), typ=_PTR) for k in range(len(entry.args))
+        ]
     state = None
     if release_gil:
         state = b.call(_declare(module, "PyEval_SaveThread", _PTR, []), [])
