@@ -30,5 +30,6 @@ WORKLOADS: dict[str, str] = {
     "HT": "ht_hand",
     "W10": "w10_cnn",
     "LA": "linalg_solve",
+    "ODE": "ode_rk4",
 }
 """Workload id -> the module (in this package) whose `cases(options)` builds it."""
