@@ -16,6 +16,7 @@ builds the step once in gc.scan. Run alone: `graphc bench --only ODE [--quick]`.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -169,10 +170,8 @@ def cases(options: harness.Options) -> list[Case]:
                 what = "gradient" if gradient else "primal"
                 reference = numpy_gradient if gradient else numpy_primal
                 impls = [
-                    Impl(harness.NUMPY, lambda f=reference, s=s, x=x: lambda: f(x, s)),
-                    *harness.graphc_impls(
-                        options, lambda n=n, s=s, g=gradient: graphc_build(n, s, g), [x], note="gc.scan"
-                    ),
+                    Impl(harness.NUMPY, partial(partial, reference, x, s)),
+                    *harness.graphc_impls(options, partial(graphc_build, n, s, gradient), [x], note="gc.scan"),
                     Impl(peers.JAX, peers.jax_setup(jax_fn(s, gradient), [x]), note="lax.fori_loop", requires="jax"),
                 ]
                 label = f"RK4 {what}, n={harness.size_label(n)} s={s}"
