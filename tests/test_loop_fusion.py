@@ -161,3 +161,16 @@ def test_gathers_feeding_fused_regions(backend: str) -> None:
         with pytest.raises(IndexError, match="out of bounds") as compiled:
             fn(x, index)
         assert str(compiled.value).split(" in ")[0] == str(info.value).split(" in ")[0]
+
+
+def test_llvm_primal_scan_saves_no_carries_and_the_gradient_still_does() -> None:
+    n, s = 50, 40
+    inputs, outputs = ode_like(n, s)
+    primal = gc.compile(inputs, outputs[0], backend="llvm", cache=False)
+    gradient = gc.compile(inputs, outputs[3], backend="llvm", cache=False)
+    stack = n * s * 8  # one saved carry per step
+    assert primal._built.plan.workspace_bytes < stack  # type: ignore[attr-defined]
+    assert gradient._built.plan.workspace_bytes >= stack  # type: ignore[attr-defined]
+    args, want = ode_reference(n, s)
+    np.testing.assert_allclose(primal(*args), want[0], rtol=1e-13)
+    np.testing.assert_allclose(gradient(*args), want[3], rtol=1e-12, atol=1e-300)
