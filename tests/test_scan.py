@@ -368,9 +368,11 @@ def test_loops_pass_prunes_unused_work_and_is_idempotent() -> None:
 def test_optimizer_folds_inside_bodies() -> None:
     x0 = gc.var("x0", (3,))
     x_t, _ = gc.scan(lambda c, _: (c * (gc.const(2.0) * 0.5) + gc.log(1 + c * c), None), x0, None, length=2)
-    body = gc.optimize(x_t).node.attr("body")
+    body = gc.optimize(x_t, fuse=False).node.attr("body")
     ops = [n.op.name for n in body.nodes if n.op.name not in ("var", "const")]
     assert "log1p" in ops and "log" not in ops and ops.count("mul") == 1  # c * 1.0 is gone, log(1+u) is log1p(u)
+    fused_body = gc.optimize(x_t).node.attr("body")  # then the final fuse pass makes the body's chain one region
+    assert [n.op.name for n in fused_body.nodes if n.op.name not in ("var", "const")] == ["fused"]
 
 
 def test_stacks_only_loops_read_are_lists_that_never_alias_arguments() -> None:

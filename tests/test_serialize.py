@@ -928,7 +928,9 @@ def test_infer_errors_are_wrapped_with_the_op_and_the_path() -> None:
 def test_limits() -> None:
     doc = rich_document()
     text = json.dumps(doc)
-    gc.loads(text, max_nodes=len(doc["nodes"]), max_elements=12, max_depth=1)
+    gc.loads(text, max_nodes=len(doc["nodes"]), max_elements=12, max_depth=2)  # a fused region in the scan's body
+    with pytest.raises(gc.GraphFormatError, match="max_depth"):
+        gc.loads(text, max_depth=1)
     with pytest.raises(gc.GraphFormatError) as info:
         gc.loads(text, max_nodes=len(doc["nodes"]) - 1)
     assert info.value.path == "$.nodes"

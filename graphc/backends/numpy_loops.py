@@ -155,7 +155,7 @@ class LoopPlan:
             if step.op in LOOP_OPS:
                 lines += self.call_lines(table, step, rename)
             elif step.op == "fused":
-                raise NotImplementedError("the numpy backend does not render fused regions inside loop bodies")
+                lines += self.fused_lines(step, rename)
             else:
                 renamed = replace(step, args=tuple(rename.get(a, a) for a in step.args))
                 lines.append(f"    {step.name} = {self.spell(renamed)}  # {step.type}")
@@ -169,6 +169,22 @@ class LoopPlan:
         self.lines += [*lines, ""]
         self.bodies[program] = name
         return name
+
+    def fused_lines(self, step: Step, rename: dict[str, str]) -> list[str]:
+        """A fused region inside a loop body, written out as its body's steps (the same op evals, in order)."""
+        body = step.body
+        assert body is not None
+        names = {i.name: rename.get(a, a) for i, a in zip(body.inputs, step.args, strict=True)}
+        for c, value in body.constants.items():
+            names[c] = self.fresh(f"{step.name}_{c}")
+            self.constants[names[c]] = value
+        lines = []
+        for inner in body.steps:
+            names[inner.name] = self.fresh(f"{step.name}_{inner.name}")
+            renamed = replace(inner, name=names[inner.name], args=tuple(names.get(a, a) for a in inner.args))
+            lines.append(f"    {names[inner.name]} = {self.spell(renamed)}  # {inner.type}")
+        lines.append(f"    {step.name} = {names[body.outputs[0]]}  # {step.type}")
+        return lines
 
     # --- drivers -----------------------------------------------------------------------------
 

@@ -24,9 +24,15 @@ once per point of one iteration shape:
 
 Regions are found in one pass over the reverse toposort: users come before the nodes
 they use, so a node joins the region of its users when they all share one.
+
+Loop and branch bodies (a node's Graph-valued attributes: scan, fixed_point, while_loop,
+cond) are fused by the same rules, each body once, so that the siblings of one loop keep
+sharing one body; a loop node itself stays OPAQUE and never joins a region.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from graphc.ir import Graph, Node, derived_from, users
 from graphc.ops.base import Kind
@@ -113,21 +119,43 @@ def fused_node(group: list[Node], outer: dict[Node, Node]) -> Node:
         return fused(*params, body=body)
 
 
+def _with_bodies(node: Node, inputs: list[Node], transform: Callable[[Graph], Graph], done: dict[Graph, Graph]) -> Node:
+    """`node` on `inputs` with each Graph-valued attribute (a loop or branch body) transformed once per body."""
+    bodies = {}
+    for key, value in node.attrs:
+        if isinstance(value, Graph):
+            if value not in done:
+                done[value] = transform(value)
+            if done[value] is not value:
+                bodies[key] = done[value]
+    if not bodies:
+        return rebuild(node, inputs)
+    with derived_from(node):
+        return Node.make(node.op, inputs, {**node.params, **bodies})
+
+
 def fuse(graph: Graph) -> Graph:
-    """One fused node per region of two or more nodes; the same graph when there is none."""
+    """One fused node per region of two or more nodes, in loop and branch bodies too; the same graph when none."""
     groups = _members(graph, regions(graph))
-    if not groups:
+    has_bodies = any(isinstance(v, Graph) for n in graph.nodes if n.op is not fused for _, v in n.attrs)
+    if not groups and not has_bodies:
         return graph
     interior = {id(n) for group in groups.values() for n in group[:-1]}
     mapping: dict[Node, Node] = {}
+    fused_bodies: dict[Graph, Graph] = {}
     for node in graph.nodes:
         if id(node) in interior:
             continue
         if node in groups:
             mapping[node] = fused_node(groups[node], mapping)
-        else:
+        elif node.op is fused:
             mapping[node] = rebuild(node, [mapping[i] for i in node.inputs])
-    return Graph([mapping[o] for o in graph.outputs], graph.inputs)
+        else:
+            mapping[node] = _with_bodies(node, [mapping[i] for i in node.inputs], fuse, fused_bodies)
+    outputs = [mapping[o] for o in graph.outputs]
+    if all(a is b for a, b in zip(outputs, graph.outputs, strict=True)):
+        return graph
+    return Graph(outputs, graph.inputs)
 
 
 def inline(body: Graph, args: list[Node]) -> Node:
@@ -141,11 +169,12 @@ def inline(body: Graph, args: list[Node]) -> Node:
 
 
 def unfuse(graph: Graph) -> Graph:
-    """Every fused node replaced by its body's nodes: the inverse of fuse (same outputs, by identity).
+    """Every fused node replaced by its body's nodes, in loop bodies too: the inverse of fuse (same outputs).
 
     For inspection, tests, and differentiating a graph that was already optimized.
     """
     mapping: dict[Node, Node] = {}
+    unfused_bodies: dict[Graph, Graph] = {}
     for node in graph.nodes:
         args = [mapping[i] for i in node.inputs]
         if node.op is fused:
@@ -153,7 +182,7 @@ def unfuse(graph: Graph) -> Graph:
             assert isinstance(body, Graph)
             mapping[node] = inline(body, args)
         else:
-            mapping[node] = rebuild(node, args)
+            mapping[node] = _with_bodies(node, args, unfuse, unfused_bodies)
     outputs = [mapping[o] for o in graph.outputs]
     if all(a is b for a, b in zip(outputs, graph.outputs, strict=True)):
         return graph

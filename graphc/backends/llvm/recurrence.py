@@ -8,7 +8,8 @@ Planner whose inputs are the current carries, x[t] (a layout that moves with t) 
 closures, and whose outputs are the next carries and y[t]. Carries are double-buffered:
 the body writes the next ones, a copy at the end of each iteration makes them current.
 Every buffer of a loop is fresh (never reused by the enclosing buffer plan), so results
-can be read in place by later steps. A cond plans both branch Programs into the same
+can be read in place by later steps. A carry is copied into its saved stack (for a
+gradient's reverse loop) each step only when a sibling reads that stack. A cond plans both branch Programs into the same
 fresh result buffers, as the two sides of one Branch kernel; a while_loop's condition
 Program runs before each iteration and leaves a bool.
 """
@@ -67,7 +68,9 @@ def _plan_scan(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     carries = [p.fresh(fixed(t.shape), t.dtype) for t in carry_types]
     following = [p.fresh(fixed(t.shape), t.dtype) for t in carry_types]
     ys = [p.fresh((length, *fixed(t.shape)), t.dtype) for t in body.output_types[nc:]]
-    saved = [p.fresh((fixed_size(saved_count(length, checkpoint)), *fixed(t.shape)), t.dtype) for t in carry_types]
+    kept = _saved_wanted(p, step, nc + len(ys))
+    count = fixed_size(saved_count(length, checkpoint))
+    saved = [p.fresh((count if m in kept else 0, *fixed(t.shape)), t.dtype) for m, t in enumerate(carry_types)]
     for init, carry in zip(args[:nc], carries, strict=True):
         p.copy(init, carry)
     if length == 0:
@@ -76,8 +79,8 @@ def _plan_scan(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     inputs = [*carries, *x_t, *args[nc + nx :]]
     outputs = [*following, *(at_step(y, depth) for y in ys)]
     inner = p.nested(body, inputs, outputs)
-    for carry, stack in zip(carries, saved, strict=True):
-        inner.copy(carry, at_step(stack, depth, checkpoint))
+    for m in sorted(kept):
+        inner.copy(carries[m], at_step(saved[m], depth, checkpoint))
     saves = len(inner.kernels)
     inner.walk()
     for new, carry in zip(following, carries, strict=True):
@@ -85,6 +88,16 @@ def _plan_scan(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
     guards = [checkpoint] * saves + [1] * (len(inner.kernels) - saves)
     p.kernels.append(Loop("scan", length, bool(step.attr("reverse")), depth, tuple(inner.kernels), tuple(guards)))
     return [*carries, *ys, *saved]
+
+
+def _saved_wanted(p: Planner, step: Step, first: int) -> set[int]:
+    """The carries whose saved stack some sibling of the scan reads (results `first`, `first` + 1, ...).
+
+    A stack nobody reads is neither allocated nor written: a primal scan saves nothing per step.
+    """
+    family = loop_family(step)
+    outputs = {s.int_attr("output") for s in p.program.steps if s.op == step.op and loop_family(s) == family}
+    return {o - first for o in outputs if o >= first}
 
 
 def _plan_fixed_point(p: Planner, step: Step, args: list[Layout]) -> list[Layout]:
