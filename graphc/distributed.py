@@ -2,7 +2,7 @@
 
 Imports shapes, ops.dims, compile and serialize; dask and distributed are imported inside the
 functions that use them. Workers never receive native code or pickled graphs: a
-function travels as its gc.dumps text with its compile options (a `Payload`), scattered
+function travels as its gc.dumps text with its compile options (a `Payload`), given
 to each worker once (client.run, the first time a call finds the worker), and each worker
 compiles it on first use with its own compile cache (then keeps it, least recently used
 first out), for as many threads as the worker has (a worker of one thread runs
