@@ -45,22 +45,36 @@ def cluster(workers: int) -> object:
 
 
 def chunk_function(rows: int, backend: str) -> gc.compile:  # type: ignore[valid-type]
-    """The W1 loss and gradients for a chunk of `rows` rows, inputs ordered (W1, b1, W2, b2, X, y)."""
+    """The W1 loss and gradients for a chunk of `rows` rows, inputs ordered (W1, b1, W2, b2, X, y).
+
+    Compiled for one thread, like the workers' copies (one thread each): the thread count
+    does not travel to the workers, and here it keeps the one-process row on one core.
+    """
     build = graphc_build(rows, D, HIDDEN, CLASSES)
     x, y, *params = build.inputs
-    return gc.compile([*params, x, y], [build.f, *build.derivatives], backend=backend)
+    return gc.compile([*params, x, y], [build.f, *build.derivatives], backend=backend, threads=1)
 
 
 def on_cluster(client: object, inputs: list[np.ndarray], chunk_rows: int) -> list[object]:
-    """X and y as dask arrays of `chunk_rows`-row chunks, persisted on the client's workers, evenly."""
+    """X and y as dask arrays of `chunk_rows`-row chunks on the client's workers, chunk i's X and y on worker i % n.
+
+    Placed, not rebalanced: client.rebalance evens out bytes, not chunks (it left 6 of 8
+    X chunks on one worker, or the y chunks apart from their X), and map_reduce would then
+    move chunks during every call.
+    """
     import dask.array as da
     from distributed import wait
 
+    workers = sorted(client.scheduler_info()["workers"])  # type: ignore[attr-defined]
     x, y = inputs[:2]
-    arrays = [da.from_array(x, chunks=(chunk_rows, x.shape[1])), da.from_array(y, chunks=chunk_rows)]
-    persisted = client.persist(arrays)  # type: ignore[attr-defined]
+    pieces = []
+    for i, start in enumerate(range(0, x.shape[0], chunk_rows)):
+        rows = slice(start, start + chunk_rows)
+        here = [da.from_array(x[rows], chunks=x[rows].shape), da.from_array(y[rows], chunks=y[rows].shape)]
+        pieces.append(client.persist(here, workers=[workers[i % len(workers)]]))  # type: ignore[attr-defined]
+    arrays = [da.concatenate([piece[k] for piece in pieces]) for k in range(2)]
+    persisted = client.persist(arrays)  # type: ignore[attr-defined]  # aliases of the pieces, where they are
     wait(persisted)
-    client.rebalance(persisted)  # type: ignore[attr-defined]  # chunks spread evenly: each worker gets its share
     return persisted
 
 

@@ -2,12 +2,22 @@
 
 Imports shapes, ops.dims, compile and serialize; dask and distributed are imported inside the
 functions that use them. Workers never receive native code or pickled graphs: a
-function travels as its gc.dumps text with its compile options (a `Payload`), scattered
-to the workers once per client, and each worker compiles it on first use with its own
-compile cache (then keeps it, least recently used first out). Each worker gets one task
-per call that runs every chunk it holds (an even share at most) and sums them; a tree of
-tasks then sums the workers' results. The broadcast arguments reach each worker once per
-call: inside its task, or scattered first when they are large (SCATTER_BYTES).
+function travels as its gc.dumps text with its compile options (a `Payload`), given
+to each worker once (client.run, the first time a call finds the worker), and each worker
+compiles it on first use with its own compile cache (then keeps it, least recently used
+first out), for as many threads as the worker has (a worker of one thread runs
+single-threaded code: two workers must not each spread a kernel over both cores). A task
+names the payload by its digest only; a worker that was not given it (one that joined or
+restarted during a call) fetches it from the copy published on the scheduler. Each worker
+gets one task per call that runs every chunk it holds (an even share at most) and sums
+them; the client gathers the workers' sums and adds them (a tree of tasks first when there
+are more than FAN_IN). The broadcast arguments reach each worker once per call: inside its
+task, or scattered first when they are large (SCATTER_BYTES).
+
+Why not a broadcast scatter of the payload: dask's active memory manager drops extra
+replicas of a key that no task is waiting for (ReduceReplicas, every 2 s), so a payload
+broadcast once was fetched again by one of the workers before most calls, delaying its
+task.
 
 Chunk sizes. A function whose chunked inputs have a named leading dimension
 (`gc.var("X", ("batch", 64))`, API §7) takes the chunks as they are, ragged ones
@@ -35,6 +45,7 @@ import numpy.typing as npt
 
 from graphc.compile import CompiledFunction
 from graphc.compile import compile as compile_graph
+from graphc.compile_options import usable_cores
 from graphc.ops.dims import bind
 from graphc.serialize import dumps, loads
 from graphc.shapes import Dim, Shape, format_shape
@@ -66,6 +77,17 @@ class Payload:
         return self.digest
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A payload as a task names it: its digest, and the name of the scheduler's copy for workers that lack it."""
+
+    digest: str
+    name: str
+
+    def __dask_tokenize__(self) -> str:
+        return self.digest
+
+
 _PAYLOADS: weakref.WeakKeyDictionary[CompiledFunction, Payload] = weakref.WeakKeyDictionary()
 
 
@@ -86,19 +108,61 @@ def _payload(fn: CompiledFunction) -> Payload:
 
 # --- on the workers ------------------------------------------------------------------------------
 
+_HELD: OrderedDict[str, Payload] = OrderedDict()  # payloads given to this worker, by digest
 _COMPILED: OrderedDict[str, CompiledFunction] = OrderedDict()
 _COMPILING = threading.Lock()
 
 
-def compiled(payload: Payload) -> CompiledFunction:
-    """The payload's function, compiled once per worker process."""
+def install(payload: Payload) -> None:
+    """Keep the payload on this worker (run on each worker by the client, once)."""
+    with _COMPILING:
+        _HELD[payload.digest] = payload
+        _HELD.move_to_end(payload.digest)
+        while len(_HELD) > _KEEP:
+            _HELD.popitem(last=False)
+
+
+def resolve(ref: Ref | Payload) -> Payload:
+    """The payload a task names: held on this worker, else fetched once from the cluster's copy."""
+    if isinstance(ref, Payload):
+        return ref
+    with _COMPILING:
+        payload = _HELD.get(ref.digest)
+    if payload is None:
+        from distributed import get_client
+
+        payload = get_client().get_dataset(ref.name)
+        if not isinstance(payload, Payload) or payload.digest != ref.digest:
+            raise RuntimeError(f"the cluster's copy of graphc payload {ref.digest[:12]} is not that payload")
+        install(payload)
+    return payload
+
+
+def worker_threads() -> int | None:
+    """The threads of the dask worker running this (at most the usable cores), None outside a worker.
+
+    A compiled function on a worker shares its kernels among that many threads: a worker of
+    one thread (one core's share) gets single-threaded code, not gc.get_num_threads().
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    return max(1, min(int(worker.state.nthreads), usable_cores()))
+
+
+def compiled(ref: Ref | Payload) -> CompiledFunction:
+    """The payload's function, compiled once per worker process (for the worker's threads: see worker_threads)."""
+    payload = resolve(ref)
     with _COMPILING:
         fn = _COMPILED.get(payload.digest)
         if fn is None:
             inputs, outputs = loads(payload.text)
             fn = compile_graph(
                 inputs, outputs, backend=payload.backend, optimize=payload.optimize, fast_math=payload.fast_math,
-                check_finite=payload.check_finite,
+                check_finite=payload.check_finite, threads=worker_threads(),
             )  # fmt: skip
             _COMPILED[payload.digest] = fn
         _COMPILED.move_to_end(payload.digest)
@@ -107,7 +171,7 @@ def compiled(payload: Payload) -> CompiledFunction:
     return fn
 
 
-def apply_chunk(payload: Payload, weight: int | None, *args: npt.ArrayLike) -> list[np.ndarray]:
+def apply_chunk(payload: Ref | Payload, weight: int | None, *args: npt.ArrayLike) -> list[np.ndarray]:
     """The function's outputs on one chunk, each times `weight` (its rows) when given."""
     fn = compiled(payload)
     result = fn(*args)
@@ -118,7 +182,7 @@ def apply_chunk(payload: Payload, weight: int | None, *args: npt.ArrayLike) -> l
 
 
 def apply_chunks(
-    payload: Payload, weights: tuple[int, ...] | None, n_shared: int, width: int, *args: npt.ArrayLike
+    payload: Ref | Payload, weights: tuple[int, ...] | None, n_shared: int, width: int, *args: npt.ArrayLike
 ) -> list[np.ndarray]:
     """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments).
 
@@ -141,7 +205,7 @@ def combine(*parts: list[np.ndarray]) -> list[np.ndarray]:
 
 # --- on the client -------------------------------------------------------------------------------
 
-_SHIPPED: OrderedDict[tuple[str, str], Future] = OrderedDict()
+_SHIPPED: OrderedDict[tuple[str, str], set[str]] = OrderedDict()  # (client, digest): the workers given it
 
 
 def _client(client: Client | None) -> Client:
@@ -158,17 +222,27 @@ def _client(client: Client | None) -> Client:
         ) from None
 
 
-def ship(client: Client, payload: Payload) -> Future:
-    """The payload on every worker (scattered once per client; a new worker fetches it from a peer)."""
+def ship(client: Client, payload: Payload, workers: Sequence[str]) -> Ref:
+    """The payload given to each of `workers` that does not have it yet; the Ref that tasks carry.
+
+    One copy is published on the scheduler once per client (a dataset), for workers that
+    join later: they fetch it on first use. Each worker is given the payload once, directly
+    (client.run). A client process keeps this for its _KEEP latest payloads.
+    """
     key = (str(client.id), payload.digest)
-    future = _SHIPPED.get(key)
-    if future is None or future.status != "finished":
-        future = client.scatter(payload, broadcast=True)
-        _SHIPPED[key] = future
+    ref = Ref(payload.digest, f"graphc-payload-{payload.digest}")
+    given = _SHIPPED.get(key)
+    if given is None:
+        client.publish_dataset(override=True, **{ref.name: payload})
+        given = _SHIPPED[key] = set()
+    missing = sorted(set(workers) - given)
+    if missing:
+        client.run(install, payload, workers=missing)
+        given.update(missing)
     _SHIPPED.move_to_end(key)
     while len(_SHIPPED) > _KEEP:
         _SHIPPED.popitem(last=False)
-    return future
+    return ref
 
 
 def _as_list(values: object) -> list[object]:
@@ -312,13 +386,12 @@ def _blocks(client: Client, arrays: list[dask.array.Array]) -> list[list[Future]
     return [list(row) for row in zip(*columns, strict=True)]
 
 
-def _owners(client: Client, blocks: list[list[Future]]) -> list[str | None]:
+def _owners(client: Client, workers: list[str], blocks: list[list[Future]]) -> list[str | None]:
     """For each chunk, the worker to run it: one holding it, at most an even share of chunks each.
 
     One task per worker then runs all of its chunks, instead of one task per chunk: a task
     costs a round trip to the scheduler, which dominates when chunks are small.
     """
-    workers = sorted(client.scheduler_info()["workers"])
     if not workers:
         return [None] * len(blocks)
     who = client.who_has([row[0] for row in blocks])
@@ -345,11 +418,15 @@ def _shared(client: Client, broadcast: list[np.ndarray]) -> list[np.ndarray] | l
     return client.scatter(broadcast, broadcast=True, hash=False)
 
 
-def _tree(client: Client, parts: list[Future]) -> Future:
-    """One future summing all parts, FAN_IN at a time."""
-    while len(parts) > 1:
+def _reduced(client: Client, parts: list[Future]) -> list[np.ndarray]:
+    """The sum of all parts: tasks summing FAN_IN at a time while there are more, then here.
+
+    The last sum is the client's: gathering a few parts costs one round trip, where a task
+    on a worker would cost another (its scheduling and a transfer of the other parts).
+    """
+    while len(parts) > FAN_IN:
         parts = [client.submit(combine, *parts[i : i + FAN_IN], pure=False) for i in range(0, len(parts), FAN_IN)]
-    return parts[0]
+    return combine(*client.gather(parts))
 
 
 def map_reduce(
@@ -376,12 +453,13 @@ def map_reduce(
         raise ValueError("the chunked arguments have no rows")
     functions, arrays = _functions(fn, broadcast, arrays)
     client = _client(client)
+    workers = sorted(client.scheduler_info()["workers"])
     digests = {n: payload_of(f).digest for n, f in functions.items()}
-    shipped = {payload_of(f).digest: ship(client, payload_of(f)) for f in functions.values()}
+    shipped = {payload_of(f).digest: ship(client, payload_of(f), workers) for f in functions.values()}
     shared = _shared(client, broadcast)
     blocks = _blocks(client, arrays)
     groups: dict[tuple[str | None, str], tuple[list[int], list[Future]]] = {}
-    for n, owner, row in zip(arrays[0].chunks[0], _owners(client, blocks), blocks, strict=True):
+    for n, owner, row in zip(arrays[0].chunks[0], _owners(client, workers, blocks), blocks, strict=True):
         sizes, args = groups.setdefault((owner, digests[n]), ([], []))  # a named function: one task per worker
         sizes.append(n)
         args.extend(row)
@@ -389,9 +467,9 @@ def map_reduce(
     for (owner, digest), (sizes, args) in groups.items():
         weights = tuple(sizes) if reduce == "mean" else None
         task = (apply_chunks, shipped[digest], weights, len(shared), len(arrays), *shared, *args)
-        workers = None if owner is None else [owner]
-        parts.append(client.submit(*task, pure=False, workers=workers, allow_other_workers=owner is not None))
-    outputs = _tree(client, parts).result()
+        on = None if owner is None else [owner]
+        parts.append(client.submit(*task, pure=False, workers=on, allow_other_workers=owner is not None))
+    outputs = _reduced(client, parts)
     if reduce == "mean":
         outputs = [np.asarray(o / rows) for o in outputs]
     single = next(iter(functions.values())).single

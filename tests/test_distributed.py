@@ -226,6 +226,90 @@ def test_workers_compile_the_text_once(client, data) -> None:
     assert (payload.backend, payload.optimize, payload.fast_math, payload.check_finite) == ("numpy", True, False, False)
 
 
+def test_each_worker_is_given_the_payload_once_and_a_worker_without_it_fetches_it(client, data, monkeypatch) -> None:
+    params, X, Y = data
+    fn = loss_and_grads(300)
+    chunked = [da.from_array(X, chunks=(300, 5)), da.from_array(Y, chunks=300)]
+    first = gd.map_reduce(fn, params, chunked, reduce="mean", client=client)
+    digest = gd.payload_of(fn).digest
+    assert all(digest in held for held in client.run(lambda: list(gd._HELD)).values())
+    assert gd._SHIPPED[(str(client.id), digest)] == set(client.scheduler_info()["workers"])
+    run, installs = client.run, []
+
+    def spy(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        installs.extend([function] if function is gd.install else [])
+        return run(function, *args, **kwargs)
+
+    monkeypatch.setattr(client, "run", spy)
+    assert_close(gd.map_reduce(fn, params, chunked, reduce="mean", client=client), list(first))  # type: ignore[arg-type]
+    assert installs == []  # given once: the second call sends no payload
+    monkeypatch.undo()
+    client.run(lambda: (gd._HELD.clear(), gd._COMPILED.clear()))  # like a worker that joined after it was given
+    assert_close(gd.map_reduce(fn, params, chunked, reduce="mean", client=client), list(first))  # type: ignore[arg-type]
+    assert any(digest in held for held in client.run(lambda: list(gd._HELD)).values())  # fetched from the scheduler
+
+
+def test_workers_compile_for_their_own_thread_count(client) -> None:
+    """A worker of one thread runs single-threaded code, whatever gc.get_num_threads says in its process."""
+    from graphc import compile_options
+
+    client.run(lambda: (gc.set_num_threads(3), gd._COMPILED.clear()))
+    try:
+        x = gc.var("x", (1000, 8))
+        fn = gc.compile([x], gc.sum(gc.tanh(x) * gc.tanh(x), axis=0), backend="llvm")
+        values = np.random.default_rng(11).normal(size=(4000, 8))
+        got = gd.map_reduce(fn, [], da.from_array(values, chunks=(1000, 8)), client=client)
+        np.testing.assert_allclose(got, (np.tanh(values) ** 2).sum(axis=0), rtol=1e-12)
+        threads = [t for each in client.run(lambda: [f.threads for f in gd._COMPILED.values()]).values() for t in each]
+        assert threads and set(threads) == {1}
+        assert client.submit(gd.worker_threads, pure=False).result() == 1
+        assert client.run(gc.get_num_threads) == dict.fromkeys(client.scheduler_info()["workers"], 3)
+    finally:
+        client.run(lambda: (compile_options._NUM_THREADS.clear(), gd._COMPILED.clear()))
+    assert gd.worker_threads() is None  # outside a worker: gc.compile's own default
+
+
+def test_a_warm_call_moves_nothing_between_workers(client, data) -> None:
+    """Chunks placed on both workers: each runs its own, the client adds the two sums; no transfers."""
+    params, X, Y = data
+    workers = sorted(client.scheduler_info()["workers"])
+    pieces = [
+        client.persist([da.from_array(X[a : a + 150], chunks=(150, 5)), da.from_array(Y[a : a + 150], chunks=150)],
+                       workers=[workers[i % 2]])
+        for i, a in enumerate(range(0, ROWS, 150))
+    ]  # fmt: skip
+    chunked = client.persist([da.concatenate([p[k] for p in pieces]) for k in range(2)])
+    fn = loss_and_grads(150)
+    first = gd.map_reduce(fn, params, chunked, reduce="mean", client=client)
+    client.run(lambda dask_worker: dask_worker.transfer_incoming_log.clear())
+    for _ in range(2):
+        assert_close(gd.map_reduce(fn, params, chunked, reduce="mean", client=client), list(first))  # type: ignore[arg-type]
+    moved = client.run(lambda dask_worker: [list(t["keys"]) for t in dask_worker.transfer_incoming_log])
+    assert moved == {w: [] for w in workers}
+    assert_close(first, reference(data))
+
+
+def test_more_parts_than_fan_in_are_summed_by_tasks_first(client, monkeypatch) -> None:
+    sizes = tuple(range(1, 12))  # 11 chunk sizes, one function each: at least 11 worker tasks
+    assert len(sizes) > gd.FAN_IN
+    values = np.random.default_rng(12).normal(size=(sum(sizes), 3))
+
+    def build(rows: int) -> gc.compile:  # type: ignore[valid-type]
+        x = gc.var("x", (rows, 3))
+        return gc.compile([x], gc.sum(x, axis=0), backend="numpy")
+
+    submit, combined = client.submit, []
+
+    def spy(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        combined.extend([len(args)] if function is gd.combine else [])
+        return submit(function, *args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", spy)
+    got = gd.map_reduce(build, [], da.from_array(values, chunks=(sizes, 3)), client=client)
+    np.testing.assert_allclose(got, values.sum(axis=0), rtol=1e-13)
+    assert combined and all(n <= gd.FAN_IN for n in combined) and sum(combined) >= len(sizes)
+
+
 def test_compile_options_travel_with_the_function() -> None:
     x = gc.var("x", (4,))
     fn = gc.compile([x], gc.sum(x * 0.0), backend="numpy", fast_math=True, optimize=True)
