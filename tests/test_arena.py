@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -123,13 +127,49 @@ def test_a_reentrant_take_while_the_lock_is_held_does_not_deadlock() -> None:
     assert a.take(PAGE) is block
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_a_free_lock_while_a_thread_holds_it() -> None:
+    """A thread holds the arena's lock while the main thread forks: the child must not deadlock taking a block."""
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with arena.ARENA._lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running: the point here
+            pid = os.fork()
+        if pid == 0:  # the child: take and give a block, then leave without running pytest's teardown
+            block = arena.ARENA.take(PAGE)
+            arena.ARENA.give(block)
+            os._exit(0 if arena.ARENA.in_use_blocks == 0 else 1)
+    finally:
+        done.set()
+        holder.join()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        finished, code = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            assert os.waitstatus_to_exitcode(code) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child deadlocked on the arena's lock")
+
+
 @pytest.mark.parametrize(
     ("value", "error"),
     [(-1, ValueError), (True, TypeError), (1.5, TypeError), ("1", TypeError), (None, TypeError)],
 )
 def test_set_workspace_limit_rejects_what_is_not_a_count_of_bytes(value: object, error: type[Exception]) -> None:
     before = gc.get_workspace_limit()
-    with pytest.raises(error, match="gc.set_workspace_limit"):
+    with pytest.raises(error, match=r"gc\.set_workspace_limit"):
         gc.set_workspace_limit(value)  # type: ignore[arg-type]
     assert gc.get_workspace_limit() == before
     gc.set_workspace_limit(np.int64(12345))

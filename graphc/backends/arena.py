@@ -27,6 +27,7 @@ The default limit is a quarter of the machine's memory (1 GiB where it cannot be
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
 import threading
@@ -88,6 +89,7 @@ class Arena:
     def __init__(self, limit: int) -> None:
         self._lock = threading.RLock()  # reentrant: a finalizer or signal handler may call a function
         self._idle: list[np.ndarray] = []  # ascending size
+        self._sizes: list[int] = []  # their sizes: bisect finds the smallest fit in C
         self.limit = limit
         self.idle_bytes = 0
         self.in_use_bytes = 0
@@ -99,40 +101,36 @@ class Arena:
     def take(self, nbytes: int) -> np.ndarray:
         """A block of at least `nbytes` that no other call holds: the smallest idle one that fits, or a new one."""
         with self._lock:
-            idle = self._idle
-            for i in range(len(idle)):
-                if idle[i].nbytes >= nbytes:
-                    block = idle.pop(i)
-                    self.idle_bytes -= block.nbytes
-                    self._lend(block.nbytes)
-                    self.hits += 1
-                    return block
-            superseded = idle[:]  # all smaller than nbytes: the new block serves what they served
-            idle.clear()
-            self.idle_bytes = 0
+            i = bisect.bisect_left(self._sizes, nbytes)
+            if i < len(self._sizes):  # a hit: bytes move from idle to in use, the total stays
+                size = self._sizes.pop(i)
+                self.idle_bytes -= size
+                self.in_use_bytes += size
+                self.in_use_blocks += 1
+                self.hits += 1
+                return self._idle.pop(i)
+            superseded = self._trim(0)  # all smaller than nbytes: the new block serves what they served
             self.misses += 1
         del superseded  # unmapped here, outside the lock
         block = _map(size_class(nbytes))
         with self._lock:
-            self._lend(block.nbytes)
+            self.in_use_bytes += block.nbytes
+            self.in_use_blocks += 1
+            self.peak_bytes = max(self.peak_bytes, self.in_use_bytes + self.idle_bytes)
         return block
-
-    def _lend(self, nbytes: int) -> None:
-        self.in_use_bytes += nbytes
-        self.in_use_blocks += 1
-        self.peak_bytes = max(self.peak_bytes, self.in_use_bytes + self.idle_bytes)
 
     def give(self, block: np.ndarray) -> None:
         """Take back a block a call is done with; free idle blocks beyond the limit, smallest first."""
+        size = block.nbytes
         with self._lock:
-            self.in_use_bytes -= block.nbytes
+            self.in_use_bytes -= size
             self.in_use_blocks -= 1
-            idle = self._idle
-            at = 0
-            while at < len(idle) and idle[at].nbytes < block.nbytes:
-                at += 1
-            idle.insert(at, block)
-            self.idle_bytes += block.nbytes
+            at = bisect.bisect_left(self._sizes, size)
+            self._sizes.insert(at, size)
+            self._idle.insert(at, block)
+            self.idle_bytes += size
+            if self.idle_bytes <= self.limit:
+                return
             freed = self._trim(self.limit)
         del freed  # unmapped here, outside the lock
 
@@ -140,10 +138,15 @@ class Arena:
         """Remove idle blocks, smallest first, until they total at most `limit`; return them (the caller drops them)."""
         removed = []
         while self._idle and self.idle_bytes > limit:
-            block = self._idle.pop(0)
-            self.idle_bytes -= block.nbytes
-            removed.append(block)
+            self.idle_bytes -= self._sizes.pop(0)
+            removed.append(self._idle.pop(0))
         return removed
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (another thread may have held this one), and no calls in flight."""
+        self._lock = threading.RLock()
+        self.in_use_bytes = 0
+        self.in_use_blocks = 0
 
     def release(self) -> None:
         """Free every idle block (blocks in use are given back, and kept or freed, when their calls return)."""
@@ -173,6 +176,8 @@ class Arena:
 
 ARENA = Arena(_default_limit())
 """The process's arena: every compiled function takes its large workspaces here."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: ARENA.after_fork())
 
 
 def _check_limit(nbytes: object) -> int:
