@@ -118,6 +118,17 @@ def test_the_limit_frees_idle_blocks_smallest_first() -> None:
     assert a.stats().idle_blocks == 0 and a.limit == 1 << 40
 
 
+def test_a_workspace_the_system_cannot_map_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(arena.mmap, "mmap", refuse)
+    a = arena.Arena(limit=1 << 40)
+    with pytest.raises(MemoryError, match="workspace of 8,192 bytes"):
+        a.take(2 * PAGE)
+    assert (a.in_use_blocks, a.idle_bytes, a.misses) == (0, 0, 1)
+
+
 def test_a_reentrant_take_while_the_lock_is_held_does_not_deadlock() -> None:
     """A finalizer or signal handler may call a compiled function in the middle of a take or give."""
     a = arena.Arena(limit=1 << 40)
