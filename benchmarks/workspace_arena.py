@@ -15,7 +15,7 @@ steady state compiles both variants in one process and alternates their timings.
   the mean of the last, and its gradient, n = 2^23): A is called twice, then B's first
   call and B's second call are timed. With pools, B's first call faults in fresh pages.
 - steady: W1 (MLP, quick sizes) and W3 (N = 10^7) loss and gradients, time per call
-  (median), arena ÷ pool.
+  (median), arena ÷ pool; one thread (graphc's and BLAS's), as the W1 target is stated.
 
 Every result is verified first (against hand NumPy, or the evaluator; pool and arena
 results bit for bit). Run: `python -m benchmarks.workspace_arena [--quick] [--reps N]`.
@@ -36,7 +36,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.backends.llvm import runtime
-from graphc.bench import ba_bundle, checks, w1_mlp, w3_elementwise
+from graphc.bench import ba_bundle, checks, harness, w1_mlp, w3_elementwise
 
 MODES = ("pool", "arena")
 
@@ -171,34 +171,39 @@ def per_call(fn: Callable[[], object], seconds: float = 0.05) -> float:
         count *= 2
 
 
-def steady(reps: int) -> list[tuple[str, int, float, float]]:
-    """(workload, workspace bytes, pool median, arena median) with the two variants' calls alternating."""
-    builds = {
-        "W1": (w1_mlp.graphc_build(*w1_mlp.SIZES["quick"]), w1_mlp.make_inputs(*w1_mlp.SIZES["quick"])),
-        "W3": (w3_elementwise.graphc_build(w3_elementwise.SIZES["quick"]), None),
-    }
+def steady(reps: int) -> list[tuple[str, int, dict[str, float]]]:
+    """(workload, workspace bytes, median per variant): pool, arena, and a second pool function (the noise floor).
+
+    The variants' timings alternate, in a rotating order, so load from other processes hits each alike.
+    """
     rng = np.random.default_rng(0)
     n3 = w3_elementwise.SIZES["quick"]
-    builds["W3"] = (builds["W3"][0], [rng.uniform(-1, 1, n3), rng.uniform(-1, 1, n3)])
+    builds = {
+        "W1": (w1_mlp.graphc_build(*w1_mlp.SIZES["quick"]), w1_mlp.make_inputs(*w1_mlp.SIZES["quick"])),
+        "W3": (w3_elementwise.graphc_build(n3), [rng.uniform(-1, 1, n3), rng.uniform(-1, 1, n3)]),
+    }
     rows = []
     for name, (build, inputs) in builds.items():
-        arena_fn = gc.compile(build.inputs, build.outputs)
+        functions = {"arena": gc.compile(build.inputs, build.outputs, threads=1)}
         saved = runtime.SHARED_FROM
         use("pool")
-        pool_fn = gc.compile(build.inputs, build.outputs)
+        functions["pool"] = gc.compile(build.inputs, build.outputs, threads=1)
+        functions["pool again"] = gc.compile(build.inputs, build.outputs, threads=1)
         runtime.SHARED_FROM = saved
         expected = gc.evaluate(build.outputs, dict(zip(build.inputs, inputs, strict=True)))
-        got_pool, got_arena = pool_fn(*inputs), arena_fn(*inputs)
-        for g, e in zip(got_arena, expected, strict=True):
+        results = {variant: fn(*inputs) for variant, fn in functions.items()}
+        for g, e in zip(results["arena"], expected, strict=True):
             close(g, e, 1e-10, name)
-        if not all(np.array_equal(p, q) for p, q in zip(got_pool, got_arena, strict=True)):
+        if not all(np.array_equal(p, q) for p, q in zip(results["pool"], results["arena"], strict=True)):
             raise checks.VerificationError(f"{name}: the arena's results differ from the pool's")
-        times: dict[str, list[float]] = {"pool": [], "arena": []}
-        for _ in range(reps):
-            times["pool"].append(per_call(lambda: pool_fn(*inputs)))  # noqa: B023 (called at once)
-            times["arena"].append(per_call(lambda: arena_fn(*inputs)))  # noqa: B023
-        workspace = arena_fn._built.plan.workspace_bytes
-        rows.append((name, workspace, statistics.median(times["pool"]), statistics.median(times["arena"])))
+        times: dict[str, list[float]] = {variant: [] for variant in functions}
+        order = list(functions)
+        for rep in range(reps):
+            for variant in order[rep % 3 :] + order[: rep % 3]:
+                fn = functions[variant]
+                times[variant].append(per_call(lambda: fn(*inputs)))  # noqa: B023 (called at once)
+        workspace = functions["arena"]._built.plan.workspace_bytes
+        rows.append((name, workspace, {variant: statistics.median(t) for variant, t in times.items()}))
     return rows
 
 
@@ -246,10 +251,13 @@ def main() -> None:
         two = statistics.median(r["second"] for r in first[mode])  # type: ignore[type-var]
         hwm = statistics.median(r["hwm"] for r in first[mode])  # type: ignore[type-var]
         print(f"  {mode:5}: first {one:.3f} s, second {two:.3f} s, first/second {one / two:.2f}, peak RSS {mib(hwm)}")
-    print("\nsteady state, time per call (median), arena / pool:")
-    for name, workspace, pool_s, arena_s in steady(max(5, 2 * args.reps)):
+    print("\nsteady state, one thread, time per call (median):")
+    with harness.limit_threads(1, []):
+        rows = steady(max(5, 2 * args.reps))
+    for name, workspace, medians in rows:
+        pool_s, arena_s, again_s = medians["pool"], medians["arena"], medians["pool again"]
         print(f"  {name}: workspace {workspace:,} B, pool {pool_s * 1e6:,.1f} µs, arena {arena_s * 1e6:,.1f} µs, "
-              f"ratio {arena_s / pool_s:.3f}")  # fmt: skip
+              f"arena/pool {arena_s / pool_s:.3f} (pool again/pool {again_s / pool_s:.3f}: the noise)")  # fmt: skip
     print(f"\nload average: {load()}")
 
 
