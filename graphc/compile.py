@@ -37,7 +37,7 @@ from graphc.autodiff.trees import Form, Tree, flatten_like, is_tensor, tree_flat
 from graphc.backends import numpy_source
 from graphc.backends.arena import release_workspaces
 from graphc.backends.interpreter import run_program
-from graphc.compile_options import Progress, check_threads, get_num_threads, reporter
+from graphc.compile_options import Progress, check_flag, check_threads, get_num_threads, reporter
 from graphc.errors import GraphError, where
 from graphc.ir import Graph, Node, as_node
 from graphc.ops.dims import bind, check_bound, graph_names, specialize
@@ -598,6 +598,15 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     gc.workspace_stats, fn.release); results are fresh arrays, never workspace memory.
     """
     _check_backend(backend)
+    optimize, fast_math, cache, check_finite = (
+        check_flag(value, name, "gc.compile")
+        for value, name in (
+            (optimize, "optimize"),
+            (fast_math, "fast_math"),
+            (cache, "cache"),
+            (check_finite, "check_finite"),
+        )
+    )
     threads = get_num_threads() if threads is None else check_threads(threads, "gc.compile")
     input_tensors, input_form = _as_inputs(inputs)
     output_tensors, output_form, sparse = _as_outputs(outputs)

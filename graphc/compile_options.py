@@ -36,6 +36,17 @@ def check_threads(value: object, what: str) -> int:
     return int(value)
 
 
+def check_flag(value: object, name: str, what: str) -> bool:
+    """`value` as a yes/no option: a bool (or NumPy bool); TypeError naming the option otherwise.
+
+    An int, a string or None where a flag goes is refused rather than read by its truth:
+    `check_finite=1` or `optimize="no"` (which is true) would otherwise pass silently.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what}: {name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def set_num_threads(n: int) -> None:
     """gc.set_num_threads: the threads that functions compiled from now on share large kernels among.
 

@@ -161,14 +161,42 @@ def uniform(
     key: TensorLike, shape: Sequence[int] | int = (), dtype: DTypeLike = "float64", minval: TensorLike = 0.0,
     maxval: TensorLike = 1.0,
 ) -> Tensor:  # fmt: skip
-    """Uniform values in [minval, maxval) (jax.random.uniform); minval and maxval broadcast to `shape`."""
+    """Uniform values in [minval, maxval) (jax.random.uniform's bits); minval and maxval broadcast to `shape`.
+
+    A range wider than the largest float (minval=-1e308, maxval=1e308) is scaled by halves
+    rather than overflowing to inf (where JAX gives inf or NaN).
+    """
     d = _float_dtype(dtype, "uniform")
     u = _unit(key, shape, d, "uniform")
     if isinstance(minval, (int, float)) and isinstance(maxval, (int, float)) and (minval, maxval) == (0, 1):
         return u
     with building("uniform", key, shape, minval, maxval):
         low, high = as_tensor(minval, d), as_tensor(maxval, d)
-        return fn.maximum(low, _below(u * (high - low) + low, low, high))
+        return fn.maximum(low, _below(_scaled(u, low, high), low, high))
+
+
+def _scaled(u: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """u * (high - low) + low, also where high - low overflows (finite bounds wider than the largest float).
+
+    There the halves are scaled instead: 2 * (u * (high/2 - low/2) + low/2), which stays
+    below high. Where high - low is finite the first form is taken, so its bits (JAX's)
+    are kept; constant bounds choose at build time and add nothing when the range fits.
+    """
+    plain = u * (high - low) + low
+    top, bottom = const_value(high.node), const_value(low.node)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fits = (
+            None
+            if top is None or bottom is None
+            else np.isfinite(top - bottom) | ~np.isfinite(top) | ~np.isfinite(bottom)
+        )
+    if fits is not None and bool(np.all(fits)):
+        return plain
+    halved = (u * (high * 0.5 - low * 0.5) + low * 0.5) * 2.0
+    inf = np.inf
+    bounded = fn.logical_and(fn.abs(high) < inf, fn.abs(low) < inf)
+    wide = fn.logical_and(bounded, fn.abs(high - low) == inf)
+    return fn.where(wide, halved, plain)
 
 
 def _below(scaled: Tensor, low: Tensor, high: Tensor) -> Tensor:

@@ -171,3 +171,19 @@ def test_a_bad_progress_value_is_a_type_error(bad):
     x = gc.var("x", (4,))
     with pytest.raises(TypeError, match=r"gc.compile: progress must be None"):
         gc.compile([x], [x * 2.0], backend="numpy", progress=bad)
+
+
+@pytest.mark.parametrize("flag", ["optimize", "fast_math", "cache", "check_finite"])
+@pytest.mark.parametrize("bad", [1, 0, "no", None, 1.0])
+def test_a_flag_takes_only_a_bool(flag, bad):
+    """check_finite=1 or optimize="no" is refused by name rather than read by its truth."""
+    x = gc.var("x", (4,))
+    with pytest.raises(TypeError, match=rf"gc.compile: {flag} must be True or False, got {bad!r}"):
+        gc.compile([x], [x * 2.0], backend="numpy", **{flag: bad})
+
+
+@pytest.mark.parametrize("flag", ["optimize", "fast_math", "cache", "check_finite"])
+def test_a_numpy_bool_is_a_flag(flag):
+    x = gc.var("x", (4,))
+    fn = gc.compile([x], x * 2.0, backend="numpy", **{flag: np.True_})
+    np.testing.assert_array_equal(fn(np.arange(4.0)), np.arange(4.0) * 2.0)

@@ -218,6 +218,29 @@ def test_uniform_never_returns_maxval_at_a_rounding_tie() -> None:
             assert value.dtype == unclamped.dtype and value.tobytes() == want.tobytes()
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # maxval - minval, by design
+def test_uniform_over_a_range_wider_than_the_largest_float_stays_finite() -> None:
+    """maxval - minval overflows for [-1.7e308, 1.7e308): the halves are scaled instead, never inf.
+
+    Constant and symbolic bounds, float64 and float32, every executor; a range that fits keeps
+    the plain formula's bits (the symbolic bounds given [-1, 3) agree with the constant ones).
+    """
+    k = gc.random.key(0)
+    lo, hi = gc.var("lo"), gc.var("hi")
+    outputs = [gc.random.uniform(k, (4096,), minval=-1.7e308, maxval=1.7e308),
+               gc.random.uniform(k, (4096,), minval=lo, maxval=hi),
+               gc.random.uniform(k, (4096,), "float32", -3e38, 3e38),
+               gc.random.uniform(k, (4096,), minval=-1.0, maxval=3.0)]  # fmt: skip
+    for got in every_executor([lo, hi], outputs, [-1.7e308, 1.7e308]):
+        for value, high in ((got[0], 1.7e308), (got[1], 1.7e308), (got[2], np.float32(3e38))):
+            assert np.isfinite(value).all() and value.max() < high and value.min() >= -high
+            assert (value < -high / 2).any() and (value > high / 2).any()  # spread over the whole range
+        assert got[0].tobytes() == got[1].tobytes()
+    unit = gc.compile([], gc.random.uniform(k, (4096,)), backend="numpy")()
+    for got in every_executor([lo, hi], outputs, [-1.0, 3.0]):
+        assert got[1].tobytes() == got[3].tobytes() == (unit * 4.0 - 1.0).tobytes()
+
+
 @pytest.mark.parametrize("name", ["u64", "u32", "ab"])
 def test_uniform_moments_and_kolmogorov_smirnov(samples: dict[str, np.ndarray], name: str) -> None:
     stats = pytest.importorskip("scipy.stats")
