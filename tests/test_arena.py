@@ -187,6 +187,15 @@ def test_set_workspace_limit_rejects_what_is_not_a_count_of_bytes(value: object,
     assert gc.get_workspace_limit() == 12345 and type(gc.get_workspace_limit()) is int
 
 
+def test_an_int_that_lies_about_its_sign_is_still_refused() -> None:
+    class Liar(int):
+        def __lt__(self, other: object) -> bool:
+            return False
+
+    with pytest.raises(ValueError, match="-5"):
+        gc.set_workspace_limit(Liar(-5))
+
+
 def test_public_names() -> None:
     assert {"set_workspace_limit", "get_workspace_limit", "workspace_stats", "release_workspaces"} <= set(gc.__all__)
     assert gc.get_workspace_limit() > 0

@@ -191,9 +191,10 @@ def _check_limit(nbytes: object) -> int:
             f"gc.set_workspace_limit: the limit is a number of bytes (an int >= 0), "
             f"got {nbytes!r} ({type(nbytes).__name__})"
         )
-    if nbytes < 0:
-        raise ValueError(f"gc.set_workspace_limit: the limit must be >= 0 bytes, got {nbytes}")
-    return int(nbytes)
+    value = int(nbytes)  # a plain int: an int subclass's own comparisons are not asked
+    if value < 0:
+        raise ValueError(f"gc.set_workspace_limit: the limit must be >= 0 bytes, got {value}")
+    return value
 
 
 def set_workspace_limit(nbytes: int) -> None:
