@@ -175,7 +175,8 @@ def api_sections() -> tuple[list[str], set[str]]:
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
             if name == "compile":
                 lines += ["The result, a `CompiledFunction`:", ""]
-                lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir", "explore", "release"])
+                shown = ["source", "report", "graph", "signature", "llvm_ir", "explore", "release"]
+                lines += members(CompiledFunction, shown)
     return lines, covered
 
 
