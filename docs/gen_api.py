@@ -67,6 +67,9 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
      ["nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d"]),
     ("Evaluation, optimization, compilation", "", ["evaluate", "optimize", "compile",
                                                  "set_num_threads", "get_num_threads"]),
+    ("Workspace memory", "Compiled functions share one arena of scratch memory. See "
+     "[performance.md](performance.md#memory-the-workspace-arena).",
+     ["set_workspace_limit", "get_workspace_limit", "workspace_stats", "release_workspaces", "WorkspaceStats"]),
     ("Inspection", "Each accepts a Tensor, a list of Tensors, a Graph or a compiled function. "
      "See [explore.md](explore.md).", ["show", "to_dot", "to_networkx", "explore", "Graph"]),
     ("Graphs as files", "Versioned JSON, validated on load: see [format.md](format.md).",
@@ -172,7 +175,8 @@ def api_sections() -> tuple[list[str], set[str]]:
                 lines += ["Attributes and methods:", "", *members(gc.Tensor, public)]
             if name == "compile":
                 lines += ["The result, a `CompiledFunction`:", ""]
-                lines += members(CompiledFunction, ["source", "report", "graph", "signature", "llvm_ir", "explore"])
+                shown = ["source", "report", "graph", "signature", "llvm_ir", "explore", "release"]
+                lines += members(CompiledFunction, shown)
     return lines, covered
 
 

@@ -23,6 +23,13 @@ from graphc.autodiff import (
     vjp,
 )
 from graphc.autodiff.custom import custom_jvp, custom_vjp, stop_gradient
+from graphc.backends.arena import (
+    WorkspaceStats,
+    get_workspace_limit,
+    release_workspaces,
+    set_workspace_limit,
+    workspace_stats,
+)
 from graphc.compile import compile, evaluate
 from graphc.compile_options import get_num_threads, set_num_threads
 from graphc.errors import ConvergenceError, DifferentiationError, DTypeError, GraphError, GraphFormatError, ShapeError
@@ -54,6 +61,7 @@ __all__ = [
     "ShapeError",
     "SparseTensor",
     "Tensor",
+    "WorkspaceStats",
     "as_tensor",
     "astype",
     "compile",
@@ -66,6 +74,7 @@ __all__ = [
     "explore",
     "fixed_point",
     "get_num_threads",
+    "get_workspace_limit",
     "grad",
     "hessian",
     "hessian_sparsity",
@@ -78,9 +87,11 @@ __all__ = [
     "nn",
     "optimize",
     "random",
+    "release_workspaces",
     "save",
     "scan",
     "set_num_threads",
+    "set_workspace_limit",
     "show",
     "sparse_hessian",
     "sparse_jacobian",
@@ -91,6 +102,7 @@ __all__ = [
     "var",
     "vjp",
     "while_loop",
+    "workspace_stats",
 ]
 __all__ += _functions.__all__
 __all__.sort()

@@ -35,6 +35,7 @@ from graphc.autodiff.custom import lower_transient
 from graphc.autodiff.sparse import SparseTensor
 from graphc.autodiff.trees import Form, Tree, flatten_like, is_tensor, tree_flatten
 from graphc.backends import numpy_source
+from graphc.backends.arena import release_workspaces
 from graphc.backends.interpreter import run_program
 from graphc.compile_options import Progress, check_flag, check_threads, get_num_threads, reporter
 from graphc.errors import GraphError, where
@@ -248,6 +249,20 @@ class CompiledFunction:
         steps = getattr(self._built, "steps", None) if self._program is None else None
         count = len(self.program.steps) if steps is None else steps  # a cache hit knows its count
         return f"<CompiledFunction {self.signature}, {self.backend} backend, {count} steps>"
+
+    def release(self) -> None:
+        """Free the workspace memory this function keeps between calls; it still works (the next call allocates).
+
+        Large workspaces (the llvm backend's, from 256 KiB) live in an arena every compiled
+        function shares and belong to no function between calls: this frees the arena's idle
+        blocks as well (gc.release_workspaces), so other functions' next calls map fresh ones.
+        Arrays the function returned are never workspace memory and stay valid.
+        """
+        built = [self._built] if self._per_size is None else [f._built for f in list(self._per_size.functions.values())]
+        for one in built:
+            if one is not None:
+                one.release()
+        release_workspaces()
 
     def explore(self, path: str | Path = "graph.html") -> Path:
         """Write the explorer (gc.explore) for this function: every optimizer pass, and each node's code lines."""
@@ -607,6 +622,10 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     of `total` stages are done) and as progress("done", total, total) at the end. With
     named dimensions the compile is the one stage "optimize"; each size's own build, at
     its first call, reports nothing. A graph-level cache hit is the one stage "cache".
+    Memory: the llvm backend's scratch workspaces of 256 KiB or more come from an arena
+    every compiled function shares, taken for a call and given back when it returns
+    (gc.set_workspace_limit bounds what stays idle; gc.workspace_stats, fn.release);
+    results are fresh arrays, never workspace memory.
     """
     _check_backend(backend)
     optimize, fast_math, cache, check_finite = (

@@ -181,8 +181,13 @@ def test_calls_from_several_python_threads_at_once() -> None:
     assert failures == []
 
 
-def test_concurrent_callers_then_idle_keep_a_bounded_number_of_workspaces() -> None:
-    """8 threads calling at once, then nobody: the pool keeps at most POOL_LIMIT (< 8) workspaces."""
+def test_concurrent_callers_then_idle_keep_a_bounded_number_of_workspaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 threads calling at once, then nobody: the pool keeps at most POOL_LIMIT (< 8) workspaces.
+
+    A workspace this large comes from the shared arena (tests/test_arena.py); SHARED_FROM
+    raised past it takes the function's own pool, which this test is about.
+    """
+    monkeypatch.setattr(runtime, "SHARED_FROM", 1 << 62)
     n = 1 << 20
     x = gc.var("x", (n,))
     y = gc.tanh(x) * gc.exp(-x)

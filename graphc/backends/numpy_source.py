@@ -406,6 +406,12 @@ class NumpyFunction:
     function: Rendered
     source: str
     filename: str
+    pool: list[object] | None = None  # the fused regions' buffer sets, one per concurrent call (numpy_fused)
+
+    def release(self) -> None:
+        """Free the buffer sets this function keeps between calls (the next call allocates one again)."""
+        if self.pool is not None:
+            self.pool.clear()
 
 
 def build(
@@ -428,4 +434,5 @@ def build(
     function = namespace[function_name]
     assert callable(function)
     weakref.finalize(function, linecache.cache.pop, filename, None)
-    return NumpyFunction(function, source, filename)
+    pool = namespace[fused.pool] if fused is not None and fused.buffers else None
+    return NumpyFunction(function, source, filename, pool)  # type: ignore[arg-type]

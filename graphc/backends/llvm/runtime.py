@@ -7,7 +7,7 @@ optimized graph with every shape and dtype, and by this backend's source), lower
 compiles on a miss, and renders a small Python wrapper. The wrapper checks every
 argument with the numpy backend's rules and messages (a fast path for arrays of the
 exact class, dtype, shape and C strides; `prepare` coerces and copies otherwise),
-allocates fresh outputs, takes a workspace from a per-function pool, and makes the one
+allocates fresh outputs, takes a workspace (see below), and makes the one
 native call: a CPython builtin (pyentry.py; ctypes where the C API is out of reach), which
 releases the GIL for calls with a lot of work. Arrays are passed as PyObject pointers and
 the native code reads their data pointers itself: cheaper than asking NumPy for
@@ -15,8 +15,13 @@ addresses in Python. So the fast path admits only objects whose type is exactly
 ndarray (`type(a)`, which no proxy can fake, never `a.__class__`), of the exact dtype,
 shape and C strides; the native code checks their alignment itself (lower.MISALIGNED).
 
-The pool keeps at most POOL_LIMIT workspaces (what that many concurrent calls use); a
-call that finds it empty allocates one, and workspaces beyond the limit are freed.
+Workspaces of SHARED_FROM bytes or more come from the process's arena
+(graphc.backends.arena): the wrapper takes a block for the call and gives it back in a
+`finally`, so an idle function holds none and a first call reuses pages an earlier call
+touched. Smaller ones stay with their function in a pool of at most POOL_LIMIT (what that
+many concurrent calls use; a call that finds it empty allocates one, workspaces beyond
+the limit are freed): taking from the arena costs a lock, which a call that small feels.
+`LLVMFunction.release` empties the pool. Either way a call holds its workspace alone.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from graphc.backends import finite
+from graphc.backends.arena import ARENA
 from graphc.backends.llvm import blas, jit, lapack, pyentry
 from graphc.backends.llvm.cache import ObjectCache
 from graphc.backends.llvm.layout import contiguous_strides
@@ -66,7 +72,9 @@ _EXCEPTIONS: dict[str, type[Exception]] = {
 _DTYPE_NAMES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "bool_"}
 _FILE_NUMBERS = itertools.count()
 POOL_LIMIT = max(1, min(os.cpu_count() or 1, 4))
-"""The most workspaces a compiled function keeps between calls."""
+"""The most small workspaces a compiled function keeps between calls."""
+SHARED_FROM = 1 << 18
+"""Workspaces of this many bytes or more come from the shared arena, smaller ones from the function's pool."""
 
 
 class LLVMIR(str):
@@ -169,16 +177,29 @@ def render(inputs: Sequence[Input], p: Plan, *, single: bool, function_name: str
         call.append("constants")
     call += results
     if p.workspace_bytes:
-        lines.append("    w = pool.pop() if pool else workspace()")
         call.append("w")
-    lines.append(f"    status = entry({', '.join(call)})")
-    lines.append("    if status:")
     arguments_tuple = f"({', '.join(params)},)" if params else "()"
-    lines.append(f"        return recover(status, {'w' if p.workspace_bytes else 'None'}, {arguments_tuple})")
-    if p.workspace_bytes:
+    native = [
+        f"status = entry({', '.join(call)})",
+        "if status:",
+        f"    return recover(status, {'w' if p.workspace_bytes else 'None'}, {arguments_tuple})",
+    ]
+    if shared(p):
+        lines.append(f"    w = take({p.workspace_bytes})")
+        lines += ["    try:", *(f"        {line}" for line in native), "    finally:", "        give(w)"]
+    elif p.workspace_bytes:
+        lines.append("    w = pool.pop() if pool else workspace()")
+        lines += [f"    {line}" for line in native]
         lines.append("    pool.append(w)")
+    else:
+        lines += [f"    {line}" for line in native]
     lines.append(f"    return {_returned(results, single)}")
     return "\n".join(lines) + "\n"
+
+
+def shared(p: Plan) -> bool:
+    """Whether the plan's workspace comes from the shared arena (else from the function's own pool)."""
+    return p.workspace_bytes >= SHARED_FROM
 
 
 def _returned(results: list[str], single: bool) -> str:
@@ -206,6 +227,16 @@ class LLVMFunction:
     threads: int = 1
     object_key: str | None = None  # its entry in the object cache (None: built without the cache)
     _ir: LLVMIR | None = field(default=None, repr=False)
+    _recovery: Recovery | None = field(default=None, repr=False)
+
+    def release(self) -> None:
+        """Free the small workspaces this function keeps between calls (and its exact variant's, if made)."""
+        if self._recovery is None:
+            return
+        if self._recovery.pool is not None:
+            self._recovery.pool.clear()
+        if self._recovery.exact is not None:
+            self._recovery.exact.release()
 
     @property
     def llvm_ir(self) -> LLVMIR:
@@ -315,12 +346,15 @@ def wrap(
     source = render(inputs, p, single=single)
     filename = f"<graphc-llvm-{next(_FILE_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = _namespace(p, entry, (native, keep), Recovery(p, rebuild))
+    recovery = Recovery(p, rebuild)
+    namespace = _namespace(p, entry, (native, keep), recovery)
     exec(compile(source, filename, "exec"), namespace)
     function = namespace["graphc_llvm"]
-    namespace["recover"].function = function  # type: ignore[attr-defined]
+    recovery.function = function  # type: ignore[assignment]
     weakref.finalize(function, linecache.cache.pop, filename, None)
-    return LLVMFunction(function, source, filename, p, native, False)  # type: ignore[arg-type]
+    built = LLVMFunction(function, source, filename, p, native, False)  # type: ignore[arg-type]
+    built._recovery = recovery
+    return built
 
 
 class Recovery:
@@ -365,7 +399,7 @@ def _native_entry(native: jit.NativeModule, count: int) -> tuple[Callable[..., i
 
 def _namespace(p: Plan, entry: Callable[..., int], native: object, recover: Recovery) -> dict[str, object]:
     pool: collections.deque[np.ndarray] = collections.deque(maxlen=POOL_LIMIT)
-    recover.pool = pool
+    recover.pool = None if shared(p) else pool  # an arena block goes back in the wrapper's `finally`
     namespace: dict[str, object] = {
         "__name__": "graphc.generated",
         "ndarray": np.ndarray,
@@ -374,6 +408,8 @@ def _namespace(p: Plan, entry: Callable[..., int], native: object, recover: Reco
         "entry": entry,
         "native": native,  # keeps the machine code (and the method definition) alive with the wrapper
         "pool": pool,
+        "take": ARENA.take,
+        "give": ARENA.give,
         "workspace": functools.partial(aligned_bytes, p.workspace_bytes),
         "recover": recover,
         "float64": np.dtype(np.float64),
