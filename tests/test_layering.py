@@ -53,7 +53,7 @@ LEVELS = {
     "graphc.schedule": 5,
     "graphc.backends": 6,
     "graphc.compile": 7,
-    "graphc.compile_options": 7,
+    "graphc.compile_options": 7,  # gc.set_num_threads and compile's progress lines: compile imports it
     "graphc.plan_cache": 7,  # the graph-level compile cache's key: compile imports it
     "graphc.explore": 7,  # beside compile: fn.explore calls it, and it never imports compile
     "graphc.serialize": 8,  # gc.save / gc.load: the JSON format
