@@ -100,7 +100,7 @@ def test_inspect_report_per_round(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "--format", "report", "--per-round"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("# every pass run") and lines[1].split()[:2] == ["round", "pass"]
-    assert lines[2].split()[:2] == ["1", "stability"] and lines[-2].split()[:2] == ["final", "fuse"]
+    assert lines[2].split()[:2] == ["1", "fold"] and lines[-2].split()[:2] == ["final", "fuse"]
 
 
 def test_inspect_html_writes_the_explorer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
