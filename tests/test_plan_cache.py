@@ -282,6 +282,30 @@ def test_a_hit_makes_the_exact_variant_for_huge_arguments(tmp_path: Path) -> Non
     np.testing.assert_allclose(fn(args), np.sin(args), rtol=1e-15, atol=0)
 
 
+def test_a_hit_releases_its_workspaces_and_still_works(tmp_path: Path) -> None:
+    """fn.release() (the workspace arena's) on a function the cache gave: small pool and large workspaces."""
+    x = gc.var("x", (1 << 16,))
+    outputs = [gc.sum(gc.exp(x) * x), gc.sin(x) * gc.cos(x)]  # a workspace above the arena's threshold
+    small = gc.var("s", (3,))
+    values = np.linspace(-1.0, 1.0, 1 << 16)
+    for _ in range(2):
+        fn = gc.compile([x], outputs, cache_dir=tmp_path)
+        tiny = gc.compile([small], gc.exp(small) * small, cache_dir=tmp_path)
+    assert isinstance(fn._built, entries.CachedFunction) and isinstance(tiny._built, entries.CachedFunction)
+    want = [np.sum(np.exp(values) * values), np.sin(values) * np.cos(values)]
+    for f, args, expected in ((fn, values, want), (tiny, np.arange(3.0), np.exp(np.arange(3.0)) * np.arange(3.0))):
+        first = f(args)
+        f.release()
+        again = f(args)
+        for got in (first, again):
+            for g, w in zip(
+                got if isinstance(got, tuple) else [got],
+                expected if isinstance(expected, list) else [expected],
+                strict=True,
+            ):
+                np.testing.assert_allclose(g, w, rtol=1e-13)
+
+
 def test_cache_false_neither_reads_nor_writes(tmp_path: Path) -> None:
     inputs, outputs = shaped(3)
     gc.compile(inputs, outputs, cache=False, cache_dir=tmp_path / "none")

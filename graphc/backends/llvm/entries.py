@@ -142,6 +142,11 @@ class CachedFunction:
         self.object_key = hit.object_key
         self.steps = steps
         self._cold = cold
+        self._hit = hit
+
+    def release(self) -> None:
+        """Free the small workspaces the cached code's wrapper keeps between calls (LLVMFunction.release)."""
+        self._hit.release()
 
     @property
     def plan(self) -> Plan:
