@@ -73,7 +73,10 @@ from graphc.backends.llvm.planner import ERROR_SLOT, Plan
 ENTRY = "graphc_entry"
 DATA_OFFSET = 16  # bytes from a PyArrayObject* to its `data` pointer (after PyObject_HEAD)
 GIL_WORK = 1 << 16  # a call with this much work releases the GIL (about 50 µs or more)
-PARALLEL_WORK = 1 << 18  # kernels.work units (about a quarter of a millisecond on one core)
+PARALLEL_WORK = 1 << 20  # kernels.work units: a split starts threads per call (~40-60 us); pays from ~100 us
+"""Measured on a quiet 2-core EPYC (1 << 18 units took ~30 us of vectorized tanh, not the 250 us once assumed):
+at 1 << 18 a split lost up to 1.9x below ~3 * 2**18 units (x*2+1 at 2**17 elements, tanh at 2**14, W1's bias+tanh
+loop) and won from ~5 * 2**18 (0.56-0.89x at 2**15-2**20 elements of tanh, exp+sin)."""
 HUGE_GLUE = 2048  # instructions: an entry larger than this is compiled without optimization (unoptimized)
 PART_GLUE = 256  # kernel calls plus their pointers: the glue of a huge plan is cut into functions of this size
 ALIGN_PART = 128  # inputs whose alignment one glue part checks (8 instructions each)
