@@ -13,7 +13,9 @@ back to the graph with).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -66,8 +68,32 @@ class Plan:
     sources: tuple[tuple[str, ...], ...] = ()  # per kernel: the steps it computes (names in the Program)
 
     def key(self) -> str:
-        """Everything the native code depends on, as deterministic text (constant values are data)."""
-        return repr((self.inputs, self.outputs, self.kernels, self.constant_bytes, self.workspace_bytes))
+        """Everything the native code depends on, as deterministic text (constant values are data).
+
+        repr spells every NaN `nan`, while the code keeps the payload of a NaN it holds as an
+        immediate (two graphs once shared one object cache entry that way, and the second ran
+        the first's NaN): when the text has a NaN, the bits of every NaN in the kernels, in
+        order, follow it.
+        """
+        text = repr((self.inputs, self.outputs, self.kernels, self.constant_bytes, self.workspace_bytes))
+        if "nan" not in text:
+            return text
+        found: list[str] = []
+        _nan_bits(self.kernels, found)
+        return text + "\nnan payloads " + ",".join(found)
+
+
+def _nan_bits(value: object, found: list[str]) -> None:
+    """Append the bits of every NaN float inside `value` (dataclasses, tuples, lists), in order."""
+    if isinstance(value, float):
+        if value != value:
+            found.append(struct.pack("<d", value).hex())
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _nan_bits(item, found)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _nan_bits(getattr(value, f.name), found)
 
 
 class Expr:

@@ -28,13 +28,11 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import dataclasses
 import functools
 import hashlib
 import itertools
 import linecache
 import os
-import struct
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -250,32 +248,9 @@ class LLVMFunction:
 
 
 def object_key(p: Plan, cache: ObjectCache, exact: bool = False, threads: int = 1) -> str:
-    """The object cache's entry name for a plan's native code (what it links against included).
-
-    The plan's text spells a float by repr, which gives every NaN payload as `nan`, while
-    the code keeps the payload of a NaN it holds as an immediate (two such graphs once
-    shared one entry, and the second ran the first's NaN): when the text has a NaN, the
-    bits of every NaN in the plan, in order, are part of the key.
-    """
+    """The object cache's entry name for a plan's native code (what it links against included)."""
     text = "\n".join([backend_version(), link_environment(), f"exact={exact}", f"threads={threads}", p.key()])
-    if "nan" in text:
-        found: list[str] = []
-        _nan_bits(p.kernels, found)
-        text += "\nnan payloads " + ",".join(found)
     return cache.key(hashlib.sha256(text.encode()).hexdigest())
-
-
-def _nan_bits(value: object, found: list[str]) -> None:
-    """Append the bits of every NaN float inside `value` (dataclasses, tuples, lists), in order."""
-    if isinstance(value, float):
-        if value != value:
-            found.append(struct.pack("<d", value).hex())
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            _nan_bits(item, found)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for f in dataclasses.fields(value):
-            _nan_bits(getattr(value, f.name), found)
 
 
 def compile_plan(
