@@ -42,9 +42,13 @@ def store(cache_dir: str | Path | None) -> ObjectCache:
 
 
 def environment() -> str:
-    """What the compiled function depends on beyond the graph (with ObjectCache.key's CPU and LLVM)."""
+    """What the compiled function depends on beyond the graph (with ObjectCache.key's CPU and LLVM).
+
+    The backend's source is not here: the key's digest of all graphc source covers it
+    (plan_cache.source_digest).
+    """
     runtime.check_abi()
-    return f"llvm entries v{FORMAT_VERSION} {runtime.backend_version()} {runtime.link_environment()}"
+    return f"llvm entries v{FORMAT_VERSION} {runtime.link_environment()}"
 
 
 def _type(t: TensorType) -> list[object]:
