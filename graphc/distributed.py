@@ -122,10 +122,8 @@ def install(payload: Payload) -> None:
             _HELD.popitem(last=False)
 
 
-def resolve(ref: Ref | Payload) -> Payload:
+def resolve(ref: Ref) -> Payload:
     """The payload a task names: held on this worker, else fetched once from the cluster's copy."""
-    if isinstance(ref, Payload):
-        return ref
     with _COMPILING:
         payload = _HELD.get(ref.digest)
     if payload is None:
@@ -153,7 +151,7 @@ def worker_threads() -> int | None:
     return max(1, min(int(worker.state.nthreads), usable_cores()))
 
 
-def compiled(ref: Ref | Payload) -> CompiledFunction:
+def compiled(ref: Ref) -> CompiledFunction:
     """The payload's function, compiled once per worker process (for the worker's threads: see worker_threads)."""
     payload = resolve(ref)
     with _COMPILING:
@@ -171,7 +169,7 @@ def compiled(ref: Ref | Payload) -> CompiledFunction:
     return fn
 
 
-def apply_chunk(payload: Ref | Payload, weight: int | None, *args: npt.ArrayLike) -> list[np.ndarray]:
+def apply_chunk(payload: Ref, weight: int | None, *args: npt.ArrayLike) -> list[np.ndarray]:
     """The function's outputs on one chunk, each times `weight` (its rows) when given."""
     fn = compiled(payload)
     result = fn(*args)
@@ -182,7 +180,7 @@ def apply_chunk(payload: Ref | Payload, weight: int | None, *args: npt.ArrayLike
 
 
 def apply_chunks(
-    payload: Ref | Payload, weights: tuple[int, ...] | None, n_shared: int, width: int, *args: npt.ArrayLike
+    payload: Ref, weights: tuple[int, ...] | None, n_shared: int, width: int, *args: npt.ArrayLike
 ) -> list[np.ndarray]:
     """The summed outputs of several chunks (`width` arrays each, after `n_shared` broadcast arguments).
 
