@@ -39,7 +39,7 @@ from graphc.backends.arena import release_workspaces
 from graphc.backends.interpreter import run_program
 from graphc.compile_options import Progress, check_flag, check_threads, get_num_threads, reporter
 from graphc.errors import GraphError, where
-from graphc.ir import Graph, Node, as_node
+from graphc.ir import Graph, Node, as_node, collector_paused
 from graphc.ops.dims import bind, check_bound, graph_names, specialize
 from graphc.passes import FINAL_PASSES, Report, pipeline_for, run_pipeline
 from graphc.plan_cache import graph_key
@@ -577,6 +577,7 @@ def _build(
     return numpy_source.build(program, single=single)
 
 
+@collector_paused()
 def compile(  # the API's name: shadows the builtin inside graphc only
     inputs: Sequence[Tensor] | Tensor | dict,
     outputs: Sequence[Tensor | SparseTensor] | Tensor | SparseTensor | dict,
@@ -625,7 +626,10 @@ def compile(  # the API's name: shadows the builtin inside graphc only
     Memory: the llvm backend's scratch workspaces of 256 KiB or more come from an arena
     every compiled function shares, taken for a call and given back when it returns
     (gc.set_workspace_limit bounds what stays idle; gc.workspace_stats, fn.release);
-    results are fresh arrays, never workspace memory.
+    results are fresh arrays, never workspace memory. Python's cyclic garbage collector is
+    paused while a compile runs (as it is while gc.grad and the other transforms build a
+    derivative) and resumed after, if it was on: its full collections would scan a big
+    graph's every node again and again.
     """
     _check_backend(backend)
     optimize, fast_math, cache, check_finite = (
@@ -652,6 +656,7 @@ def compile(  # the API's name: shadows the builtin inside graphc only
         report.notes.extend(f"output {k}: sparse {t.summary()}" for k, t in sparse.items())
         return optimized, report
 
+    @collector_paused()  # also a named size's build at its first call, and a cache hit's cold build
     def build(fixed: Graph, report: Report, specialized: bool = False, quiet: bool = False) -> CompiledFunction:
         if not (specialized or quiet):
             progress_of.begin("schedule", 1, 3)

@@ -8,6 +8,8 @@ never looks at the math.
 from __future__ import annotations
 
 import contextlib
+import gc as _collector
+import threading
 import weakref
 import zlib
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -251,6 +253,37 @@ def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphErro
     operands = ", ".join(str(i.type) for i in inputs)
     loc = _DERIVED_FROM[-1][0] if _DERIVED_FROM else user_location()
     return located(exc, f"{op.name}({operands})", loc)
+
+
+_pause_lock = threading.Lock()
+_pause_depth = 0
+_pause_resume = False
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (also a decorator); as it was after.
+
+    Graph work (differentiation, optimization, scheduling, code generation) makes hundreds
+    of thousands of long-lived objects and no cycles that matter: each full collection
+    would scan every live node again, so a big graph's compile slowed down superlinearly.
+    Nested and concurrent blocks share one pause: the collector resumes when the last one
+    ends, and only if it was on when the first began. Garbage made meanwhile is collected
+    at the next collection after that.
+    """
+    global _pause_depth, _pause_resume
+    with _pause_lock:
+        if _pause_depth == 0:
+            _pause_resume = _collector.isenabled()
+            _collector.disable()
+        _pause_depth += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause_depth -= 1
+            if _pause_depth == 0 and _pause_resume:
+                _collector.enable()
 
 
 def live_nodes() -> list[Node]:

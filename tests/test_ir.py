@@ -364,3 +364,41 @@ def test_a_live_node_keeps_its_inputs() -> None:
     assert all(id(n) in live for n in toposort([y]))
     assert ew.sin(ew.add(x, const(np.array([1.0, 2.0])))) is y.inputs[0]
     np.testing.assert_array_equal(gc.evaluate(y, {x: [0.0, 1.0]}), np.exp(np.sin([1.0, 3.0])))
+
+
+def test_collector_paused_restores_the_collectors_state_after_nesting_and_errors():
+    collector = pygc
+
+    from graphc.ir import collector_paused
+
+    assert collector.isenabled()
+    with collector_paused():
+        assert not collector.isenabled()
+        with collector_paused():
+            assert not collector.isenabled()
+        assert not collector.isenabled()  # the inner block's end does not resume it
+    assert collector.isenabled()
+    with pytest.raises(ValueError), collector_paused():
+        raise ValueError("user error inside")
+    assert collector.isenabled()
+    collector.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not collector.isenabled()  # off before: stays off
+    finally:
+        collector.enable()
+
+
+def test_compile_and_grad_leave_the_collector_on():
+    collector = pygc
+
+    x = gc.var("x", shape=(3,))
+    g = gc.grad(gc.sum(gc.sin(x) * x), x)
+    assert collector.isenabled()
+    fn = gc.compile([x], g, backend="numpy")
+    assert collector.isenabled()
+    np.testing.assert_allclose(fn(np.arange(3.0)), np.cos(np.arange(3.0)) * np.arange(3.0) + np.sin(np.arange(3.0)))
+    with pytest.raises(gc.GraphError):
+        gc.compile([], g)  # x missing from inputs: the error leaves it on too
+    assert collector.isenabled()

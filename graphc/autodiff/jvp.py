@@ -20,9 +20,10 @@ from graphc.autodiff.common import (
     wrt_names,
 )
 from graphc.errors import DifferentiationError, located
-from graphc.ir import Node, derived_from, toposort
+from graphc.ir import Node, collector_paused, derived_from, toposort
 
 
+@collector_paused()
 def jvp_graph(outputs: Sequence[Node], wrt: Sequence[Node], tangents: Sequence[Node], nb: int = 0) -> list[Node | None]:
     """For each output, the sum over wrt of d(output)/d(wrt) · t, or None where it is zero."""
     nodes = toposort(outputs)

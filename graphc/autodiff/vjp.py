@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 from graphc.autodiff.common import accumulate, activity, cast_like, no_rule, unbroadcast, untraceable, wrt_names
 from graphc.errors import DifferentiationError, located
-from graphc.ir import Node, derived_from, toposort
+from graphc.ir import Node, collector_paused, derived_from, toposort
 
 
+@collector_paused()
 def vjp_graph(
     outputs: Sequence[Node], wrt: Sequence[Node], cotangents: Sequence[Node], nb: int = 0
 ) -> list[Node | None]:
