@@ -203,7 +203,17 @@ def combine(*parts: list[np.ndarray]) -> list[np.ndarray]:
 
 # --- on the client -------------------------------------------------------------------------------
 
-_SHIPPED: OrderedDict[tuple[str, str], set[str]] = OrderedDict()  # (client, digest): the workers given it
+
+@dataclass
+class Shipped:
+    """A payload as one client shipped it: the scheduler's copy's name and the workers given it."""
+
+    client: weakref.ref[Client]
+    name: str
+    workers: set[str]
+
+
+_SHIPPED: OrderedDict[tuple[str, str], Shipped] = OrderedDict()  # by (client id, digest), latest last
 
 
 def _client(client: Client | None) -> Client:
@@ -223,24 +233,34 @@ def _client(client: Client | None) -> Client:
 def ship(client: Client, payload: Payload, workers: Sequence[str]) -> Ref:
     """The payload given to each of `workers` that does not have it yet; the Ref that tasks carry.
 
-    One copy is published on the scheduler once per client (a dataset), for workers that
-    join later: they fetch it on first use. Each worker is given the payload once, directly
-    (client.run). A client process keeps this for its _KEEP latest payloads.
+    One copy is published on the scheduler once per client (a dataset named for the payload
+    and the client), for workers that join later: they fetch it on first use. Each worker is
+    given the payload once, directly (client.run). A client process keeps this for its
+    _KEEP latest payloads: an older one's copy is removed from the scheduler (its workers
+    keep theirs; a task naming it again ships it again).
     """
     key = (str(client.id), payload.digest)
-    ref = Ref(payload.digest, f"graphc-payload-{payload.digest}")
-    given = _SHIPPED.get(key)
-    if given is None:
-        client.publish_dataset(override=True, **{ref.name: payload})
-        given = _SHIPPED[key] = set()
-    missing = sorted(set(workers) - given)
+    shipped = _SHIPPED.get(key)
+    if shipped is None:
+        name = f"graphc-payload-{payload.digest}-{client.id}"
+        client.publish_dataset(override=True, **{name: payload})
+        shipped = _SHIPPED[key] = Shipped(weakref.ref(client), name, set())
+    missing = sorted(set(workers) - shipped.workers)
     if missing:
         client.run(install, payload, workers=missing)
-        given.update(missing)
+        shipped.workers.update(missing)
     _SHIPPED.move_to_end(key)
     while len(_SHIPPED) > _KEEP:
-        _SHIPPED.popitem(last=False)
-    return ref
+        _unpublish(_SHIPPED.popitem(last=False)[1])
+    return Ref(payload.digest, shipped.name)
+
+
+def _unpublish(shipped: Shipped) -> None:
+    """The scheduler's copy removed, if its client is still connected (a closed one's scheduler may be gone)."""
+    client = shipped.client()
+    if client is None or client.status != "running":
+        return
+    client.unpublish_dataset(shipped.name)  # a name already gone is no error
 
 
 def _as_list(values: object) -> list[object]:

@@ -233,7 +233,7 @@ def test_each_worker_is_given_the_payload_once_and_a_worker_without_it_fetches_i
     first = gd.map_reduce(fn, params, chunked, reduce="mean", client=client)
     digest = gd.payload_of(fn).digest
     assert all(digest in held for held in client.run(lambda: list(gd._HELD)).values())
-    assert gd._SHIPPED[(str(client.id), digest)] == set(client.scheduler_info()["workers"])
+    assert gd._SHIPPED[(str(client.id), digest)].workers == set(client.scheduler_info()["workers"])
     run, installs = client.run, []
 
     def spy(function, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -247,6 +247,26 @@ def test_each_worker_is_given_the_payload_once_and_a_worker_without_it_fetches_i
     client.run(lambda: (gd._HELD.clear(), gd._COMPILED.clear()))  # like a worker that joined after it was given
     assert_close(gd.map_reduce(fn, params, chunked, reduce="mean", client=client), list(first))  # type: ignore[arg-type]
     assert any(digest in held for held in client.run(lambda: list(gd._HELD)).values())  # fetched from the scheduler
+
+
+def test_the_scheduler_keeps_copies_of_the_latest_payloads_only(client, data, monkeypatch) -> None:
+    """Past _KEEP payloads a client process forgets the oldest and removes its copy from the scheduler."""
+    monkeypatch.setattr(gd, "_KEEP", 2)
+    ours = lambda: sorted(n for n in client.list_datasets() if str(client.id) in n)  # noqa: E731
+    before = ours()
+    x = gc.var("x", (10, 3))
+    fns = [gc.compile([x], gc.sum(x * float(k), axis=0), backend="numpy") for k in range(4)]
+    values = np.arange(120.0).reshape(40, 3)
+    for k, fn in enumerate(fns):
+        result = gd.map_reduce(fn, [], [da.from_array(values, chunks=(10, 3))], client=client)
+        np.testing.assert_allclose(result, values.sum(axis=0) * k)
+    names = [f"graphc-payload-{gd.payload_of(fn).digest}-{client.id}" for fn in fns]
+    now = ours()
+    assert set(names[2:]) <= set(now) and not set(names[:2]) & set(now)
+    assert len(now) <= len(before) + 2
+    result = gd.map_reduce(fns[0], [], [da.from_array(values, chunks=(10, 3))], client=client)  # shipped again
+    np.testing.assert_allclose(result, np.zeros(3))
+    assert names[0] in ours() and names[2] not in ours()
 
 
 def test_workers_compile_for_their_own_thread_count(client) -> None:
