@@ -119,7 +119,7 @@ def test_the_limit_frees_idle_blocks_smallest_first() -> None:
 
 
 def test_a_workspace_the_system_cannot_map_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
         raise OSError(12, "Cannot allocate memory")
 
     monkeypatch.setattr(arena.mmap, "mmap", refuse)
@@ -407,3 +407,22 @@ def test_release_on_every_backend_and_on_named_dimensions(private_arena: arena.A
     named.release()
     assert private_arena.stats().idle_blocks == 0
     assert_close(named(value), expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_childs_writes_into_an_inherited_block_stay_in_the_child() -> None:
+    """Blocks are private mappings: a child writing into an idle block it inherited leaves the parent's bytes alone."""
+    private_arena = arena.Arena(1 << 30)
+    block = private_arena.take(PAGE)
+    block[:] = 7
+    private_arena.give(block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pytest may run threads: fork is the point here
+        pid = os.fork()
+    if pid == 0:  # the child: overwrite the inherited block, then leave without pytest's teardown
+        taken = private_arena.take(PAGE)
+        taken[:] = 9
+        os._exit(0 if taken is block else 1)
+    _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 0
+    assert (block == 7).all()

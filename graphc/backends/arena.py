@@ -60,7 +60,7 @@ def size_class(nbytes: int) -> int:
 def _map(nbytes: int) -> np.ndarray:
     """A fresh anonymous mapping of `nbytes` as a uint8 array (page-aligned; unmapped when the array is freed)."""
     try:
-        memory = mmap.mmap(-1, nbytes)
+        memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)  # MAP_SHARED (the default) reaches forked children
     except OSError as error:  # ENOMEM: say it as NumPy does when an array does not fit
         raise MemoryError(f"graphc: cannot allocate a workspace of {nbytes:,} bytes ({error.strerror})") from error
     return np.frombuffer(memory, dtype=np.uint8)
