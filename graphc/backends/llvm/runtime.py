@@ -4,16 +4,17 @@ Imports numpy, ctypes, graphc.backends.numpy_source (argument coercion), graphc.
 and the backend's jit, cache, plan and lower. `build` plans the program, looks the plan up
 in the on-disk ObjectCache (keyed by the plan's text, which is a structural hash of the
 optimized graph with every shape and dtype, and by this backend's source), lowers and
-compiles on a miss, and renders a small Python wrapper. The wrapper checks every
-argument with the numpy backend's rules and messages (a fast path for arrays of the
-exact class, dtype, shape and C strides; `prepare` coerces and copies otherwise),
-allocates fresh outputs, takes a workspace (see below), and makes the one
-native call: a CPython builtin (pyentry.py; ctypes where the C API is out of reach), which
-releases the GIL for calls with a lot of work. Arrays are passed as PyObject pointers and
-the native code reads their data pointers itself: cheaper than asking NumPy for
-addresses in Python. So the fast path admits only objects whose type is exactly
-ndarray (`type(a)`, which no proxy can fake, never `a.__class__`), of the exact dtype,
-shape and C strides; the native code checks their alignment itself (lower.MISALIGNED).
+compiles on a miss, and renders a small Python wrapper. The wrapper checks every argument
+with the numpy backend's rules and messages (a fast path for arrays of the exact class,
+dtype, shape and C strides; `prepare` coerces and copies otherwise), allocates fresh
+outputs (large ones over memory a dropped result left: outputs.py), takes a workspace (see
+below), and makes the one native call: a CPython builtin (pyentry.py; ctypes where the C
+API is out of reach), which releases the GIL for calls with a lot of work. Arrays are
+passed as PyObject pointers and the native code reads their data pointers itself: cheaper
+than asking NumPy for addresses in Python. So the fast path admits only objects whose type
+is exactly ndarray (`type(a)`, which no proxy can fake, never `a.__class__`), of the exact
+dtype, shape and C strides; the native code checks their alignment itself
+(lower.MISALIGNED).
 
 Workspaces of SHARED_FROM bytes or more come from the process's arena
 (graphc.backends.arena): the wrapper takes a block for the call and gives it back in a
@@ -42,7 +43,7 @@ import numpy as np
 
 from graphc.backends import finite
 from graphc.backends.arena import ARENA
-from graphc.backends.llvm import blas, jit, lapack, pyentry
+from graphc.backends.llvm import blas, jit, lapack, outputs, pyentry
 from graphc.backends.llvm.cache import ObjectCache
 from graphc.backends.llvm.layout import contiguous_strides
 from graphc.backends.llvm.lower import (
@@ -168,7 +169,8 @@ def render(inputs: Sequence[Input], p: Plan, *, single: bool, function_name: str
         lines.append(f"        {name} = prepare({name}, {label}, {t.shape!r}, {dtype})")
     results = []
     for k, t in enumerate(p.outputs):
-        lines.append(f"    r{k} = empty({t.shape!r}, {_DTYPE_NAMES[t.dtype.name]})")
+        allocate = "lease" if outputs.leased(fixed(t.shape), t.dtype) else "empty"
+        lines.append(f"    r{k} = {allocate}({t.shape!r}, {_DTYPE_NAMES[t.dtype.name]})")
         results.append(f"r{k}")
     call = [*params]
     if p.constant_bytes:
@@ -379,6 +381,7 @@ def _namespace(p: Plan, entry: Callable[..., int], native: object, recover: Reco
         "__name__": "graphc.generated",
         "ndarray": np.ndarray,
         "empty": np.empty,
+        "lease": outputs.POOL.lease,
         "prepare": prepare,
         "entry": entry,
         "native": native,  # keeps the machine code (and the method definition) alive with the wrapper
