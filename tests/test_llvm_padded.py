@@ -189,3 +189,66 @@ def test_padded_fused_region_of_three_shifted_terms() -> None:
     assert all(k.out.buffer.place == L.OUTPUT for k in fn._built.plan.kernels[-3:])
     finite = RNG.uniform(-2.0, 2.0, 41)
     np.testing.assert_allclose(fn(finite), gc.evaluate(gc.grad(f, x), {x: finite}), rtol=1e-13, atol=1e-13)
+
+
+# --- concatenate feeding an elementwise step: each box reads the piece that covers it ------------------
+
+
+def concat_case(pieces: list[tuple[int, ...]], axis: int, op: object = ew.mul) -> gc.compile:
+    """op(concatenate(pieces), y) and op(y, concatenate(...)) checked bit for bit; the first function's kernels."""
+    parts = [var(f"p{k}", shape, FLOAT64) for k, shape in enumerate(pieces)]
+    joined = sh.concatenate(*parts, axis=axis)
+    y = var("y", joined.shape, FLOAT64)
+    values = [sample(shape) for shape in (*pieces, joined.shape)]
+    fn = check([*parts, y], op(joined, y), values)
+    check([*parts, y], op(y, joined), values)
+    return fn
+
+
+@pytest.mark.parametrize(
+    ("pieces", "axis"),
+    [
+        ([(1,), (6,)], 0),  # the ODE right-hand side's [1, y[:-1]]
+        ([(3,), (0,), (2,), (1,)], 0),  # an empty piece among them
+        ([(1,)], 0),  # one piece of one element
+        ([(0,), (0,)], 0),  # an empty output
+        ([(2, 3), (2, 1)], 1),  # along the last axis with a leading axis
+        ([(1, 3), (2, 3)], 0),  # along the first of two axes
+    ],
+)
+def test_concatenate_operand_is_read_piece_by_piece(pieces: list[tuple[int, ...]], axis: int) -> None:
+    fn = concat_case(pieces, axis)
+    assert all(k.out.buffer.place == L.OUTPUT for k in fn._built.plan.kernels)  # the joined buffer is never filled
+
+
+def test_concatenate_in_a_division_and_a_comparison() -> None:
+    concat_case([(2,), (5,)], 0, ew.div)  # NaN, inf and signed zeros from each piece, either side
+    concat_case([(4,), (3,)], 0, ew.maximum)
+
+
+def test_concatenate_kept_where_its_buffer_is_needed() -> None:
+    a, b = var("a", (2,), FLOAT64), var("b", (3,), FLOAT64)
+    joined = sh.concatenate(a, b, axis=0)
+    values = [sample((2,)), sample((3,))]
+    fn = compiled([a, b], [joined, ew.mul(joined, joined)], True)  # an output too: written in full
+    got = fn(*values)
+    assert got[0].tobytes() == np.concatenate(values).tobytes()
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert same_bits(got[1], got[0] * got[0])
+
+
+@pytest.mark.parametrize(("n", "steps"), [(1, 3), (2, 1), (7, 5), (1000, 10)])
+def test_ode_rk4_scan_matches_the_old_plan_and_numpy(n: int, steps: int) -> None:
+    """The ODE workload's scan (concatenate([1], y[:-1]) in every stage): primal and gradient bit for bit."""
+    from graphc.bench import ode_rk4
+
+    x = gc.var("x", (n,))
+    y = ode_rk4.graphc_final_state(x, steps)
+    value = ode_rk4.make_input(n)
+    for output in (y, gc.grad(y[-1], x)):
+        fn = compiled([x], output, True, optimize=True)
+        old = compiled([x], output, False, optimize=True)
+        assert fn(value).tobytes() == old(value).tobytes()
+    np.testing.assert_allclose(
+        compiled([x], y, True, optimize=True)(value), ode_rk4.numpy_primal(value, steps), rtol=1e-13
+    )

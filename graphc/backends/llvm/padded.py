@@ -1,24 +1,26 @@
-"""Elementwise steps over zero-padded operands (unslice results) as one pass: each output element written once.
+"""Elementwise steps over zero-padded (unslice) or concatenated operands as one pass: each output element written once.
 
 Imports numpy and the llvm backend's layout, kernels and planner, and graphc.schedule and
 graphc.shapes (never llvmlite, never a Graph). A gradient that reads shifted slices of one
 array (Rosenbrock's `x[1:]`, `x[:-1]`) sums zero-padded cotangents: `add(unslice(a),
-unslice(b))`, or a fused region of adds for three terms or more. Planned step by step, each
-unslice fills a whole buffer with zeros and copies its operand in, and the sum reads every
-buffer back. Here the unslice kernels are dropped and the step is planned as one Map per
-box of the output: the boxes cut every trailing axis at each padded operand's slice bounds,
-so that in each box an operand is either its unslice's source (read in place, shifted) or
-zero. A source that an earlier 1-D Map stored is recomputed from that Map's operands,
-shifted alike (_Body), so that it need not be stored at all: Rosenbrock's gradient reads x
-and writes the gradient, nothing else.
+unslice(b))`, or a fused region of adds for three terms or more; a shifted right-hand side
+(the ODE workload's `x * concatenate([1], y[:-1])`) multiplies a concatenation. Planned
+step by step, each unslice fills a whole buffer with zeros and copies its operand in (a
+concatenate copies each piece), and the elementwise step reads every buffer back. Here
+those kernels are dropped and the step is planned as one Map per box of the output: the
+boxes cut every trailing axis at each operand's piece bounds, so that in each box an
+operand is the piece covering it (its unslice's source or one concatenated operand, read
+in place, shifted) or zero (an unslice's padding). A source that an earlier 1-D Map stored
+is recomputed from that Map's operands, shifted alike (_Body), so that it need not be
+stored at all: Rosenbrock's gradient reads x and writes the gradient, nothing else.
 
 Each output element is the same instructions on the same values as before (a zero where
 an operand was padding: `-0.0 + 0.0` stays `+0.0`), so results are bit-identical, except
 which NaN comes out where both operands of an add are NaN (LLVM may commute an add; IEEE
-754 leaves the choice open). An unslice qualifies when the step is its only reader (no
-view of it either), it is not an output, it has unit steps and the step's shape, its
-kernels are among the last WINDOW, and its source can still be read, or recomputed, as it
-was when the unslice ran; otherwise it keeps its padded copy.
+754 leaves the choice open). An operand qualifies when the step is its only reader (no
+view of it either), it is not an output, it has the step's shape (an unslice: unit
+steps), its kernels are among the last WINDOW, and its sources can still be read, or
+recomputed, as they were when it was planned; otherwise it keeps its buffer.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def plan_padded(p: Planner, step: Step, instrs: Sequence[Instr]) -> bool:
         return False
     padded = _padded_operands(p, step)
     while padded:
-        boxes = _boxes(fixed(step.type.shape), [entry.index for entry in padded.values()])
+        boxes = _boxes(fixed(step.type.shape), [index for entry in padded.values() for _, index in entry.pieces])
         if boxes is None:
             return False
         try:
@@ -76,34 +78,61 @@ def plan_padded(p: Planner, step: Step, instrs: Sequence[Instr]) -> bool:
     return False
 
 
+Index = tuple[tuple[int, int, int], ...]  # (start, stop, step) over trailing axes
+
+
 @dataclass(frozen=True)
 class _Padded:
-    """An unslice argument: its source, its index, its kernels (a range of p.kernels), what was written since."""
+    """An unslice or concatenate argument: its pieces, its kernels (a range of p.kernels), what was written since.
 
-    source: Layout
-    index: tuple[tuple[int, int, int], ...]
+    A piece is a source and the index of the output it fills; an unslice has one piece
+    (zero elsewhere), a concatenate one per operand (they tile the output).
+    """
+
+    pieces: tuple[tuple[Layout, Index], ...]
     kernels: tuple[int, int]
     stale: frozenset[Place]
 
 
+def _pieces(p: Planner, producer: Step) -> tuple[tuple[Layout, Index], ...] | None:
+    """The (source, index) pieces of an unslice (unit steps) or a concatenate; None for other steps."""
+    if producer.op == "unslice":
+        index: Index = producer.attr("index")  # type: ignore[assignment]
+        if any(s != 1 for _, _, s in index):
+            return None
+        return ((p.layouts[producer.args[0]], index),)
+    if producer.op != "concatenate":
+        return None
+    shape = fixed(producer.type.shape)
+    axis = producer.int_attr("axis")
+    pieces = []
+    start = 0
+    for name in producer.args:
+        source = p.layouts[name]
+        stop = start + source.shape[axis]
+        pieces.append((source, ((start, stop, 1), *((0, n, 1) for n in shape[axis + 1 :]))))
+        start = stop
+    return tuple(pieces)
+
+
 def _padded_operands(p: Planner, step: Step) -> dict[str, _Padded]:
-    """The arguments that are unslices of the step's shape with unit steps, dying here, planned lately."""
+    """The arguments that are unslices (unit steps) or concatenates of the step's shape, dying here, planned lately."""
     shape = fixed(step.type.shape)
     found: dict[str, _Padded] = {}
     for name in dict.fromkeys(step.args):
         producer = p.program.step(name)
-        if producer is None or producer.op != "unslice" or name not in step.frees or name in p.direct:
+        if producer is None or name not in step.frees or name in p.direct:
             continue
         if name not in _sole_use(p.program):  # another step or a view reads the padded copy too
             continue
-        index: tuple[tuple[int, int, int], ...] = producer.attr("index")  # type: ignore[assignment]
-        if fixed(producer.type.shape) != shape or any(s != 1 for _, _, s in index):
+        pieces = _pieces(p, producer)
+        if pieces is None or fixed(producer.type.shape) != shape:
             continue
         kernels = _owned(p, name)
         if kernels is None:
             continue
         stale = frozenset(w for k in p.kernels[kernels[0] :] for w in _writes(k))
-        found[name] = _Padded(p.layouts[producer.args[0]], index, kernels, stale)
+        found[name] = _Padded(pieces, kernels, stale)
     return found
 
 
@@ -189,12 +218,12 @@ def _boxes(shape: tuple[int, ...], indices: Sequence[tuple[tuple[int, int, int],
     return [box for box in itertools.product(*pieces) if all(hi > lo for lo, hi in box)]
 
 
-def _covers(index: tuple[tuple[int, int, int], ...], box: Box) -> bool:
+def _covers(index: Index, box: Box) -> bool:
     offset = len(box) - len(index)
     return all(start <= lo and hi <= stop for (start, stop, _), (lo, hi) in zip(index, box[offset:], strict=True))
 
 
-def _source_view(source: Layout, index: tuple[tuple[int, int, int], ...], box: Box) -> Layout:
+def _source_view(source: Layout, index: Index, box: Box) -> Layout:
     """The part of the unslice's source that lands on `box` (axes the index leaves whole are cut too)."""
     starts = [0] * (len(box) - len(index)) + [start for start, _, _ in index]
     return L.sliced(source, [(lo - start, hi - start, 1) for start, (lo, hi) in zip(starts, box, strict=True)])
@@ -206,7 +235,7 @@ _BoxMap = tuple[
 
 
 def _box_map(p: Planner, step: Step, instrs: Sequence[Instr], box: Box, padded: dict[str, _Padded]) -> _BoxMap:
-    """The step's value over `box`: each padded argument read from its source (or recomputed) or zero."""
+    """The step's value over `box`: each padded argument read from the piece covering it (or recomputed) or zero."""
     shape = fixed(step.type.shape)
     lead = len(shape) - len(box)
     region = [(lo, hi, 1) for lo, hi in box]
@@ -221,10 +250,12 @@ def _box_map(p: Planner, step: Step, instrs: Sequence[Instr], box: Box, padded: 
         if entry is None:
             view = L.sliced(L.broadcast(p.layouts[name], shape), region)
             mapped.append(body.value(view, instr.dtype, name, len(p.kernels), frozenset()))
-        elif _covers(entry.index, box):
-            view = _source_view(entry.source, entry.index, box)
+            continue
+        covering = [(source, index) for source, index in entry.pieces if _covers(index, box)]
+        if covering:  # boxes are cut at every piece's bounds: a piece covers the box or misses it
+            view = _source_view(*covering[0], box)
             mapped.append(body.value(view, instr.dtype, name, entry.kernels[0], entry.stale))
-        else:
+        else:  # an unslice's padding
             mapped.append(body.add(Instr("const", (), instr.dtype, (("value", identity("sum", instr.dtype)),))))
     box_shape = (*shape[:lead], *(hi - lo for lo, hi in box))
     return box_shape, body.operands, body.instrs, region

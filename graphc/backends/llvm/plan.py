@@ -34,20 +34,14 @@ ELEMENTWISE = frozenset(
 
 
 def _plan_elementwise(p: Planner, step: Step) -> None:
+    """One Map, or one per box when an operand is an unslice or concatenate that need not be stored (padded.py)."""
     shape = fixed(step.type.shape)
     operands = [L.broadcast(p.layouts[a], shape) for a in step.args]
     expr = Expr()
     loads = [expr.load(i, o.dtype) for i, o in enumerate(operands)]
     expr.add(step.op, loads, step.type.dtype, step.attrs)
-    p.add_map(shape, operands, expr.instrs, p.dest(step))
-
-
-def _plan_add(p: Planner, step: Step) -> None:
-    expr = Expr()
-    loads = [expr.load(i, p.layouts[a].dtype) for i, a in enumerate(step.args)]
-    expr.add(step.op, loads, step.type.dtype, step.attrs)
     if not plan_padded(p, step, expr.instrs):
-        _plan_elementwise(p, step)
+        p.add_map(shape, operands, expr.instrs, p.dest(step))
 
 
 def body_instrs(body: Program, shape: Shape, expr: Expr, skip_root: bool) -> int:
@@ -403,7 +397,6 @@ def _plan_window(p: Planner, step: Step) -> None:
 
 PLANNERS: dict[str, Rule] = {
     **{name: _plan_elementwise for name in sorted(ELEMENTWISE)},
-    "add": _plan_add,
     "fused": _plan_fused,
     "sum": _plan_reduce,
     "prod": _plan_reduce,
