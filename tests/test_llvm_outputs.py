@@ -222,3 +222,21 @@ def test_set_num_threads_between_compiles_keeps_results() -> None:
     for value, grad in results[1:]:
         assert value == results[0][0]
         np.testing.assert_array_equal(grad, results[0][1])
+
+
+def test_release_workspaces_and_a_lower_limit_free_idle_result_blocks(doubler) -> None:
+    before = gc.get_workspace_limit()
+    held, _ = doubler(np.ones(LEASE_N + 3))  # a live result: never freed, never handed out
+    for _ in range(2):
+        doubler(np.ones(LEASE_N + 3))  # dropped at once: its block goes idle
+    assert outputs.POOL.idle_bytes > 0
+    gc.release_workspaces()
+    assert outputs.POOL.idle_bytes == 0
+    doubler(np.ones(LEASE_N + 3))
+    assert outputs.POOL.idle_bytes > 0
+    try:
+        gc.set_workspace_limit(outputs.POOL.idle_bytes - 1)  # below what is idle: trimmed now, not at the next call
+        assert outputs.POOL.idle_bytes + gc.workspace_stats().idle_bytes <= gc.get_workspace_limit()
+    finally:
+        gc.set_workspace_limit(before)
+    np.testing.assert_array_equal(held, np.full(LEASE_N + 3, 2.0))

@@ -31,6 +31,7 @@ import bisect
 import mmap
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,6 +198,16 @@ def _check_limit(nbytes: object) -> int:
     return value
 
 
+_ALSO_KEPT: list[Callable[[int], None]] = []
+"""Other pools of idle memory under the same limit (large results: backends.llvm.outputs): each is called
+with the limit to trim itself to, now 0 to free everything, whenever the limit is set or memory released."""
+
+
+def also_kept(trim: Callable[[int], None]) -> None:
+    """Put another pool of idle memory under gc.set_workspace_limit and gc.release_workspaces."""
+    _ALSO_KEPT.append(trim)
+
+
 def set_workspace_limit(nbytes: int) -> None:
     """gc.set_workspace_limit: the most bytes of idle workspace the process keeps between calls.
 
@@ -206,7 +217,10 @@ def set_workspace_limit(nbytes: int) -> None:
     the workspace it needs, whatever the limit. The default is a quarter of the machine's
     memory. Results do not depend on it.
     """
-    ARENA.set_limit(_check_limit(nbytes))
+    limit = _check_limit(nbytes)
+    ARENA.set_limit(limit)
+    for trim in _ALSO_KEPT:
+        trim(limit)
 
 
 def get_workspace_limit() -> int:
@@ -220,5 +234,10 @@ def workspace_stats() -> WorkspaceStats:
 
 
 def release_workspaces() -> None:
-    """gc.release_workspaces: free every idle workspace block now (the next calls map fresh ones)."""
+    """gc.release_workspaces: free every idle workspace block now (the next calls map fresh ones).
+
+    Idle blocks kept for large results (results of 4 MiB or more, llvm backend) are freed too.
+    """
     ARENA.release()
+    for trim in _ALSO_KEPT:
+        trim(0)

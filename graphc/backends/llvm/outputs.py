@@ -31,7 +31,7 @@ import threading
 
 import numpy as np
 
-from graphc.backends.arena import ARENA, size_class
+from graphc.backends.arena import ARENA, also_kept, size_class
 
 LEASED_FROM = 1 << 22
 """Outputs of this many bytes or more are leased (4 MiB: below that, NumPy's allocator reuses warm memory)."""
@@ -76,13 +76,20 @@ class _Pool:
                 return
         # not kept: unmapped when `block` goes (its last export, the holder, is already gone)
 
+    def trim(self, limit: int) -> None:
+        """Unmap idle blocks, largest first, until they and the arena's idle blocks total at most `limit`."""
+        with self._lock:
+            dropped = []
+            for size in sorted(self._idle, reverse=True):
+                blocks = self._idle[size]
+                while blocks and self.idle_bytes + ARENA.idle_bytes > limit:
+                    dropped.append(blocks.pop())
+                    self.idle_bytes -= size
+        del dropped
+
     def release(self) -> None:
         """Unmap every idle block."""
-        with self._lock:
-            dropped = [b for blocks in self._idle.values() for b in blocks]
-            self._idle.clear()
-            self.idle_bytes = 0
-        del dropped
+        self.trim(-1)
 
     def after_fork(self) -> None:
         """In a forked child: a fresh lock (another thread may have held this one)."""
@@ -104,6 +111,7 @@ def _holder_type(size: int) -> type[ctypes.Array[ctypes.c_char]]:
 
 POOL = _Pool()
 """The process's pool of large-output blocks."""
+also_kept(POOL.trim)  # gc.set_workspace_limit and gc.release_workspaces cover it
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: POOL.after_fork())
 
