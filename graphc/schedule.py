@@ -352,7 +352,9 @@ def make_step(
     """The step computing `node` as `name` from the values named `args` (its body Graphs left out)."""
     op = node.op
     assert isinstance(op, Op)
-    attrs = tuple(kv for kv in node.attrs if not isinstance(kv[1], Graph))
+    attrs = node.attrs
+    if attrs:  # most nodes have none
+        attrs = tuple(kv for kv in attrs if not isinstance(kv[1], Graph))
     origin = getattr(node, "differentiates", None)
     differentiates = None if origin is None else Origin(origin.op.name, origin.loc)
     return Step(name, op, tuple(args), attrs, node.type, tuple(frees), None, bodies, node.loc, differentiates)

@@ -105,20 +105,19 @@ def fused_node(group: list[Node], outer: dict[Node, Node]) -> Node:
     params: dict[Node, Node] = {}
     for member in group:
         with derived_from(member):  # not the user's line: looking for it walks the stack
-            args = tuple(_body_arg(operand, inside, outer, params) for operand in member.inputs)
-            inside[member] = member.remake(args)  # the arguments have the operands' types: the member's is kept
+            args = []
+            for operand in member.inputs:
+                copy = inside.get(operand)
+                args.append(_param_for(outer[operand], params) if copy is None else copy)
+            inside[member] = member.remake(tuple(args))  # the arguments have the operands' types: its own is kept
     root = group[-1]
     body = Graph([inside[root]], list(params.values()))
     with derived_from(root):
         return fused(*params, body=body)
 
 
-def _body_arg(operand: Node, inside: dict[Node, Node], outer: dict[Node, Node], params: dict[Node, Node]) -> Node:
-    """What stands for `operand` in the body: its copy there, or the parameter for its node outside (new ones next)."""
-    found = inside.get(operand)
-    if found is not None:
-        return found
-    source = outer[operand]
+def _param_for(source: Node, params: dict[Node, Node]) -> Node:
+    """The body parameter standing for the region input `source` (the next one, when it is new)."""
     found = params.get(source)
     if found is None:
         found = params[source] = param(len(params), source.type)
