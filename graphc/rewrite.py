@@ -240,11 +240,26 @@ def _rewrite_in_order(order: Sequence[Node], rules: RuleTable, settled: Settled 
     """
     table = _RulesByOp(rules)
     done: dict[Node, Node] = {}
+    bit = 0 if settled is None else settled.bit
     for node in order:
         if node in done:
             continue
-        if settled is not None and node in settled:
+        if node.settled & bit:
             done[node] = node
+            continue
+        if _inputs_kept(node, done):  # the common case, settled in place without a frame
+            new = _first_rewrite(node, table[node.op.name])
+            if new is None:
+                done[node] = node
+                if bit:
+                    object.__setattr__(node, "settled", node.settled | bit)  # Node refuses plain assignment
+                continue
+            frame = _Frame(node)
+            if new in done:
+                _finish(frame, done[new], done, settled)
+                continue
+            frame.restart(new)
+            _walk(frame, table, done, settled)
             continue
         frame = _Frame(node)
         result = _settle(frame, table, done)
@@ -253,6 +268,14 @@ def _rewrite_in_order(order: Sequence[Node], rules: RuleTable, settled: Settled 
             continue
         _finish(frame, result, done, settled)
     return done
+
+
+def _inputs_kept(node: Node, done: dict[Node, Node]) -> bool:
+    """Whether every input of `node` is its own fixpoint (so `node` needs no rebuilding)."""
+    for child in node.inputs:  # noqa: SIM110 (a loop: all() over a generator costs twice as much, per node and pass)
+        if done[child] is not child:
+            return False
+    return True
 
 
 def rewrite_nodes(outputs: Sequence[Node], table: RuleTable, settled: Settled | None = None) -> list[Node]:

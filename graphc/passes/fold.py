@@ -12,7 +12,7 @@ import numpy as np
 from graphc.ir import Graph, Node
 from graphc.ops.base import Kind
 from graphc.ops.loops import is_loop
-from graphc.ops.source import const, const_value
+from graphc.ops.source import const, const_op, const_value
 from graphc.rewrite import EVERY_OP, Settled, rewrite, rule_table
 
 MAX_FOLD_ELEMENTS = 4096
@@ -20,6 +20,9 @@ MAX_FOLD_ELEMENTS = 4096
 
 def fold_constant(node: Node) -> Node | None:
     """op(const, ..., const) -> const(op.eval(...))"""
+    for operand in node.inputs:
+        if operand.op is not const_op:
+            return None  # the common case, first: most nodes have an operand that is not a constant
     if node.op.kind is Kind.SOURCE or not node.inputs or is_loop(node):  # type: ignore[attr-defined]
         return None  # loops run at call time: a non-converging fixed_point must raise there
     if not node.type.static:
