@@ -50,6 +50,7 @@ from graphc.backends.llvm.emitters import (
     memory_type,
     store,
 )
+from graphc.backends.llvm.jit import GLUE
 from graphc.backends.llvm.kernels import (
     Branch,
     Check,
@@ -188,6 +189,7 @@ class Lowering:
         self.parts = 0
         self.argument_numbers: dict[str, int] = {}
         self.signatures: dict[int, tuple[Kernel, list[Pointer]]] = {}  # signature() by id of a plan's kernel
+        self.glue: ir.Module | None = None  # a huge plan's glue module (_build_parts); None for a single entry
 
     def signature(self, kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
         """signature(kernel), computed once per kernel of the plan."""
@@ -202,7 +204,7 @@ class Lowering:
             return fn
         signature_ = ir.FunctionType(I32, [PTR] * params + [I64, I64])
         fn = ir.Function(self.module, signature_, f"kernel{len(self.functions)}")
-        fn.linkage = "internal"
+        fn.linkage = "" if self.glue is not None else "internal"  # the glue module calls it: exported
         fn.attributes.add("noinline")
         fn.attributes.add("nounwind")
         for arg in fn.args[:params]:
@@ -226,7 +228,7 @@ class Lowering:
         if name in self.trampolines:
             return self.trampolines[name]
         fn = ir.Function(self.module, ir.FunctionType(PTR, [PTR]), name)
-        fn.linkage = "internal"
+        fn.linkage = "" if self.glue is not None else "internal"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         (ctx,) = fn.args
         slots = [b.load(b.gep(ctx, [i64(i)], source_etype=I64), typ=I64) for i in range(params + 2)]
@@ -262,17 +264,21 @@ class Lowering:
         return self.module
 
     def _build_parts(self, names: list[str], sizes: Sequence[Glue]) -> ir.Module:
-        """A huge plan's glue as functions of bounded size (so code generation stays linear).
+        """A huge plan's glue as functions of bounded size, in a module of their own (`self.glue`).
 
         `graphc_objects(ptr objects)` takes the argument objects as an array (the fastcall
         wrapper passes its own); it calls `graphc_part{j}(objects)` in order, each of which
         reads the data pointers it needs and calls kernels with at most PART_GLUE calls
         and pointers together (glue_runs), returning 0 or the status the entry returns. The
         alignment checks are parts of their own, run first. ENTRY stores its parameters
-        into an array and calls `graphc_objects`. Every glue function is compiled optnone.
+        into an array and calls `graphc_objects`. The glue module (ENTRY, graphc_objects and
+        the parts) is never optimized and is code-generated at O0 (jit.compile_text): straight-line
+        glue gains nothing from O3, whose code generation of it costs most of a huge build.
+        The kernels it calls are exported from the kernel module (`self.module`), which keeps
+        the fastcall wrapper (optnone).
         """
-        objects_fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), OBJECTS)
-        objects_fn.linkage = "internal"
+        glue = self.glue = ir.Module(name="graphc_glue")
+        objects_fn = ir.Function(glue, ir.FunctionType(I32, [PTR]), OBJECTS)
         objects_fn.attributes.add("nounwind")
         parts = [self._alignment_part(names, chunk) for chunk in _aligned_chunks(self.plan)]
         parts += [self._kernel_part(names, run) for run in glue_runs(self.plan.kernels, sizes)]
@@ -282,7 +288,9 @@ class Lowering:
             with b.if_then(b.icmp_unsigned("!=", status, ir.Constant(I32, 0)), likely=False):
                 b.ret(status)
         b.ret(ir.Constant(I32, 0))
-        entry = ir.Function(self.module, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
+        for fn in [*self.functions.values(), *self.trampolines.values()]:
+            ir.Function(glue, fn.function_type, fn.name)  # a declaration: the kernel module defines it
+        entry = ir.Function(glue, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
         entry.attributes.add("nounwind")
         b = ir.IRBuilder(entry.append_basic_block("entry"))
         array = b.alloca(PTR, size=i64(len(names)), name="objects")
@@ -290,14 +298,16 @@ class Lowering:
             b.store(arg, b.gep(array, [i64(k)], source_etype=PTR))
         b.ret(b.call(objects_fn, [array]))
         if self.fastcall:
-            pyentry.add_fastcall(self.module, objects_fn, total_work(self.plan) >= GIL_WORK, by_array=True)
-        for fn in (objects_fn, entry, *parts):
-            unoptimized(fn)
+            objects = ir.Function(self.module, objects_fn.function_type, OBJECTS)  # defined by the glue module
+            pyentry.add_fastcall(self.module, objects, total_work(self.plan) >= GIL_WORK, by_array=True)
+        for fn in (self.module.globals.get(pyentry.CALL), objects_fn, entry, *parts):
+            unoptimized(fn)  # marked as well: optimizing the glue module's text (llvm_ir) would leave it so
         return self.module
 
     def _part(self, names: list[str]) -> tuple[ir.Function, ir.IRBuilder, PartData]:
         """A new glue part `i32 (ptr objects)`: its builder in the body block, and its data pointers."""
-        fn = ir.Function(self.module, ir.FunctionType(I32, [PTR]), f"{PART}{self.parts}")
+        assert self.glue is not None
+        fn = ir.Function(self.glue, ir.FunctionType(I32, [PTR]), f"{PART}{self.parts}")
         self.parts += 1
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
@@ -560,7 +570,7 @@ class Caller:
             b.store(b.ptrtoint(pointer, I64), b.gep(ctx, [i64(i)], source_etype=I64))
         b.store(i64(lo), b.gep(ctx, [i64(params)], source_etype=I64))
         b.store(i64(hi), b.gep(ctx, [i64(params + 1)], source_etype=I64))
-        create, _ = _pthread(self.lowering.module)
+        create, _ = _pthread(b.function.module)
         trampoline = self.lowering.trampoline(fn, params)
         return thread, ctx, b.call(create, [thread, ir.Constant(PTR, None), trampoline, ctx])
 
@@ -569,7 +579,7 @@ class Caller:
         b = self.b
         thread, ctx, started = handle
         params = len(args)
-        _, join = _pthread(self.lowering.module)
+        _, join = _pthread(b.function.module)
         with b.if_else(b.icmp_signed("==", started, ir.Constant(I32, 0))) as (joined, alone):
             with joined:
                 b.call(join, [b.load(thread, typ=I64), ir.Constant(PTR, None)])
@@ -730,10 +740,14 @@ def _pthread(module: ir.Module) -> tuple[ir.Function, ir.Function]:
     return create, join
 
 
-def lower(plan: Plan, fastcall: bool = False, exact: bool = False, threads: int = 1) -> ir.Module:
-    """The module of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL.
+def lower(plan: Plan, fastcall: bool = False, exact: bool = False, threads: int = 1) -> str:
+    """The IR text of a plan: kernel functions, the entry point ENTRY and (fastcall) pyentry.CALL.
 
-    `exact` is the build for huge sin/cos/tan arguments (see the module docstring);
-    `threads`: how many threads a kernel with enough work is shared among.
+    A huge plan's glue module follows the kernel module after jit.GLUE (its own module,
+    compiled without optimization). `exact` is the build for huge sin/cos/tan arguments
+    (see the module docstring); `threads`: how many threads a kernel with enough work is
+    shared among.
     """
-    return Lowering(plan, fastcall, exact, threads).build()
+    lowering = Lowering(plan, fastcall, exact, threads)
+    kernels = str(lowering.build())
+    return kernels if lowering.glue is None else kernels + GLUE + str(lowering.glue)
