@@ -152,10 +152,10 @@ def optimized_module(ir_text: str) -> llvm.ModuleRef:
 
 
 def optimized_text(ir_text: str) -> str:
-    """The IR as it is compiled: the kernel module optimized, a glue module (never optimized) as it is."""
+    """The IR as it is compiled: the kernel module optimized, a glue module (never optimized) as LLVM prints it."""
     kernels, glue = split_glue(ir_text)
     optimized = str(optimized_module(kernels))
-    return optimized + GLUE + glue if glue else optimized
+    return optimized + GLUE + str(_parse(glue)) if glue else optimized
 
 
 def glue_object(glue_text: str) -> bytes:
