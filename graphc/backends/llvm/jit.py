@@ -63,9 +63,11 @@ def target_machine() -> llvm.TargetMachine:
     return _host_target_machine()
 
 
-@functools.cache
 def glue_target_machine() -> llvm.TargetMachine:
-    """The host CPU for glue code: no optimization, small code model, position-independent; created once.
+    """The host CPU for glue code: no optimization, small code model, position-independent.
+
+    A fresh one per use: code generation sets options on its machine, and compiles may run
+    on several threads (llvmlite releases the GIL).
 
     At O0 with the small code model, LLVM selects instructions with FastISel (the JIT's
     default large model makes every call fall back to SelectionDAG, several times slower);
