@@ -5,7 +5,8 @@ takes one PyArrayObject pointer per argument (`arguments` gives the order: input
 constant blob, outputs, the workspace), reads each array's data pointer from the
 object (offset DATA_OFFSET, checked by runtime.py), and calls one kernel function per
 kernel of the plan, in order (a huge plan's calls go into glue functions of bounded
-size, `_build_parts`, so code generation stays linear). Kernels of equal structure share
+size, `_build_parts`, in a glue module of their own that is code-generated at O0, so code
+generation stays linear). Kernels of equal structure share
 one function (a model that repeats a step K times compiles a handful of functions, not
 K). A kernel with a lot of work (kernels.work >= PARALLEL_WORK) is split into pieces
 along its split axis, one per thread (`threads`, gc.compile's option): native threads (pthread_create) run
