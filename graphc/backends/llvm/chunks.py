@@ -8,7 +8,6 @@ graph: a long fused chain (W8's K steps) becomes a few kernels, often of one sha
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -112,6 +111,6 @@ def _chunk_instrs(
     for i in members:
         instr = instrs[i]
         args = instr.args if instr.op == "load" else tuple(ref(a) for a in instr.args)
-        local.append(replace(instr, args=args))
+        local.append(Instr(instr.op, args, instr.dtype, instr.attrs))
         mapping[i] = len(local) - 1
     return local_operands, local, mapping

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
 import llvmlite.binding as llvm
 import llvmlite.ir
 from llvmlite.binding import ffi, newpassmanagers
+
+GLUE = "\n; graphc: the glue module (compiled without optimization)\n"
+"""Separates a huge plan's glue module from its kernel module in one IR text (lower.lower)."""
+BUNDLE = b"graphc-bundle\0"
+"""Starts the object code of a kernel module and its glue module stored as one (an ELF object starts otherwise)."""
+_LENGTH = struct.Struct("<Q")
 
 
 class ObjectStore(Protocol):
@@ -54,6 +61,47 @@ def target_machine() -> llvm.TargetMachine:
     Shared: never give it to `create_mcjit_compiler`, whose engine frees its machine.
     """
     return _host_target_machine()
+
+
+def glue_target_machine() -> llvm.TargetMachine:
+    """The host CPU for glue code: no optimization, small code model, position-independent.
+
+    A fresh one per use: code generation sets options on its machine, and compiles may run
+    on several threads (llvmlite releases the GIL).
+
+    At O0 with the small code model, LLVM selects instructions with FastISel (the JIT's
+    default large model makes every call fall back to SelectionDAG, several times slower);
+    position-independent code reaches the kernels and pthreads through stubs and a GOT,
+    wherever they are in memory.
+    """
+    _initialize()
+    cpu, features = host_cpu()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=cpu, features=features, opt=0, reloc="pic", codemodel="small")
+
+
+def split_glue(ir_text: str) -> tuple[str, str]:
+    """(the kernel module's text, the glue module's text or "") of an IR text lower.lower made."""
+    kernels, _, glue = ir_text.partition(GLUE)
+    return kernels, glue
+
+
+def bundle(kernels: bytes, glue: bytes) -> bytes:
+    """The object code of a kernel module and its glue module as one blob (unbundle reverses it)."""
+    return BUNDLE + _LENGTH.pack(len(kernels)) + kernels + glue
+
+
+def unbundle(obj: bytes) -> list[bytes]:
+    """The object files in a blob: a bundle's two, or the blob itself."""
+    if not obj.startswith(BUNDLE):
+        return [obj]
+    start = len(BUNDLE) + _LENGTH.size
+    if len(obj) < start:
+        raise RuntimeError("a truncated object bundle")
+    (length,) = _LENGTH.unpack_from(obj, len(BUNDLE))
+    if start + length > len(obj):
+        raise RuntimeError("a truncated object bundle")
+    return [obj[start : start + length], obj[start + length :]]
 
 
 def optimize(module: llvm.ModuleRef, speed_level: int = 3) -> None:
@@ -105,6 +153,18 @@ def optimized_module(ir_text: str) -> llvm.ModuleRef:
     return module
 
 
+def optimized_text(ir_text: str) -> str:
+    """The IR as it is compiled: the kernel module optimized, a glue module (never optimized) as LLVM prints it."""
+    kernels, glue = split_glue(ir_text)
+    optimized = str(optimized_module(kernels))
+    return optimized + GLUE + str(_parse(glue)) if glue else optimized
+
+
+def glue_object(glue_text: str) -> bytes:
+    """The object code of a glue module: parsed, verified, code-generated at O0 (glue_target_machine)."""
+    return glue_target_machine().emit_object(_parse(glue_text))
+
+
 class NativeModule:
     """Compiled code in this process; keep it alive while its addresses are in use."""
 
@@ -122,7 +182,7 @@ class NativeModule:
     def ir_optimized(self) -> str:
         """The IR after optimization (recomputed on first use after a cache hit)."""
         if self._ir_optimized is None:
-            self._ir_optimized = str(optimized_module(self.ir_unoptimized))
+            self._ir_optimized = optimized_text(self.ir_unoptimized)
         return self._ir_optimized
 
     def address(self, name: str) -> int:
@@ -133,37 +193,52 @@ class NativeModule:
         return address
 
 
-def _engine_from_module(module: llvm.ModuleRef, on_object: Callable[[bytes], None] | None) -> llvm.ExecutionEngine:
-    """Code-generate `module`; MCJIT hands the object file to `on_object`."""
+def _engine_from_module(
+    module: llvm.ModuleRef, on_object: Callable[[bytes], None] | None, glue: bytes | None = None
+) -> llvm.ExecutionEngine:
+    """Code-generate `module` (and link the `glue` object to it); `on_object` receives the object code.
+
+    With glue, `on_object` receives the bundle of both (bundle()).
+    """
     # An engine owns (and frees) its target machine, so each gets a fresh one.
     engine = llvm.create_mcjit_compiler(module, _host_target_machine())
+    made: list[bytes] = []
     if on_object is not None:
 
         def notify(_module: llvm.ModuleRef, obj: bytes) -> None:
-            on_object(obj)
+            made.append(obj)
 
         engine.set_object_cache(notify_func=notify)
+    if glue is not None:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(glue))
     engine.finalize_object()
+    if on_object is not None and made:
+        on_object(made[0] if glue is None else bundle(made[0], glue))
     return engine
 
 
 def load_object(obj: bytes, ir_text: str = "") -> NativeModule:
-    """Object code (from a cache) in a fresh engine: no parsing, optimization or codegen.
+    """Object code (from a cache; a bundle too) in a fresh engine: no parsing, optimization or codegen.
 
     `ir_text`: the unoptimized IR it was compiled from, when known. RuntimeError when LLVM
     cannot load the object.
     """
     engine = llvm.create_mcjit_compiler(_parse(""), _host_target_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    for part in unbundle(obj):
+        engine.add_object_file(llvm.ObjectFileRef.from_data(part))
     engine.finalize_object()
     return NativeModule(engine, ir_text, None)
 
 
 def compile_text(ir_text: str, on_object: Callable[[bytes], None] | None = None) -> NativeModule:
-    """Optimize and JIT the IR; `on_object` receives the object code (to store it)."""
-    optimized = optimized_module(ir_text)
-    engine = _engine_from_module(optimized, on_object)
-    return NativeModule(engine, ir_text, str(optimized))
+    """Optimize and JIT the IR (a glue module after GLUE at O0, unoptimized); `on_object` receives the object code.
+
+    The optimized IR text is made on first use (NativeModule.ir_optimized).
+    """
+    kernels, glue = split_glue(ir_text)
+    optimized = optimized_module(kernels)
+    engine = _engine_from_module(optimized, on_object, glue_object(glue) if glue else None)
+    return NativeModule(engine, ir_text, None)
 
 
 def compile_ir(

@@ -239,15 +239,18 @@ def checks_range(kernel: Kernel) -> bool:
     return isinstance(kernel, (Map, Reduce)) and any(i.op in TRIGONOMETRIC for i in kernel.instrs)
 
 
+_WEIGHTS = {"pow": 40, "load": 1, "const": 0, "copy": 0}
+_FREE = frozenset({"load", "const", "copy"})
+
+
 def cost(instrs: tuple[Instr, ...]) -> int:
     """A rough count of machine work per point: transcendental functions weigh 20."""
-    weights = {"pow": 40, "load": 1, "const": 0, "copy": 0}
-    return sum(weights.get(i.op, 20 if i.op in TRANSCENDENTAL else 1) for i in instrs)
+    return sum(_WEIGHTS.get(i.op, 20 if i.op in TRANSCENDENTAL else 1) for i in instrs)
 
 
 def computed_cost(instrs: Sequence[Instr]) -> int:
     """The cost of the computed instructions (loads and constants are repeated freely)."""
-    return cost(tuple(i for i in instrs if i.op not in ("load", "const", "copy")))
+    return sum(_WEIGHTS.get(i.op, 20 if i.op in TRANSCENDENTAL else 1) for i in instrs if i.op not in _FREE)
 
 
 def work(kernel: Kernel) -> int:

@@ -81,6 +81,11 @@ def contiguous(buffer: Buffer, shape: Shape, offset: int = 0) -> Layout:
 # --- views ---------------------------------------------------------------------------------------
 
 
+def restrided(layout: Layout, shape: Shape, strides: Shape) -> Layout:
+    """The layout with another shape and strides (dataclasses.replace, without its cost on a hot path)."""
+    return Layout(layout.buffer, shape, strides, layout.offset, layout.dynamic)
+
+
 def transposed(layout: Layout, axes: Sequence[int]) -> Layout:
     shape = tuple(layout.shape[a] for a in axes)
     strides = tuple(layout.strides[a] for a in axes)
@@ -93,7 +98,7 @@ def broadcast(layout: Layout, shape: Shape) -> Layout:
     strides = [0] * lead
     for n, m, s in zip(layout.shape, shape[lead:], layout.strides, strict=True):
         strides.append(s if n == m else 0)
-    return replace(layout, shape=tuple(shape), strides=tuple(strides))
+    return restrided(layout, tuple(shape), tuple(strides))
 
 
 def sliced(layout: Layout, index: Sequence[tuple[int, int, int]]) -> Layout:

@@ -97,9 +97,9 @@ class Group:
                 if position is None:
                     position = self.operand_index[operand] = len(self.operands)
                     self.operands.append(operand)
-                instr = replace(instr, args=(position,))
+                instr = Instr("load", (position,), instr.dtype, instr.attrs)
             elif instr.op != "const":
-                instr = replace(instr, args=tuple(index[a] for a in instr.args))
+                instr = Instr(instr.op, tuple(index[a] for a in instr.args), instr.dtype, instr.attrs)
             self.instrs.append(instr)
             index[i] = len(self.instrs) - 1
         self.cost += computed_cost(k.instrs)

@@ -370,7 +370,7 @@ def direct_outputs(program: Program) -> dict[str, int]:
 
 
 def _restrided(layout: Layout, shape: Shape, strides: Shape) -> Layout:
-    return replace(layout, shape=shape, strides=strides)
+    return L.restrided(layout, shape, strides)
 
 
 def reduce_out(dest: Layout, shape: Shape, axes: Sequence[int], keepdims: bool) -> Layout:
@@ -412,6 +412,6 @@ def _fold_operands(operands: Sequence[Layout], instrs: Sequence[Instr]) -> tuple
             if source.buffer.value is not None:
                 instr = Instr("const", (), instr.dtype, (("value", source.buffer.value),))
             else:
-                instr = replace(instr, args=(index[instr.args[0]],))
+                instr = Instr("load", (index[instr.args[0]],), instr.dtype, instr.attrs)
         folded.append(instr)
     return tuple(kept), tuple(folded)

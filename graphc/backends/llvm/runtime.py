@@ -244,8 +244,8 @@ class LLVMFunction:
         if self._ir is None and self.native.ir_unoptimized:
             self._ir = LLVMIR(self.native.ir_unoptimized, self.native.ir_optimized)
         if self._ir is None:  # loaded from the cache: lower again (deterministic) and optimize that
-            unoptimized = str(lower(self.plan, pyentry.available(), self.exact, self.threads))
-            self._ir = LLVMIR(unoptimized, str(jit.optimized_module(unoptimized)))
+            unoptimized = lower(self.plan, pyentry.available(), self.exact, self.threads)
+            self._ir = LLVMIR(unoptimized, jit.optimized_text(unoptimized))
         return self._ir
 
 
@@ -270,7 +270,7 @@ def compile_plan(
             except RuntimeError:  # an entry LLVM cannot load (another LLVM wrote it): rebuild it
                 pass
     store = functools.partial(cache.store, entry) if cache is not None and entry is not None else None
-    return jit.compile_text(str(lower(p, pyentry.available(), exact, threads)), store), False, entry
+    return jit.compile_text(lower(p, pyentry.available(), exact, threads), store), False, entry
 
 
 @functools.cache
