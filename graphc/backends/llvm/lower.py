@@ -191,7 +191,6 @@ class Lowering:
         self.argument_numbers: dict[str, int] = {}
         self.signatures: dict[int, tuple[Kernel, list[Pointer]]] = {}  # signature() by id of a plan's kernel
         self.glue: ir.Module | None = None  # a huge plan's glue module (_build_parts); None for a single entry
-        self.glue_text = ""  # the glue functions written as text (TextPart), which follow the glue module's
 
     def signature(self, kernel: Kernel) -> tuple[Kernel, list[Pointer]]:
         """signature(kernel), computed once per kernel of the plan."""
@@ -282,27 +281,30 @@ class Lowering:
         with a loop, a branch or threads is built by Caller in the glue module.
         """
         glue = self.glue = ir.Module(name="graphc_glue")
-        numbers = self.numbers(names)
-        parts = [self._alignment_part(names, chunk).name for chunk in _aligned_chunks(self.plan)]
-        texts = []
-        for run in glue_runs(self.plan.kernels, sizes):
-            text = TextPart(self, f"{PART}{self.parts}", numbers).build(run)
-            if text is None:
-                parts.append(self._kernel_part(names, run).name)
-                continue
-            self.parts += 1
-            parts.append(f"{PART}{self.parts - 1}")
-            texts.append(text)
-        for fn in glue.functions:
-            unoptimized(fn)  # marked as well: optimizing the glue module's text (llvm_ir) would leave it so
+        objects_fn = ir.Function(glue, ir.FunctionType(I32, [PTR]), OBJECTS)
+        objects_fn.attributes.add("nounwind")
+        parts = [self._alignment_part(names, chunk) for chunk in _aligned_chunks(self.plan)]
+        parts += [self._kernel_part(names, run) for run in glue_runs(self.plan.kernels, sizes)]
+        b = ir.IRBuilder(objects_fn.append_basic_block("entry"))
+        for part in parts:
+            status = b.call(part, objects_fn.args)
+            with b.if_then(b.icmp_unsigned("!=", status, ir.Constant(I32, 0)), likely=False):
+                b.ret(status)
+        b.ret(ir.Constant(I32, 0))
         for fn in [*self.functions.values(), *self.trampolines.values()]:
             ir.Function(glue, fn.function_type, fn.name)  # a declaration: the kernel module defines it
-        texts += [_objects_text(parts), _entry_text(len(names))]
-        self.glue_text = "\n".join(texts)
+        entry = ir.Function(glue, ir.FunctionType(I32, [PTR] * len(names)), ENTRY)
+        entry.attributes.add("nounwind")
+        b = ir.IRBuilder(entry.append_basic_block("entry"))
+        array = b.alloca(PTR, size=i64(len(names)), name="objects")
+        for k, arg in enumerate(entry.args):
+            b.store(arg, b.gep(array, [i64(k)], source_etype=PTR))
+        b.ret(b.call(objects_fn, [array]))
         if self.fastcall:
-            objects = ir.Function(self.module, ir.FunctionType(I32, [PTR]), OBJECTS)  # defined by the glue module
+            objects = ir.Function(self.module, objects_fn.function_type, OBJECTS)  # defined by the glue module
             pyentry.add_fastcall(self.module, objects, total_work(self.plan) >= GIL_WORK, by_array=True)
-            unoptimized(self.module.globals.get(pyentry.CALL))
+        for fn in (self.module.globals.get(pyentry.CALL), objects_fn, entry, *parts):
+            unoptimized(fn)  # marked as well: optimizing the glue module's text (llvm_ir) would leave it so
         return self.module
 
     def _part(self, names: list[str]) -> tuple[ir.Function, ir.IRBuilder, PartData]:
@@ -409,7 +411,16 @@ class Caller:
         self._check_status(kernel, status)
 
     def _parts(self, kernel: Kernel, axis: int | None, extent: int) -> int:
-        return split_count(kernel, axis, extent, self.lowering.threads)
+        """How many pieces a kernel's split axis is cut into: 1 unless it has the work to share.
+
+        Two for a reduction to one point whatever the thread count (so that its result
+        does not depend on it); otherwise one per thread, at most one per index.
+        """
+        if axis is None or extent < 2 or work(kernel) < PARALLEL_WORK or not threads_available():
+            return 1
+        if _to_point(kernel):
+            return 2
+        return min(self.lowering.threads, extent)
 
     def _check_status(self, kernel: Kernel, status: ir.Value) -> None:
         """Leave the entry with the kernel's error site, or RERUN_EXACT, when its status says so."""
@@ -637,148 +648,6 @@ class PartData(Mapping[str, ir.Value]):
         self.b.branch(body)
 
 
-_GLUE_ATTRIBUTES = "noinline nounwind optnone"
-
-
-class TextPart:
-    """A glue part of plain kernel calls written as IR text (llvmlite's objects cost most of a huge build).
-
-    Only for runs whose kernels are each one call (no loop, branch or threads): the
-    function is straight-line code with an early return after a failed status, so each
-    distinct pointer is computed once, where first used, and dominates every later use.
-    Its instructions are Caller's for the same kernels: the data pointers are loaded in
-    the first block, the status checks return what Caller._check_status returns.
-    """
-
-    def __init__(self, lowering: Lowering, name: str, numbers: dict[str, int]) -> None:
-        self.lowering = lowering
-        self.name = name
-        self.numbers = numbers
-        self.data: list[str] = []
-        self.body: list[str] = []
-        self.bases: dict[str, str] = {}
-        self.pointers: dict[tuple[str, int], str] = {}
-        self.count = 0
-
-    def build(self, kernels: Sequence[Kernel]) -> str | None:
-        """The part's definition, or None when a kernel is more than one call."""
-        threads = self.lowering.threads
-        for kernel in kernels:
-            if isinstance(kernel, (Loop, Branch)):
-                return None
-            axis = split_axis(kernel)
-            extent = kernel.shape[axis] if axis is not None else 0  # type: ignore[union-attr]
-            if split_count(kernel, axis, extent, threads) != 1:
-                return None
-        for kernel in kernels:
-            self.call(kernel)
-        lines = [f'define internal i32 @"{self.name}"(ptr %objects) {_GLUE_ATTRIBUTES}', "{", "data:"]
-        lines += self.data
-        lines += ["  br label %body", "body:", *self.body, "  ret i32 0", "}", ""]
-        return "\n".join(lines)
-
-    def fresh(self) -> str:
-        self.count += 1
-        return f"%v{self.count}"
-
-    def base(self, name: str) -> str:
-        """The data pointer of an argument, loaded in the first block on first use."""
-        found = self.bases.get(name)
-        if found is None:
-            k = self.numbers[name]
-            slot, obj, address = self.fresh(), self.fresh(), self.fresh()
-            found = self.bases[name] = f'%"{name.replace(":", "")}"'
-            self.data += [
-                f"  {slot} = getelementptr ptr, ptr %objects, i64 {k}",
-                f"  {obj} = load ptr, ptr {slot}",
-                f"  {address} = getelementptr i8, ptr {obj}, i64 {DATA_OFFSET}",
-                f"  {found} = load ptr, ptr {address}",
-            ]
-        return found
-
-    def address(self, pointer: Pointer) -> str:
-        """Caller.address for a pointer that does not move (no loop here)."""
-        buffer, offset, moving = pointer
-        assert not moving, "a moving pointer outside a loop"
-        if buffer.place == L.INPUT:
-            name = f"input:{buffer.index}"
-        elif buffer.place == L.OUTPUT:
-            name = f"output:{buffer.index}"
-        elif buffer.place == L.CONST:
-            name, offset = "constants", offset + buffer.index
-        elif buffer.place == L.WORK:
-            name, offset = "workspace", offset + buffer.index
-        else:  # never guess: a pointer into the wrong buffer is a silent wrong answer
-            raise AssertionError(f"no address for a {buffer.place} buffer")
-        base = self.base(name)
-        if offset == 0:
-            return base
-        key = (name, offset)
-        found = self.pointers.get(key)
-        if found is None:
-            found = self.pointers[key] = self.fresh()
-            self.body.append(f"  {found} = getelementptr inbounds i8, ptr {base}, i64 {offset}")
-        return found
-
-    def call(self, kernel: Kernel) -> None:
-        lowering = self.lowering
-        shape_kernel, pointers = lowering.signature(kernel)
-        fn = lowering.kernel_function(shape_kernel, len(pointers))
-        args = [f"ptr {self.address(p)}" for p in pointers]
-        axis = split_axis(kernel)
-        extent = kernel.shape[axis] if axis is not None else 0  # type: ignore[union-attr]
-        status = self.fresh()
-        self.body.append(f'  {status} = call i32 @"{fn.name}"({", ".join([*args, "i64 0", f"i64 {extent}"])})')
-        bits = lowering.status_bits(kernel)
-        if not bits:
-            return
-        failed, fail, go = self.fresh(), f"fail{self.count}", f"ok{self.count}"
-        self.body += [
-            f"  {failed} = icmp ne i32 {status}, 0",
-            f"  br i1 {failed}, label %{fail}, label %{go}",
-            f"{fail}:",
-        ]
-        if bits == STATUS_RANGE:
-            self.body.append(f"  ret i32 {RERUN_EXACT}")
-        elif bits == STATUS_FAILED:
-            self.body.append(f"  ret i32 {kernel.site}")  # type: ignore[union-attr]
-        else:
-            masked, site, result = self.fresh(), self.fresh(), self.fresh()
-            self.body += [
-                f"  {masked} = and i32 {status}, {STATUS_FAILED}",
-                f"  {site} = icmp ne i32 {masked}, 0",
-                f"  {result} = select i1 {site}, i32 {kernel.site}, i32 {RERUN_EXACT}",  # type: ignore[union-attr]
-                f"  ret i32 {result}",
-            ]
-        self.body.append(f"{go}:")
-
-
-def _objects_text(parts: Sequence[str]) -> str:
-    """`i32 graphc_objects(ptr objects)`: each part in order; the first nonzero status is returned."""
-    lines = [f'define i32 @"{OBJECTS}"(ptr %objects) {_GLUE_ATTRIBUTES}', "{", "entry:"]
-    for j, part in enumerate(parts):
-        lines += [
-            f'  %s{j} = call i32 @"{part}"(ptr %objects)',
-            f"  %f{j} = icmp ne i32 %s{j}, 0",
-            f"  br i1 %f{j}, label %fail{j}, label %ok{j}",
-            f"fail{j}:",
-            f"  ret i32 %s{j}",
-            f"ok{j}:",
-        ]
-    return "\n".join([*lines, "  ret i32 0", "}", ""])
-
-
-def _entry_text(arguments: int) -> str:
-    """ENTRY: its parameters (argument objects) stored into an array, then graphc_objects on it."""
-    params = ", ".join(f"ptr %a{k}" for k in range(arguments))
-    lines = [f'define i32 @"{ENTRY}"({params}) {_GLUE_ATTRIBUTES}', "{", "entry:"]
-    lines.append(f"  %objects = alloca ptr, i64 {arguments}")
-    for k in range(arguments):
-        lines += [f"  %p{k} = getelementptr ptr, ptr %objects, i64 {k}", f"  store ptr %a{k}, ptr %p{k}"]
-    lines += [f'  %status = call i32 @"{OBJECTS}"(ptr %objects)', "  ret i32 %status", "}", ""]
-    return "\n".join(lines)
-
-
 Glue = tuple[int, int]
 """A kernel call's glue: at least how many entry instructions it takes, and its calls plus pointers."""
 
@@ -842,19 +711,6 @@ def pieces(extent: int, parts: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-def split_count(kernel: Kernel, axis: int | None, extent: int, threads: int) -> int:
-    """How many pieces a kernel's split axis is cut into: 1 unless it has the work to share.
-
-    Two for a reduction to one point whatever the thread count (so that its result
-    does not depend on it); otherwise one per thread, at most one per index.
-    """
-    if axis is None or extent < 2 or work(kernel) < PARALLEL_WORK or not threads_available():
-        return 1
-    if _to_point(kernel):
-        return 2
-    return min(threads, extent)
-
-
 def _to_point(kernel: Kernel) -> bool:
     """A reduction whose result is one point (its halves need partial results)."""
     return isinstance(kernel, Reduce) and not any(kernel.out.strides)
@@ -897,4 +753,4 @@ def lower(plan: Plan, fastcall: bool = False, exact: bool = False, threads: int 
     """
     lowering = Lowering(plan, fastcall, exact, threads)
     kernels = str(lowering.build())
-    return kernels if lowering.glue is None else kernels + GLUE + str(lowering.glue) + "\n" + lowering.glue_text
+    return kernels if lowering.glue is None else kernels + GLUE + str(lowering.glue)
