@@ -276,9 +276,7 @@ class Lowering:
         the parts) is never optimized and is code-generated at O0 (jit.compile_text): straight-line
         glue gains nothing from O3, whose code generation of it costs most of a huge build.
         The kernels it calls are exported from the kernel module (`self.module`), which keeps
-        the fastcall wrapper (optnone). A part of plain calls, graphc_objects and ENTRY are
-        written as text (TextPart, `self.glue_text`, after the glue module's own text); a part
-        with a loop, a branch or threads is built by Caller in the glue module.
+        the fastcall wrapper (optnone).
         """
         glue = self.glue = ir.Module(name="graphc_glue")
         objects_fn = ir.Function(glue, ir.FunctionType(I32, [PTR]), OBJECTS)
