@@ -88,9 +88,7 @@ def test_locations_of_user_code_that_graphc_calls_back() -> None:
         return carry + gc.var("v", (2,)) + gc.var("w", (3,)), carry
 
     final, _ = gc.scan(step, x, length=3)
-    assert gc.evaluate([final], {x: 0.5})[0] == pytest.approx(
-        2.25 * np.sin(2.25 * np.sin(2.25 * np.sin(0.5)))
-    )
+    assert gc.evaluate([final], {x: 0.5})[0] == pytest.approx(2.25 * np.sin(2.25 * np.sin(2.25 * np.sin(0.5))))
     with pytest.raises(gc.GraphError) as info:
         gc.scan(bad, x, length=3)
     assert "add(f64[2], f64[3])" in str(info.value)
@@ -215,7 +213,7 @@ def test_building_locates_refused_arguments_and_passes_other_errors() -> None:
     with pytest.raises(ValueError) as info, building("myop", x, 7):
         raise ValueError("bad argument")
     assert f"myop(f64[3], 7): bad argument\n  at {__file__}:{line}" == str(info.value)
-    with pytest.raises(RuntimeError, match="^internal$"), building("myop", x):
+    with pytest.raises(RuntimeError, match=r"^internal$"), building("myop", x):
         raise RuntimeError("internal")
     with building("myop", x):
         assert (x + 1.0).shape == (3,)
