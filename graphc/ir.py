@@ -70,7 +70,7 @@ def format_array(array: np.ndarray) -> str:
 
 
 class _InternTable:
-    """(id of the op, ids of the inputs, sorted attrs) -> the one live node of that structure, held weakly.
+    """(id of the op, sorted attrs, ids of the inputs...) -> the one live node of that structure, held weakly.
 
     A key names its op and inputs by id() rather than holding them: a live node keeps them
     alive (node.op, node.inputs), so the ids in a live entry are never reused, and a dead
@@ -183,7 +183,7 @@ class Node:
         """
         inputs = tuple(inputs)
         frozen = tuple(sorted(attrs.items())) if attrs else ()
-        key = (id(op), tuple(map(id, inputs)), frozen)
+        key = (id(op), frozen, *map(id, inputs))
         node = _INTERNED.get(key)
         if node is not None:
             return node
@@ -195,7 +195,7 @@ class Node:
 
     def remake(self, inputs: tuple[Node, ...]) -> Node:
         """This node's op and attrs on `inputs` of the same types (a rewrite's rebuild): no inference, no sorting."""
-        key = (id(self.op), tuple(map(id, inputs)), self.attrs)
+        key = (id(self.op), self.attrs, *map(id, inputs))
         node = _INTERNED.get(key)
         if node is not None:
             return node
@@ -203,8 +203,8 @@ class Node:
 
     @staticmethod
     def _new(op: OpLike, key: tuple, inputs: tuple[Node, ...], type_: TensorType) -> Node:
-        """A new node of `op` for the intern key (op id, input ids, sorted attrs), recording where it was built."""
-        frozen = key[2]
+        """A new node of `op` for the intern key (op id, sorted attrs, input ids...), recording where it was built."""
+        frozen = key[1]
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
         put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
@@ -249,26 +249,34 @@ class Node:
         raise TypeError("nodes cannot be pickled; print the graph or compile it")
 
 
-_TYPES: dict[tuple[OpLike, tuple[TensorType, ...]], TensorType] = {}  # (op, input types) -> type, ops without attrs
+_TYPES: dict[tuple, tuple[tuple[TensorType, ...], TensorType]] = {}  # (op, ids of input types...) -> (them, type)
+_SHARED_TYPES: dict[TensorType, TensorType] = {}  # one object per type inferred here, so the types of results recur
 _MAX_TYPES = 1 << 12
 
 
 def _infer(op: OpLike, inputs: tuple[Node, ...], attrs: Mapping[str, Hashable]) -> TensorType:
     """op.infer on the inputs' types; remembered for ops without attributes (elementwise: the same few types recur).
 
-    Only a type that inference returned is remembered, so an error is raised each time;
-    the table is emptied when it grows past _MAX_TYPES.
+    Keyed by the ids of the type objects (hashing a TensorType costs more than inferring
+    from a memo should), which an entry holds, so they are not reused while it lives; a
+    type inferred here is one shared object per equal type, so a chain of results hits
+    the same entry. Only a type that
+    inference returned is remembered, so an error is raised each time; the table is
+    emptied when it grows past _MAX_TYPES.
     """
-    types = tuple(i.type for i in inputs)
+    types = tuple([i.type for i in inputs])
     if attrs:
         return op.infer(*types, **attrs)
-    key = (op, types)
-    type_ = _TYPES.get(key)
-    if type_ is None:
-        type_ = op.infer(*types)
-        if len(_TYPES) >= _MAX_TYPES:
-            _TYPES.clear()
-        _TYPES[key] = type_
+    key = (op, *map(id, types))
+    known = _TYPES.get(key)
+    if known is not None:
+        return known[1]
+    type_ = op.infer(*types)
+    if len(_TYPES) >= _MAX_TYPES:
+        _TYPES.clear()
+        _SHARED_TYPES.clear()
+    type_ = _SHARED_TYPES.setdefault(type_, type_)
+    _TYPES[key] = (types, type_)
     return type_
 
 
