@@ -56,7 +56,7 @@ def once(k: int, n: int | None) -> tuple[tuple[float, float], tuple[float, float
     g = grads[0]
     made = len(Graph([y, g]).nodes) - before
     if n is None and k <= 20000:  # the reference evaluator recurses no deeper than this comfortably
-        got = gc.evaluate([y], {x0.node: np.float64(0.3)})[0]
+        got = gc.evaluate([y], {x0: np.float64(0.3)})[0]
         np.testing.assert_allclose(got, reference(k, 0.3), rtol=1e-12)
     return (build_wall, build_cpu), (grad_wall, grad_cpu), made
 

@@ -76,10 +76,14 @@ lookup cost a graph's build a tenth of its time.
 """
 
 
-def _forget(ref: _TensorRef) -> None:
-    """A Tensor died: drop its entry (unless a new Tensor of that node has taken it already)."""
-    if _TENSORS.get(ref.key) is ref:
-        del _TENSORS[ref.key]
+def _forget(ref: _TensorRef, table: dict[int, _TensorRef] = _TENSORS) -> None:
+    """A Tensor died: drop its entry (unless a new Tensor of that node has taken it already).
+
+    `table` is bound at definition, as weakref's own callbacks do: at interpreter exit the
+    module's globals may be gone before the last Tensors are.
+    """
+    if table.get(ref.key) is ref:
+        del table[ref.key]
 
 
 class Tensor:
