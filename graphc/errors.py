@@ -62,6 +62,9 @@ class Location:
 
 
 _HELPER_FILES = (contextlib.__file__, functools.__file__)
+_INTERNAL: dict[str, bool] = {}  # file name -> whether its frames are graphc's own (few files: never pruned)
+_LOCATIONS: dict[tuple[str, int], Location] = {}  # one Location per user line, shared by every node built there
+_MAX_LOCATIONS = 1 << 16
 
 
 def _is_internal(filename: str) -> bool:
@@ -70,13 +73,34 @@ def _is_internal(filename: str) -> bool:
 
 
 def user_location() -> Location | None:
-    """The innermost stack frame outside the graphc package (the user's line)."""
+    """The innermost stack frame outside the graphc package (the user's line).
+
+    Whether a file is internal is decided once per file name, and the Location of a
+    line is made once and shared (it is immutable): a graph built in a loop asks this
+    once per node from the same few lines.
+    """
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and _is_internal(frame.f_code.co_filename):
+    internal = _INTERNAL
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        inside = internal.get(filename)
+        if inside is None:
+            inside = internal[filename] = _is_internal(filename)
+        if not inside:
+            return _location(filename, frame.f_lineno)
         frame = frame.f_back
-    if frame is None:
-        return None
-    return Location(frame.f_code.co_filename, frame.f_lineno)
+    return None
+
+
+def _location(filename: str, line: int) -> Location:
+    """The shared Location of file:line (the table is emptied when it grows past _MAX_LOCATIONS)."""
+    key = (filename, line)
+    loc = _LOCATIONS.get(key)
+    if loc is None:
+        if len(_LOCATIONS) >= _MAX_LOCATIONS:
+            _LOCATIONS.clear()
+        loc = _LOCATIONS[key] = Location(filename, line)
+    return loc
 
 
 def where(location: Location | None) -> str:

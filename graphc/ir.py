@@ -70,15 +70,16 @@ def format_array(array: np.ndarray) -> str:
 
 
 class _InternTable:
-    """(op, ids of the inputs, sorted attrs) -> the one live node of that structure, held weakly.
+    """(id of the op, sorted attrs, ids of the inputs...) -> the one live node of that structure, held weakly.
 
-    A key names its inputs by id() rather than holding them: a live node keeps its inputs
-    alive (node.inputs), so the ids in a live entry are never reused, and a dead entry
-    holds nothing up (a key of nodes would keep a dead node's inputs alive until its entry
-    went). Dead entries are swept when the table doubles, so making a node is one plain
-    weak reference: one with a callback per entry, which removed it at once, cost three
-    times as much, and a WeakValueDictionary more again. Graphs make nodes by the hundred
-    thousand.
+    A key names its op and inputs by id() rather than holding them: a live node keeps them
+    alive (node.op, node.inputs), so the ids in a live entry are never reused, and a dead
+    entry holds nothing up (a key of nodes would keep a dead node's inputs alive until its
+    entry went). A key of ints is also one the cyclic collector stops tracking, so a big
+    graph costs each full collection fewer objects. Dead entries are swept when the table
+    doubles, so making a node is one plain weak reference: one with a callback per entry,
+    which removed it at once, cost three times as much, and a WeakValueDictionary more
+    again. Graphs make nodes by the hundred thousand.
     """
 
     __slots__ = ("_limit", "_refs")
@@ -181,29 +182,29 @@ class Node:
         inputs of the same types (a rewrite's rebuild, a fused body): inference is skipped.
         """
         inputs = tuple(inputs)
-        frozen = tuple(sorted(attrs.items()))
-        key = (op, tuple(map(id, inputs)), frozen)
+        frozen = tuple(sorted(attrs.items())) if attrs else ()
+        key = (id(op), frozen, *map(id, inputs))
         node = _INTERNED.get(key)
         if node is not None:
             return node
         try:
-            type_ = known if known is not None else op.infer(*(i.type for i in inputs), **attrs)
+            type_ = known if known is not None else _infer(op, inputs, attrs)
         except GraphError as exc:
             raise _located(exc, op, inputs) from None
-        return Node._new(key, inputs, type_)
+        return Node._new(op, key, inputs, type_)
 
     def remake(self, inputs: tuple[Node, ...]) -> Node:
         """This node's op and attrs on `inputs` of the same types (a rewrite's rebuild): no inference, no sorting."""
-        key = (self.op, tuple(map(id, inputs)), self.attrs)
+        key = (id(self.op), self.attrs, *map(id, inputs))
         node = _INTERNED.get(key)
         if node is not None:
             return node
-        return Node._new(key, inputs, self.type)
+        return Node._new(self.op, key, inputs, self.type)
 
     @staticmethod
-    def _new(key: tuple, inputs: tuple[Node, ...], type_: TensorType) -> Node:
-        """A new node for the intern key (op, input ids, sorted attrs), recording where it was built."""
-        op, _, frozen = key
+    def _new(op: OpLike, key: tuple, inputs: tuple[Node, ...], type_: TensorType) -> Node:
+        """A new node of `op` for the intern key (op id, sorted attrs, input ids...), recording where it was built."""
+        frozen = key[1]
         node = object.__new__(Node)
         loc, origin, differentiates = _DERIVED_FROM[-1] if _DERIVED_FROM else (user_location(), None, None)
         put = object.__setattr__  # Node's own __setattr__ refuses: nodes are immutable once made
@@ -246,6 +247,37 @@ class Node:
 
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("nodes cannot be pickled; print the graph or compile it")
+
+
+_TYPES: dict[tuple, tuple[tuple[TensorType, ...], TensorType]] = {}  # (op, ids of input types...) -> (them, type)
+_SHARED_TYPES: dict[TensorType, TensorType] = {}  # one object per type inferred here, so the types of results recur
+_MAX_TYPES = 1 << 12
+
+
+def _infer(op: OpLike, inputs: tuple[Node, ...], attrs: Mapping[str, Hashable]) -> TensorType:
+    """op.infer on the inputs' types; remembered for ops without attributes (elementwise: the same few types recur).
+
+    Keyed by the ids of the type objects (hashing a TensorType costs more than inferring
+    from a memo should), which an entry holds, so they are not reused while it lives; a
+    type inferred here is one shared object per equal type, so a chain of results hits
+    the same entry. Only a type that
+    inference returned is remembered, so an error is raised each time; the table is
+    emptied when it grows past _MAX_TYPES.
+    """
+    types = tuple([i.type for i in inputs])
+    if attrs:
+        return op.infer(*types, **attrs)
+    key = (op, *map(id, types))
+    known = _TYPES.get(key)
+    if known is not None:
+        return known[1]
+    type_ = op.infer(*types)
+    if len(_TYPES) >= _MAX_TYPES:
+        _TYPES.clear()
+        _SHARED_TYPES.clear()
+    type_ = _SHARED_TYPES.setdefault(type_, type_)
+    _TYPES[key] = (types, type_)
+    return type_
 
 
 def _located(exc: GraphError, op: OpLike, inputs: tuple[Node, ...]) -> GraphError:

@@ -15,7 +15,6 @@ re-exports), and indexing (static, or a gather through take).
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeAlias
@@ -62,7 +61,29 @@ NUMPY_FUNCTIONS: dict[str, Callable[..., object]] = {}
 """graphc's NumPy-named functions by name, for np.exp(t) and np.sum(t) (graphc.functions fills it)."""
 
 
-_TENSORS: weakref.WeakValueDictionary[Node, Tensor] = weakref.WeakValueDictionary()
+class _TensorRef(weakref.ref):
+    """A weak reference to the Tensor of a node, which knows its entry: id(node)."""
+
+    __slots__ = ("key",)
+    key: int
+
+
+_TENSORS: dict[int, _TensorRef] = {}
+"""id(node) -> its Tensor, while that Tensor lives (it holds its node, so the id is not reused meanwhile).
+
+A plain dict of weak references rather than a WeakValueDictionary, whose Python-level
+lookup cost a graph's build a tenth of its time.
+"""
+
+
+def _forget(ref: _TensorRef, table: dict[int, _TensorRef] = _TENSORS) -> None:
+    """A Tensor died: drop its entry (unless a new Tensor of that node has taken it already).
+
+    `table` is bound at definition, as weakref's own callbacks do: at interpreter exit the
+    module's globals may be gone before the last Tensors are.
+    """
+    if table.get(ref.key) is ref:
+        del table[ref.key]
 
 
 class Tensor:
@@ -76,14 +97,21 @@ class Tensor:
     __slots__ = ("__weakref__", "node")
 
     def __new__(cls, node: Node) -> Tensor:
-        """The Tensor of `node`: the same object for the same node (subclasses are not shared)."""
-        if cls is Tensor:
-            existing = _TENSORS.get(node)
-            if existing is not None:
-                return existing
+        """The Tensor of `node`: the same object for the same node (subclasses are not shared).
+
+        The table holds Tensors weakly, so a Tensor nobody uses is freed (and its entry with it)
+        and the next one for that node is new.
+        """
+        if cls is not Tensor:
+            return object.__new__(cls)
+        ref = _TENSORS.get(id(node))
+        existing = None if ref is None else ref()
+        if existing is not None:
+            return existing
         tensor = object.__new__(cls)
-        if cls is Tensor:
-            _TENSORS[node] = tensor
+        ref = _TensorRef(tensor, _forget)
+        ref.key = id(node)
+        _TENSORS[ref.key] = ref
         return tensor
 
     def __init__(self, node: Node) -> None:
@@ -339,18 +367,31 @@ class Tensor:
 # --- building helpers ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def building(name: str, *operands: object) -> Iterator[None]:
+_REFUSED = (GraphError, IndexError, ValueError, TypeError, NotImplementedError)
+
+
+class building:  # lower case: it reads as a function, `with building("sum", x):`
     """Name `name`, the operand types and the user's line in the errors of bad arguments raised inside.
 
     Those are GraphError, IndexError, and the ValueError, TypeError and NotImplementedError
     of arguments that a function refuses (as NumPy would); other errors pass unchanged.
+    A class rather than a generator: every operator enters one, and a generator-based
+    context manager cost a graph's build a sixth of its time.
     """
-    try:
-        yield
-    except (GraphError, IndexError, ValueError, TypeError, NotImplementedError) as exc:
-        types = ", ".join(str(o.node.type) if isinstance(o, Tensor) else repr(o) for o in operands)
-        raise located(exc, f"{name}({types})", user_location()) from None
+
+    __slots__ = ("name", "operands")
+
+    def __init__(self, name: str, *operands: object) -> None:
+        self.name = name
+        self.operands = operands
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, _REFUSED):
+            types = ", ".join(str(o.node.type) if isinstance(o, Tensor) else repr(o) for o in self.operands)
+            raise located(exc, f"{self.name}({types})", user_location()) from None
 
 
 def var(name: str, shape: int | str | Sequence[int | str | Dim] = (), dtype: DTypeLike = "float64") -> Tensor:
@@ -420,6 +461,63 @@ def promote(*operands: TensorLike) -> list[Tensor]:
     return [as_tensor(o, dtype) if not _is_weak(o) else const(o, dtype) for o in operands]
 
 
+_EXACT_INT = 2**53  # ints up to this size are exact in float64
+
+
+def _unpromoted(a: TensorLike, b: TensorLike) -> tuple[Node, Node] | None:
+    """The operands' nodes when promotion leaves them as they are, else None (promote decides).
+
+    That is two float Tensors of one dtype, or a float64 Tensor and a Python float or an int
+    exact in float64: NEP 50 gives the scalar the Tensor's dtype, and its constant here is
+    the one promote makes (the same bytes, so the same interned node). The common case of
+    a graph built in a loop, taken without promote's general machinery.
+    """
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            same = a.node.type.dtype == b.node.type.dtype and is_float(a.node.type.dtype)
+            return (a.node, b.node) if same else None
+        scalar = _weak_float64(b, a)
+        return None if scalar is None else (a.node, scalar)
+    if isinstance(b, Tensor):
+        scalar = _weak_float64(a, b)
+        return None if scalar is None else (scalar, b.node)
+    return None
+
+
+_SCALARS: dict[str, weakref.ref[Node]] = {}  # float.hex() of a Python scalar -> its live float64 const node
+_MAX_SCALARS = 1 << 12
+
+
+def _weak_float64(value: object, other: Tensor) -> Node | None:
+    """The constant of a Python float or exact int meeting a float64 Tensor, or None (float32 casts may warn)."""
+    if other.node.type.dtype != FLOAT64:
+        return None
+    kind = type(value)
+    if kind is not float and not (kind is int and -_EXACT_INT <= value <= _EXACT_INT):  # type: ignore[operator]
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    if number != number:  # NaN: its payload is in the bytes, not in hex()
+        return const_node(np.array(value, dtype=FLOAT64))
+    return _scalar_const(number)
+
+
+def _scalar_const(number: float) -> Node:
+    """The interned float64 const of a non-NaN Python float, remembered weakly by its exact spelling (hex).
+
+    A live node here is the one the intern table holds for these bytes (-0.0 and 0.0 spell
+    differently), so this only skips making the ConstValue to look it up; loops reuse a few.
+    """
+    key = number.hex()
+    ref = _SCALARS.get(key)
+    node = None if ref is None else ref()
+    if node is None:
+        node = const_node(np.array(number, dtype=FLOAT64))
+        if len(_SCALARS) >= _MAX_SCALARS:
+            _SCALARS.clear()
+        _SCALARS[key] = weakref.ref(node)
+    return node
+
+
 def _weak_promotion(dtype: np.dtype, weak: list[object]) -> np.dtype:
     """NEP 50: a Python scalar only raises the dtype's kind (bool < int < float)."""
     kinds = {type(w) for w in weak}
@@ -433,6 +531,9 @@ def _weak_promotion(dtype: np.dtype, weak: list[object]) -> np.dtype:
 def arith(name: str, a: TensorLike, b: TensorLike) -> Tensor:
     """The binary elementwise op `name` (add, sub, ..., equal) with NumPy promotion and broadcasting."""
     with building(name, a, b):
+        same = _unpromoted(a, b)
+        if same is not None:
+            return Tensor(OPS[name](*same))
         x, y = promote(a, b)
         if name == "div" and not is_float(x.dtype):
             x, y = astype(x, FLOAT64), astype(y, FLOAT64)

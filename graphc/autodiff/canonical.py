@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from graphc.ir import Node
+from graphc.ir import Node, collector_paused
 from graphc.ops import elementwise as ew
 from graphc.ops import reduce as rd
 from graphc.rewrite import is_filled, rewrite_nodes, rule_table
@@ -146,6 +146,7 @@ RULES = rule_table(
 )
 
 
+@collector_paused()  # a walk over the whole forward graph, as vjp_graph's is
 def canonicalize(outputs: Sequence[Node]) -> list[Node]:
     """The outputs with the stable forms of this module's rules, to a fixpoint (the same nodes when none applies)."""
     return rewrite_nodes(outputs, RULES)

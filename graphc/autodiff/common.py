@@ -76,6 +76,8 @@ def _at(node: Node) -> str:
 
 def unbroadcast(g: Node, nb: int, shape: Shape) -> Node:
     """g (batch + s, s broadcast-compatible with `shape`) summed and broadcast to batch + shape."""
+    if g.type.shape[nb:] == shape:  # the common case, where every step below leaves g as it is
+        return g
     extra = g.ndim - nb - len(shape)
     if extra > 0:
         g = rd.sum_(g, axis=tuple(range(nb, nb + extra)), keepdims=False)

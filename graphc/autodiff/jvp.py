@@ -42,6 +42,7 @@ def _push_forward(
     node: Node, nb: int, ts: dict[Node, Node], tainted: dict[Node, Node], wrt: Sequence[Node]
 ) -> Node | None:
     parts: list[Node] = []
+    params = node.params
     for i, x in enumerate(node.inputs):
         if x in tainted:
             raise untraceable(node, tainted[x], wrt_names(wrt))
@@ -55,7 +56,7 @@ def _push_forward(
             t = align(t, nb, node.ndim)
         with derived_from(node, derivative=True):
             try:
-                part = rule(t, node, *node.inputs, **node.params)
+                part = rule(t, node, *node.inputs, **params)
             except DifferentiationError as exc:
                 raise located(exc, node.op.name, node.loc) from None
             if part is not None:

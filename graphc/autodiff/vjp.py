@@ -31,12 +31,12 @@ def vjp_graph(
         parts = cts.pop(node, None)
         if parts is None:
             continue
-        with derived_from(node, derivative=True):  # the sum of a node's cotangents points back to that node
+        with derived_from(node, derivative=True):  # the sum of its cotangents and their pullbacks point back to it
             ct = accumulate(parts)
-        if node in leaves:
-            results[node] = ct
-            continue
-        _pull_back(node, ct, nb, active, tainted, cts, wrt)
+            if node in leaves:
+                results[node] = ct
+                continue
+            _pull_back(node, ct, nb, active, tainted, cts, wrt)
     return [results.get(w) for w in wrt]
 
 
@@ -49,7 +49,11 @@ def _pull_back(
     cts: dict[Node, list[Node]],
     wrt: Sequence[Node],
 ) -> None:
-    """Apply the node's rules to its cotangent and add the results to its inputs' cotangents."""
+    """Apply the node's rules to its cotangent and add the results to its inputs' cotangents.
+
+    Runs inside `derived_from(node, derivative=True)`: what the rules build belongs to node's derivative.
+    """
+    params = node.params
     for i, x in enumerate(node.inputs):
         if x in tainted:
             raise untraceable(node, tainted[x], wrt_names(wrt))
@@ -58,12 +62,11 @@ def _pull_back(
         rule = node.op.vjp_rule(i)  # type: ignore[attr-defined]
         if rule is None:
             raise no_rule(node, i)
-        with derived_from(node, derivative=True):
-            try:
-                g = rule(ct, node, *node.inputs, **node.params)
-            except DifferentiationError as exc:
-                raise located(exc, node.op.name, node.loc) from None
-            if g is None:
-                continue
-            g = cast_like(unbroadcast(g, nb, x.shape), x)
+        try:
+            g = rule(ct, node, *node.inputs, **params)
+        except DifferentiationError as exc:
+            raise located(exc, node.op.name, node.loc) from None
+        if g is None:
+            continue
+        g = cast_like(unbroadcast(g, nb, x.type.shape), x)
         cts.setdefault(x, []).append(g)
