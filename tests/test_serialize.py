@@ -966,10 +966,10 @@ def test_many_bodies_over_one_long_chain_fail_fast_instead_of_taking_quadratic_t
         body = {"graph": {"inputs": [0, len(nodes) - 1], "outputs": [n]}}
         nodes.append({"op": "fused", "inputs": [0, 0], "attrs": {"body": body}, "dtype": "float64", "shape": []})
     text = json.dumps({"format": "graphc.graph", "version": 1, "inputs": [], "outputs": [n], "nodes": nodes})
-    start = time.perf_counter()
-    with pytest.raises(gc.GraphFormatError, match="overlap"):
+    with pytest.raises(gc.GraphFormatError, match="overlap") as info:
         gc.loads(text)
-    assert time.perf_counter() - start < 5.0
+    at = int(info.value.path.split("[")[1].split("]")[0])  # $.nodes[k]...: the body where the budget ran out
+    assert n < at < n + 1 + 2 * (n // 10)  # gave up within the first tenth of the bodies: work linear in the table
 
 
 def test_named_dimensions_that_would_multiply_out_fail_fast() -> None:
@@ -979,10 +979,9 @@ def test_named_dimensions_that_would_multiply_out_fail_fast() -> None:
          "dtype": "float64", "shape": sums}  # fmt: skip
     flat = {"op": "reshape", "inputs": [0], "attrs": {"shape": [7]}, "dtype": "float64", "shape": [7]}
     text = json.dumps({"format": "graphc.graph", "version": 1, "inputs": [0], "outputs": [1], "nodes": [x, flat]})
-    start = time.perf_counter()
     with pytest.raises(gc.GraphFormatError, match="beyond what graphc represents") as info:
-        gc.loads(text)
-    assert info.value.path == "$.nodes[1]" and time.perf_counter() - start < 1.0
+        gc.loads(text)  # the bound's own error (at MAX_TERMS), not a product of 2**40 terms worked out
+    assert info.value.path == "$.nodes[1]"
     with pytest.raises(gc.ShapeError, match="beyond"):  # the same bound when building in Python
         gc.reshape(gc.var("x", shape=tuple(gc.Dim.named(f"a{k}") + gc.Dim.named(f"b{k}") for k in range(40))), (-1,))
 
