@@ -64,20 +64,23 @@ def target_machine() -> llvm.TargetMachine:
 
 
 def glue_target_machine() -> llvm.TargetMachine:
-    """The host CPU for glue code: no optimization, small code model, position-independent.
+    """The host CPU for glue code: no optimization, the JIT's (large) code model.
 
     A fresh one per use: code generation sets options on its machine, and compiles may run
     on several threads (llvmlite releases the GIL).
 
-    At O0 with the small code model, LLVM selects instructions with FastISel (the JIT's
-    default large model makes every call fall back to SelectionDAG, several times slower);
-    position-independent code reaches the kernels and pthreads through stubs and a GOT,
-    wherever they are in memory.
+    Not the small code model, though LLVM selects instructions for it with FastISel (about
+    1 s less at a 10,000-step chain; the large model makes every call fall back to
+    SelectionDAG): the glue's object is linked into an engine whose sections the memory
+    manager may map more than 2 GiB apart, and the small model's 32-bit PC-relative
+    references (to the GOT, to constants) then overflow. With LLVM's assertions on that
+    aborted the process (a 100,000-step chain, RuntimeDyldELF `isInt<32>(RealOffset)`);
+    without them it would jump to wrong addresses.
     """
     _initialize()
     cpu, features = host_cpu()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=cpu, features=features, opt=0, reloc="pic", codemodel="small")
+    return target.create_target_machine(cpu=cpu, features=features, opt=0, codemodel="jitdefault")
 
 
 def split_glue(ir_text: str) -> tuple[str, str]:
