@@ -119,9 +119,10 @@ def _padded_operands(p: Planner, step: Step) -> dict[str, _Padded]:
     """The arguments that are unslices (unit steps) or concatenates of the step's shape, dying here, planned lately."""
     shape = fixed(step.type.shape)
     found: dict[str, _Padded] = {}
+    frees = frozenset(step.frees)  # a fused region may read (and free) thousands: no tuple scan per argument
     for name in dict.fromkeys(step.args):
         producer = p.program.step(name)
-        if producer is None or name not in step.frees or name in p.direct:
+        if producer is None or name not in frees or name in p.direct:
             continue
         if name not in _sole_use(p.program):  # another step or a view reads the padded copy too
             continue
