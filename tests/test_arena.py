@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from forks import assert_child_succeeds
 
 import graphc as gc
 from graphc.backends import arena
@@ -162,16 +161,7 @@ def test_a_forked_child_gets_a_free_lock_while_a_thread_holds_it() -> None:
     finally:
         done.set()
         holder.join()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        finished, code = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            assert os.waitstatus_to_exitcode(code) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child deadlocked on the arena's lock")
+    assert_child_succeeds(pid, 30, "the forked child deadlocked on the arena's lock")
 
 
 @pytest.mark.parametrize(
@@ -423,6 +413,5 @@ def test_a_forked_childs_writes_into_an_inherited_block_stay_in_the_child() -> N
         taken = private_arena.take(PAGE)
         taken[:] = 9
         os._exit(0 if taken is block else 1)
-    _, code = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(code) == 0
+    assert_child_succeeds(pid, 30, "the forked child hung")
     assert (block == 7).all()

@@ -11,11 +11,11 @@ from __future__ import annotations
 import gc as pygc
 import os
 import threading
-import time
 import warnings
 
 import numpy as np
 import pytest
+from forks import assert_child_succeeds
 
 import graphc as gc
 from graphc.backends.arena import size_class
@@ -191,16 +191,7 @@ def test_forked_child_computes_with_inherited_and_new_blocks(doubler) -> None:
             ok &= bool(np.array_equal(fn(xs, ys)[1], expected))
             held[:] = -1.0  # the child's copy of the page only
         os._exit(0 if ok else 1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        finished, code = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            assert os.waitstatus_to_exitcode(code) == 0
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, 9)
-        pytest.fail("the forked child hung")
+    assert_child_succeeds(pid, 60, "the forked child hung")
     np.testing.assert_array_equal(held, 2.0 * x)
 
 
